@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Build the model files in models/ from source.
+
+    python build.py            # every model file, deterministically
+    python build.py --list     # what would be built
+
+The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
+UNTRAINED test fixtures that exercise the model contract and the engine. They
+are not separators and are never loaded by default.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+MODELS = ROOT / "models"
+sys.path.insert(0, str(ROOT / "plugin"))
+sys.path.insert(0, str(MODELS))
+
+from masknet import MaskNet, WindowMaskNet  # noqa: E402
+from stemforge.model import ModelInfo, save_model  # noqa: E402
+
+STEMS = ("drums", "bass", "other", "vocals")
+FIXTURE_NOTE = ("UNTRAINED test fixture: fixed random weights (seed {seed}), not a separator. "
+                "It exercises the model contract, the engine and the hosts.")
+
+
+@dataclass
+class Fixture:
+    name: str
+    kind: str
+    sample_rate: int
+    channels: int
+    net: Dict = field(default_factory=dict)
+    window: int = 0
+    overlap: float = 0.0
+    seed: int = 0
+
+
+FIXTURES = [
+    Fixture("fixture-stream", "streaming", 44100, 2,
+            dict(n_fft=1024, hop=256, hidden=32, dilations=(1, 2, 4), lookahead_frames=2)),
+    Fixture("fixture-window", "window", 44100, 2,
+            dict(n_fft=512, hop=128, hidden=16, dilations=(1, 2), lookahead_frames=1),
+            window=8192, overlap=0.25, seed=1),
+    Fixture("fixture-mono-22k", "streaming", 22050, 1,
+            dict(n_fft=512, hop=128, hidden=16, dilations=(1, 2), lookahead_frames=1), seed=2),
+]
+
+
+def build_fixture(f: Fixture) -> tuple:
+    torch.manual_seed(f.seed)
+    net = MaskNet(stems=len(STEMS), channels=f.channels, **f.net).eval()
+    common = dict(name=f.name, version="0", sample_rate=f.sample_rate, stems=STEMS,
+                  channels=f.channels, sums_to_mix=True, untrained=True,
+                  description=FIXTURE_NOTE.format(seed=f.seed), training_data="none (random weights)",
+                  license="MIT")
+    if f.kind == "streaming":
+        info = ModelInfo(kind="streaming", lookahead=net.lookahead_samples,
+                         context=net.context_samples, hop=net.hop, window=net.hop, **common)
+        return net, info
+    stride = int((1 - f.overlap) * f.window)
+    info = ModelInfo(kind="window", lookahead=0, context=0, hop=stride, window=f.window,
+                     overlap=f.overlap, **common)
+    return WindowMaskNet(net, f.window).eval(), info
+
+
+BUILDERS: Dict[str, Callable[[], tuple]] = {f.name: (lambda f=f: build_fixture(f)) for f in FIXTURES}
+
+
+def build_one(name: str) -> None:
+    module, info = BUILDERS[name]()
+    path = MODELS / f"{name}.ts"
+    save_model(module, info, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    print(f"built {path.relative_to(ROOT)}  {path.stat().st_size / 1e6:.2f} MB  sha256:{digest}")
+
+
+def build(names=None) -> None:
+    """Each file in a fresh interpreter: TorchScript names classes by what the process
+    scripted before, so only then do the bytes depend on the source alone."""
+    MODELS.mkdir(exist_ok=True)
+    for name in BUILDERS:
+        if not names or name in names:
+            # Fixed hash seed: TorchScript writes class constants in set order.
+            env = dict(os.environ, PYTHONHASHSEED="0")
+            subprocess.run([sys.executable, __file__, "--one", name], check=True, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="build only these model files")
+    parser.add_argument("--list", action="store_true", help="list the model files and exit")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        build_one(args.one)
+        return
+    if args.list:
+        print("\n".join(BUILDERS))
+        return
+    unknown = set(args.names) - set(BUILDERS)
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(sorted(unknown))}; known: {', '.join(BUILDERS)}")
+    build(args.names)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""stemforge: split music into stems (drums, bass, other, vocals) inside audio scripts and DAWs.
+
+>>> import stemforge                                            # doctest: +SKIP
+>>> sep = stemforge.StemSeparator(stem="vocals")                # an acapella
+>>> acapella = sep(mix, 44100)                                  # same shape, aligned
+>>> stems = stemforge.separate(mix, 44100)                      # dict of all stems
+"""
+from .chain import Chain
+from .model import Model, ModelError, ModelInfo, load_model
+from .processor import StemSeparator, separate
+
+__version__ = "0.1.0"
+__all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "load_model", "separate",
+           "__version__"]

@@ -1,0 +1,249 @@
+"""The one seam that loads model files.
+
+A stemforge model is one TorchScript file (loaded with ``torch.jit.load``,
+never unpickled) that carries its metadata as the extra file
+``stemforge.json``. Two kinds fit the contract:
+
+``streaming``
+    ``initial_state(batch) -> List[Tensor]`` and
+    ``forward(x[B, C, T], state) -> (stems[B, S, C, T], state)`` for ``T`` a
+    multiple of ``hop``; the output is delayed by ``lookahead`` samples.
+``window``
+    ``forward(x[B, C, window]) -> stems[B, S, C, window]``, run by the engine
+    over windows overlapping by ``overlap`` with triangular cross-fade weights.
+
+Everything TorchScript-specific lives here, so that another artifact format
+(``torch.export``) can be added by teaching this module to load it.
+
+>>> model = load_model("models/fixture-stream.ts")   # doctest: +SKIP
+>>> model.name, model.stems, model.sample_rate, model.channels  # doctest: +SKIP
+('fixture-stream', ('drums', 'bass', 'other', 'vocals'), 44100, 2)
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import torch
+
+METADATA_FILE = "stemforge.json"
+CONTRACT = "stemforge-model/1"
+DEFAULT_MODEL = "studio"
+KINDS = ("streaming", "window")
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The metadata every model file carries."""
+
+    name: str
+    version: str
+    kind: str  # "streaming" or "window"
+    sample_rate: int
+    stems: tuple
+    channels: int
+    lookahead: int  # samples of algorithmic latency at the model's rate
+    context: int  # samples of past input that influence an output sample
+    hop: int  # streaming: samples per step; window: the stride between windows
+    window: int  # window kind: samples per window; streaming: equal to hop
+    sums_to_mix: bool  # masks normalised across stems: the stems add up to the input
+    description: str
+    training_data: str
+    license: str
+    untrained: bool = False  # random weights: a test fixture, not a separator
+    overlap: float = 0.0  # window kind: fraction of a window shared with the next
+    transition_power: float = 1.0  # window kind: exponent of the triangular weights
+
+    def to_json(self) -> str:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["stems"] = list(self.stems)
+        d["contract"] = CONTRACT
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> "ModelInfo":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{where}: {METADATA_FILE} is not valid JSON ({e})") from None
+        if not isinstance(d, dict) or d.get("contract") != CONTRACT:
+            raise ModelError(f"{where}: {METADATA_FILE} does not declare contract {CONTRACT!r}")
+        types = {"name": str, "version": str, "kind": str, "sample_rate": int, "stems": list,
+                 "channels": int, "lookahead": int, "context": int, "hop": int, "window": int,
+                 "sums_to_mix": bool, "description": str, "training_data": str, "license": str}
+        for key, typ in types.items():
+            if key not in d:
+                raise ModelError(f"{where}: metadata lacks {key!r}")
+            if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
+                raise ModelError(f"{where}: metadata {key!r} must be {typ.__name__}, got {d[key]!r}")
+        if d["kind"] not in KINDS:
+            raise ModelError(f"{where}: metadata 'kind' must be one of {KINDS}, got {d['kind']!r}")
+        if not d["stems"] or not all(isinstance(s, str) and s for s in d["stems"]) \
+                or len(set(d["stems"])) != len(d["stems"]):
+            raise ModelError(f"{where}: metadata 'stems' must be distinct non-empty names")
+        if d["channels"] not in (1, 2):
+            raise ModelError(f"{where}: metadata 'channels' must be 1 or 2, got {d['channels']}")
+        if not 8000 <= d["sample_rate"] <= 192000:
+            raise ModelError(f"{where}: metadata 'sample_rate' {d['sample_rate']} is outside 8-192 kHz")
+        if d["hop"] <= 0 or d["window"] < d["hop"] or d["lookahead"] < 0 or d["context"] < 0:
+            raise ModelError(f"{where}: metadata needs 0 < hop <= window and lookahead, context >= 0")
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["stems"] = tuple(d["stems"])
+        return cls(**d)
+
+
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def torch_threads(threads: Optional[int]) -> Iterator[None]:
+    """Run with `threads` intra-op threads, then restore the caller's setting.
+
+    torch's thread count is process-wide, so processors that ask for a count
+    take turns (a lock) instead of changing it under each other's feet.
+    """
+    if threads is None:
+        with torch.inference_mode():
+            yield
+        return
+    with _threads_lock:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            torch.set_num_threads(previous)
+
+
+class Model:
+    """A loaded model file: its metadata and the calls the engine makes."""
+
+    def __init__(self, module: torch.jit.ScriptModule, info: ModelInfo, path: Path,
+                 device: str = "cpu"):
+        self._module = module
+        self.info = info
+        self.path = path
+        self.device = torch.device(device)
+
+    name = property(lambda self: self.info.name)
+    stems = property(lambda self: self.info.stems)
+    sample_rate = property(lambda self: self.info.sample_rate)
+    channels = property(lambda self: self.info.channels)
+    kind = property(lambda self: self.info.kind)
+
+    def __repr__(self) -> str:
+        untrained = ", UNTRAINED test fixture" if self.info.untrained else ""
+        return (f"<stemforge.Model {self.name} v{self.info.version} ({self.kind}{untrained}): "
+                f"{'/'.join(self.stems)} at {self.sample_rate} Hz, {self.channels} ch>")
+
+    def initial_state(self, batch: int) -> List[torch.Tensor]:
+        return [s.to(self.device) for s in self._module.initial_state(batch)]
+
+    def step(self, x: torch.Tensor, state: List[torch.Tensor]):
+        """Streaming kind: (B, C, k*hop) -> ((B, S, C, k*hop), state)."""
+        return self._module(x.to(self.device), state)
+
+    def run_window(self, x: torch.Tensor) -> torch.Tensor:
+        """Window kind: (B, C, window) -> (B, S, C, window)."""
+        return self._module(x.to(self.device))
+
+    def check(self) -> None:
+        """Run the model once on silence and verify its output shape."""
+        info, where = self.info, str(self.path)
+        s, c = len(info.stems), info.channels
+        try:
+            with torch_threads(None):
+                if info.kind == "streaming":
+                    state = self.initial_state(1)
+                    y, state = self.step(torch.zeros(1, c, info.hop), state)
+                    y, _ = self.step(torch.zeros(1, c, 2 * info.hop), state)
+                    expected = (1, s, c, 2 * info.hop)
+                else:
+                    y = self.run_window(torch.zeros(1, c, info.window))
+                    expected = (1, s, c, info.window)
+        except Exception as e:  # the model's own code failed: say so at load time
+            raise ModelError(f"{where}: the model failed on a test input "
+                             f"({type(e).__name__}: {str(e).strip().splitlines()[-1]})") from e
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ModelError(f"{where}: the model returns shape {got}, the contract needs "
+                             f"{expected} (batch, stems, channels, samples)")
+        if not bool(torch.isfinite(y).all()):
+            raise ModelError(f"{where}: the model returns NaN or Inf on silence")
+
+
+def model_dirs() -> List[Path]:
+    """Where model names are looked up, first match wins."""
+    dirs = [Path(p) for p in os.environ.get("STEMFORGE_MODELS", "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent
+    dirs.append(here.parents[1] / "models")  # a source checkout (editable install)
+    dirs.append(Path(sys.prefix) / "share" / "stemforge" / "models")  # a wheel install
+    return dirs
+
+
+def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
+    name = DEFAULT_MODEL if name_or_path is None else os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.suffix or os.sep in name or path.exists():
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        return path
+    for d in model_dirs():
+        candidate = d / f"{name}.ts"
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(d) for d in model_dirs())
+    hint = ""
+    if name_or_path is None:
+        hint = (" No trained default model is bundled yet; pass a model file, e.g. "
+                "load_model('fixture-stream') (an UNTRAINED test fixture built by build.py).")
+    raise ModelError(f"model {name!r} not found (looked for {name}.ts in {searched}).{hint}")
+
+
+def load_model(name_or_path: Union[str, os.PathLike, None] = None, *, device: str = "cpu") -> Model:
+    """Load a model by bundled name ("studio", "live", ...) or file path; None: the default.
+
+    Every problem is reported here, naming the file, rather than mid-render.
+    """
+    path = resolve(name_or_path)
+    where = str(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{where}: not a TorchScript model file (not a zip archive)")
+    extra = {METADATA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as e:
+        raise ModelError(f"{where}: torch.jit.load cannot read it ({type(e).__name__}: "
+                         f"{str(e).strip().splitlines()[0]})") from e
+    if not extra[METADATA_FILE]:
+        raise ModelError(f"{where}: no {METADATA_FILE} metadata inside; "
+                         "build model files with build.py or stemforge's importers")
+    info = ModelInfo.from_json(extra[METADATA_FILE], where)
+    if info.kind == "streaming" and not hasattr(module, "initial_state"):
+        raise ModelError(f"{where}: a streaming model must export initial_state(batch)")
+    module.eval()
+    model = Model(module, info, path, device)
+    model.check()
+    return model
+
+
+def save_model(module: torch.nn.Module, info: ModelInfo, path: Union[str, os.PathLike]) -> None:
+    """Script `module` and write it with its metadata (used by build.py and importers)."""
+    scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: info.to_json()})
+    os.replace(tmp, path)

@@ -1,0 +1,134 @@
+"""The host-rate data path of one stream:
+
+    host input -> resampler -> block engine (model) -> output mix -> resampler -> outputs
+
+Each output is a linear combination of the stems, ``mix @ stems``, plus
+``direct`` times the input itself, delayed to line up with the stems. That
+one mechanism gives a single stem (an acapella), a weighted sum (karaoke or
+a rebalance), and a residual stem that makes the outputs add up to the input
+exactly, whatever the resamplers did to the top octave.
+
+`push` returns the outputs that are complete, aligned with the input;
+`flush` returns the rest, so that exactly as many samples come out as went in.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+
+from .engine import make_engine
+from .fifo import SampleFifo
+from .model import Model
+from .resample import StreamResampler
+
+# Silence pushed at the end of a stream, in seconds: the output resampler's filter
+# reaches this far past a sample, and must find there what a continuing stream
+# would give it (the stems' tail), not soxr's zero padding.
+FLUSH_PAD_SECONDS = 0.02
+
+
+class Pipeline:
+    def __init__(self, model: Model, host_rate: int, host_channels: int, mix: np.ndarray,
+                 direct: np.ndarray, threads: Optional[int] = None):
+        self.model, self.host_rate, self.host_channels = model, host_rate, host_channels
+        self.mix = np.ascontiguousarray(mix, np.float32)  # (outputs, stems)
+        self.direct = np.asarray(direct, np.float32)  # (outputs,)
+        self.outputs = self.mix.shape[0]
+        c, ch = model.channels, host_channels
+        self._batch = ch if c == 1 else 1  # a mono model runs each host channel as a batch item
+        self.engine = make_engine(model, self._batch, threads)
+        self._resample_in = StreamResampler(host_rate, model.sample_rate, ch)
+        self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch)
+        self._uses_direct = bool(np.any(self.direct))
+        self.reset()
+
+    def reset(self) -> None:
+        self.engine.reset()
+        self._resample_in.reset()
+        self._resample_out.reset()
+        self._input = SampleFifo((self.host_channels,))  # input not yet matched by output
+        self._received = 0
+        self._emitted = 0
+
+    # -- channel mapping between the host and the model ---------------------------------
+    def _to_model(self, x: np.ndarray) -> np.ndarray:
+        c, ch = self.model.channels, self.host_channels
+        if c == ch:
+            return x[None]
+        if c == 1:
+            return x[:, None, :]
+        return np.repeat(x[None], 2, axis=1)  # mono host, stereo model
+
+    def _mix_to_host(self, stems: np.ndarray) -> np.ndarray:
+        """(batch, stems, model channels, n) -> (outputs * host channels, n)."""
+        y = np.einsum("js,bscn->jbcn", self.mix, stems, optimize=True)
+        c, ch = self.model.channels, self.host_channels
+        if c == ch:
+            y = y[:, 0]
+        elif c == 1:
+            y = y[:, :, 0]
+        else:
+            y = y[:, 0].mean(axis=1, keepdims=True)  # stereo model, mono host
+        return y.reshape(self.outputs * ch, -1)
+
+    def _finish(self, y: np.ndarray, count: Optional[int] = None) -> np.ndarray:
+        """Shape the resampled outputs and add the delayed input where asked."""
+        n = y.shape[1] if count is None else count
+        if y.shape[1] < n:  # cannot happen with the flush padding; keep the length contract anyway
+            y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
+        y = y[:, :n].reshape(self.outputs, self.host_channels, n)
+        x = self._input.pop(n)
+        if self._uses_direct:
+            y = y + self.direct[:, None, None] * x[None]
+        self._emitted += n
+        return y
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """(host channels, n) float32 -> (outputs, host channels, m) completed samples."""
+        self._received += x.shape[1]
+        self._input.append(x)
+        stems = self.engine.push(self._to_model(self._resample_in.push(x)))
+        if stems.shape[3] == 0 and self._resample_out.identity:
+            return np.zeros((self.outputs, self.host_channels, 0), np.float32)
+        return self._finish(self._resample_out.push(self._mix_to_host(stems)))
+
+    def flush(self) -> np.ndarray:
+        missing = self._received - self._emitted
+        pad_samples = 0 if self._resample_in.identity else int(FLUSH_PAD_SECONDS * self.host_rate)
+        pad = np.zeros((self.host_channels, pad_samples), np.float32)
+        tail = np.concatenate([self._resample_in.push(pad), self._resample_in.flush()], axis=1)
+        stems = [self.engine.push(self._to_model(tail)), self.engine.flush()]
+        mixed = self._mix_to_host(np.concatenate(stems, axis=3))
+        y = np.concatenate([self._resample_out.push(mixed), self._resample_out.flush()], axis=1)
+        out = self._finish(y, missing)
+        self.reset()
+        return out
+
+    @property
+    def latency(self) -> int:
+        """Host samples by which output can lag input: the delay `process_block` reports."""
+        info = self.model.info
+        return worst_holdback(self.host_rate, info.sample_rate, info.kind, info.hop,
+                              info.window, info.lookahead)
+
+
+@lru_cache(maxsize=64)
+def worst_holdback(host_rate: int, model_rate: int, kind: str, hop: int, window: int,
+                   lookahead: int) -> int:
+    """An upper bound of the input samples in flight without their output.
+
+    Every stage's output count depends only on how much went into it, and
+    grows with it. If the input resampler is at most h_in model samples
+    behind n * r, the engine at most h_eng behind its input, and the output
+    resampler at most h_out host samples behind its input / r, then the
+    whole path is at most (h_in + h_eng) / r + h_out behind.
+    """
+    h_eng = lookahead + hop - 1 if kind == "streaming" else window - 1
+    if host_rate == model_rate:
+        return h_eng
+    r = model_rate / host_rate
+    h_in = StreamResampler(host_rate, model_rate, 1).worst_holdback()
+    h_out = StreamResampler(model_rate, host_rate, 1).worst_holdback()
+    return int(np.ceil((h_in + h_eng) / r + h_out))

@@ -1,0 +1,228 @@
+"""StemSeparator: a one-in, one-out processor with pedalboard's call semantics.
+
+Three ways to drive it, one result:
+
+- offline, ``sep(audio, sr)``: the output has the input's shape, aligned;
+- streaming, ``sep.process(chunk, sr, reset=False)`` then ``sep.flush()``:
+  aligned audio as it becomes available; concatenated, the offline output;
+- real time, ``sep.process_block(block, sr)``: exactly ``len(block)`` samples,
+  the offline output delayed by ``sep.latency_samples``, like a DAW plugin.
+
+>>> sep = StemSeparator("fixture-stream", stem="vocals")    # doctest: +SKIP
+>>> sep(np.zeros((2, 44100), np.float32), 44100).shape      # doctest: +SKIP
+(2, 44100)
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from .fifo import SampleFifo
+from .layout import (CHANNELS_FIRST, MONO_1D, check_channels, check_finite, from_channels_first,
+                     to_channels_first)
+from .model import Model, load_model
+from .pipeline import Pipeline
+from .resample import check_rate
+
+ModelLike = Union[Model, str, None]
+
+
+def as_model(model: ModelLike, device: str = "cpu") -> Model:
+    return model if isinstance(model, Model) else load_model(model, device=device)
+
+
+def residual_stem(model: Model, residual: Optional[str]) -> Optional[str]:
+    """Which stem takes ``input - sum(stems)``; "auto": `other` for models whose masks
+    sum to the mix (the residual is then only what resampling lost), else none."""
+    if residual == "auto":
+        return "other" if model.info.sums_to_mix and "other" in model.stems else None
+    if residual is not None and residual not in model.stems:
+        raise ValueError(f"residual stem {residual!r} is not one of the model's stems {model.stems}")
+    return residual
+
+
+def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]],
+                   residual: Optional[str]) -> Tuple[np.ndarray, float]:
+    """The (stems,) weights and the input's weight of the single output."""
+    names = model.stems
+    if stem is not None and gains is not None:
+        raise ValueError("give either stem= (one stem) or gains= (a weighted sum), not both")
+    if stem is not None:
+        if stem not in names:
+            raise ValueError(f"unknown stem {stem!r}; this model has {', '.join(names)}")
+        gain_of = {s: float(s == stem) for s in names}
+    else:
+        gains = dict(gains or {})
+        unknown = set(gains) - set(names)
+        if unknown:
+            raise ValueError(f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; "
+                             f"this model has {', '.join(names)}")
+        gain_of = {s: float(gains.get(s, 1.0)) for s in names}
+    weights = np.array([gain_of[s] for s in names], np.float32)
+    residual = residual_stem(model, residual)
+    if residual is None:
+        return weights, 0.0
+    # g_r * (x - sum(stems)) + sum(g_s * stems) = g_r * x + sum((g_s - g_r) * stems)
+    g_r = gain_of[residual]
+    return weights - g_r, g_r
+
+
+class StemSeparator:
+    """Split the input into stems and output one stem or a weighted sum of them.
+
+    stem: output this stem only, e.g. ``"vocals"`` for an acapella.
+    gains: output the sum of all stems, each at its gain (1.0 if not named),
+        e.g. ``{"vocals": 0.0}`` for a karaoke version.
+    residual: "auto", None or a stem name; which stem takes what the model's
+        stems miss of the input (see `residual_stem`).
+    threads: torch intra-op threads while this processor runs its model
+        (restored afterwards); None leaves torch's setting alone.
+    """
+
+    is_effect = True
+    is_instrument = False
+
+    def __init__(self, model: ModelLike = None, *, stem: Optional[str] = None,
+                 gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
+                 device: str = "cpu", threads: Optional[int] = None):
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.model = as_model(model, device)
+        self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
+        self._weights, self._direct = output_weights(self.model, stem, gains, residual)
+        self._pipeline: Optional[Pipeline] = None
+        self._hint: Optional[Tuple[str, int]] = None  # layout of the stream in progress
+        self._layout = CHANNELS_FIRST  # the caller's layout on the latest call
+        self._mode: Optional[str] = None  # "stream" or "block" while a stream is in progress
+        self._delay_line: Optional[SampleFifo] = None
+
+    def __repr__(self) -> str:
+        what = f"stem={self.stem!r}" if self.stem else f"gains={self.gains!r}"
+        return f"<stemforge.StemSeparator {self.model.name} {what}>"
+
+    # -- life cycle --------------------------------------------------------------------
+    def prepare(self, sample_rate: float, channels: int = 2) -> None:
+        """Set up for a stream at `sample_rate` with `channels` channels (JUCE's prepareToPlay)."""
+        rate = check_rate(sample_rate)
+        check_channels(channels)
+        p = self._pipeline
+        if p is None or p.host_rate != rate or p.host_channels != channels:
+            self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
+                                      np.array([self._direct]), self.threads)
+        self.reset()
+        self._hint = (CHANNELS_FIRST, channels)
+
+    def reset(self) -> None:
+        """Forget the stream in progress; the next call starts a new one."""
+        if self._pipeline is not None:
+            self._pipeline.reset()
+        self._hint, self._mode, self._delay_line = None, None, None
+
+    @property
+    def latency_samples(self) -> int:
+        """Delay of `process_block`'s output, in host samples (known after prepare)."""
+        if self._pipeline is None:
+            raise RuntimeError("latency_samples is known after prepare(sample_rate, channels) "
+                               "or the first process call")
+        return self._pipeline.latency
+
+    # -- calls -------------------------------------------------------------------------
+    def _begin(self, audio: np.ndarray, sample_rate: float, mode: str) -> Tuple[np.ndarray, str]:
+        if self._mode is not None and self._mode != mode:
+            raise RuntimeError("a stream started with process(reset=False) cannot continue with "
+                               "process_block (or the reverse); call reset() first")
+        x, layout = to_channels_first(audio, self._hint)
+        check_channels(x.shape[0])
+        check_finite(x)
+        rate = check_rate(sample_rate)
+        p = self._pipeline
+        if self._mode is None:
+            if p is None or p.host_rate != rate or p.host_channels != x.shape[0]:
+                self.prepare(rate, x.shape[0])
+            self._mode = mode
+        elif p.host_rate != rate or p.host_channels != x.shape[0]:
+            raise ValueError(f"the stream in progress is {p.host_channels} ch at {p.host_rate} Hz; "
+                             f"got {x.shape[0]} ch at {rate} Hz; call reset() to start a new one")
+        self._hint = (layout if layout != MONO_1D else CHANNELS_FIRST, x.shape[0])
+        self._layout = layout
+        return x, layout
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
+                reset: bool = True) -> np.ndarray:
+        """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream."""
+        if input_array.size == 0 and input_array.dtype in (np.float32, np.float64):
+            return np.zeros(input_array.shape, np.float32)
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be positive, got {buffer_size}")
+        if reset:
+            self.reset()
+        x, layout = self._begin(input_array, sample_rate, "stream")
+        pipeline = self._pipeline
+        outs = [pipeline.push(x[:, i:i + buffer_size])[0] for i in range(0, x.shape[1], buffer_size)]
+        if reset:
+            outs.append(pipeline.flush()[0])
+            self.reset()
+        return from_channels_first(np.concatenate(outs, axis=1), layout)
+
+    __call__ = process
+
+    def flush(self) -> np.ndarray:
+        """End the stream: return the remaining aligned samples and reset."""
+        if self._pipeline is None or self._mode != "stream":
+            return np.zeros((0,), np.float32)
+        y = self._pipeline.flush()[0]
+        self.reset()
+        return from_channels_first(y, self._layout)
+
+    def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
+        """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
+        if block.size == 0 and block.dtype in (np.float32, np.float64):
+            return np.zeros(block.shape, np.float32)
+        x, layout = self._begin(block, sample_rate, "block")
+        if self._delay_line is None:
+            self._delay_line = SampleFifo((x.shape[0],))
+            self._delay_line.append(np.zeros((x.shape[0], self.latency_samples), np.float32))
+        self._delay_line.append(self._pipeline.push(x)[0])
+        if len(self._delay_line) < x.shape[1]:  # would mean latency_samples is wrong
+            raise RuntimeError("internal error: the engine fell behind its reported latency")
+        return from_channels_first(self._delay_line.pop(x.shape[1]), layout)
+
+
+def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
+             stems: Optional[list] = None, *, residual: Optional[str] = "auto",
+             device: str = "cpu", threads: Optional[int] = None,
+             buffer_size: int = 1 << 16) -> Dict[str, np.ndarray]:
+    """All stems of `audio`, offline, each aligned and of the input's shape.
+
+    With residual="auto" and a model whose masks sum to the mix, ``other`` also
+    takes what resampling loses, so the stems add up to the input exactly.
+
+    >>> stems = separate(mix, 44100, "fixture-stream")          # doctest: +SKIP
+    >>> sorted(stems)                                            # doctest: +SKIP
+    ['bass', 'drums', 'other', 'vocals']
+    """
+    m = as_model(model, device)
+    wanted = list(m.stems) if stems is None else list(stems)
+    unknown = [s for s in wanted if s not in m.stems]
+    if unknown:
+        raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this model has {', '.join(m.stems)}")
+    if audio.size == 0 and audio.dtype in (np.float32, np.float64):
+        return {s: np.zeros(audio.shape, np.float32) for s in wanted}
+    x, layout = to_channels_first(audio)
+    check_channels(x.shape[0])
+    check_finite(x)
+    rate = check_rate(sample_rate)
+    r = residual_stem(m, residual)
+    mix = np.eye(len(m.stems), dtype=np.float32)[[m.stems.index(s) for s in wanted]]
+    direct = np.zeros(len(wanted), np.float32)
+    if r in wanted:  # residual = x - sum(other stems)
+        i = wanted.index(r)
+        mix[i] = -1.0
+        mix[i, m.stems.index(r)] = 0.0
+        direct[i] = 1.0
+    pipeline = Pipeline(m, rate, x.shape[0], mix, direct, threads)
+    outs = [pipeline.push(x[:, i:i + buffer_size]) for i in range(0, x.shape[1], buffer_size)]
+    outs.append(pipeline.flush())
+    y = np.concatenate(outs, axis=2)
+    return {s: from_channels_first(np.ascontiguousarray(y[j]), layout) for j, s in enumerate(wanted)}
