@@ -3,6 +3,7 @@
 
     python build.py            # every model file, deterministically
     python build.py --list     # what would be built
+    python build.py --out DIR  # build elsewhere (the tests compare with models/)
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -77,33 +78,35 @@ def build_fixture(f: Fixture) -> tuple:
 BUILDERS: Dict[str, Callable[[], tuple]] = {f.name: (lambda f=f: build_fixture(f)) for f in FIXTURES}
 
 
-def build_one(name: str) -> None:
+def build_one(name: str, out: Path = MODELS) -> None:
     module, info = BUILDERS[name]()
-    path = MODELS / f"{name}.ts"
+    path = out / f"{name}.ts"
     save_model(module, info, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    print(f"built {path.relative_to(ROOT)}  {path.stat().st_size / 1e6:.2f} MB  sha256:{digest}")
+    print(f"built {path}  {path.stat().st_size / 1e6:.2f} MB  sha256:{digest}")
 
 
-def build(names=None) -> None:
+def build(names=None, out: Path = MODELS) -> None:
     """Each file in a fresh interpreter: TorchScript names classes by what the process
     scripted before, so only then do the bytes depend on the source alone."""
-    MODELS.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for name in BUILDERS:
         if not names or name in names:
             # Fixed hash seed: TorchScript writes class constants in set order.
             env = dict(os.environ, PYTHONHASHSEED="0")
-            subprocess.run([sys.executable, __file__, "--one", name], check=True, env=env)
+            subprocess.run([sys.executable, __file__, "--one", name, "--out", str(out)],
+                           check=True, env=env)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="build only these model files")
     parser.add_argument("--list", action="store_true", help="list the model files and exit")
+    parser.add_argument("--out", type=Path, default=MODELS, help="folder to write to (default: models/)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        build_one(args.one)
+        build_one(args.one, args.out)
         return
     if args.list:
         print("\n".join(BUILDERS))
@@ -111,7 +114,7 @@ def main() -> None:
     unknown = set(args.names) - set(BUILDERS)
     if unknown:
         parser.error(f"unknown model(s): {', '.join(sorted(unknown))}; known: {', '.join(BUILDERS)}")
-    build(args.names)
+    build(args.names, args.out)
 
 
 if __name__ == "__main__":
