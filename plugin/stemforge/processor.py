@@ -150,7 +150,12 @@ class StemSeparator:
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
-        """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream."""
+        """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream.
+
+        buffer_size is accepted for pedalboard compatibility only: the engine
+        blocks the audio by the model's hop or window and bounds each model
+        call itself, so the result never depends on it.
+        """
         if input_array.size == 0 and input_array.dtype in (np.float32, np.float64):
             return np.zeros(input_array.shape, np.float32)
         if buffer_size < 1:
@@ -158,12 +163,11 @@ class StemSeparator:
         if reset:
             self.reset()
         x, layout = self._begin(input_array, sample_rate, "stream")
-        pipeline = self._pipeline
-        outs = [pipeline.push(x[:, i:i + buffer_size])[0] for i in range(0, x.shape[1], buffer_size)]
+        y = self._pipeline.push(x)[0]
         if reset:
-            outs.append(pipeline.flush()[0])
+            y = np.concatenate([y, self._pipeline.flush()[0]], axis=1)
             self.reset()
-        return from_channels_first(np.concatenate(outs, axis=1), layout)
+        return from_channels_first(y, layout)
 
     __call__ = process
 
@@ -191,8 +195,7 @@ class StemSeparator:
 
 def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
              stems: Optional[list] = None, *, residual: Optional[str] = "auto",
-             device: str = "cpu", threads: Optional[int] = None,
-             buffer_size: int = 1 << 16) -> Dict[str, np.ndarray]:
+             device: str = "cpu", threads: Optional[int] = None) -> Dict[str, np.ndarray]:
     """All stems of `audio`, offline, each aligned and of the input's shape.
 
     With residual="auto" and a model whose masks sum to the mix, ``other`` also
@@ -222,7 +225,5 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
         mix[i, m.stems.index(r)] = 0.0
         direct[i] = 1.0
     pipeline = Pipeline(m, rate, x.shape[0], mix, direct, threads)
-    outs = [pipeline.push(x[:, i:i + buffer_size]) for i in range(0, x.shape[1], buffer_size)]
-    outs.append(pipeline.flush())
-    y = np.concatenate(outs, axis=2)
+    y = np.concatenate([pipeline.push(x), pipeline.flush()], axis=2)
     return {s: from_channels_first(np.ascontiguousarray(y[j]), layout) for j, s in enumerate(wanted)}

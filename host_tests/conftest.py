@@ -1,0 +1,85 @@
+"""Shared fixtures: the UNTRAINED fixture models built by build.py, and test signals.
+
+The fixture models have random weights: their stems are not a separation,
+but they run the whole contract (STFT, masks that sum to one, streaming
+state, fixed windows, mono models, another sample rate), which is what these
+tests are about.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
+
+
+@pytest.fixture(scope="session")
+def models():
+    import stemforge
+    return {name: stemforge.load_model(MODELS / f"{name}.ts") for name in FIXTURES}
+
+
+@pytest.fixture(scope="session")
+def stream_model(models):
+    return models["fixture-stream"]
+
+
+def music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """A small deterministic arrangement: kick clicks, a bass line, chords and a
+    vibrato 'voice', (channels, samples) float32 peaking near 0.5."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    beat = sample_rate // 2
+    drums = np.zeros(n)
+    for start in range(0, n, beat):
+        k = np.arange(min(2000, n - start))
+        drums[start:start + len(k)] += np.sin(2 * np.pi * 60 * k / sample_rate) * np.exp(-k / 300)
+    bass = 0.3 * np.sin(2 * np.pi * 55 * (1 + (t // 1) % 2 * 0.5) * t)
+    chords = 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
+    voice = 0.15 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5.5 * t))
+    noise = 0.01 * rng.standard_normal(n)
+    left = drums * 0.4 + bass + chords * 0.8 + voice + noise
+    right = drums * 0.4 + bass + chords * 1.2 + voice * 0.9 - noise
+    x = np.stack([left, right])[:channels].astype(np.float32)
+    return x / np.abs(x).max() * 0.5
+
+
+def db(residual: np.ndarray, reference: np.ndarray) -> float:
+    """Energy of `residual` relative to `reference`, in dB."""
+    return 10 * np.log10((np.sum(np.square(residual, dtype=np.float64)) + 1e-30)
+                         / np.sum(np.square(reference, dtype=np.float64)))
+
+
+def stream(processor, x: np.ndarray, sample_rate: int, sizes) -> np.ndarray:
+    """Feed (channels, samples) `x` through process(reset=False) in chunks of `sizes`
+    (cycled), then flush; return the concatenated output."""
+    processor.reset()
+    processor.prepare(sample_rate, x.shape[0]) if hasattr(processor, "prepare") else None
+    outs, i, k = [], 0, 0
+    while i < x.shape[1]:
+        size = sizes[k % len(sizes)]
+        outs.append(processor.process(x[:, i:i + size], sample_rate, reset=False))
+        i, k = i + size, k + 1
+    outs.append(processor.flush())
+    return np.concatenate([o for o in outs if o.size], axis=1)
+
+
+def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
+    """Run process_block over x followed by enough silence, and undo the reported latency."""
+    processor.prepare(sample_rate, x.shape[0])
+    latency = processor.latency_samples
+    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
+    out = [processor.process_block(padded[:, i:i + block], sample_rate)
+           for i in range(0, padded.shape[1], block)]
+    for o, i in zip(out, range(0, padded.shape[1], block)):
+        assert o.shape == padded[:, i:i + block].shape
+    return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
+
+
+sys.path.insert(0, str(Path(__file__).parent))
