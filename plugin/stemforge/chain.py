@@ -63,10 +63,10 @@ class _NativeStage:
             return y
         if self.block is None:
             self.waiting.append(x)
-            x = np.concatenate(self.waiting, axis=1)
-            if x.shape[1] < max(buffer_size, x.shape[0] + 1):
+            first = max(buffer_size, x.shape[0] + 1)
+            if self.received < first:
                 return x[:, :0]
-            outs = self._start(x, sr, max(buffer_size, x.shape[0] + 1))
+            outs = self._start(np.concatenate(self.waiting, axis=1), sr, first)
         else:
             outs = self._feed(x, sr)
         return np.concatenate(outs, axis=1) if outs else x[:, :0]

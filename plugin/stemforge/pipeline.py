@@ -63,7 +63,7 @@ class Pipeline:
 
     def _mix_to_host(self, stems: np.ndarray) -> np.ndarray:
         """(batch, stems, model channels, n) -> (outputs * host channels, n)."""
-        y = np.einsum("js,bscn->jbcn", self.mix, stems, optimize=True)
+        y = np.tensordot(self.mix, stems, axes=([1], [1]))  # (outputs, batch, channels, n)
         c, ch = self.model.channels, self.host_channels
         if c == ch:
             y = y[:, 0]
