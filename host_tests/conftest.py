@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
+sys.path.insert(0, str(ROOT / "bench"))
+from signals import music  # noqa: E402,F401  (shared with the benchmarks)
 FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
 
 
@@ -27,27 +29,6 @@ def models():
 @pytest.fixture(scope="session")
 def stream_model(models):
     return models["fixture-stream"]
-
-
-def music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
-    """A small deterministic arrangement: kick clicks, a bass line, chords and a
-    vibrato 'voice', (channels, samples) float32 peaking near 0.5."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    beat = sample_rate // 2
-    drums = np.zeros(n)
-    for start in range(0, n, beat):
-        k = np.arange(min(2000, n - start))
-        drums[start:start + len(k)] += np.sin(2 * np.pi * 60 * k / sample_rate) * np.exp(-k / 300)
-    bass = 0.3 * np.sin(2 * np.pi * 55 * (1 + (t // 1) % 2 * 0.5) * t)
-    chords = 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
-    voice = 0.15 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5.5 * t))
-    noise = 0.01 * rng.standard_normal(n)
-    left = drums * 0.4 + bass + chords * 0.8 + voice + noise
-    right = drums * 0.4 + bass + chords * 1.2 + voice * 0.9 - noise
-    x = np.stack([left, right])[:channels].astype(np.float32)
-    return x / np.abs(x).max() * 0.5
 
 
 def db(residual: np.ndarray, reference: np.ndarray) -> float:

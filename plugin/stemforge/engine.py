@@ -23,6 +23,10 @@ from .fifo import SampleFifo
 from .model import Model, torch_threads
 
 MAX_STEP_SAMPLES = 1 << 16  # longest single model call: bounds memory on long inputs
+# Throughput mode runs a streaming model on at least this many samples per call:
+# one hop per call costs 3-8x more per hop than batched hops (each frame's matrix
+# products re-read every weight), so only real-time calls should pay that.
+THROUGHPUT_STEP_SAMPLES = 32768
 
 
 def _empty(batch: int, stems: int, channels: int) -> np.ndarray:
@@ -30,7 +34,12 @@ def _empty(batch: int, stems: int, channels: int) -> np.ndarray:
 
 
 class StreamingEngine:
-    """Runs a streaming model a whole number of hops at a time, carrying its state."""
+    """Runs a streaming model a whole number of hops at a time, carrying its state.
+
+    In real-time mode the model runs as soon as a hop is complete; in
+    throughput mode it waits for THROUGHPUT_STEP_SAMPLES, holding output back
+    longer but computing the same samples at close to the offline cost.
+    """
 
     def __init__(self, model: Model, batch: int, threads: Optional[int] = None):
         self.model, self.batch, self.threads = model, batch, threads
@@ -38,31 +47,34 @@ class StreamingEngine:
         self.hop, self.delay = info.hop, info.lookahead
         self.shape = (batch, len(info.stems), info.channels)
         self.max_step = max(self.hop, MAX_STEP_SAMPLES // self.hop * self.hop)
+        self.min_step = self.hop
         self.reset()
+
+    def set_realtime(self, realtime: bool) -> None:
+        self.min_step = self.hop if realtime else -(-THROUGHPUT_STEP_SAMPLES // self.hop) * self.hop
 
     def reset(self) -> None:
         self._state = self.model.initial_state(self.batch)
-        self._pending = np.zeros((self.batch, self.model.channels, 0), np.float32)
+        self._pending = SampleFifo((self.batch, self.model.channels), 2 * self.max_step)
         self._to_drop = self.delay  # the model's first outputs precede the stream
         self._received = 0
         self._emitted = 0
 
     def aligned_after(self, received: int) -> int:
-        """Aligned samples available once `received` input samples went in."""
+        """Aligned samples available in real-time mode once `received` input samples went in."""
         return max(0, received // self.hop * self.hop - self.delay)
 
     def push(self, x: np.ndarray) -> np.ndarray:
         self._received += x.shape[2]
-        buf = np.concatenate([self._pending, x], axis=2) if self._pending.shape[2] else x
-        ready = buf.shape[2] // self.hop * self.hop
-        self._pending = buf[:, :, ready:]
-        if ready == 0:
+        self._pending.append(x)
+        ready = len(self._pending) // self.hop * self.hop
+        if ready < self.min_step:
             return _empty(*self.shape)
         outs = []
         with torch_threads(self.threads):
             for start in range(0, ready, self.max_step):
-                stop = min(start + self.max_step, ready)
-                chunk = torch.from_numpy(np.ascontiguousarray(buf[:, :, start:stop]))
+                step = min(self.max_step, ready - start)
+                chunk = torch.from_numpy(self._pending.pop(step))
                 y, self._state = self.model.step(chunk, self._state)
                 outs.append(y.cpu().numpy())
         y = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=3)
@@ -74,12 +86,13 @@ class StreamingEngine:
         return y
 
     def flush(self) -> np.ndarray:
-        missing = self._received - self._emitted
-        processed = self._received - self._pending.shape[2]
-        needed = self._received + self.delay - processed  # model output still to come
-        silence = -(-needed // self.hop) * self.hop - self._pending.shape[2] if needed > 0 else 0
-        received = self._received
+        missing, pending = self._received - self._emitted, len(self._pending)
+        needed = self.delay + pending  # model output still to come
+        silence = -(-needed // self.hop) * self.hop - pending
+        received, min_step = self._received, self.min_step
+        self.min_step = self.hop  # the end of the stream: run whatever is there
         y = self.push(np.zeros((self.batch, self.model.channels, max(silence, 0)), np.float32))
+        self.min_step = min_step
         self._received = received
         y = y[..., :missing]
         self.reset()
@@ -116,6 +129,9 @@ class WindowEngine:
         self._wsum = np.zeros(0, np.float32)
         self._received = 0
         self._emitted = 0
+
+    def set_realtime(self, realtime: bool) -> None:
+        """A window model runs once per hop in both modes."""
 
     def aligned_after(self, received: int) -> int:
         windows = 0 if received < self.window else (received - self.window) // self.hop + 1

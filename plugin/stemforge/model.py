@@ -208,8 +208,8 @@ def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
     searched = ", ".join(str(d) for d in model_dirs())
     hint = ""
     if name_or_path is None:
-        hint = (" No trained default model is bundled yet; pass a model file, e.g. "
-                "load_model('fixture-stream') (an UNTRAINED test fixture built by build.py).")
+        hint = (" No trained default model is bundled yet; name a model or a .ts file, e.g. "
+                "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator).")
     raise ModelError(f"model {name!r} not found (looked for {name}.ts in {searched}).{hint}")
 
 

@@ -44,6 +44,11 @@ class Pipeline:
         self._uses_direct = bool(np.any(self.direct))
         self.reset()
 
+    def set_realtime(self, realtime: bool) -> None:
+        """Real time: run the model as soon as it can (process_block); otherwise batch
+        model calls for throughput (streamed files). The samples are the same."""
+        self.engine.set_realtime(realtime)
+
     def reset(self) -> None:
         self.engine.reset()
         self._resample_in.reset()
