@@ -33,6 +33,7 @@ def _empty(batch: int, stems: int, channels: int) -> np.ndarray:
     return np.zeros((batch, stems, channels, 0), np.float32)
 
 
+
 class StreamingEngine:
     """Runs a streaming model a whole number of hops at a time, carrying its state.
 
@@ -46,6 +47,7 @@ class StreamingEngine:
         info = model.info
         self.hop, self.delay = info.hop, info.lookahead
         self.shape = (batch, len(info.stems), info.channels)
+        self._nothing = _empty(*self.shape)
         self.max_step = max(self.hop, MAX_STEP_SAMPLES // self.hop * self.hop)
         self.min_step = self.hop
         self.reset()
@@ -69,7 +71,7 @@ class StreamingEngine:
         self._pending.append(x)
         ready = len(self._pending) // self.hop * self.hop
         if ready < self.min_step:
-            return _empty(*self.shape)
+            return self._nothing
         outs = []
         with torch_threads(self.threads):
             for start in range(0, ready, self.max_step):
@@ -118,6 +120,7 @@ class WindowEngine:
         info = model.info
         self.window, self.hop = info.window, info.hop
         self.shape = (batch, len(info.stems), info.channels)
+        self._nothing = _empty(*self.shape)
         self.weights = crossfade_weights(self.window, info.transition_power)
         self.reset()
 
@@ -161,7 +164,7 @@ class WindowEngine:
         while len(self._input) >= self.window:
             outs.append(self._run_window())
         if not outs:
-            return _empty(*self.shape)
+            return self._nothing
         y = np.concatenate(outs, axis=3)
         self._emitted += y.shape[3]
         return y

@@ -42,6 +42,7 @@ class Pipeline:
         self._resample_in = StreamResampler(host_rate, model.sample_rate, ch)
         self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch)
         self._uses_direct = bool(np.any(self.direct))
+        self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
         self.reset()
 
     def set_realtime(self, realtime: bool) -> None:
@@ -84,19 +85,19 @@ class Pipeline:
         if y.shape[1] < n:  # cannot happen with the flush padding; keep the length contract anyway
             y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
         y = y[:, :n].reshape(self.outputs, self.host_channels, n)
-        x = self._input.pop(n)
         if self._uses_direct:
-            y = y + self.direct[:, None, None] * x[None]
+            y = y + self.direct[:, None, None] * self._input.pop(n)[None]
         self._emitted += n
         return y
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """(host channels, n) float32 -> (outputs, host channels, m) completed samples."""
         self._received += x.shape[1]
-        self._input.append(x)
+        if self._uses_direct:  # the input waits here for the stems it is added to
+            self._input.append(x)
         stems = self.engine.push(self._to_model(self._resample_in.push(x)))
         if stems.shape[3] == 0 and self._resample_out.identity:
-            return np.zeros((self.outputs, self.host_channels, 0), np.float32)
+            return self._nothing
         return self._finish(self._resample_out.push(self._mix_to_host(stems)))
 
     def flush(self) -> np.ndarray:
