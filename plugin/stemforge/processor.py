@@ -138,8 +138,9 @@ class StemSeparator:
         x, layout = to_channels_first(audio, self._hint)
         check_channels(x.shape[0])
         check_finite(x)
-        rate = check_rate(sample_rate)
         p = self._pipeline
+        # a stream in progress at its own rate needs no rate check (the per-block fast path)
+        rate = p.host_rate if self._mode and sample_rate == p.host_rate else check_rate(sample_rate)
         if self._mode is None:
             if p is None or p.host_rate != rate or p.host_channels != x.shape[0]:
                 self.prepare(rate, x.shape[0])
