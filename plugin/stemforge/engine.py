@@ -33,7 +33,6 @@ def _empty(batch: int, stems: int, channels: int) -> np.ndarray:
     return np.zeros((batch, stems, channels, 0), np.float32)
 
 
-
 class StreamingEngine:
     """Runs a streaming model a whole number of hops at a time, carrying its state.
 
@@ -62,9 +61,11 @@ class StreamingEngine:
         self._received = 0
         self._emitted = 0
 
-    def aligned_after(self, received: int) -> int:
-        """Aligned samples available in real-time mode once `received` input samples went in."""
-        return max(0, received // self.hop * self.hop - self.delay)
+    @property
+    def realtime_delay(self) -> int:
+        """The most input samples that can wait for their output in real-time mode:
+        a hop's worth of buffering plus the model's lookahead."""
+        return self.delay + self.hop - 1
 
     def push(self, x: np.ndarray) -> np.ndarray:
         self._received += x.shape[2]
@@ -136,9 +137,10 @@ class WindowEngine:
     def set_realtime(self, realtime: bool) -> None:
         """A window model runs once per hop in both modes."""
 
-    def aligned_after(self, received: int) -> int:
-        windows = 0 if received < self.window else (received - self.window) // self.hop + 1
-        return windows * self.hop
+    @property
+    def realtime_delay(self) -> int:
+        """A sample is final once the last window covering it has run."""
+        return self.window - 1
 
     def _run_window(self) -> np.ndarray:
         x = self._input.peek(self.window)

@@ -114,27 +114,23 @@ class Pipeline:
 
     @property
     def latency(self) -> int:
-        """Host samples by which output can lag input: the delay `process_block` reports."""
-        info = self.model.info
-        return worst_holdback(self.host_rate, info.sample_rate, info.kind, info.hop,
-                              info.window, info.lookahead)
+        """Host samples by which output can lag input: the delay `process_block` reports.
+
+        Every stage's output count depends only on how much went into it, and grows
+        with it. If the input resampler is at most h_in model samples behind n * r,
+        the engine at most h_eng behind its input, and the output resampler at most
+        h_out host samples behind its input / r, the whole path is at most
+        (h_in + h_eng) / r + h_out behind: a bound that holds for any blocking.
+        """
+        h_eng = self.engine.realtime_delay
+        if self._resample_in.identity:
+            return h_eng
+        h_in, h_out = resampler_holdbacks(self.host_rate, self.model.sample_rate)
+        return int(np.ceil((h_in + h_eng) * self.host_rate / self.model.sample_rate + h_out))
 
 
 @lru_cache(maxsize=64)
-def worst_holdback(host_rate: int, model_rate: int, kind: str, hop: int, window: int,
-                   lookahead: int) -> int:
-    """An upper bound of the input samples in flight without their output.
-
-    Every stage's output count depends only on how much went into it, and
-    grows with it. If the input resampler is at most h_in model samples
-    behind n * r, the engine at most h_eng behind its input, and the output
-    resampler at most h_out host samples behind its input / r, then the
-    whole path is at most (h_in + h_eng) / r + h_out behind.
-    """
-    h_eng = lookahead + hop - 1 if kind == "streaming" else window - 1
-    if host_rate == model_rate:
-        return h_eng
-    r = model_rate / host_rate
-    h_in = StreamResampler(host_rate, model_rate, 1).worst_holdback()
-    h_out = StreamResampler(model_rate, host_rate, 1).worst_holdback()
-    return int(np.ceil((h_in + h_eng) / r + h_out))
+def resampler_holdbacks(host_rate: int, model_rate: int) -> tuple:
+    """(input resampler's worst holdback in model samples, output's in host samples)."""
+    return (StreamResampler(host_rate, model_rate, 1).worst_holdback(),
+            StreamResampler(model_rate, host_rate, 1).worst_holdback())
