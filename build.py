@@ -4,6 +4,8 @@
     python build.py            # every model file, deterministically
     python build.py --list     # what would be built
     python build.py --out DIR  # build elsewhere (the tests compare with models/)
+    python build.py data [--train N] [--test N] [--jobs J]   # render the corpus (models/corpus.py)
+    python build.py train --preset live|studio [--minutes M]  # train (models/train.py), resumable
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -98,7 +100,23 @@ def build(names=None, out: Path = MODELS) -> None:
                            check=True, env=env)
 
 
+def data_command(argv) -> None:
+    parser = argparse.ArgumentParser(prog="build.py data", description="Render the training corpus "
+                                     "(resumable: existing clips are kept).")
+    parser.add_argument("--train", type=int, default=3000, help="training clips (8 s each)")
+    parser.add_argument("--test", type=int, default=120, help="held-out clips")
+    parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
+    args = parser.parse_args(argv)
+    import corpus
+    corpus.render_corpus(args.train, args.test, args.jobs)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["data"]:
+        return data_command(sys.argv[2:])
+    if sys.argv[1:2] == ["train"]:
+        import train
+        return train.main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="build only these model files")
     parser.add_argument("--list", action="store_true", help="list the model files and exit")

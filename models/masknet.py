@@ -106,6 +106,23 @@ class MaskNet(nn.Module):
             state.append(torch.zeros(batch, block.pad, self.hidden))
         return state
 
+    def masks(self, spec: Tensor) -> Tensor:
+        """Masks (B, S, C, frames, bins) for spectra (B, C, frames, bins), from a zero
+        state: mask t belongs to frame t - K. Training uses this directly."""
+        b, c, frames, _ = spec.shape
+        features = torch.log1p(spec.abs()).transpose(1, 2).reshape(b, frames, c * self.n_bins)
+        hidden = torch.relu(self.encoder(features))
+        for block in self.blocks:
+            hidden, _ = block(hidden, torch.zeros(b, block.pad, self.hidden))
+        logits = self.decoder(hidden).reshape(b, frames, self.n_stems, c, self.n_bins)
+        return torch.softmax(logits, dim=2).permute(0, 2, 3, 1, 4)
+
+    def spectra(self, x: Tensor) -> Tensor:
+        """STFT frames of (B, ..., T) exactly as forward() frames a stream from zero state."""
+        n, h = self.n_fft, self.hop
+        padded = torch.nn.functional.pad(x, (n - h, 0))
+        return torch.fft.rfft(padded.unfold(-1, n, h) * self.window, dim=-1)
+
     def forward(self, x: Tensor, state: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
         b, c, t = x.shape
         n, h, s = self.n_fft, self.hop, self.n_stems
