@@ -6,6 +6,7 @@
     python build.py --out DIR  # build elsewhere (the tests compare with models/)
     python build.py data [--train N] [--test N] [--jobs J]   # render the corpus (models/corpus.py)
     python build.py train --preset live|studio [--minutes M]  # train (models/train.py), resumable
+    python build.py demo       # the README's demo song, from held-out assets (models/demo/)
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -77,7 +78,34 @@ def build_fixture(f: Fixture) -> tuple:
     return WindowMaskNet(net, f.window).eval(), info
 
 
+TRAINING_DATA = ("stemforge's rendered corpus (models/corpus.py; assets and licences in models/README.md): "
+                 "SoundFont instruments, recorded drum kits, English speech sung with WORLD, "
+                 "formant-synthesised vowels, choirs; mma grooves, music21 melodies.")
+WEIGHTS_LICENSE = ("MIT (code and weights); trained on assets under MIT, CC BY-SA 3.0, GPL-2+ and BSD-3 "
+                   "licences, listed in models/README.md")
+
+
+def build_preset(name: str) -> tuple:
+    """A trained preset: MaskNet with the weights in models/weights/<name>.pt."""
+    import json
+    from presets import DESCRIPTIONS, PRESETS
+    net = MaskNet(stems=len(STEMS), channels=2, **PRESETS[name]).eval()
+    net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
+    training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
+    info = ModelInfo(
+        name=name, version="1", kind="streaming", sample_rate=44100, stems=STEMS, channels=2,
+        lookahead=net.lookahead_samples, context=net.context_samples, hop=net.hop, window=net.hop,
+        sums_to_mix=True, untrained=False,
+        description=(f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "
+                     f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores."),
+        training_data=TRAINING_DATA, license=WEIGHTS_LICENSE)
+    return net, info
+
+
 BUILDERS: Dict[str, Callable[[], tuple]] = {f.name: (lambda f=f: build_fixture(f)) for f in FIXTURES}
+for _preset in ("live", "studio"):
+    if (MODELS / "weights" / f"{_preset}.pt").exists():
+        BUILDERS[_preset] = lambda p=_preset: build_preset(p)
 
 
 def build_one(name: str, out: Path = MODELS) -> None:
@@ -114,6 +142,9 @@ def data_command(argv) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["data"]:
         return data_command(sys.argv[2:])
+    if sys.argv[1:2] == ["demo"]:
+        import corpus
+        return corpus.render_demo(MODELS / "demo")
     if sys.argv[1:2] == ["train"]:
         import train
         return train.main(sys.argv[2:])

@@ -110,7 +110,10 @@ def test_unknown_name_lists_where_it_looked():
 def test_build_is_deterministic_and_the_committed_files_are_current(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)
-    for name in FIXTURES:
+    listed = subprocess.run([sys.executable, str(ROOT / "build.py"), "--list"], check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert set(FIXTURES) <= set(listed)
+    for name in listed:
         assert (tmp_path / f"{name}.ts").read_bytes() == (MODELS / f"{name}.ts").read_bytes(), \
             f"models/{name}.ts differs from what build.py builds: run python build.py"
 

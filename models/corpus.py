@@ -512,19 +512,20 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
 
-def render_clip(split: str, index: int) -> Tuple[np.ndarray, dict]:
+def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS,
+                salt: str = "") -> Tuple[np.ndarray, dict]:
     """One clip: (4, 2, samples) float32 stems and a description. Deterministic."""
-    rng = random.Random(f"{SPLIT_SEED}-{split}-{index}")
+    rng = random.Random(f"{SPLIT_SEED}-{split}-{index}{salt}")
     np.random.seed(rng.randrange(1 << 31))
     tempo = rng.uniform(70, 160)
     key = rng.randrange(12)
     bar_s = 4 * 60.0 / tempo
-    bars = int(np.ceil((CLIP_SECONDS + 1.5) / bar_s)) + 1
+    bars = int(np.ceil((clip_seconds + 1.5) / bar_s)) + 1
     chart, per_bar = chord_chart(rng, key, bars)
     groove = rng.choice(grooves()[split])
     notes = render_midi(groove, tempo, chart, per_bar)
-    start = rng.uniform(0, max(0.0, bars * bar_s - CLIP_SECONDS - 0.5))
-    seconds = start + CLIP_SECONDS + 0.5
+    start = rng.uniform(0, max(0.0, bars * bar_s - clip_seconds - 0.5))
+    seconds = start + clip_seconds + 0.5
     sf = SF_TRAIN if split == "train" else SF_TEST
     info = {"split": split, "index": index, "tempo": round(tempo, 1), "key": NOTE_NAMES[key],
             "groove": groove}
@@ -558,7 +559,7 @@ def render_clip(split: str, index: int) -> Tuple[np.ndarray, dict]:
     info["vocals"] = style
 
     stems = {"drums": drums, "bass": place(bass, rng, 0.2), "other": other, "vocals": vocals}
-    n = int(CLIP_SECONDS * RATE)
+    n = int(clip_seconds * RATE)
     a = int(start * RATE)
     out = np.zeros((4, 2, n), np.float32)
     levels = {"drums": (-6, 3), "bass": (-6, 3), "other": (-8, 3), "vocals": (-4, 4)}
@@ -587,6 +588,27 @@ def write_clip(split: str, index: int, folder: Path = CORPUS) -> Path:
              rate=RATE, info=json.dumps(info))
     os.replace(tmp, path)
     return path
+
+
+def render_demo(folder: Path, seconds: float = 20.0, index: int = 7) -> None:
+    """The README's demo song: held-out assets only, so no trained model has heard it.
+    Writes demo-mix.flac and stems/<stem>.flac (16-bit); the mix is the sum of the
+    stems as written."""
+    from pedalboard.io import AudioFile
+    stems, info = render_clip("test", index, seconds, salt="-demo")
+    while any(rms(s) < 1e-4 for s in stems):  # a demo needs all four stems
+        index += 1
+        stems, info = render_clip("test", index, seconds, salt="-demo")
+    stems = stems / (np.abs(stems.sum(0)).max() / 0.8)
+    stems = np.round(stems * 32767) / 32767  # what 16-bit files will hold
+    (folder / "stems").mkdir(parents=True, exist_ok=True)
+    for s, x in zip(STEMS, stems):
+        with AudioFile(str(folder / "stems" / f"{s}.flac"), "w", RATE, 2, bit_depth=16) as f:
+            f.write(x.astype(np.float32))
+    with AudioFile(str(folder / "demo-mix.flac"), "w", RATE, 2, bit_depth=24) as f:
+        f.write(stems.sum(0).astype(np.float32))
+    (folder / "demo.json").write_text(json.dumps({**info, "seconds": seconds}, indent=1))
+    print(f"wrote {folder}: {json.dumps(info)}")
 
 
 def load_clip(path: Path) -> np.ndarray:
