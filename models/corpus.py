@@ -57,7 +57,7 @@ LICENCES = {
     "mma grooves (mma)": "GPL-2+ (patterns only; rendered output carries no code)",
     "music21 corpus (music21)": "BSD-3 (public-domain scores)",
     "Fish Fillets NG English dialogue (fillets-ng-data)": "GPL-2+",
-}
+}  # the held-out benchmarks also use asterisk prompts (CC BY 3.0) and game music (CC BY-SA 3.0)
 
 HYDROGEN_NOTES = [  # instrument-name keyword -> General MIDI drum note
     ("kick", 36), ("bd", 36), ("bass drum", 36), ("stick", 37), ("rim", 37), ("clap", 39),

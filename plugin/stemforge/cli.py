@@ -20,6 +20,7 @@ from pedalboard.io import AudioFile
 
 from .model import ModelError, load_model
 from .processor import StemSplitter
+from .session import FORMATS, SessionTrack, write_session
 
 READ_BLOCK = 1 << 16
 
@@ -30,8 +31,8 @@ def _stem_paths(track: Path, out_dir: Path, stems: List[str]) -> dict:
 
 
 def separate_file(path: Path, out_dir: Path, model, stems: Optional[List[str]], overwrite: bool,
-                  threads: Optional[int]) -> List[Path]:
-    """Export the stems of one file; returns the files written."""
+                  threads: Optional[int], sessions: List[str] = ()) -> List[Path]:
+    """Export the stems of one file (and DAW sessions for them); returns the files written."""
     with AudioFile(str(path)) as f:
         rate, channels, frames = int(f.samplerate), f.num_channels, f.frames
         if frames == 0:
@@ -63,7 +64,13 @@ def separate_file(path: Path, out_dir: Path, model, stems: Optional[List[str]], 
             w.close()
     for s, t in targets.items():
         os.replace(partial[s], t)
-    return list(targets.values())
+    written = list(targets.values())
+    folder = written[0].parent
+    tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t) for s, t in targets.items()]
+    for kind in sessions:
+        written.append(write_session(kind, folder / f"{path.stem}{FORMATS[kind]}", tracks, rate,
+                                     channels, frames, title=path.stem))
+    return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -77,6 +84,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                      help="model name or .ts file (default: the bundled default model)")
     sep.add_argument("--stems", default=None, help="comma-separated stems to export (default: all)")
     sep.add_argument("--overwrite", action="store_true", help="replace stems that already exist")
+    sep.add_argument("--session", default="", metavar="dawproject,reaper",
+                     help="also write DAW sessions with the stems beside the muted original")
     sep.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
 
@@ -89,11 +98,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"stemforge: {model.name} is an UNTRAINED test fixture: its stems are not a "
               "separation (they do sum back to the mix)", file=sys.stderr)
     stems = args.stems.split(",") if args.stems else None
+    sessions = [k for k in args.session.split(",") if k]
+    unknown = [k for k in sessions if k not in FORMATS]
+    if unknown:
+        print(f"stemforge: unknown --session {', '.join(unknown)}; choose from {', '.join(FORMATS)}",
+              file=sys.stderr)
+        return 2
     failed = 0
     for path in args.inputs:
         start = time.perf_counter()
         try:
-            written = separate_file(path, args.output, model, stems, args.overwrite, args.threads)
+            written = separate_file(path, args.output, model, stems, args.overwrite, args.threads,
+                                    sessions)
         except KeyboardInterrupt:
             print("stemforge: interrupted; no partial stem was left", file=sys.stderr)
             return 130

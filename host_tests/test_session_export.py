@@ -1,0 +1,73 @@
+"""DAW sessions written by `stemforge separate --session`: they validate against the official
+DAWproject schema (lxml) and parse back with a real RPP parser, with the tracks and files
+they should have."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import rpp
+from lxml import etree
+from pedalboard.io import AudioFile
+
+from conftest import ROOT, music
+
+SCHEMAS = ROOT.parent / "shared" / "formats" / "dawproject"
+STEMS = ["drums", "bass", "other", "vocals"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("session")
+    src = tmp / "my song.wav"
+    with AudioFile(str(src), "w", 48000, 2, bit_depth=24) as f:
+        f.write(music(2.0, 48000))
+    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(tmp / "out"),
+                             "--model", "fixture-stream", "--session", "dawproject,reaper"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return src, tmp / "out" / "my song"
+
+
+def test_dawproject_validates_against_the_official_schema(exported):
+    src, folder = exported
+    archive = zipfile.ZipFile(folder / "my song.dawproject")
+    assert set(archive.namelist()) == {"project.xml", "metadata.xml"}
+    for name, xsd in (("project.xml", "Project.xsd"), ("metadata.xml", "MetaData.xsd")):
+        schema = etree.XMLSchema(etree.parse(str(SCHEMAS / xsd)))
+        doc = etree.fromstring(archive.read(name))
+        assert schema.validate(doc), schema.error_log
+    project = etree.fromstring(archive.read("project.xml"))
+    tracks = {t.get("name"): t for t in project.iter("Track") if t.get("name") != "Master"}
+    assert list(tracks) == ["my song"] + STEMS
+    assert tracks["my song"].find("Channel/Mute").get("value") == "true"
+    assert all(tracks[s].find("Channel/Mute").get("value") == "false" for s in STEMS)
+    for clip in project.iter("Clip"):
+        assert float(clip.get("time")) == 0.0 and float(clip.get("duration")) == 2.0
+        ref = folder / clip.find("Audio/File").get("path")
+        assert ref.resolve().is_file()
+    files = {Path(f.get("path")).name for f in project.iter("File")}
+    assert files == {"my song.wav"} | {f"{s}.wav" for s in STEMS}
+
+
+def test_reaper_project_parses_back_with_aligned_items(exported):
+    src, folder = exported
+    project = rpp.loads((folder / "my song.rpp").read_text())
+    tracks = project.findall("TRACK")
+    assert [t.find("NAME")[1] for t in tracks] == ["my song"] + STEMS
+    assert [t.find("MUTESOLO")[1] for t in tracks] == ["1", "0", "0", "0", "0"]
+    for t in tracks:
+        item = t.find("ITEM")
+        assert float(item.find("POSITION")[1]) == 0.0 and float(item.find("LENGTH")[1]) == 2.0
+        assert (folder / item.find("SOURCE").find("FILE")[1]).resolve().is_file()
+    assert project.find("SAMPLERATE")[1] == "48000"
+
+
+def test_unknown_session_format_is_refused_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", "x.wav", "--model",
+                             "fixture-stream", "--session", "logic"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "unknown --session logic" in result.stderr
