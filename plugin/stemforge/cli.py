@@ -1,131 +1,253 @@
-"""The command line: ``stemforge separate FILE... -o DIR``.
+"""The command line: ``stemforge separate INPUT... [options]``.
 
 Each input streams from disk through a `StemSplitter` in blocks, so memory
-does not grow with the file's length; each stem is written to a hidden
-temporary file and renamed only when complete, so an interrupted run leaves
-no partial stem. A file that cannot be read is reported and skipped; the
-exit status says whether every file was exported.
+does not grow with the file's length; every output is written to a hidden
+partial file and renamed when complete, so an interrupted run (Ctrl-C,
+kill) leaves no partial stem, and a second run skips what is complete. A
+file that cannot be read is reported with its reason and skipped; the batch
+goes on and the exit status says whether everything was exported.
+
+    stemforge separate song.flac                       # stems/song/{drums,bass,other,vocals}.wav
+    stemforge separate album/ -r --two-stems vocals --format flac --bit-depth 24
+    stemforge separate "*.wav" --preset live --filename "{index}-{track}/{stem}.{ext}"
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-import numpy as np
 from pedalboard.io import AudioFile
 
-from .model import ModelError, load_model
+from .export import (BIT_DEPTHS, DEFAULT_TEMPLATE, ExportError, StemWriter, check_format,
+                     check_template, find_inputs, partial_path, target_path)
+from .model import Model, ModelError, load_model
 from .processor import StemSplitter
-from .session import FORMATS, SessionTrack, write_session
+from .session import FORMATS as SESSION_FORMATS
+from .session import SessionTrack, write_session
 
 READ_BLOCK = 1 << 16
 
 
-def _stem_paths(track: Path, out_dir: Path, stems: List[str]) -> dict:
-    folder = out_dir / track.stem
-    return {s: folder / f"{s}.wav" for s in stems}
+class Interrupted(Exception):
+    """The user asked to stop (Ctrl-C, SIGTERM)."""
 
 
-def separate_file(path: Path, out_dir: Path, model, stems: Optional[List[str]], overwrite: bool,
-                  threads: Optional[int], sessions: List[str] = ()) -> List[Path]:
-    """Export the stems of one file (and DAW sessions for them); returns the files written."""
+class Progress:
+    """A progress bar per file and for the batch on a terminal; a few plain lines otherwise."""
+
+    def __init__(self, files: int, mode: str):
+        self.files, self.mode, self.done = files, mode, 0
+        self._lock = threading.Lock()
+        self._last: Dict[str, float] = {}
+
+    def say(self, text: str, error: bool = False) -> None:
+        if self.mode != "quiet" or error:
+            with self._lock:
+                end = "\x1b[K\n" if self.mode == "bar" else "\n"
+                print(("\r" if self.mode == "bar" else "") + text, end=end, flush=True,
+                      file=sys.stderr if error else sys.stdout)
+
+    def update(self, name: str, done_s: float, total_s: float, elapsed: float) -> None:
+        if self.mode == "quiet" or total_s <= 0:
+            return
+        share = min(1.0, done_s / total_s)
+        rtf = elapsed / done_s if done_s else 0.0
+        eta = (total_s - done_s) * rtf
+        if self.mode == "bar":
+            bar = "#" * int(share * 24)
+            with self._lock:
+                print(f"\r[{self.done + 1}/{self.files}] {name[:30]:<30} [{bar:<24}] {100 * share:5.1f}% "
+                      f"ETA {eta:5.1f}s RTF {rtf:.3f}\x1b[K", end="", flush=True)
+        elif share - self._last.get(name, 0.0) >= 0.25 or share == 1.0:
+            self._last[name] = share
+            self.say(f"{name}: {100 * share:.0f}% (RTF {rtf:.3f}, ETA {eta:.0f}s)")
+
+
+def output_gains(args, model: Model) -> (List[str], Dict[str, Dict[str, float]]):
+    if args.two_stems:
+        stem = args.two_stems
+        if stem not in model.stems:
+            raise ExportError(f"--two-stems {stem}: this model has {', '.join(model.stems)}")
+        return [stem], {f"no_{stem}": {stem: 0.0}}
+    stems = args.stems.split(",") if args.stems else list(model.stems)
+    unknown = [s for s in stems if s not in model.stems]
+    if unknown:
+        raise ExportError(f"--stems {','.join(unknown)}: this model has {', '.join(model.stems)}")
+    return stems, {}
+
+
+def export_file(path: Path, index: int, args, model: Model, inputs: set, progress: Progress,
+                stop: threading.Event) -> str:
+    """Export one input; returns a line for the summary. Raises on a bad input."""
+    stems, extra = output_gains(args, model)
+    names = stems + list(extra)
+    targets = {s: target_path(args.output, args.filename, track=path.stem, stem=s, ext=args.format,
+                              model=model.name, preset=args.preset or model.name, index=index + 1)
+               for s in names}
+    if len(set(targets.values())) < len(targets):
+        raise ExportError(f"--filename {args.filename!r} gives several stems the same file")
+    clash = [t for t in targets.values() if t in inputs]
+    if clash:
+        raise ExportError(f"would overwrite the input {clash[0]}; choose another output folder")
+    if args.dry_run:
+        return "\n".join(f"  {t}" for t in targets.values())
+    if not args.overwrite and all(t.exists() for t in targets.values()):
+        for t in targets.values():  # leftovers of a run killed before it could clean up
+            partial_path(t).unlink(missing_ok=True)
+        return f"{path}: complete, skipped (--overwrite to redo)"
     with AudioFile(str(path)) as f:
         rate, channels, frames = int(f.samplerate), f.num_channels, f.frames
         if frames == 0:
-            raise ValueError("the file holds no audio")
-        splitter = StemSplitter(model, rate, channels, stems, threads=threads)
-        targets = _stem_paths(path, out_dir, splitter.stems)
-        if path.resolve() in {t.resolve() for t in targets.values()}:
-            raise ValueError("an output would overwrite the input; choose another output folder")
-        if not overwrite and all(t.exists() for t in targets.values()):
-            return []
-        next(iter(targets.values())).parent.mkdir(parents=True, exist_ok=True)
-        partial = {s: t.with_name(f".{t.stem}.partial{t.suffix}") for s, t in targets.items()}
-        writers = {s: AudioFile(str(p), "w", rate, channels, bit_depth=32) for s, p in partial.items()}
+            raise ExportError("the file holds no audio")
+        if channels > 2:
+            raise ExportError(f"{channels} channels; stemforge exports mono or stereo files")
+        splitter = StemSplitter(model, rate, channels, stems, outputs=extra)
+        writer = StemWriter(targets, rate, channels, args.format, args.bit_depth)
+        start = time.perf_counter()
         try:
-            def write(parts: dict) -> None:
-                for s, audio in parts.items():
-                    if audio.shape[1]:
-                        writers[s].write(audio)
             while f.tell() < frames:
-                write(splitter.push(f.read(READ_BLOCK)))
-            write(splitter.flush())
+                if stop.is_set():
+                    raise Interrupted()
+                block = f.read(READ_BLOCK)
+                if block.shape[1] == 0:
+                    raise ExportError(f"the file ends early: {f.tell()} of {frames} samples readable")
+                writer.write(splitter.push(block))
+                progress.update(path.name, f.tell() / rate, frames / rate, time.perf_counter() - start)
+            writer.write(splitter.flush())
         except BaseException:
-            for w in writers.values():
-                w.close()
-            for p in partial.values():
-                p.unlink(missing_ok=True)
+            writer.abort()
             raise
-        for w in writers.values():
-            w.close()
-    for s, t in targets.items():
-        os.replace(partial[s], t)
-    written = list(targets.values())
+    written = writer.commit()
+    took = time.perf_counter() - start
     folder = written[0].parent
     tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t) for s, t in targets.items()]
-    for kind in sessions:
-        written.append(write_session(kind, folder / f"{path.stem}{FORMATS[kind]}", tracks, rate,
-                                     channels, frames, title=path.stem))
-    return written
+    for kind in args.sessions:
+        written.append(write_session(kind, folder / f"{path.stem}{SESSION_FORMATS[kind]}", tracks,
+                                     rate, channels, frames, title=path.stem))
+    return (f"{path} -> {folder}/ ({', '.join(p.name for p in written)}) in {took:.1f} s, "
+            f"RTF {took / (frames / rate):.3f}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stemforge", description="Split music into stems.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sep = sub.add_parser("separate", help="export the stems of audio files as WAV (32-bit float)")
-    sep.add_argument("inputs", nargs="+", type=Path, help="audio files (wav, flac, aiff, ogg, mp3)")
+    sep = sub.add_parser("separate", help="export the stems of audio files",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sep.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns "
+                     "(wav, flac, aiff, ogg, mp3)")
+    sep.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     sep.add_argument("-o", "--output", type=Path, default=Path("stems"),
-                     help="output folder; each track gets a subfolder (default: ./stems)")
-    sep.add_argument("-m", "--model", default=None,
-                     help="model name or .ts file (default: the bundled default model)")
-    sep.add_argument("--stems", default=None, help="comma-separated stems to export (default: all)")
-    sep.add_argument("--overwrite", action="store_true", help="replace stems that already exist")
+                     help="output folder (default: ./stems)")
+    which = sep.add_mutually_exclusive_group()
+    which.add_argument("--preset", choices=["live", "studio"], help="a shipped model (default: studio)")
+    which.add_argument("-m", "--model", help="a model name or .ts file that follows the contract")
+    stems = sep.add_mutually_exclusive_group()
+    stems.add_argument("--stems", help="comma-separated stems to export (default: all)")
+    stems.add_argument("--two-stems", metavar="STEM", help="export STEM and no_STEM (e.g. vocals)")
+    sep.add_argument("--format", default="wav", choices=sorted(BIT_DEPTHS))
+    sep.add_argument("--bit-depth", type=int, choices=[16, 24, 32],
+                     help="16, 24 or 32 (float); flac: 16 or 24 (default: 32 for wav/aiff, 24 for flac)")
+    sep.add_argument("--filename", default=DEFAULT_TEMPLATE,
+                     help="name template under the output folder; fields {track} {stem} {ext} "
+                     "{model} {preset} {index} (default: %(default)s)")
     sep.add_argument("--session", default="", metavar="dawproject,reaper",
                      help="also write DAW sessions with the stems beside the muted original")
-    sep.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = parser.parse_args(argv)
+    sep.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    sep.add_argument("--dry-run", action="store_true", help="list what would be written, and stop")
+    sep.add_argument("-j", "--jobs", type=int, default=1, help="files in parallel (default: 1)")
+    sep.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    return parser
 
+
+def check_args(args) -> None:
+    if args.bit_depth is None and BIT_DEPTHS[args.format]:
+        args.bit_depth = 24 if args.format == "flac" else 32
+    check_format(args.format, args.bit_depth)
+    check_template(args.filename)
+    args.sessions = [k for k in args.session.split(",") if k]
+    unknown = [k for k in args.sessions if k not in SESSION_FORMATS]
+    if unknown:
+        raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
+                          f"{', '.join(SESSION_FORMATS)}")
+    if args.jobs < 1:
+        raise ExportError("--jobs must be at least 1")
+
+
+def separate_command(args) -> int:
     try:
-        model = load_model(args.model)
-    except ModelError as e:
+        check_args(args)
+        model = load_model(args.preset or args.model)
+    except (ExportError, ModelError) as e:
         print(f"stemforge: {e}", file=sys.stderr)
         return 2
     if model.info.untrained:
         print(f"stemforge: {model.name} is an UNTRAINED test fixture: its stems are not a "
               "separation (they do sum back to the mix)", file=sys.stderr)
-    stems = args.stems.split(",") if args.stems else None
-    sessions = [k for k in args.session.split(",") if k]
-    unknown = [k for k in sessions if k not in FORMATS]
-    if unknown:
-        print(f"stemforge: unknown --session {', '.join(unknown)}; choose from {', '.join(FORMATS)}",
-              file=sys.stderr)
-        return 2
-    failed = 0
-    for path in args.inputs:
-        start = time.perf_counter()
+    inputs = find_inputs(args.inputs, args.recursive)
+    if not inputs:
+        print("stemforge: no audio files found in " + " ".join(args.inputs), file=sys.stderr)
+        return 1
+    # The CLI owns its process: share the cores among the jobs instead of oversubscribing.
+    import torch
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
+    mode = "quiet" if args.quiet else "bar" if sys.stderr.isatty() and sys.stdout.isatty() \
+        and args.jobs == 1 else "lines"
+    progress = Progress(len(inputs), mode)
+    stop = threading.Event()
+    resolved = {p.resolve() for p in inputs}
+    failures: List[str] = []
+
+    def one(item) -> None:
+        index, path = item
         try:
-            written = separate_file(path, args.output, model, stems, args.overwrite, args.threads,
-                                    sessions)
-        except KeyboardInterrupt:
-            print("stemforge: interrupted; no partial stem was left", file=sys.stderr)
-            return 130
-        except (OSError, ValueError, RuntimeError) as e:
-            failed += 1
-            print(f"stemforge: skipped {path}: {e}", file=sys.stderr)
-            continue
-        took = time.perf_counter() - start
-        if written:
-            print(f"{path} -> {written[0].parent}/ ({', '.join(p.name for p in written)}) "
-                  f"in {took:.1f} s")
+            line = export_file(path, index, args, model, resolved, progress, stop)
+        except Interrupted:
+            return
+        except (OSError, ValueError, RuntimeError) as e:  # a bad input: report it, go on
+            failures.append(f"{path}: {e}")
+            progress.say(f"stemforge: skipped {path}: {e}", error=True)
         else:
-            print(f"{path}: stems exist, skipped (use --overwrite)")
-    if failed:
-        print(f"stemforge: {failed} of {len(args.inputs)} file(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+            progress.done += 1
+            if args.dry_run:
+                print(f"{path} would write:\n{line}")
+            elif not args.quiet:
+                progress.say(line)
+
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if args.jobs == 1:
+            for item in enumerate(inputs):
+                one(item)
+                if stop.is_set():
+                    break
+        else:
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(one, enumerate(inputs)))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop.is_set():
+        print("stemforge: interrupted; no partial stem was left, a rerun resumes", file=sys.stderr)
+        return 130
+    summary = f"{len(inputs) - len(failures)} of {len(inputs)} file(s) exported"
+    if failures:
+        print(f"stemforge: {summary}; {len(failures)} failed", file=sys.stderr)
+        return 1
+    if not args.quiet and not args.dry_run:
+        print(summary)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return separate_command(args)
 
 
 if __name__ == "__main__":

@@ -199,43 +199,44 @@ class StemSeparator:
 
 
 class StemSplitter:
-    """All stems of one stream, block by block: the streaming core of `separate`.
+    """Several outputs of one stream, block by block: the streaming core of `separate`
+    and of file export.
 
-    ``push`` returns the stems that are complete, ``flush`` the rest; each is a
-    dict of stem name to (channels, samples) float32, aligned with the input.
+    `stems` names model stems to output; `outputs` adds named weighted sums,
+    e.g. ``{"no_vocals": {"vocals": 0.0}}`` (stems not named count 1.0, as in
+    StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
+    rest; each is a dict of output name to (channels, samples) float32,
+    aligned with the input.
 
-    >>> splitter = StemSplitter("fixture-stream", 44100, 2)        # doctest: +SKIP
+    >>> splitter = StemSplitter("studio", 44100, 2)               # doctest: +SKIP
     >>> parts = [splitter.push(block) for block in blocks]          # doctest: +SKIP
     >>> parts.append(splitter.flush())                              # doctest: +SKIP
     """
 
     def __init__(self, model: ModelLike, sample_rate: float, channels: int,
-                 stems: Optional[list] = None, *, residual: Optional[str] = "auto",
-                 device: str = "cpu", threads: Optional[int] = None):
+                 stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
+                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None):
         m = as_model(model, device)
         self.model = m
-        self.stems = list(m.stems) if stems is None else list(stems)
-        unknown = [s for s in self.stems if s not in m.stems]
+        wanted = list(m.stems) if stems is None and not outputs else list(stems or [])
+        unknown = [s for s in wanted if s not in m.stems]
         if unknown:
             raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this model has "
                              f"{', '.join(m.stems)}")
         check_channels(channels)
-        r = residual_stem(m, residual)
-        mix = np.eye(len(m.stems), dtype=np.float32)[[m.stems.index(s) for s in self.stems]]
-        direct = np.zeros(len(self.stems), np.float32)
-        if r in self.stems:  # residual = x - sum(other stems)
-            i = self.stems.index(r)
-            mix[i] = -1.0
-            mix[i, m.stems.index(r)] = 0.0
-            direct[i] = 1.0
-        self._pipeline = Pipeline(m, check_rate(sample_rate), channels, mix, direct, threads)
+        gains = {s: {t: float(t == s) for t in m.stems} for s in wanted}
+        gains.update(outputs or {})
+        self.stems = list(gains)  # the output names, in order
+        rows = [output_weights(m, None, g, residual) for g in gains.values()]
+        self._pipeline = Pipeline(m, check_rate(sample_rate), channels,
+                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads)
         self._pipeline.set_realtime(False)
 
     def _named(self, y: np.ndarray) -> Dict[str, np.ndarray]:
         return {s: y[j] for j, s in enumerate(self.stems)}
 
     def push(self, x: np.ndarray) -> Dict[str, np.ndarray]:
-        """(channels, n) float32 in; the stems completed so far out."""
+        """(channels, n) float32 in; the outputs completed so far out."""
         check_finite(x)
         return self._named(self._pipeline.push(np.ascontiguousarray(x, np.float32)))
 

@@ -107,13 +107,18 @@ def _rpp_string(text: str) -> str:
     return '"' + text.replace('"', "'") + '"'
 
 
+REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLAC", ".ogg": "VORBIS",
+                  ".mp3": "MP3"}
+
+
 def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: float) -> str:
     lines = ['<REAPER_PROJECT 0.1 "7.0/stemforge" 0', f"  SAMPLERATE {rate} 0 0",
              "  TEMPO 120 4 4"]
     for t in tracks:
         lines += ["  <TRACK", f"    NAME {_rpp_string(t.name)}", f"    MUTESOLO {int(t.muted)} 0 0",
                   "    <ITEM", "      POSITION 0", f"      LENGTH {seconds!r}",
-                  f"      NAME {_rpp_string(t.name)}", "      <SOURCE WAVE",
+                  f"      NAME {_rpp_string(t.name)}",
+                  f"      <SOURCE {REAPER_SOURCES.get(t.path.suffix.lower(), 'WAVE')}",
                   f"        FILE {_rpp_string(_reference(t.path, session))}", "      >", "    >",
                   "  >"]
     lines.append(">")
