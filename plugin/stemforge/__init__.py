@@ -8,7 +8,8 @@
 from .chain import Chain
 from .model import Model, ModelError, ModelInfo, load_model
 from .processor import StemSeparator, StemSplitter, separate
+from .renders import render
 
 __version__ = "0.1.0"
-__all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "load_model", "separate",
+__all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "load_model", "render", "separate",
            "__version__"]

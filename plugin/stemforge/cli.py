@@ -163,7 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--dry-run", action="store_true", help="list what would be written, and stop")
     sep.add_argument("-j", "--jobs", type=int, default=1, help="files in parallel (default: 1)")
     sep.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    plan = sub.add_parser("render", help="run a render plan (TOML): inputs, a chain, outputs")
+    plan.add_argument("plan", type=Path, help="the plan file; see the README for examples")
     return parser
+
+
+def render_command(args) -> int:
+    from .renders import PlanError, load_plan, render
+    try:
+        plan = load_plan(args.plan)
+    except (PlanError, OSError) as e:
+        print(f"stemforge: {e}", file=sys.stderr)
+        return 2
+    try:
+        written = render(plan.pop("inputs"), plan.pop("chain"), plan.pop("output_dir"), **plan)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"stemforge: {e}", file=sys.stderr)
+        return 1
+    for p in written:
+        print(p)
+    print(f"{len(written)} file(s) rendered")
+    return 0
 
 
 def check_args(args) -> None:
@@ -247,7 +267,7 @@ def separate_command(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return separate_command(args)
+    return render_command(args) if args.command == "render" else separate_command(args)
 
 
 if __name__ == "__main__":

@@ -58,13 +58,13 @@ def check_format(fmt: str, bit_depth: Optional[int]) -> None:
                           f"not {bit_depth}")
 
 
-def check_template(template: str) -> None:
+def check_template(template: str, need_stem: bool = True) -> None:
     fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     unknown = fields - TEMPLATE_FIELDS
     if unknown:
         raise ExportError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in "
                           f"--filename; use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}")
-    if "stem" not in fields:
+    if need_stem and "stem" not in fields:
         raise ExportError("--filename needs {stem}, or every stem would get the same name")
 
 

@@ -1,0 +1,125 @@
+"""Scripted renders: stemforge.render from Python and `stemforge render PLAN.toml` as a subprocess."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pedalboard import Compressor, HighpassFilter
+from pedalboard.io import AudioFile
+
+import stemforge
+from conftest import music
+
+ACAPELLA = '''inputs = ["song.wav"]
+
+[[chain]]
+plugin = "HighpassFilter"
+cutoff_frequency_hz = 100
+
+[[chain]]
+plugin = "stemforge"
+model = "fixture-stream"
+stem = "vocals"
+
+[[chain]]
+plugin = "Compressor"
+threshold_db = -18
+ratio = 3
+
+[output]
+folder = "rendered"
+filename = "{track}-acapella.{ext}"
+'''
+KARAOKE = '''inputs = ["album"]
+recursive = true
+
+[[chain]]
+plugin = "stemforge"
+model = "fixture-stream"
+gains = { vocals = 0.0 }
+
+[output]
+folder = "karaoke"
+format = "wav"
+bit_depth = 24
+sample_rate = 48000
+'''
+REBALANCE = '''inputs = ["song.wav"]
+
+[[chain]]
+plugin = "stemforge"
+model = "fixture-stream"
+gains_db = { drums = 3.0, vocals = -6.0 }
+
+[output]
+folder = "rebalanced"
+format = "flac"
+'''
+
+
+def run(plan_text: str, folder, name="plan.toml"):
+    (folder / name).write_text(plan_text)
+    return subprocess.run([sys.executable, "-m", "stemforge", "render", name], capture_output=True,
+                          text=True, cwd=folder, timeout=300)
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    with AudioFile(str(tmp_path / "song.wav"), "w", 44100, 2, bit_depth=32) as f:
+        f.write(music(1.5))
+    (tmp_path / "album" / "disc2").mkdir(parents=True)
+    for name in ("album/one.wav", "album/disc2/two.wav"):
+        with AudioFile(str(tmp_path / name), "w", 44100, 2, bit_depth=32) as f:
+            f.write(music(1.0, seed=len(name)))
+    return tmp_path
+
+
+def read(path):
+    with AudioFile(str(path)) as f:
+        return f.samplerate, f.read(f.frames)
+
+
+def test_the_readme_plans_render_what_they_say(workspace):
+    mix = read(workspace / "song.wav")[1]
+    assert run(ACAPELLA, workspace).returncode == 0
+    expected = stemforge.Chain([HighpassFilter(100), stemforge.StemSeparator("fixture-stream", stem="vocals"),
+                                Compressor(threshold_db=-18, ratio=3)])(mix, 44100)
+    rate, acapella = read(workspace / "rendered" / "song-acapella.wav")
+    assert rate == 44100 and acapella.shape == mix.shape
+    np.testing.assert_allclose(acapella, expected, atol=1e-4)  # 24-bit file
+
+    result = run(KARAOKE, workspace)
+    assert result.returncode == 0, result.stderr
+    for name in ("one", "two"):
+        rate, audio = read(workspace / "karaoke" / f"{name}.wav")
+        assert rate == 48000 and audio.shape == (2, 48000)
+
+    assert run(REBALANCE, workspace).returncode == 0
+    stems = stemforge.separate(mix, 44100, "fixture-stream")
+    expected = sum(stems[s] * g for s, g in (("drums", 10 ** (3 / 20)), ("bass", 1.0), ("other", 1.0),
+                                             ("vocals", 10 ** (-6 / 20))))
+    rate, rebalanced = read(workspace / "rebalanced" / "song.flac")
+    np.testing.assert_allclose(rebalanced, expected, atol=1e-4)
+
+
+def test_render_from_python(workspace):
+    written = stemforge.render(workspace / "song.wav", [stemforge.StemSeparator("fixture-stream", stem="bass")],
+                               workspace / "py", filename="{track}-bass.{ext}", sample_rate=22050)
+    assert [p.name for p in written] == ["song-bass.wav"]
+    rate, audio = read(written[0])
+    assert rate == 22050 and audio.shape == (2, int(1.5 * 22050))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('"Compressor"', '"Compresor"'), "plan.toml:12: unknown plugin 'Compresor' (did you mean Compressor?)"),
+    (lambda t: t.replace("ratio = 3", "ratio = 3\nknee_db = 2"), "plan.toml:16: Compressor has no parameter 'knee_db'"),
+    (lambda t: t.replace('stem = "vocals"', 'stem = "voice"'), "plan.toml:7: unknown stem 'voice'"),
+    (lambda t: t.replace('"song.wav"', '"nosong.wav"'), "plan.toml:1: no such input file"),
+    (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\nformat = "wma"'), "plan.toml:17: unknown format 'wma'"),
+])
+def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, message):
+    result = run(edit(ACAPELLA), workspace)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (workspace / "rendered").exists()
