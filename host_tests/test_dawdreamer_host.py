@@ -116,3 +116,49 @@ def test_exported_stems_summed_in_the_daw_null_against_the_mix(session, models):
         for b in (64, 4096):
             summed = render(rate, b, stems)
             assert db(summed - mix, mix) < -80, f"{name} stems do not null at buffer {b}"
+
+
+def test_cli_export_of_a_rendered_session_nulls_and_keeps_an_impulse_in_place(tmp_path):
+    """A small mixing session (stems with gains and pans, a Faust bus) rendered to a file;
+    `stemforge separate` exports its stems; summed again in DawDreamer they null against
+    the mix, and an impulse in the session sits at the same sample in every stem."""
+    import subprocess
+    import sys
+
+    from pedalboard.io import AudioFile
+
+    rate, impulse_at = 44100, 30000
+    stems = session_stems(rate)
+    stems["drums"][:, impulse_at] = 1.0
+    engine = daw.RenderEngine(rate, 512)
+    graph, names = [], []
+    for i, (name, audio) in enumerate(stems.items()):
+        graph.append((engine.make_playback_processor(name, audio), []))
+        pan = engine.make_panner_processor(f"pan-{name}", "linear", [-0.4, 0.4, -0.1, 0.1][i])
+        graph.append((pan, [name]))
+        names.append(f"pan-{name}")
+    graph.append((engine.make_add_processor("bus", [0.9, 0.8, 0.7, 1.0]), names))
+    fx = engine.make_faust_processor("fx")
+    fx.set_dsp_string('import("stdfaust.lib"); process = par(i, 2, fi.highpass(1, 30));')
+    graph.append((fx, ["bus"]))
+    engine.load_graph(graph)
+    length = stems["drums"].shape[1]
+    engine.render(length / rate)
+    mix = np.array(engine.get_audio()[:, :length], np.float32)
+    src = tmp_path / "session-mix.wav"
+    with AudioFile(str(src), "w", rate, 2, bit_depth=32) as f:
+        f.write(mix)
+
+    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o",
+                             str(tmp_path / "out"), "--model", "fixture-stream", "-q"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    exported = {}
+    for name in ("drums", "bass", "other", "vocals"):
+        with AudioFile(str(tmp_path / "out" / "session-mix" / f"{name}.wav")) as f:
+            exported[name] = f.read(f.frames)
+        assert exported[name].shape == mix.shape
+        window = np.abs(exported[name][0, impulse_at - 200:impulse_at + 200])
+        assert np.argmax(window) == 200, f"the impulse moved in {name}"
+    summed = render(rate, 512, exported)
+    assert db(summed - mix, mix) < -60
