@@ -9,8 +9,10 @@ exact sum of the stems. The loss compares the separated stems with the true
 ones in the waveform and in the STFT magnitude.
 
 Checkpoints go to <cache>/train/<preset>/checkpoint.pt every few minutes and
-on exit; a new run resumes from it. The learning rate follows the wall-clock
-budget (warm-up, then cosine), so a resumed run continues the schedule.
+on exit; a new run resumes from it, or, without one, from the shipped weights in
+models/weights/ (pass a larger --minutes to train them further). The learning
+rate follows the wall-clock budget (warm-up, then cosine), so a resumed run
+continues the schedule.
 When the budget is spent, the weights are written to models/weights/<preset>.pt
 for `python build.py` to turn into models/<preset>.ts.
 """
@@ -115,12 +117,21 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> N
     net = MaskNet(**PRESETS[preset])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     state = {"step": 0, "seconds": 0.0, "log": []}
+    fresh_optimiser_at = 0  # the step from which Adam's moments start: warm up from there
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
         print(f"resumed {preset} at step {state['step']} ({state['seconds'] / 60:.1f} min trained)")
+    elif (WEIGHTS / f"{preset}.pt").exists():
+        # No checkpoint (a fresh machine) but shipped weights: go on training from them,
+        # with a fresh optimiser, continuing their step count and learning-rate schedule.
+        net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
+        shipped = json.loads((WEIGHTS / f"{preset}.json").read_text())
+        state = {"step": shipped["steps"], "seconds": shipped["train_minutes"] * 60, "log": shipped["log"]}
+        fresh_optimiser_at = state["step"]
+        print(f"continuing {preset} from {WEIGHTS / f'{preset}.pt'} at step {state['step']}")
     budget = minutes * 60
     data = Remixer(seed=state["step"])
     val_clips = sorted((CORPUS / "test").glob("clip-*.npz"))[:12]
@@ -138,7 +149,7 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> N
     while state["seconds"] < budget and not stop["now"]:
         t0 = time.time()
         progress = state["seconds"] / budget
-        rate = lr * min(1.0, (state["step"] + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        rate = lr * min(1.0, (state["step"] - fresh_optimiser_at + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in opt.param_groups:
             group["lr"] = rate
         loss = loss_fn(net, data.batch(batch, length))
