@@ -14,7 +14,7 @@ they know nothing of hosts, layouts or sample rates.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -108,63 +108,162 @@ def crossfade_weights(window: int, power: float) -> np.ndarray:
     return ((w / w.max()) ** power).numpy().astype(np.float32)
 
 
-class WindowEngine:
-    """Runs a fixed-window model on windows every `hop` samples, cross-fading their outputs.
+class RunningStats:
+    """Mean and standard deviation of the mono mix of a stream's first n samples,
+    computed as Demucs computes them on a whole track (unbiased std, + 1e-8)."""
 
-    Windows start at 0, hop, 2*hop, ... and the last one starts before the end
-    of the stream, zero-padded past it; each output sample is the weighted
-    mean of every window that covers it.
+    def __init__(self):
+        self.count, self.total, self.squares = 0, 0.0, 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        mono = x.mean(axis=-2, dtype=np.float64)  # (batch, n): the mean over channels
+        self.count += mono.shape[-1]
+        self.total += float(mono.sum(axis=-1).mean())
+        self.squares += float((mono ** 2).sum(axis=-1).mean())
+
+    def get(self) -> Tuple[float, float]:
+        if self.count < 2:
+            return 0.0, 1.0
+        mean = self.total / self.count
+        var = max(self.squares - self.count * mean * mean, 0.0) / (self.count - 1)
+        return mean, float(np.sqrt(var)) + 1e-8
+
+
+class WindowEngine:
+    """Runs a fixed-window model on chunks every `hop` samples and cross-fades their
+    outputs, as Demucs's ``apply_model(split=True, shifts=0)`` does.
+
+    Chunks start at 0, hop, 2*hop, ... while they start before the end of the
+    stream; a chunk covers `window` samples, fewer at the end. Each output
+    sample is the weighted mean of the chunks that cover it. What the model
+    sees of a chunk depends on the model's `tail`:
+
+    ``pad``     the chunk, zero-padded to `window`;
+    ``center``  `padded_window` samples centred on the chunk, real neighbours
+                where the stream has them, zeros past its ends (Demucs's
+                ``TensorChunk.padded``; the model's output is centre-trimmed);
+    ``trim``    the chunk as it is (the model takes any length up to `window`),
+                and no chunk starts after one has reached the end.
+
+    ``input_normalization == "track"`` (Demucs): the model sees
+    ``(x - mean) / std`` of the mono mix and its stems are scaled back. With
+    `set_track_stats` (the whole track known, offline) that is exactly
+    Demucs's separation; streaming, each chunk uses the running statistics of
+    everything up to the end of what it sees, so the result still does not
+    depend on how the stream was cut into blocks.
     """
 
     def __init__(self, model: Model, batch: int, threads: Optional[int] = None):
         self.model, self.batch, self.threads = model, batch, threads
         info = model.info
-        self.window, self.hop = info.window, info.hop
+        self.window, self.hop, self.tail = info.window, info.hop, info.tail
+        self.padded = info.padded_window if info.tail == "center" else info.window
+        # left context of a full chunk; a chunk cut short at the end may need up to padded // 2
+        self.left = (self.padded - self.window) // 2
+        self.keep = self.padded // 2 if info.tail == "center" else 0
+        self.normalize = info.input_normalization == "track"
         self.shape = (batch, len(info.stems), info.channels)
         self._nothing = _empty(*self.shape)
         self.weights = crossfade_weights(self.window, info.transition_power)
+        self._track_stats: Optional[Tuple[float, float]] = None
         self.reset()
 
     def reset(self) -> None:
-        # _input starts at the next window's offset; _acc/_wsum hold what earlier
-        # windows added to the samples from that offset on.
-        self._input = SampleFifo((self.batch, self.model.channels), 2 * self.window)
+        # _input holds the stream from position _input_start (zeros before 0);
+        # _acc/_wsum hold what earlier chunks added from position _offset on.
+        self._input = SampleFifo((self.batch, self.model.channels), 2 * self.padded)
+        self._input.append(np.zeros((self.batch, self.model.channels, self.keep), np.float32))
+        self._input_start = -self.keep
+        self._offset = 0  # where the next chunk starts
         self._acc = _empty(*self.shape)
         self._wsum = np.zeros(0, np.float32)
+        self._stats = RunningStats()
+        self._stats_end = 0  # the stream samples _stats has seen
         self._received = 0
         self._emitted = 0
+        self._covered = 0  # the end of the latest chunk (trim: none starts past the end)
+
+    def set_track_stats(self, mean: float, std: float) -> None:
+        """Normalise every chunk with the whole track's statistics (kept across resets)."""
+        self._track_stats = (float(mean), float(std))
+
+    def clear_track_stats(self) -> None:
+        self._track_stats = None
 
     def set_realtime(self, realtime: bool) -> None:
         """A window model runs once per hop in both modes."""
 
     @property
     def realtime_delay(self) -> int:
-        """A sample is final once the last window covering it has run."""
-        return self.window - 1
+        """A sample is final once the chunk that starts at or before it, last, has run;
+        that chunk runs when its whole padded input is in."""
+        return self.padded - self.left - 1
 
-    def _run_window(self) -> np.ndarray:
-        x = self._input.peek(self.window)
-        if x.shape[2] < self.window:
-            x = np.pad(x, ((0, 0), (0, 0), (0, self.window - x.shape[2])))
+    def _samples(self, start: int, n: int, end: Optional[int],
+                 stats: Optional[Tuple[float, float]] = None) -> np.ndarray:
+        """Stream positions [start, start + n), normalised by `stats` if given; zeros
+        before 0 and past `end` (padding added after normalising, as Demucs does)."""
+        first = max(start, 0)
+        last = min(start + n, self._received if end is None else end)
+        x = np.zeros((self.batch, self.model.channels, n), np.float32)
+        if last > first:
+            at = first - self._input_start
+            real = self._input.peek(at + last - first)[..., at:]
+            if stats is not None:
+                real = (real - np.float32(stats[0])) / np.float32(stats[1])
+            x[..., first - start:last - start] = real
+        return x
+
+    def _run_chunk(self, end: Optional[int]) -> np.ndarray:
+        """Run the chunk at _offset (`end`: the stream's length once known) and return
+        the samples it completes."""
+        o = self._offset
+        length = self.window if end is None else min(self.window, end - o)
+        if self.tail == "trim":
+            left, seen = 0, length
+        elif self.tail == "center":
+            left, seen = (self.padded - length) // 2, self.padded
+        else:
+            left, seen = 0, self.window
+        stats = self._track_stats
+        if self.normalize and stats is None:
+            stop = o - left + seen if end is None else min(o - left + seen, end)
+            if stop > self._stats_end:
+                self._stats.add(self._samples(self._stats_end, stop - self._stats_end, end))
+                self._stats_end = stop
+            stats = self._stats.get()
+        x = self._samples(o - left, seen, end, stats if self.normalize else None)
         with torch_threads(self.threads):
-            y = self.model.run_window(torch.from_numpy(np.ascontiguousarray(x))).cpu().numpy()
+            y = self.model.run_window(torch.from_numpy(x)).cpu().numpy()
+        y = y[..., left:left + length]
+        if self.normalize:
+            y = y * np.float32(stats[1]) + np.float32(stats[0])
         acc = np.zeros(self.shape + (self.window,), np.float32)
         wsum = np.zeros(self.window, np.float32)
         acc[..., :self._acc.shape[3]] += self._acc
         wsum[:self._wsum.shape[0]] += self._wsum
-        acc += self.weights * y
-        wsum += self.weights
-        done = acc[..., :self.hop] / wsum[:self.hop]
-        self._acc, self._wsum = acc[..., self.hop:], wsum[self.hop:]
-        self._input.drop(self.hop)
+        acc[..., :length] += self.weights[:length] * y
+        wsum[:length] += self.weights[:length]
+        self._covered = o + length
+        step = self.hop if end is None else min(self.hop, end - o)
+        return self._emit(acc, wsum, step)
+
+    def _emit(self, acc: np.ndarray, wsum: np.ndarray, step: int) -> np.ndarray:
+        """Return the first `step` accumulated samples (final) and move past them."""
+        done = acc[..., :step] / wsum[:step]
+        self._acc, self._wsum = acc[..., step:], wsum[step:]
+        self._offset += step
+        keep_from = self._offset - self.keep
+        self._input.drop(keep_from - self._input_start)
+        self._input_start = keep_from
         return done
 
     def push(self, x: np.ndarray) -> np.ndarray:
         self._received += x.shape[2]
         self._input.append(x)
         outs = []
-        while len(self._input) >= self.window:
-            outs.append(self._run_window())
+        while self._received >= self._offset - self.left + self.padded:
+            outs.append(self._run_chunk(None))
         if not outs:
             return self._nothing
         y = np.concatenate(outs, axis=3)
@@ -172,11 +271,12 @@ class WindowEngine:
         return y
 
     def flush(self) -> np.ndarray:
-        outs = []
-        while self._emitted + sum(o.shape[3] for o in outs) < self._received:
-            outs.append(self._run_window())
+        end, outs = self._received, []
+        while self._offset < end and not (self.tail == "trim" and self._covered >= end):
+            outs.append(self._run_chunk(end))
+        if self._offset < end:  # trim: the last chunk already reached the end
+            outs.append(self._emit(self._acc, self._wsum, end - self._offset))
         y = np.concatenate(outs, axis=3) if outs else _empty(*self.shape)
-        y = y[..., :self._received - self._emitted]
         self.reset()
         return y
 

@@ -10,7 +10,10 @@ never unpickled) that carries its metadata as the extra file
     multiple of ``hop``; the output is delayed by ``lookahead`` samples.
 ``window``
     ``forward(x[B, C, window]) -> stems[B, S, C, window]``, run by the engine
-    over windows overlapping by ``overlap`` with triangular cross-fade weights.
+    over windows overlapping by ``overlap`` with triangular cross-fade weights
+    (Demucs's ``apply_model``); ``tail`` says how chunks cut short by the end
+    of the stream are shown to the model, ``input_normalization`` whether the
+    engine normalises the input as Demucs does (see `engine.WindowEngine`).
 
 Everything TorchScript-specific lives here, so that another artifact format
 (``torch.export``) can be added by teaching this module to load it.
@@ -40,6 +43,8 @@ METADATA_FILE = "stemforge.json"
 CONTRACT = "stemforge-model/1"
 DEFAULT_MODEL = "studio"
 KINDS = ("streaming", "window")
+TAILS = ("pad", "center", "trim")
+NORMALIZATIONS = ("none", "track")
 
 
 class ModelError(ValueError):
@@ -67,6 +72,9 @@ class ModelInfo:
     untrained: bool = False  # random weights: a test fixture, not a separator
     overlap: float = 0.0  # window kind: fraction of a window shared with the next
     transition_power: float = 1.0  # window kind: exponent of the triangular weights
+    tail: str = "pad"  # window kind: what the model sees of a chunk (see engine.WindowEngine)
+    padded_window: int = 0  # tail "center": samples the model sees around a chunk (>= window)
+    input_normalization: str = "none"  # window kind: "track" = Demucs's (x - mean) / std
 
     def to_json(self) -> str:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -101,6 +109,16 @@ class ModelInfo:
             raise ModelError(f"{where}: metadata 'sample_rate' {d['sample_rate']} is outside 8-192 kHz")
         if d["hop"] <= 0 or d["window"] < d["hop"] or d["lookahead"] < 0 or d["context"] < 0:
             raise ModelError(f"{where}: metadata needs 0 < hop <= window and lookahead, context >= 0")
+        if d.get("tail", "pad") not in TAILS:
+            raise ModelError(f"{where}: metadata 'tail' must be one of {TAILS}, got {d['tail']!r}")
+        if d.get("tail") == "center" and d.get("padded_window", 0) < d["window"]:
+            raise ModelError(f"{where}: tail 'center' needs padded_window >= window")
+        if d.get("input_normalization", "none") not in NORMALIZATIONS:
+            raise ModelError(f"{where}: metadata 'input_normalization' must be one of "
+                             f"{NORMALIZATIONS}, got {d['input_normalization']!r}")
+        if d["kind"] == "streaming" and (d.get("tail", "pad") != "pad"
+                                         or d.get("input_normalization", "none") != "none"):
+            raise ModelError(f"{where}: 'tail' and 'input_normalization' apply to window models only")
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["stems"] = tuple(d["stems"])
@@ -160,7 +178,8 @@ class Model:
         return self._module(x.to(self.device), state)
 
     def run_window(self, x: torch.Tensor) -> torch.Tensor:
-        """Window kind: (B, C, window) -> (B, S, C, window)."""
+        """Window kind: (B, C, n) -> (B, S, C, n); n is the window (padded_window for
+        tail "center"; up to the window for tail "trim")."""
         return self._module(x.to(self.device))
 
     def check(self) -> None:
@@ -175,8 +194,9 @@ class Model:
                     y, _ = self.step(torch.zeros(1, c, 2 * info.hop), state)
                     expected = (1, s, c, 2 * info.hop)
                 else:
-                    y = self.run_window(torch.zeros(1, c, info.window))
-                    expected = (1, s, c, info.window)
+                    n = info.padded_window if info.tail == "center" else info.window
+                    y = self.run_window(torch.zeros(1, c, n))
+                    expected = (1, s, c, n)
         except Exception as e:  # the model's own code failed: say so at load time
             raise ModelError(f"{where}: the model failed on a test input "
                              f"({type(e).__name__}: {str(e).strip().splitlines()[-1]})") from e
