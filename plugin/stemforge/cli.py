@@ -27,6 +27,7 @@ from pedalboard.io import AudioFile
 
 from .export import (BIT_DEPTHS, DEFAULT_TEMPLATE, ExportError, StemWriter, check_format,
                      check_template, find_inputs, partial_path, target_path)
+from .engine import RunningStats
 from .model import Model, ModelError, load_model
 from .processor import StemSplitter
 from .session import FORMATS as SESSION_FORMATS
@@ -109,6 +110,8 @@ def export_file(path: Path, index: int, args, model: Model, inputs: set, progres
         if channels > 2:
             raise ExportError(f"{channels} channels; stemforge exports mono or stereo files")
         splitter = StemSplitter(model, rate, channels, stems, outputs=extra)
+        if model.info.input_normalization == "track":
+            splitter.set_track_stats(file_stats(f, frames, stop))
         writer = StemWriter(targets, rate, channels, args.format, args.bit_depth)
         start = time.perf_counter()
         try:
@@ -133,6 +136,21 @@ def export_file(path: Path, index: int, args, model: Model, inputs: set, progres
                                      rate, channels, frames, title=path.stem))
     return (f"{path} -> {folder}/ ({', '.join(p.name for p in written)}) in {took:.1f} s, "
             f"RTF {took / (frames / rate):.3f}")
+
+
+def file_stats(f: AudioFile, frames: int, stop: threading.Event) -> tuple:
+    """The whole file's (mean, std) for models that normalise by it (Demucs), read in
+    blocks so that memory stays flat; the file is left at its start."""
+    stats = RunningStats()
+    while f.tell() < frames:
+        if stop.is_set():
+            raise Interrupted()
+        block = f.read(READ_BLOCK)
+        if block.shape[1] == 0:
+            raise ExportError(f"the file ends early: {f.tell()} of {frames} samples readable")
+        stats.add(block[None])
+    f.seek(0)
+    return stats.get()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,7 +183,53 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
     plan = sub.add_parser("render", help="run a render plan (TOML): inputs, a chain, outputs")
     plan.add_argument("plan", type=Path, help="the plan file; see the README for examples")
+    imp = sub.add_parser("import-model", help="turn a Demucs or Open-Unmix checkpoint into a "
+                         "stemforge model file")
+    imp.add_argument("kind", choices=["demucs", "openunmix"])
+    imp.add_argument("checkpoint", type=Path,
+                     help="demucs: a .th file (e.g. from ~/.cache/torch/hub/checkpoints); "
+                     "openunmix: a model folder (separator.json, <target>.json, <target>.pth)")
+    imp.add_argument("-o", "--output", type=Path, required=True, help="the model file to write (.ts)")
+    imp.add_argument("--name", help="the model's name (default: the checkpoint's)")
+    imp.add_argument("--overlap", type=float, default=0.25, help="window overlap (default: 0.25)")
+    imp.add_argument("--segment", type=float, help="demucs: window in seconds (default: the model's)")
+    imp.add_argument("--window", type=float, default=10.0,
+                     help="openunmix: window in seconds (default: %(default)s)")
+    imp.add_argument("--targets", help="openunmix: comma-separated targets (default: all in the folder)")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
+
+
+def import_command(args) -> int:
+    from .importers import import_model
+    out = args.output
+    if out.suffix != ".ts":
+        print(f"stemforge: {out}: model files end in .ts", file=sys.stderr)
+        return 2
+    if out.exists() and not args.overwrite:
+        print(f"stemforge: {out} exists; --overwrite to replace it", file=sys.stderr)
+        return 2
+    if out.resolve() == args.checkpoint.resolve():
+        print(f"stemforge: {out} is the checkpoint itself; choose another output", file=sys.stderr)
+        return 2
+    options = dict(name=args.name, overlap=args.overlap)
+    if args.kind == "demucs":
+        options["segment"] = args.segment
+    else:
+        options["window"] = args.window
+        options["targets"] = args.targets.split(",") if args.targets else None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        import_model(args.kind, args.checkpoint, out, **options)
+        model = load_model(out)
+    except (ImportError, OSError, ValueError) as e:  # ModelError is a ValueError
+        print(f"stemforge: {e}", file=sys.stderr)
+        return 1
+    from .processor import StemSeparator
+    sep = StemSeparator(model)
+    sep.prepare(model.sample_rate, model.channels)
+    print(f"wrote {out}: {model!r}; latency {sep.latency_samples} samples at {model.sample_rate} Hz")
+    return 0
 
 
 def render_command(args) -> int:
@@ -267,7 +331,8 @@ def separate_command(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return render_command(args) if args.command == "render" else separate_command(args)
+    commands = {"render": render_command, "import-model": import_command, "separate": separate_command}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

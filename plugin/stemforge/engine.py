@@ -281,6 +281,13 @@ class WindowEngine:
         return y
 
 
+def track_stats(x: np.ndarray) -> Tuple[float, float]:
+    """Demucs's whole-track statistics of (channels, n) audio: the mean and std of its mono mix."""
+    stats = RunningStats()
+    stats.add(np.asarray(x, np.float32)[None])
+    return stats.get()
+
+
 def make_engine(model: Model, batch: int, threads: Optional[int] = None):
     engine = StreamingEngine if model.kind == "streaming" else WindowEngine
     return engine(model, batch, threads)

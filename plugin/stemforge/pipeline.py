@@ -14,7 +14,7 @@ exactly, whatever the resamplers did to the top octave.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -44,6 +44,16 @@ class Pipeline:
         self._uses_direct = bool(np.any(self.direct))
         self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
         self.reset()
+
+    def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
+        """For models that normalise their input by the whole track's statistics
+        (Demucs): the (mean, std) of the whole input when it is known, or None for
+        the streaming estimate. Other models ignore it."""
+        if self.model.info.input_normalization == "track":
+            if stats is None:
+                self.engine.clear_track_stats()
+            else:
+                self.engine.set_track_stats(*stats)
 
     def set_realtime(self, realtime: bool) -> None:
         """Real time: run the model as soon as it can (process_block); otherwise batch

@@ -21,6 +21,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from .engine import track_stats
 from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_channels, check_finite, from_channels_first,
                      to_channels_first)
@@ -99,6 +100,9 @@ class StemSeparator:
         self._layout = CHANNELS_FIRST  # the caller's layout on the latest call
         self._mode: Optional[str] = None  # "stream" or "block" while a stream is in progress
         self._delay_line: Optional[SampleFifo] = None
+        # Models that normalise by the whole track (Demucs): offline calls measure their
+        # input; streams use these (mean, std) if set, else a running estimate.
+        self.track_stats: Optional[Tuple[float, float]] = None
 
     def __repr__(self) -> str:
         what = f"stem={self.stem!r}" if self.stem else f"gains={self.gains!r}"
@@ -145,6 +149,7 @@ class StemSeparator:
             if p is None or p.host_rate != rate or p.host_channels != x.shape[0]:
                 self.prepare(rate, x.shape[0])
             self._pipeline.set_realtime(mode == "block")
+            self._pipeline.set_track_stats(self.track_stats)
             self._mode = mode
         elif p.host_rate != rate or p.host_channels != x.shape[0]:
             raise ValueError(f"the stream in progress is {p.host_channels} ch at {p.host_rate} Hz; "
@@ -168,6 +173,8 @@ class StemSeparator:
         if reset:
             self.reset()
         x, layout = self._begin(input_array, sample_rate, "stream")
+        if reset:  # the whole input is known: models that normalise by it (Demucs) get it
+            self._pipeline.set_track_stats(track_stats(x))
         y = self._pipeline.push(x)[0]
         if reset:
             y = np.concatenate([y, self._pipeline.flush()[0]], axis=1)
@@ -232,6 +239,11 @@ class StemSplitter:
                                   np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads)
         self._pipeline.set_realtime(False)
 
+    def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
+        """The whole input's (mean, std) (see `engine.track_stats`), when it is known
+        before streaming, for models that normalise by it; None: a running estimate."""
+        self._pipeline.set_track_stats(stats)
+
     def _named(self, y: np.ndarray) -> Dict[str, np.ndarray]:
         return {s: y[j] for j, s in enumerate(self.stems)}
 
@@ -263,6 +275,7 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
     check_channels(x.shape[0])
     splitter = StemSplitter(model, sample_rate, x.shape[0], stems, residual=residual,
                             device=device, threads=threads)
+    splitter.set_track_stats(track_stats(x))
     head, tail = splitter.push(x), splitter.flush()
     return {s: from_channels_first(np.concatenate([head[s], tail[s]], axis=1), layout)
             for s in splitter.stems}
