@@ -7,6 +7,8 @@
     python build.py data [--train N] [--test N] [--jobs J]   # render the corpus (models/corpus.py)
     python build.py train --preset live|studio [--minutes M]  # train (models/train.py), resumable
     python build.py demo       # the README's demo song, from held-out assets (models/demo/)
+    python build.py tune --preset live|studio  # choose the mask sharpness on training clips
+    python build.py import-model demucs|openunmix CHECKPOINT -o models/NAME.ts  # a peer's model
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -89,15 +91,17 @@ def build_preset(name: str) -> tuple:
     """A trained preset: MaskNet with the weights in models/weights/<name>.pt."""
     import json
     from presets import DESCRIPTIONS, PRESETS
-    net = MaskNet(stems=len(STEMS), channels=2, **PRESETS[name]).eval()
-    net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
     training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
+    net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0),
+                  **PRESETS[name]).eval()
+    net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
     info = ModelInfo(
         name=name, version="1", kind="streaming", sample_rate=44100, stems=STEMS, channels=2,
         lookahead=net.lookahead_samples, context=net.context_samples, hop=net.hop, window=net.hop,
         sums_to_mix=True, untrained=False,
         description=(f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "
-                     f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores."),
+                     f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores, "
+                     f"mask sharpness {training.get('mask_sharpness', 1.0)}."),
         training_data=TRAINING_DATA, license=WEIGHTS_LICENSE)
     return net, info
 
@@ -148,6 +152,13 @@ def main() -> None:
     if sys.argv[1:2] == ["train"]:
         import train
         return train.main(sys.argv[2:])
+    if sys.argv[1:2] == ["tune"]:
+        import train
+        return train.tune_main(sys.argv[2:])
+    if sys.argv[1:2] == ["import-model"]:
+        # The same command as `stemforge import-model`, for those who build models/ here.
+        from stemforge.cli import main as stemforge_main
+        return sys.exit(stemforge_main(sys.argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="build only these model files")
     parser.add_argument("--list", action="store_true", help="list the model files and exit")

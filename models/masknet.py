@@ -62,7 +62,7 @@ class MaskNet(nn.Module):
 
     def __init__(self, n_fft: int = 1024, hop: int = 256, stems: int = 4, channels: int = 2,
                  hidden: int = 64, kernel: int = 3, dilations: Tuple[int, ...] = (1, 2, 4),
-                 lookahead_frames: int = 2):
+                 lookahead_frames: int = 2, mask_sharpness: float = 1.0):
         super().__init__()
         if n_fft % hop != 0:
             raise ValueError("n_fft must be a multiple of hop")
@@ -73,6 +73,10 @@ class MaskNet(nn.Module):
         self.n_bins = n_fft // 2 + 1
         self.hidden = hidden
         self.lookahead_frames = lookahead_frames
+        # softmax(sharpness * logits) == m**sharpness / sum(m**sharpness): a Wiener-like
+        # exponent on the trained masks, chosen after training (models/train.py tune);
+        # any value keeps the masks summing to one, so the stems still sum to the mix.
+        self.mask_sharpness = mask_sharpness
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
         # Overlap-add of window**2 at this hop is constant; dividing the synthesis
         # window by it makes analysis+synthesis an identity.
@@ -115,7 +119,7 @@ class MaskNet(nn.Module):
         for block in self.blocks:
             hidden, _ = block(hidden, torch.zeros(b, block.pad, self.hidden))
         logits = self.decoder(hidden).reshape(b, frames, self.n_stems, c, self.n_bins)
-        return torch.softmax(logits, dim=2).permute(0, 2, 3, 1, 4)
+        return torch.softmax(logits * self.mask_sharpness, dim=2).permute(0, 2, 3, 1, 4)
 
     def spectra(self, x: Tensor) -> Tensor:
         """STFT frames of (B, ..., T) exactly as forward() frames a stream from zero state."""
@@ -138,7 +142,7 @@ class MaskNet(nn.Module):
             hidden, block_state = block(hidden, state[3 + i])
             block_states.append(block_state)
         logits = self.decoder(hidden).reshape(b, frames_in, s, c, self.n_bins)
-        masks = torch.softmax(logits, dim=2).permute(0, 2, 3, 1, 4)  # (B, S, C, frames, bins)
+        masks = torch.softmax(logits * self.mask_sharpness, dim=2).permute(0, 2, 3, 1, 4)  # (B, S, C, frames, bins)
 
         # The mask computed at frame t belongs to frame t - K: delay the spectrum.
         delayed = torch.cat([state[1], spec], dim=2)

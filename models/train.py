@@ -15,6 +15,12 @@ rate follows the wall-clock budget (warm-up, then cosine), so a resumed run
 continues the schedule.
 When the budget is spent, the weights are written to models/weights/<preset>.pt
 for `python build.py` to turn into models/<preset>.ts.
+
+    python build.py tune --preset live|studio [--clips N]
+
+then chooses the mask sharpness (softmax(s * logits), a Wiener-like exponent on
+the trained masks) that gives the best mean SDR on N training clips, never on
+the held-out split, and records it with its table in models/weights/<preset>.json.
 """
 from __future__ import annotations
 
@@ -177,7 +183,44 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> N
         {"preset": preset, "steps": state["step"], "train_minutes": round(state["seconds"] / 60, 1),
          "threads": threads, "batch": batch, "segment_seconds": SEGMENT_SECONDS,
          "log": state["log"]}, indent=1))
-    print(f"wrote {WEIGHTS / f'{preset}.pt'} after {state['step']} steps")
+    print(f"wrote {WEIGHTS / f'{preset}.pt'} after {state['step']} steps; "
+          f"next: python build.py tune --preset {preset}")
+
+
+SHARPNESS_GRID = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+def tune(preset: str, clips: int, threads: int) -> None:
+    """Choose the mask sharpness of the trained `preset` on training clips."""
+    torch.set_num_threads(threads)
+    meta_path = WEIGHTS / f"{preset}.json"
+    meta = json.loads(meta_path.read_text())
+    paths = sorted((CORPUS / "train").glob("clip-*.npz"))[:clips]
+    if len(paths) < clips:
+        raise SystemExit(f"only {len(paths)} training clips in {CORPUS / 'train'}; "
+                         f"render more with `python build.py data` or pass --clips {len(paths)}")
+    net = MaskNet(**PRESETS[preset])
+    net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
+    table = {}
+    for sharpness in SHARPNESS_GRID:
+        net.mask_sharpness = sharpness
+        scores = validate(net, paths)
+        table[str(sharpness)] = dict(scores, mean=round(float(np.mean(list(scores.values()))), 3))
+        print(f"{preset} sharpness {sharpness}: {json.dumps(table[str(sharpness)])}", flush=True)
+    best = max(SHARPNESS_GRID, key=lambda v: table[str(v)]["mean"])
+    meta.update(mask_sharpness=best, mask_sharpness_tuning={"clips": f"first {clips} training clips",
+                                                          "sdr": table})
+    meta_path.write_text(json.dumps(meta, indent=1))
+    print(f"{preset}: mask sharpness {best} written to {meta_path}; run `python build.py {preset}`")
+
+
+def tune_main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="build.py tune", description=tune.__doc__)
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--clips", type=int, default=40, help="training clips to score on")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    tune(args.preset, args.clips, args.threads)
 
 
 def main(argv=None) -> None:
