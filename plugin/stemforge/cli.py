@@ -197,7 +197,179 @@ def build_parser() -> argparse.ArgumentParser:
                      help="openunmix: window in seconds (default: %(default)s)")
     imp.add_argument("--targets", help="openunmix: comma-separated targets (default: all in the folder)")
     imp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    live = sub.add_parser("live", help="separate an audio interface's input in real time",
+                          description="Run a model (default: the live preset) on an input device "
+                          "and play the result on an output device, buffer by buffer. "
+                          "--list-devices shows the device names; --simulate FILE plays a file "
+                          "at real-time pace instead, to check that this machine keeps up.")
+    out = live.add_mutually_exclusive_group()
+    out.add_argument("--stem", help="play this stem (e.g. vocals: an acapella)")
+    out.add_argument("--gains", help="play the stems mixed with these gains, e.g. vocals=0 "
+                     "(karaoke) or vocals=1.5,drums=0.5; stems not named play at 1")
+    which = live.add_mutually_exclusive_group()
+    which.add_argument("--preset", choices=["live", "studio"], help="a shipped model (default: live)")
+    which.add_argument("-m", "--model", help="a model name or .ts file")
+    live.add_argument("--input", help="input device name (default: the system's default)")
+    live.add_argument("--output", help="output device name (default: the system's default)")
+    live.add_argument("--buffer-size", type=int, default=256, help="samples per buffer (default: 256)")
+    live.add_argument("--sample-rate", type=float, default=44100.0)
+    live.add_argument("--channels", type=int, default=2, choices=[1, 2])
+    live.add_argument("--queue", type=int, default=3, help="output buffers queued (default: 3)")
+    live.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    live.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    live.add_argument("--simulate", type=Path, metavar="FILE",
+                      help="no device: play FILE at real-time pace through the same loop")
+    sec = sub.add_parser("sections", help="find the songs in a long recording (a singing stream)",
+                         description="Find where someone sings (not talks, not silence, not music "
+                         "alone) in a long recording, and write the songs as labels, CSV, a CUE "
+                         "sheet, DAW markers, and with --cut as files. Streams: memory does not "
+                         "grow with the recording's length.")
+    sec.add_argument("input", type=Path, help="an audio file (wav, flac, aiff, ogg, mp3)")
+    sec.add_argument("-o", "--output", type=Path, default=Path("sections"),
+                     help="output folder (default: ./sections)")
+    which = sec.add_mutually_exclusive_group()
+    which.add_argument("--preset", choices=["live", "studio"], help="separator (default: live, fast)")
+    which.add_argument("-m", "--model", help="a model name or .ts file with a vocals stem")
+    sec.add_argument("--write", default="labels,csv,cue", metavar="labels,csv,cue,reaper,dawproject",
+                     help="what to write (default: %(default)s)")
+    sec.add_argument("--cut", action="store_true", help="also write each song as its own file")
+    sec.add_argument("--format", default="wav", choices=sorted(BIT_DEPTHS), help="--cut's format")
+    sec.add_argument("--bit-depth", type=int, choices=[16, 24, 32], help="--cut's bit depth")
+    from .sections import Rules
+    for field, help_text in (("smooth", "window-mean smoothing, s"), ("threshold", "song threshold"),
+                             ("merge_gap", "merge songs this close, s"),
+                             ("max_song", "never merge beyond this, s"),
+                             ("extend_above", "extend edges while the probability is at least"),
+                             ("min_song", "shorter detections are dropped, s")):
+        sec.add_argument(f"--{field.replace('_', '-')}", type=float, default=getattr(Rules(), field),
+                         help=f"{help_text} (default: %(default)s)")
+    sec.add_argument("--threads", type=int, help="torch threads")
+    sec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev = sub.add_parser("evaluate", help="SDR, SIR, SAR, ISR, global SDR and NSDR of estimated stems",
+                        description="Compare ESTIMATE_DIR with REFERENCE_DIR: folders of <stem>.wav "
+                        "(one track), or folders of such track folders with the same names. The "
+                        "mixture is REFERENCE/mixture.wav if present, else the sum of the stems.")
+    ev.add_argument("reference", type=Path, metavar="REFERENCE_DIR")
+    ev.add_argument("estimate", type=Path, metavar="ESTIMATE_DIR")
+    ev.add_argument("--json", metavar="PATH", help="also write the scores as JSON ('-': stdout only)")
+    ev.add_argument("--global-only", action="store_true",
+                    help="only global SDR and NSDR (fast; no museval)")
     return parser
+
+
+def parse_gains(text: str) -> Dict[str, float]:
+    gains = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, eq, value = item.partition("=")
+        try:
+            gains[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--gains {text!r}: write STEM=GAIN pairs separated by commas, "
+                             "e.g. vocals=0,drums=0.5") from None
+        if not eq:
+            raise ValueError(f"--gains {text!r}: {item!r} has no '=GAIN'")
+    return gains
+
+
+def live_command(args) -> int:
+    from . import live
+    from .processor import StemSeparator
+    if args.list_devices:
+        print(live.list_devices())
+        return 0
+    try:
+        separator = StemSeparator(args.model or args.preset or "live", stem=args.stem,
+                                  gains=parse_gains(args.gains) if args.gains else None,
+                                  threads=args.threads)
+        if args.simulate:
+            with AudioFile(str(args.simulate)) as f:
+                audio = f.read(f.frames)
+                rate = f.samplerate
+            device = live.SimulatedDevice(audio, rate, args.buffer_size, args.queue)
+        else:
+            device = live.AudioStreamDevice(args.input, args.output, args.sample_rate,
+                                            args.buffer_size, args.channels, args.queue)
+    except (ModelError, ValueError, OSError, RuntimeError) as e:
+        print(f"stemforge: {e}", file=sys.stderr)
+        if not args.simulate and not args.list_devices:
+            print("stemforge: --list-devices shows the devices; --simulate FILE runs without one",
+                  file=sys.stderr)
+        return 1
+    separator.prepare(device.sample_rate, device.channels)
+    ms = 1000 * separator.latency_samples / device.sample_rate
+    buffers = device.buffer_size * (1 + args.queue)
+    print(f"{separator!r}: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
+          f"{device.sample_rate:g} Hz, plus {buffers} samples ({1000 * buffers / device.sample_rate:.1f} ms) "
+          "of device buffers; Ctrl-C stops", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    last = {"underruns": 0}
+
+    def report(stats) -> None:
+        if stats.underruns != last["underruns"]:
+            print(f"  {stats.blocks * stats.buffer_size / stats.sample_rate:7.1f} s: "
+                  f"{stats.underruns} under-run(s) so far", flush=True)
+            last["underruns"] = stats.underruns
+    stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
+    print(stats.summary())
+    return 0 if stats.underruns == 0 else 3
+
+
+def sections_command(args) -> int:
+    from .sections import Rules, split_file
+    rules = Rules(args.smooth, args.threshold, args.merge_gap, args.max_song, args.extend_above,
+                  args.min_song)
+    outputs = [w.strip() for w in args.write.split(",") if w.strip()]
+    progress = None if args.quiet else Progress(1, "bar" if sys.stdout.isatty() else "lines")
+    start = time.perf_counter()
+
+    def report(done: float, total: float) -> None:
+        progress.update(args.input.name, done, total, time.perf_counter() - start)
+    try:
+        check_format(args.format, args.bit_depth)
+        if not args.input.is_file():
+            raise ExportError(f"{args.input}: no such file")
+        songs, written = split_file(args.input, args.output, args.model or args.preset or "live",
+                                    rules, outputs, args.cut, args.format, args.bit_depth,
+                                    args.threads, None if progress is None else report)
+    except (ExportError, ModelError, ValueError, OSError, RuntimeError) as e:
+        print(f"\nstemforge: {e}" if progress and progress.mode == "bar" else f"stemforge: {e}",
+              file=sys.stderr)
+        return 1
+    if progress and progress.mode == "bar":
+        print()
+    for i, song in enumerate(songs, 1):
+        print(f"song {i}: {song.start:8.1f} s - {song.end:8.1f} s ({song.duration / 60:.1f} min)")
+    print(f"{len(songs)} song(s) in {args.input.name}; wrote {len(written)} file(s) to {args.output}")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    import json
+    from .evaluate import EvaluationError, evaluate_folders, format_table, summary
+    quiet = args.json == "-"
+    try:
+        results = evaluate_folders(args.reference, args.estimate, not args.global_only,
+                                   None if quiet else lambda name, scores: print(format_table(scores, name)))
+    except (EvaluationError, ImportError) as e:
+        print(f"stemforge: {e}", file=sys.stderr)
+        return 1
+    overall = summary(results)
+    report = {"tracks": results, "summary": overall,
+              "conventions": {"sdr/sir/sar/isr": "museval v4, median over 1 s frames; summary: "
+                              "median over tracks", "global_sdr/nsdr": "whole track (MDX); summary: "
+                              "mean over tracks"}}
+    # NaN (a silent stem's museval medians) is not JSON: null.
+    text = json.dumps(json.loads(json.dumps(report), parse_constant=lambda _: None), indent=1)
+    if quiet:
+        print(text)
+        return 0
+    if len(results) > 1:
+        print(format_table(overall, f"summary over {len(results)} tracks"))
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
 
 
 def import_command(args) -> int:
@@ -331,7 +503,9 @@ def separate_command(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"render": render_command, "import-model": import_command, "separate": separate_command}
+    commands = {"render": render_command, "import-model": import_command, "separate": separate_command,
+                "evaluate": evaluate_command, "live": live_command,
+                "sections": sections_command}
     return commands[args.command](args)
 
 

@@ -20,7 +20,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
 FORMATS = {"dawproject": ".dawproject", "reaper": ".rpp"}
@@ -40,8 +40,22 @@ def _reference(audio: Path, session: Path) -> str:
         return audio.resolve().as_posix()
 
 
+Region = Tuple[float, float, str]  # start and end in seconds, name
+
+
+def _dawproject_markers(regions: Sequence[Region]) -> str:
+    """DAWproject has point markers only: one at each region's start and end."""
+    if not regions:
+        return ""
+    marks = []
+    for start, end, name in regions:
+        marks.append(f'      <Marker time="{start!r}" name={quoteattr(name)}/>')
+        marks.append(f'      <Marker time="{end!r}" name={quoteattr(name + " end")}/>')
+    return ('\n    <Markers timeUnit="seconds" id="markers">\n' + "\n".join(marks) + "\n    </Markers>")
+
+
 def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channels: int,
-                    seconds: float) -> str:
+                    seconds: float, regions: Sequence[Region] = ()) -> str:
     structure, lanes = [], []
     for i, t in enumerate(tracks):
         name = quoteattr(t.name)
@@ -79,7 +93,7 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
   <Arrangement id="arrangement">
     <Lanes timeUnit="seconds" id="arrangementLanes">
 {chr(10).join(lanes)}
-    </Lanes>
+    </Lanes>{_dawproject_markers(regions)}
   </Arrangement>
 </Project>
 '''
@@ -111,9 +125,14 @@ REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLA
                   ".mp3": "MP3"}
 
 
-def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: float) -> str:
+def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: float,
+                 regions: Sequence[Region] = ()) -> str:
     lines = ['<REAPER_PROJECT 0.1 "7.0/stemforge" 0', f"  SAMPLERATE {rate} 0 0",
              "  TEMPO 120 4 4"]
+    for i, (start, end, name) in enumerate(regions, 1):
+        # A region is a pair of MARKER lines with the region flag (1): start with its
+        # name, end with an empty one.
+        lines += [f"  MARKER {i} {start!r} {_rpp_string(name)} 1", f'  MARKER {i} {end!r} "" 1']
     for t in tracks:
         lines += ["  <TRACK", f"    NAME {_rpp_string(t.name)}", f"    MUTESOLO {int(t.muted)} 0 0",
                   "    <ITEM", "      POSITION 0", f"      LENGTH {seconds!r}",
@@ -126,17 +145,19 @@ def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: 
 
 
 def write_session(kind: str, path: Path, tracks: List[SessionTrack], sample_rate: int,
-                  channels: int, frames: int, title: str = "") -> Path:
-    """Write a `kind` ("dawproject" or "reaper") session to `path`, atomically."""
+                  channels: int, frames: int, title: str = "", regions: Sequence[Region] = ()) -> Path:
+    """Write a `kind` ("dawproject" or "reaper") session to `path`, atomically; `regions`
+    (start s, end s, name) become REAPER regions or DAWproject markers."""
     if kind not in FORMATS:
         raise ValueError(f"unknown session format {kind!r}; choose one of {', '.join(FORMATS)}")
     seconds = frames / sample_rate
     tmp = path.with_name(f".{path.name}.partial")
     if kind == "dawproject":
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("project.xml", _dawproject_xml(tracks, path, sample_rate, channels, seconds))
+            z.writestr("project.xml", _dawproject_xml(tracks, path, sample_rate, channels, seconds,
+                                                       regions))
             z.writestr("metadata.xml", _metadata_xml(title or path.stem))
     else:
-        tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds))
+        tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds, regions))
     os.replace(tmp, path)
     return path

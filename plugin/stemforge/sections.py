@@ -1,0 +1,378 @@
+"""Find the songs in a long recording: singing, not talk, silence or music alone.
+
+The recording streams once through a separator (the `live` preset by
+default: fast, and its vocals are what matters here), so memory does not
+grow with its length; only one row of features per second is kept (a
+3-hour stream: 10,800 rows). Per second:
+
+- ``music``: the accompaniment's level (mix minus vocals), in dB relative to
+  the recording's loud parts (its 95th percentile): songs have a band, talk
+  between songs has none or quiet background music;
+- ``voiced``: the share of 46 ms frames of the vocals stem with a clear pitch
+  (normalised autocorrelation peak between 70 and 1000 Hz), over 3 s;
+- ``held``: the mean length of voiced runs around that second, in seconds:
+  singing holds notes (long runs), speech voices syllables (short runs).
+
+The singing probability of a second is a product of soft thresholds
+(logistic) on these three cues, so each is necessary: accompaniment with no
+voice, or a voice with short syllables, is not singing. The songs then
+follow the rules of the published stream-cutting system this grows out of,
+each an option: smooth by a window mean, threshold at 0.5, merge songs whose
+gap is at most ``merge_gap`` s unless the result would exceed ``max_song``
+s, extend each edge while the smoothed probability stays at or above
+``extend_above`` (intros and outros), and drop what is shorter than
+``min_song`` s. Two refinements of those rules: gaps where the music went on
+merge before gaps where it stopped (so the 6-minute cap splits songs sung
+back to back at their pause, not inside one of them), and each edge is then
+placed on a finer 3-s mean, as the 10-s window blurs it by seconds.
+
+>>> songs = find_songs(probabilities)                      # doctest: +SKIP
+>>> songs[0]                                               # doctest: +SKIP
+Song(start=63.0, end=291.0)
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+FRAME_SECONDS = 1.0
+PITCH_FRAME = 2048           # at 44.1 kHz: 46 ms, two periods of 70 Hz
+PITCH_HOP = 1024
+F0_RANGE = (70.0, 1000.0)
+VOICED_CORRELATION = 0.55    # normalised autocorrelation peak that counts as a pitch
+LOUD_PERCENTILE = 95.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How frame probabilities become songs (the defaults are the published system's)."""
+    smooth: float = 10.0         # window-mean smoothing, seconds
+    threshold: float = 0.5
+    merge_gap: float = 20.0      # merge songs separated by at most this (ballads dip mid-song)
+    max_song: float = 360.0      # never merge beyond this (songs back to back stay two)
+    extend_above: float = 0.4    # extend edges while the probability stays at or above this
+    min_song: float = 30.0       # shorter detections are not songs
+    edge_smooth: float = 3.0     # then place each edge on this finer mean (0: off)
+    edge_reach: float = 10.0     # moving it at most this far, seconds
+
+
+@dataclass(frozen=True)
+class Song:
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+# -- features ----------------------------------------------------------------------------
+
+def pitch_track(x: np.ndarray, rate: float) -> np.ndarray:
+    """Per PITCH_HOP frame of mono `x`: its pitch in Hz where it has a clear one, else 0."""
+    frames = 1 + (len(x) - PITCH_FRAME) // PITCH_HOP if len(x) >= PITCH_FRAME else 0
+    if frames == 0:
+        return np.zeros(0)
+    idx = np.arange(PITCH_FRAME)[None] + PITCH_HOP * np.arange(frames)[:, None]
+    f = x[idx] * np.hanning(PITCH_FRAME)
+    f = f - f.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(f, n=2 * PITCH_FRAME)
+    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :PITCH_FRAME]
+    lo, hi = int(rate / F0_RANGE[1]), min(int(rate / F0_RANGE[0]), PITCH_FRAME - 1)
+    # Divide by the window's own autocorrelation so a pure tone peaks near 1 at any lag.
+    window_ac = np.correlate(np.hanning(PITCH_FRAME), np.hanning(PITCH_FRAME), "full")[PITCH_FRAME - 1:]
+    norm = ac[:, lo:hi] / (ac[:, :1] + 1e-12) / (window_ac[lo:hi] / window_ac[0])
+    lag = lo + norm.argmax(axis=1)
+    return np.where(norm.max(axis=1) > VOICED_CORRELATION, rate / lag, 0.0)
+
+
+class FeatureStream:
+    """Per-second features of a stream of (mix, vocals) blocks, mono or multichannel."""
+
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self.second = int(round(rate * FRAME_SECONDS))
+        self._mix = np.zeros(0, np.float32)
+        self._vocals = np.zeros(0, np.float32)
+        self.rows: List[tuple] = []   # (mix_db, accompaniment_db, vocals_db, voiced flags)
+
+    def push(self, mix: np.ndarray, vocals: np.ndarray) -> None:
+        self._mix = np.concatenate([self._mix, mix.mean(axis=0)])
+        self._vocals = np.concatenate([self._vocals, vocals.mean(axis=0)])
+        while len(self._mix) >= self.second:
+            self._frame(self._mix[:self.second], self._vocals[:self.second])
+            self._mix, self._vocals = self._mix[self.second:], self._vocals[self.second:]
+
+    def flush(self) -> None:
+        if len(self._mix) >= self.second // 4:  # a last part-second, if it is not a crumb
+            pad = self.second - len(self._mix)
+            self._frame(np.pad(self._mix, (0, pad)), np.pad(self._vocals, (0, pad)))
+        self._mix = self._vocals = np.zeros(0, np.float32)
+
+    def _frame(self, mix: np.ndarray, vocals: np.ndarray) -> None:
+        def db(x):
+            return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-10))
+        f0 = pitch_track(vocals.astype(np.float64), self.rate)
+        loud = np.array([db(vocals[i * PITCH_HOP:i * PITCH_HOP + PITCH_FRAME]) for i in range(len(f0))])
+        # A pitch in a frame far below the mix's level is leakage, not a voice.
+        f0[loud <= db(mix) - 20] = 0.0
+        self.rows.append((db(mix), db(mix - vocals), db(vocals), f0))
+
+    def features(self) -> np.ndarray:
+        """(seconds, 3): music (dB re the loud parts), voiced share, mean held run (s)."""
+        if not self.rows:
+            return np.zeros((0, 3))
+        mix_db = np.array([r[0] for r in self.rows])
+        acc_db = np.array([r[1] for r in self.rows])
+        loud = np.percentile(mix_db, LOUD_PERCENTILE)
+        pitches = [r[3] for r in self.rows]
+        voiced = window_mean(np.array([np.mean(f > 0) if len(f) else 0.0 for f in pitches]), 3.0)
+        held = held_runs(pitches, PITCH_HOP / self.rate)
+        return np.stack([acc_db - loud, voiced, held], axis=1)
+
+
+def held_runs(pitches: Sequence[np.ndarray], hop_seconds: float, context: int = 2) -> np.ndarray:
+    """Mean length (s) of the voiced runs around each second (+-`context` s); a single
+    unvoiced frame inside a run (a drum hit masking the voice) does not end it. Sung
+    notes make long runs, spoken syllables short ones. (Pitch continuity would be a
+    finer cue, but autocorrelation pitch on a leaky vocals stem jumps octaves.)"""
+    out = np.zeros(len(pitches))
+    for t in range(len(pitches)):
+        lo, hi = max(0, t - context), min(len(pitches), t + context + 1)
+        v = np.concatenate([np.asarray(p) > 0 for p in pitches[lo:hi]])
+        if len(v) > 2:
+            v[1:-1] |= v[:-2] & v[2:]
+        if not v.any():
+            continue
+        edges = np.diff(np.concatenate([[0], v.astype(np.int8), [0]]))
+        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+        out[t] = runs.mean() * hop_seconds
+    return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def singing_probability(features: np.ndarray) -> np.ndarray:
+    """Per second: accompaniment present x a voice present x notes held, each a soft
+    threshold (centre, width) set on rendered songs and speech (bench/sections.py)."""
+    music, voiced, held = features.T
+    return (sigmoid((music + 22.0) / 3.0) * sigmoid((voiced - 0.35) / 0.08)
+            * sigmoid((held - 0.22) / 0.05))
+
+
+# -- rules -------------------------------------------------------------------------------
+
+def window_mean(p: np.ndarray, seconds: float) -> np.ndarray:
+    k = max(1, int(round(seconds / FRAME_SECONDS)))
+    if k == 1 or len(p) == 0:
+        return p.copy()
+    padded = np.pad(p, (k // 2, k - 1 - k // 2), mode="edge")
+    return np.convolve(padded, np.ones(k) / k, mode="valid")
+
+
+def runs_above(p: np.ndarray, threshold: float) -> List[List[int]]:
+    above = np.concatenate([[False], p >= threshold, [False]])
+    edges = np.diff(above.astype(np.int8))
+    return [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+def merge_segments(segments: List[List[int]], merge_gap: float, max_song: float,
+                   quiet: Optional[np.ndarray] = None) -> List[List[int]]:
+    """Merge neighbours across gaps of at most `merge_gap` s, never into something longer
+    than `max_song` s. Gaps where the music went on (a breath, a solo, a ballad's quiet
+    middle) merge before gaps where it stopped (`quiet`, per second), and shorter gaps
+    before longer ones: so a song's own parts join first, and the cap then keeps two
+    songs sung back to back apart at the pause between them."""
+    merged = [list(seg) for seg in segments]
+    while len(merged) > 1:
+        candidates = []
+        for i in range(len(merged) - 1):
+            a, b = merged[i][1], merged[i + 1][0]
+            if b - a <= merge_gap / FRAME_SECONDS and merged[i + 1][1] - merged[i][0] <= max_song / FRAME_SECONDS:
+                stopped = bool(quiet is not None and np.any(quiet[a:b]))
+                candidates.append((stopped, b - a, i))
+        if not candidates:
+            break
+        i = min(candidates)[2]
+        merged[i:i + 2] = [[merged[i][0], merged[i + 1][1]]]
+    return merged
+
+
+def find_songs(probability: np.ndarray, rules: Rules = Rules(),
+               quiet: Optional[np.ndarray] = None) -> List[Song]:
+    """Songs (seconds) from per-second singing probabilities, by the rules; `quiet` marks
+    the seconds where the music stopped (see `merge_segments`)."""
+    p = window_mean(np.asarray(probability, float), rules.smooth)
+    merged = merge_segments(runs_above(p, rules.threshold), rules.merge_gap, rules.max_song, quiet)
+    songs: List[Song] = []
+    for i, (a, b) in enumerate(merged):
+        # Extend into the gaps, never into the previous song as extended, nor the next.
+        floor = int(round(songs[-1].end / FRAME_SECONDS)) if songs else 0
+        ceiling = merged[i + 1][0] if i + 1 < len(merged) else len(p)
+        while a > floor and p[a - 1] >= rules.extend_above:
+            a -= 1
+        while b < ceiling and p[b] >= rules.extend_above:
+            b += 1
+        if rules.edge_smooth > 0:
+            a, b = refine_edges(probability, a, b, floor, ceiling, rules)
+        if (b - a) * FRAME_SECONDS >= rules.min_song:
+            songs.append(Song(a * FRAME_SECONDS, b * FRAME_SECONDS))
+    return songs
+
+
+def refine_edges(probability: np.ndarray, a: int, b: int, floor: int, ceiling: int,
+                 rules: Rules) -> tuple:
+    """The 10-s mean finds songs but blurs their edges by seconds: move each edge, at
+    most `edge_reach` s, to where a finer (`edge_smooth` s) mean of the probability
+    crosses `extend_above`."""
+    q = window_mean(np.asarray(probability, float), rules.edge_smooth)
+    reach = int(round(rules.edge_reach / FRAME_SECONDS))
+    a0, b0 = a, b
+    while a < b - 1 and a < a0 + reach and q[a] < rules.extend_above:
+        a += 1
+    while a > max(floor, a0 - reach) and q[a - 1] >= rules.extend_above:
+        a -= 1
+    while b > a + 1 and b > b0 - reach and q[b - 1] < rules.extend_above:
+        b -= 1
+    while b < min(ceiling, b0 + reach) and q[b] >= rules.extend_above:
+        b += 1
+    return a, b
+
+
+# -- the whole job -----------------------------------------------------------------------
+
+QUIET_DB = -35.0  # music this far below the recording's loud parts has stopped
+
+
+def analyse(blocks: Iterable[np.ndarray], rate: float, splitter,
+            progress: Optional[Callable[[float], None]] = None) -> tuple:
+    """Per second of a stream of (channels, n) blocks: the singing probability, and
+    whether the music has stopped; `splitter` is a StemSplitter with outputs "vocals"
+    and "mix" (the mix it was given)."""
+    features = FeatureStream(rate)
+    done = 0
+    for block in blocks:
+        out = splitter.push(block)
+        if out["vocals"].shape[1]:
+            features.push(out["mix"], out["vocals"])
+        done += block.shape[1]
+        if progress:
+            progress(done / rate)
+    out = splitter.flush()
+    features.push(out["mix"], out["vocals"])
+    features.flush()
+    table = features.features()
+    return singing_probability(table), table[:, 0] < QUIET_DB
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+def timestamp(seconds: float) -> str:
+    """h-mm-ss for file names (sortable, no colons)."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s"
+
+
+def audacity_labels(songs: List[Song]) -> str:
+    return "".join(f"{s.start:.3f}\t{s.end:.3f}\tsong {i}\n" for i, s in enumerate(songs, 1))
+
+
+def csv_text(songs: List[Song]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["song", "start_s", "end_s", "duration_s"])
+    for i, s in enumerate(songs, 1):
+        w.writerow([i, f"{s.start:.3f}", f"{s.end:.3f}", f"{s.duration:.3f}"])
+    return out.getvalue()
+
+
+def cue_sheet(songs: List[Song], audio: Path) -> str:
+    """A CUE sheet with one track per song (INDEX 01 at its start, in mm:ss:ff, 75 frames/s)."""
+    def msf(t: float) -> str:
+        frames = int(round(t * 75))
+        return f"{frames // 4500:02d}:{frames // 75 % 60:02d}:{frames % 75:02d}"
+    kind = "WAVE" if audio.suffix.lower() in (".wav", ".aiff", ".aif", ".flac") else "MP3"
+    lines = [f'TITLE "{audio.stem}"', f'FILE "{audio.name}" {kind}']
+    for i, s in enumerate(songs, 1):
+        lines += [f"  TRACK {i:02d} AUDIO", f'    TITLE "song {i} at {timestamp(s.start)}"',
+                  f"    INDEX 01 {msf(s.start)}"]
+    return "\n".join(lines) + "\n"
+
+
+# -- a file, end to end ------------------------------------------------------------------
+
+OUTPUTS = ("labels", "csv", "cue", "reaper", "dawproject")
+READ_BLOCK = 1 << 16
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
+               outputs: Sequence[str] = ("labels", "csv", "cue"), cut: bool = False,
+               fmt: str = "wav", bit_depth: Optional[int] = None, threads: Optional[int] = None,
+               progress: Optional[Callable[[float, float], None]] = None) -> tuple:
+    """Find the songs of the file `audio`, write `outputs` (and with `cut`, each song as
+    its own file) to `out_dir`; returns (songs, written paths). The file is read in
+    blocks, twice with `cut`; nothing is written until the analysis is complete, and
+    every file is written under a hidden name and renamed when whole."""
+    from pedalboard.io import AudioFile
+    from .export import StemWriter
+    from .processor import StemSplitter
+    from .session import SessionTrack, write_session
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
+    with AudioFile(str(audio)) as f:
+        rate, channels, frames = f.samplerate, f.num_channels, f.frames
+        splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
+
+        def blocks():
+            while f.tell() < frames:
+                block = f.read(min(READ_BLOCK, frames - f.tell()))
+                if block.shape[1] == 0:
+                    break
+                yield block
+        probability, quiet = analyse(blocks(), rate, splitter,
+                                     None if progress is None else lambda done: progress(done, frames / rate))
+    songs = find_songs(probability, rules, quiet)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = audio.stem
+    written = []
+    if "labels" in outputs:
+        written.append(_write_text(out_dir / f"{stem}.labels.txt", audacity_labels(songs)))
+    if "csv" in outputs:
+        written.append(_write_text(out_dir / f"{stem}.songs.csv", csv_text(songs)))
+    if "cue" in outputs:
+        written.append(_write_text(out_dir / f"{stem}.cue", cue_sheet(songs, audio)))
+    regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
+    for kind, ext in (("reaper", ".rpp"), ("dawproject", ".dawproject")):
+        if kind in outputs:
+            written.append(write_session(kind, out_dir / f"{stem}{ext}", [SessionTrack(stem, audio)],
+                                         int(round(rate)), channels, frames, stem, regions))
+    if cut:
+        with AudioFile(str(audio)) as f:
+            for i, song in enumerate(songs, 1):
+                name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
+                writer = StemWriter({"song": out_dir / name}, int(round(rate)), channels, fmt, bit_depth)
+                try:
+                    start, end = int(song.start * rate), min(frames, int(song.end * rate))
+                    f.seek(start)
+                    while f.tell() < end:
+                        writer.write({"song": f.read(min(READ_BLOCK, end - f.tell()))})
+                    written += writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
+    return songs, written
