@@ -13,7 +13,6 @@ A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,15 +33,16 @@ def write_long(path: Path, minutes: float) -> None:
 def export(path: Path, out: Path, model: str) -> tuple:
     """(seconds, peak RSS in MB) of one `stemforge separate` run in its own process."""
     start = time.perf_counter()
-    # A fresh interpreter per run: RUSAGE_CHILDREN keeps the largest child's peak.
-    code = ("import resource, sys; from stemforge.cli import main; rc = main(sys.argv[1:]); "
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    # A fresh interpreter per run, measuring its own peak (see bench/peak_rss.py).
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peak_rss import peak_rss_mb; "
+            "from stemforge.cli import main; rc = main(sys.argv[1:]); "
+            "print('PEAK', peak_rss_mb() * 1024); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, "separate", str(path), "-o", str(out),
                              "--model", model, "-q", "--overwrite"], capture_output=True, text=True)
     took = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"export failed: {result.stderr}")
-    peak_kb = int(result.stdout.split("PEAK")[-1].split()[0])
+    peak_kb = float(result.stdout.split("PEAK")[-1].split()[0])
     return took, peak_kb / 1024
 
 

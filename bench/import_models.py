@@ -13,8 +13,9 @@ with `stemforge import-model`. On the same audio and thread count, it prints:
   apply_model(shifts=0, split=True, overlap=0.25); Open-Unmix: Separator with
   niter=0 on the whole excerpt) and stemforge's offline `separate`, and their
   ratio (the goal: stemforge's overhead at most 5%);
-- stemforge's streaming time through process_block at 512-sample blocks, and
-  the latency it reports;
+- stemforge's streaming time through process_block at 512-sample blocks (the
+  audio, then silence until the delayed output is complete), and the latency
+  it reports;
 - what streaming without the whole track's statistics costs for Demucs (the
   running estimate of mean and std): the streamed stems against the offline
   ones, as a signal-to-difference ratio in dB;
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -133,7 +133,8 @@ def rss_child(kind: str, source: str, audio: str, out: str) -> None:
             run_demucs(load_demucs(Path(source)), x)
         else:
             run_umx(load_umx(Path(source)), x)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    from peak_rss import peak_rss_mb
+    print(peak_rss_mb())
 
 
 def peak_rss(kind: str, source: Path, audio: Path, out: Path, threads: int) -> float:
@@ -174,13 +175,17 @@ def main() -> None:
             sep = stemforge.StemSeparator(model, stem="vocals", residual=None)
             offline = sep(x, RATE)
 
+            sep.prepare(RATE, 2)
+            latency = sep.latency_samples
+            # The host goes on playing silence after the song until the delayed output is out.
+            fed = np.pad(x, ((0, 0), (0, latency + 512)))
+
             def stream():
                 sep.prepare(RATE, 2)
-                return np.concatenate([sep.process_block(x[:, i:i + 512], RATE)
-                                       for i in range(0, x.shape[1], 512)], axis=1)
+                return np.concatenate([sep.process_block(fed[:, i:i + 512], RATE)
+                                       for i in range(0, fed.shape[1], 512)], axis=1)
             streaming = timed(stream, 1)
-            latency = sep.latency_samples
-            streamed = stream()[:, latency:]
+            streamed = stream()[:, latency:latency + x.shape[1]]
             print(f"\n{label} ({model.info.description})")
             print(f"  {'':<40} {'seconds':>8} {'RTF':>7} {'x peer':>7}")
             for row, t in ((f"peer's own inference ({kind})", peer),
@@ -191,7 +196,7 @@ def main() -> None:
             print(f"  latency_samples: {latency} ({1000 * latency / RATE:.0f} ms)")
             if model.info.input_normalization == "track":
                 print(f"  streamed (running mean/std) vs offline (whole-track mean/std), vocals: "
-                      f"{difference_db(streamed, offline[:, :streamed.shape[1]]):.1f} dB signal-to-difference")
+                      f"{difference_db(streamed, offline):.1f} dB signal-to-difference")
             if args.rss_minutes:
                 mine = peak_rss("stemforge", model_path, long_file, tmp / "stems", args.threads)
                 theirs = peak_rss(kind, checkpoint, long_file, tmp / "stems", args.threads)

@@ -34,7 +34,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -47,11 +46,12 @@ sys.path.insert(0, str(ROOT))
 from corpus import CORPUS, STEMS, load_clip  # noqa: E402
 
 import stemforge  # noqa: E402
+from stemforge import evaluate  # noqa: E402
+from stemforge.evaluate import SDR_EPS  # noqa: E402
 
 RATE = 44100
 N_FFT, HOP = 2048, 512
 SILENT = 1e-4            # a reference with max |x| below this is silent: no SDR for it
-SDR_EPS = 1e-7           # MDX's delta: keeps SDR finite for perfect or silent estimates
 BASS_CUTOFF_HZ = 200.0
 SONG_DIRS = (Path("/usr/share/hyperrogue/music"), Path("/usr/share/games/singularity/music"))
 SPEECH_DIR = Path("/usr/share/asterisk/sounds/en")
@@ -141,8 +141,8 @@ def energy(x: np.ndarray) -> float:
 
 
 def global_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """MDX-challenge SDR over the whole clip, both channels."""
-    return 10 * math.log10((energy(ref) + SDR_EPS) / (energy(ref - est) + SDR_EPS))
+    """MDX-challenge SDR over the whole clip, both channels (stemforge evaluate's)."""
+    return evaluate.global_sdr(ref, est)
 
 
 def audible(stems: np.ndarray) -> List[int]:
@@ -150,14 +150,10 @@ def audible(stems: np.ndarray) -> List[int]:
 
 
 def museval_medians(stems: np.ndarray, est: Stems, which: List[int]) -> Dict[str, float]:
-    """SiSEC SDR (median over 1 s frames) of the stems `which`, evaluated together."""
-    import museval
-    refs = np.stack([stems[i].T for i in which]).astype(np.float64)
-    ests = np.stack([est[STEMS[i]].T for i in which]).astype(np.float64)
-    sdr = museval.evaluate(refs, ests, win=RATE, hop=RATE)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames: a NaN median
-        return {STEMS[i]: float(np.nanmedian(sdr[k])) for k, i in enumerate(which)}
+    """SiSEC SDR (median over 1 s frames) of the stems `which`, evaluated together, as
+    `stemforge evaluate` computes it."""
+    medians = evaluate.museval_medians([stems[i] for i in which], [est[STEMS[i]] for i in which], RATE)
+    return {STEMS[i]: m["sdr"] for i, m in zip(which, medians)}
 
 
 # -- the held-out corpus -----------------------------------------------------------------
