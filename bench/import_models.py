@@ -156,8 +156,8 @@ def main() -> None:
     x = music(args.seconds, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        peers = {"HTDemucs": ("demucs", demucs_checkpoint(tmp), load_demucs, run_demucs),
-                 "Open-Unmix": ("openunmix", umx_folder(tmp), load_umx, run_umx)}
+        peers = {"HTDemucs": ("demucs", demucs_checkpoint, load_demucs, run_demucs),
+                 "Open-Unmix": ("openunmix", umx_folder, load_umx, run_umx)}
         if args.rss_minutes:
             long_file = tmp / "long.wav"
             from pedalboard.io import AudioFile
@@ -166,9 +166,10 @@ def main() -> None:
                     f.write(music(60.0, seed=2))
         print(f"{args.seconds:g} s of audio, {args.threads} threads, best of {args.runs}; "
               f"torch {torch.__version__}")
-        for label, (kind, checkpoint, load_peer, run_peer) in peers.items():
+        for label, (kind, build_checkpoint, load_peer, run_peer) in peers.items():
             if kind not in args.peers.split(","):
                 continue
+            checkpoint = build_checkpoint(tmp)
             model_path = tmp / f"{kind}.ts"
             import_model(kind, checkpoint, model_path)
             model = stemforge.load_model(model_path)

@@ -64,16 +64,10 @@ def demucs_model(demucs_checkpoint, tmp_path_factory):
 
 
 def demucs_reference(checkpoint: Path, x: np.ndarray) -> np.ndarray:
-    """What demucs.api / demucs.separate compute, with shifts=0: (stems, channels, n)."""
-    from demucs.apply import apply_model
-    from demucs.states import load_model
-    model = load_model(str(checkpoint)).eval()
-    wav = torch.from_numpy(x)
-    ref = wav.mean(0)
-    mean, std = ref.mean(), ref.std() + 1e-8
-    with torch.no_grad():
-        out = apply_model(model, ((wav - mean) / std)[None], shifts=0, split=True, overlap=0.25)
-    return (out * std + mean)[0].numpy()
+    """What demucs.api / demucs.separate compute, with shifts=0: (stems, channels, n);
+    the benchmark times the same function."""
+    from import_models import load_demucs, run_demucs  # bench/, on the path via conftest
+    return run_demucs(load_demucs(checkpoint), x)
 
 
 @pytest.mark.parametrize("seconds", [3.3, 0.4, 2.0])

@@ -25,20 +25,14 @@ from typing import Dict, List, Optional
 
 from pedalboard.io import AudioFile
 
-from .export import (BIT_DEPTHS, DEFAULT_TEMPLATE, ExportError, StemWriter, check_format,
-                     check_template, find_inputs, partial_path, target_path)
+from .export import (BIT_DEPTHS, DEFAULT_TEMPLATE, ExportError, Interrupted, StemWriter,
+                     check_format, check_template, find_inputs, partial_path, read_blocks,
+                     target_path)
 from .engine import RunningStats
 from .model import Model, ModelError, load_model
 from .processor import StemSplitter
 from .session import FORMATS as SESSION_FORMATS
 from .session import SessionTrack, write_session
-
-READ_BLOCK = 1 << 16
-
-
-class Interrupted(Exception):
-    """The user asked to stop (Ctrl-C, SIGTERM)."""
-
 
 class Progress:
     """A progress bar per file and for the batch on a terminal; a few plain lines otherwise."""
@@ -110,17 +104,12 @@ def export_file(path: Path, index: int, args, model: Model, inputs: set, progres
         if channels > 2:
             raise ExportError(f"{channels} channels; stemforge exports mono or stereo files")
         splitter = StemSplitter(model, rate, channels, stems, outputs=extra)
-        if model.info.input_normalization == "track":
+        if splitter.needs_track_stats:
             splitter.set_track_stats(file_stats(f, frames, stop))
         writer = StemWriter(targets, rate, channels, args.format, args.bit_depth)
         start = time.perf_counter()
         try:
-            while f.tell() < frames:
-                if stop.is_set():
-                    raise Interrupted()
-                block = f.read(READ_BLOCK)
-                if block.shape[1] == 0:
-                    raise ExportError(f"the file ends early: {f.tell()} of {frames} samples readable")
+            for block in read_blocks(f, frames, stop):
                 writer.write(splitter.push(block))
                 progress.update(path.name, f.tell() / rate, frames / rate, time.perf_counter() - start)
             writer.write(splitter.flush())
@@ -142,12 +131,7 @@ def file_stats(f: AudioFile, frames: int, stop: threading.Event) -> tuple:
     """The whole file's (mean, std) for models that normalise by it (Demucs), read in
     blocks so that memory stays flat; the file is left at its start."""
     stats = RunningStats()
-    while f.tell() < frames:
-        if stop.is_set():
-            raise Interrupted()
-        block = f.read(READ_BLOCK)
-        if block.shape[1] == 0:
-            raise ExportError(f"the file ends early: {f.tell()} of {frames} samples readable")
+    for block in read_blocks(f, frames, stop):
         stats.add(block[None])
     f.seek(0)
     return stats.get()

@@ -180,15 +180,12 @@ class WindowEngine:
         self._stats = RunningStats()
         self._stats_end = 0  # the stream samples _stats has seen
         self._received = 0
-        self._emitted = 0
         self._covered = 0  # the end of the latest chunk (trim: none starts past the end)
 
-    def set_track_stats(self, mean: float, std: float) -> None:
-        """Normalise every chunk with the whole track's statistics (kept across resets)."""
-        self._track_stats = (float(mean), float(std))
-
-    def clear_track_stats(self) -> None:
-        self._track_stats = None
+    def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
+        """Normalise every chunk with the whole track's (mean, std), kept across resets;
+        None: the running estimate."""
+        self._track_stats = None if stats is None else (float(stats[0]), float(stats[1]))
 
     def set_realtime(self, realtime: bool) -> None:
         """A window model runs once per hop in both modes."""
@@ -266,9 +263,7 @@ class WindowEngine:
             outs.append(self._run_chunk(None))
         if not outs:
             return self._nothing
-        y = np.concatenate(outs, axis=3)
-        self._emitted += y.shape[3]
-        return y
+        return np.concatenate(outs, axis=3)
 
     def flush(self) -> np.ndarray:
         end, outs = self._received, []

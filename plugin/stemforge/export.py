@@ -13,7 +13,8 @@ import os
 import re
 import string
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+import threading
+from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 from pedalboard.io import AudioFile
@@ -24,8 +25,27 @@ DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = {"track", "stem", "ext", "model", "preset", "index"}
 
 
+READ_BLOCK = 1 << 16  # samples per read from disk: files stream, memory stays flat
+
+
 class ExportError(ValueError):
     """A request that cannot be exported as asked; the message says what to change."""
+
+
+class Interrupted(Exception):
+    """The user asked to stop (Ctrl-C, SIGTERM)."""
+
+
+def read_blocks(f: AudioFile, end: int, stop: Optional[threading.Event] = None) -> Iterator[np.ndarray]:
+    """Blocks of `f` from where it stands up to sample `end`, READ_BLOCK at a time;
+    Interrupted when `stop` is set, ExportError if the file ends early."""
+    while f.tell() < end:
+        if stop is not None and stop.is_set():
+            raise Interrupted()
+        block = f.read(min(READ_BLOCK, end - f.tell()))
+        if block.shape[1] == 0:
+            raise ExportError(f"the file ends early: {f.tell()} of {end} samples readable")
+        yield block
 
 
 def find_inputs(items: Iterable[str], recursive: bool = False) -> List[Path]:

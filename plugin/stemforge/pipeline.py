@@ -45,15 +45,16 @@ class Pipeline:
         self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
         self.reset()
 
+    @property
+    def needs_track_stats(self) -> bool:
+        """Whether the model normalises its input by the whole track's statistics (Demucs)."""
+        return self.model.info.input_normalization == "track"
+
     def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
-        """For models that normalise their input by the whole track's statistics
-        (Demucs): the (mean, std) of the whole input when it is known, or None for
-        the streaming estimate. Other models ignore it."""
-        if self.model.info.input_normalization == "track":
-            if stats is None:
-                self.engine.clear_track_stats()
-            else:
-                self.engine.set_track_stats(*stats)
+        """For models that need them: the (mean, std) of the whole input when it is
+        known, or None for the streaming estimate. Other models ignore it."""
+        if self.needs_track_stats:
+            self.engine.set_track_stats(stats)
 
     def set_realtime(self, realtime: bool) -> None:
         """Real time: run the model as soon as it can (process_block); otherwise batch

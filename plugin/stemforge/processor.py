@@ -173,7 +173,7 @@ class StemSeparator:
         if reset:
             self.reset()
         x, layout = self._begin(input_array, sample_rate, "stream")
-        if reset:  # the whole input is known: models that normalise by it (Demucs) get it
+        if reset and self._pipeline.needs_track_stats:  # the whole input is known: use it
             self._pipeline.set_track_stats(track_stats(x))
         y = self._pipeline.push(x)[0]
         if reset:
@@ -239,6 +239,12 @@ class StemSplitter:
                                   np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads)
         self._pipeline.set_realtime(False)
 
+    @property
+    def needs_track_stats(self) -> bool:
+        """Whether the model normalises by the whole input's statistics (Demucs), so
+        that a caller who knows the whole input should measure it first."""
+        return self._pipeline.needs_track_stats
+
     def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
         """The whole input's (mean, std) (see `engine.track_stats`), when it is known
         before streaming, for models that normalise by it; None: a running estimate."""
@@ -275,7 +281,8 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
     check_channels(x.shape[0])
     splitter = StemSplitter(model, sample_rate, x.shape[0], stems, residual=residual,
                             device=device, threads=threads)
-    splitter.set_track_stats(track_stats(x))
+    if splitter.needs_track_stats:
+        splitter.set_track_stats(track_stats(x))
     head, tail = splitter.push(x), splitter.flush()
     return {s: from_channels_first(np.concatenate([head[s], tail[s]], axis=1), layout)
             for s in splitter.stems}

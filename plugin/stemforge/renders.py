@@ -42,11 +42,11 @@ import pedalboard
 from pedalboard.io import AudioFile
 
 from .chain import Chain
-from .export import ExportError, StemWriter, check_format, check_template, find_inputs, target_path
+from .export import (READ_BLOCK, ExportError, StemWriter, check_format, check_template, find_inputs,
+                     target_path)
 from .processor import StemSeparator
 from .resample import StreamResampler, check_rate
 
-READ_BLOCK = 1 << 16
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
 
 

@@ -73,20 +73,25 @@ class Song:
 
 # -- features ----------------------------------------------------------------------------
 
+PITCH_WINDOW = np.hanning(PITCH_FRAME)
+# The window's own autocorrelation, normalised: dividing by it makes a pure tone peak near
+# 1 at any lag. A constant, computed once rather than for every second of audio.
+PITCH_WINDOW_AC = np.correlate(PITCH_WINDOW, PITCH_WINDOW, "full")[PITCH_FRAME - 1:]
+PITCH_WINDOW_AC = PITCH_WINDOW_AC / PITCH_WINDOW_AC[0]
+
+
 def pitch_track(x: np.ndarray, rate: float) -> np.ndarray:
     """Per PITCH_HOP frame of mono `x`: its pitch in Hz where it has a clear one, else 0."""
     frames = 1 + (len(x) - PITCH_FRAME) // PITCH_HOP if len(x) >= PITCH_FRAME else 0
     if frames == 0:
         return np.zeros(0)
     idx = np.arange(PITCH_FRAME)[None] + PITCH_HOP * np.arange(frames)[:, None]
-    f = x[idx] * np.hanning(PITCH_FRAME)
+    f = x[idx] * PITCH_WINDOW
     f = f - f.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(f, n=2 * PITCH_FRAME)
     ac = np.fft.irfft(np.abs(spec) ** 2)[:, :PITCH_FRAME]
     lo, hi = int(rate / F0_RANGE[1]), min(int(rate / F0_RANGE[0]), PITCH_FRAME - 1)
-    # Divide by the window's own autocorrelation so a pure tone peaks near 1 at any lag.
-    window_ac = np.correlate(np.hanning(PITCH_FRAME), np.hanning(PITCH_FRAME), "full")[PITCH_FRAME - 1:]
-    norm = ac[:, lo:hi] / (ac[:, :1] + 1e-12) / (window_ac[lo:hi] / window_ac[0])
+    norm = ac[:, lo:hi] / (ac[:, :1] + 1e-12) / PITCH_WINDOW_AC[lo:hi]
     lag = lo + norm.argmax(axis=1)
     return np.where(norm.max(axis=1) > VOICED_CORRELATION, rate / lag, 0.0)
 
@@ -309,7 +314,6 @@ def cue_sheet(songs: List[Song], audio: Path) -> str:
 # -- a file, end to end ------------------------------------------------------------------
 
 OUTPUTS = ("labels", "csv", "cue", "reaper", "dawproject")
-READ_BLOCK = 1 << 16
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -328,7 +332,7 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
     blocks, twice with `cut`; nothing is written until the analysis is complete, and
     every file is written under a hidden name and renamed when whole."""
     from pedalboard.io import AudioFile
-    from .export import StemWriter
+    from .export import StemWriter, read_blocks
     from .processor import StemSplitter
     from .session import SessionTrack, write_session
     unknown = set(outputs) - set(OUTPUTS)
@@ -337,14 +341,7 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
     with AudioFile(str(audio)) as f:
         rate, channels, frames = f.samplerate, f.num_channels, f.frames
         splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
-
-        def blocks():
-            while f.tell() < frames:
-                block = f.read(min(READ_BLOCK, frames - f.tell()))
-                if block.shape[1] == 0:
-                    break
-                yield block
-        probability, quiet = analyse(blocks(), rate, splitter,
+        probability, quiet = analyse(read_blocks(f, frames), rate, splitter,
                                      None if progress is None else lambda done: progress(done, frames / rate))
     songs = find_songs(probability, rules, quiet)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -367,10 +364,9 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
                 writer = StemWriter({"song": out_dir / name}, int(round(rate)), channels, fmt, bit_depth)
                 try:
-                    start, end = int(song.start * rate), min(frames, int(song.end * rate))
-                    f.seek(start)
-                    while f.tell() < end:
-                        writer.write({"song": f.read(min(READ_BLOCK, end - f.tell()))})
+                    f.seek(int(song.start * rate))
+                    for block in read_blocks(f, min(frames, int(song.end * rate))):
+                        writer.write({"song": block})
                     written += writer.commit()
                 except BaseException:
                     writer.abort()
