@@ -5,6 +5,7 @@
     python build.py --list     # what would be built
     python build.py --out DIR  # build elsewhere (the tests compare with models/)
     python build.py data [--train N] [--test N] [--jobs J]   # render the corpus (models/corpus.py)
+    python build.py real [SOURCE...] [--skip-missing]   # decode the real recordings (models/real.py)
     python build.py train --preset live|studio [--minutes M]  # train (models/train.py), resumable
     python build.py demo       # the README's demo song, from held-out assets (models/demo/)
     python build.py tune --preset live|studio  # choose the mask sharpness on training clips
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT / "plugin"))
 sys.path.insert(0, str(MODELS))
 
 from masknet import MaskNet, WindowMaskNet  # noqa: E402
-from stemforge.model import ModelInfo, save_model  # noqa: E402
+from stemforge.core.model import ModelInfo, save_model  # noqa: E402
 
 STEMS = ("drums", "bass", "other", "vocals")
 FIXTURE_NOTE = ("UNTRAINED test fixture: fixed random weights (seed {seed}), not a separator. "
@@ -146,6 +147,9 @@ def data_command(argv) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["data"]:
         return data_command(sys.argv[2:])
+    if sys.argv[1:2] == ["real"]:
+        import real
+        return real.main(sys.argv[2:])
     if sys.argv[1:2] == ["demo"]:
         import corpus
         return corpus.render_demo(MODELS / "demo")

@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from corpus import CORPUS, STEMS, load_clip  # noqa: E402
 
 import stemforge  # noqa: E402
-from stemforge import evaluate  # noqa: E402
-from stemforge.evaluate import SDR_EPS  # noqa: E402
+from stemforge.apps import evaluate  # noqa: E402
+from stemforge.apps.evaluate import SDR_EPS  # noqa: E402
 
 RATE = 44100
 N_FFT, HOP = 2048, 512

@@ -20,7 +20,7 @@ import torch
 
 import stemforge
 from conftest import blocks, music, stream
-from stemforge.engine import track_stats
+from stemforge.core.engine import track_stats
 
 RATE = 44100
 STEMS = ["drums", "bass", "other", "vocals"]
@@ -198,7 +198,7 @@ def umx_separator(folder: Path, targets):
 def umx_reference(separator, x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """The peer's Separator over Demucs-style cross-faded windows, the last one ending
     at the end of the audio (stemforge's documented way to run a whole-excerpt BLSTM)."""
-    from stemforge.engine import crossfade_weights
+    from stemforge.core.engine import crossfade_weights
     n = x.shape[1]
     weights = crossfade_weights(window, 1.0)
     out = np.zeros((len(separator.target_models), 2, n))

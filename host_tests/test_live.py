@@ -11,7 +11,7 @@ from pedalboard.io import AudioFile
 
 import stemforge
 from conftest import music
-from stemforge.live import SimulatedDevice, run_live
+from stemforge.apps.live import SimulatedDevice, run_live
 
 RATE = 44100
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import stemforge
-from stemforge.model import METADATA_FILE, ModelInfo, save_model
+from stemforge.core.model import METADATA_FILE, ModelInfo, save_model
 from conftest import FIXTURES, MODELS, ROOT
 
 

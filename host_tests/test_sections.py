@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from stemforge.sections import FeatureStream, Rules, find_songs
+from stemforge.apps.sections import FeatureStream, Rules, find_songs
 from streams import Part, render_stream
 
 RATE = 44100

@@ -47,7 +47,7 @@ def test_named_chunkings_including_single_samples(models, offline_cache, sizes):
 
 
 def test_streaming_returns_audio_as_it_becomes_available(stream_model):
-    from stemforge.engine import THROUGHPUT_STEP_SAMPLES
+    from stemforge.core.engine import THROUGHPUT_STEP_SAMPLES
     sep = StemSeparator(stream_model, stem="vocals")
     x = music(3.0)
     sep.prepare(44100, 2)

@@ -5,10 +5,10 @@
 >>> acapella = sep(mix, 44100)                                  # same shape, aligned
 >>> stems = stemforge.separate(mix, 44100)                      # dict of all stems
 """
-from .chain import Chain
-from .model import Model, ModelError, ModelInfo, load_model
-from .processor import StemSeparator, StemSplitter, separate
-from .renders import render
+from .core.chain import Chain
+from .core.model import Model, ModelError, ModelInfo, load_model
+from .core.processor import StemSeparator, StemSplitter, separate
+from .apps.render import render
 
 __version__ = "0.1.0"
 __all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "load_model", "render", "separate",

@@ -25,14 +25,15 @@ from typing import Dict, List, Optional
 
 from pedalboard.io import AudioFile
 
-from .export import (BIT_DEPTHS, DEFAULT_TEMPLATE, ExportError, Interrupted, StemWriter,
-                     check_format, check_template, find_inputs, partial_path, read_blocks,
-                     target_path)
-from .engine import RunningStats
-from .model import Model, ModelError, load_model
-from .processor import StemSplitter
-from .session import FORMATS as SESSION_FORMATS
-from .session import SessionTrack, write_session
+from .core.engine import RunningStats
+from .core.model import Model, ModelError, load_model
+from .core.processor import StemSplitter
+from .errors import ExportError, Interrupted
+from .io.formats import BIT_DEPTHS, check_format
+from .io.reading import find_inputs, read_blocks
+from .io.sessions import FORMATS as SESSION_FORMATS
+from .io.sessions import SessionTrack, write_session
+from .io.writing import DEFAULT_TEMPLATE, StemWriter, check_template, partial_path, target_path
 
 class Progress:
     """A progress bar per file and for the batch on a terminal; a few plain lines otherwise."""
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("--cut", action="store_true", help="also write each song as its own file")
     sec.add_argument("--format", default="wav", choices=sorted(BIT_DEPTHS), help="--cut's format")
     sec.add_argument("--bit-depth", type=int, choices=[16, 24, 32], help="--cut's bit depth")
-    from .sections import Rules
+    from .apps.sections import Rules
     for field, help_text in (("smooth", "window-mean smoothing, s"), ("threshold", "song threshold"),
                              ("merge_gap", "merge songs this close, s"),
                              ("max_song", "never merge beyond this, s"),
@@ -257,8 +258,8 @@ def parse_gains(text: str) -> Dict[str, float]:
 
 
 def live_command(args) -> int:
-    from . import live
-    from .processor import StemSeparator
+    from .apps import live
+    from .core.processor import StemSeparator
     if args.list_devices:
         print(live.list_devices())
         return 0
@@ -301,7 +302,7 @@ def live_command(args) -> int:
 
 
 def sections_command(args) -> int:
-    from .sections import Rules, split_file
+    from .apps.sections import Rules, split_file
     rules = Rules(args.smooth, args.threshold, args.merge_gap, args.max_song, args.extend_above,
                   args.min_song)
     outputs = [w.strip() for w in args.write.split(",") if w.strip()]
@@ -331,7 +332,7 @@ def sections_command(args) -> int:
 
 def evaluate_command(args) -> int:
     import json
-    from .evaluate import EvaluationError, evaluate_folders, format_table, summary
+    from .apps.evaluate import EvaluationError, evaluate_folders, format_table, summary
     quiet = args.json == "-"
     try:
         results = evaluate_folders(args.reference, args.estimate, not args.global_only,
@@ -381,7 +382,7 @@ def import_command(args) -> int:
     except (ImportError, OSError, ValueError) as e:  # ModelError is a ValueError
         print(f"stemforge: {e}", file=sys.stderr)
         return 1
-    from .processor import StemSeparator
+    from .core.processor import StemSeparator
     sep = StemSeparator(model)
     sep.prepare(model.sample_rate, model.channels)
     print(f"wrote {out}: {model!r}; latency {sep.latency_samples} samples at {model.sample_rate} Hz")
@@ -389,7 +390,7 @@ def import_command(args) -> int:
 
 
 def render_command(args) -> int:
-    from .renders import PlanError, load_plan, render
+    from .apps.render import PlanError, load_plan, render
     try:
         plan = load_plan(args.plan)
     except (PlanError, OSError) as e:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from ..model import ModelInfo
+from ..core.model import ModelInfo
 
 IMPORTERS = ("demucs", "openunmix")
 

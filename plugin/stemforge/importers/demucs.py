@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from ..model import ModelError, ModelInfo, save_model
+from ..core.model import ModelError, ModelInfo, save_model
 
 
 def _demucs():

@@ -25,7 +25,7 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
-from ..model import ModelError, ModelInfo, save_model
+from ..core.model import ModelError, ModelInfo, save_model
 
 
 @contextmanager

@@ -41,11 +41,13 @@ import numpy as np
 import pedalboard
 from pedalboard.io import AudioFile
 
-from .chain import Chain
-from .export import (READ_BLOCK, ExportError, StemWriter, check_format, check_template, find_inputs,
-                     target_path)
-from .processor import StemSeparator
-from .resample import StreamResampler, check_rate
+from ..core.chain import Chain
+from ..errors import ExportError
+from ..io.formats import check_format
+from ..io.reading import READ_BLOCK, find_inputs
+from ..io.writing import StemWriter, check_template, target_path
+from ..core.processor import StemSeparator
+from ..core.resample import StreamResampler, check_rate
 
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
 

@@ -9,7 +9,7 @@ is bounded by the model's hop or window, not by the stream's length.
 ``flush()`` ends the stream as if silence followed it and returns the rest,
 so that in total exactly as many samples come out as went in.
 
-The engines hold numpy buffers and call the model through `stemforge.model`;
+The engines hold numpy buffers and call the model through `stemforge.core.model`;
 they know nothing of hosts, layouts or sample rates.
 """
 from __future__ import annotations

@@ -212,7 +212,7 @@ def model_dirs() -> List[Path]:
     """Where model names are looked up, first match wins."""
     dirs = [Path(p) for p in os.environ.get("STEMFORGE_MODELS", "").split(os.pathsep) if p]
     here = Path(__file__).resolve().parent
-    dirs.append(here.parents[1] / "models")  # a source checkout (editable install)
+    dirs.append(here.parents[2] / "models")  # a source checkout (editable install)
     dirs.append(Path(sys.prefix) / "share" / "stemforge" / "models")  # a wheel install
     return dirs
 

@@ -332,9 +332,10 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
     blocks, twice with `cut`; nothing is written until the analysis is complete, and
     every file is written under a hidden name and renamed when whole."""
     from pedalboard.io import AudioFile
-    from .export import StemWriter, read_blocks
-    from .processor import StemSplitter
-    from .session import SessionTrack, write_session
+    from ..core.processor import StemSplitter
+    from ..io.reading import read_blocks
+    from ..io.sessions import SessionTrack, write_session
+    from ..io.writing import StemWriter
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")

@@ -1,4 +1,4 @@
-"""Exporting stems to files: which inputs, which names, which formats, written atomically.
+"""Writing outputs: which names, written atomically.
 
 Names come from a template such as ``"{track}/{stem}.{ext}"`` (fields
 ``{track}``, ``{stem}``, ``{ext}``, ``{model}``, ``{preset}``, ``{index}``);
@@ -8,74 +8,20 @@ to its target and renamed only when complete.
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import string
 from pathlib import Path
-import threading
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from pedalboard.io import AudioFile
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
-BIT_DEPTHS = {"wav": (16, 24, 32), "flac": (16, 24), "aiff": (16, 24, 32), "ogg": (), "mp3": ()}
+from ..errors import ExportError
+from .formats import BIT_DEPTHS
+
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = {"track", "stem", "ext", "model", "preset", "index"}
-
-
-READ_BLOCK = 1 << 16  # samples per read from disk: files stream, memory stays flat
-
-
-class ExportError(ValueError):
-    """A request that cannot be exported as asked; the message says what to change."""
-
-
-class Interrupted(Exception):
-    """The user asked to stop (Ctrl-C, SIGTERM)."""
-
-
-def read_blocks(f: AudioFile, end: int, stop: Optional[threading.Event] = None) -> Iterator[np.ndarray]:
-    """Blocks of `f` from where it stands up to sample `end`, READ_BLOCK at a time;
-    Interrupted when `stop` is set, ExportError if the file ends early."""
-    while f.tell() < end:
-        if stop is not None and stop.is_set():
-            raise Interrupted()
-        block = f.read(min(READ_BLOCK, end - f.tell()))
-        if block.shape[1] == 0:
-            raise ExportError(f"the file ends early: {f.tell()} of {end} samples readable")
-        yield block
-
-
-def find_inputs(items: Iterable[str], recursive: bool = False) -> List[Path]:
-    """Files, folders (their audio files; all levels with `recursive`) and glob patterns."""
-    found: List[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found += sorted(p for p in path.glob(pattern)
-                            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-        elif not path.exists() and glob.has_magic(item):
-            found += sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
-        else:
-            found.append(path)  # a missing or unreadable file is reported when it is read
-    unique, seen = [], set()
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
-
-
-def check_format(fmt: str, bit_depth: Optional[int]) -> None:
-    if fmt not in BIT_DEPTHS:
-        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(BIT_DEPTHS)}")
-    if bit_depth is not None and BIT_DEPTHS[fmt] and bit_depth not in BIT_DEPTHS[fmt]:
-        raise ExportError(f"{fmt} takes bit depths {', '.join(map(str, BIT_DEPTHS[fmt]))}, "
-                          f"not {bit_depth}")
 
 
 def check_template(template: str, need_stem: bool = True) -> None:

@@ -1,0 +1,10 @@
+"""Errors shared by the reading and writing paths and the apps built on them."""
+from __future__ import annotations
+
+
+class ExportError(ValueError):
+    """A request that cannot be exported as asked; the message says what to change."""
+
+
+class Interrupted(Exception):
+    """The user asked to stop (Ctrl-C, SIGTERM)."""

@@ -1,0 +1,1 @@
+"""Files in and out: finding and reading inputs, formats, atomic writes, DAW sessions."""
