@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-
-RATE = 44100
-STEMS = ("drums", "bass", "other", "vocals")
+from bsseval_cases import RATE, STEMS, references, with_error
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -25,29 +23,6 @@ def write(folder: Path, stems: dict) -> None:
     for name, x in stems.items():
         with AudioFile(str(folder / f"{name}.wav"), "w", RATE, x.shape[0], bit_depth=32) as f:
             f.write(x.astype(np.float32))
-
-
-def references(seed: int, seconds: float = 3.0) -> dict:
-    """Four independent sources (museval tells interference from artefacts only when the
-    references are not alike), each with its own loudness contour."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    refs = {}
-    for s in STEMS:
-        envelope = np.repeat(rng.uniform(0.1, 1.0, n // 4410 + 1), 4410)[:n]
-        refs[s] = (0.1 * rng.standard_normal((2, n)) * envelope).astype(np.float32)
-    return refs
-
-
-def with_error(refs: dict, sdr_db: dict, seed: int) -> dict:
-    """Each estimate = reference + white noise scaled to give exactly `sdr_db` global SDR."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for s, ref in refs.items():
-        noise = rng.standard_normal(ref.shape)
-        noise *= np.sqrt(np.sum(ref.astype(np.float64) ** 2) / np.sum(noise ** 2) / 10 ** (sdr_db[s] / 10))
-        out[s] = ref + noise
-    return out
 
 
 def global_sdr(ref, est) -> float:
@@ -70,7 +45,7 @@ def test_one_track_scores_match_the_errors_put_in(tmp_path):
         row = scores[s]
         assert row["global_sdr"] == pytest.approx(wanted[s], abs=0.01)
         assert row["nsdr"] == pytest.approx(wanted[s] - global_sdr(refs[s], mix), abs=0.01)
-        # White noise is neither interference nor a spatial error: museval calls it
+        # White noise is neither interference nor a spatial error: BSS Eval calls it
         # artefacts (its distortion filters absorb a little of the noise, so SAR >= SDR).
         assert row["sdr"] == pytest.approx(wanted[s], abs=1.5)
         assert row["sdr"] - 0.1 <= row["sar"] <= row["sdr"] + 2.5
@@ -103,7 +78,7 @@ def test_folders_of_tracks_a_mixture_file_and_the_summary(tmp_path):
     report = json.loads(out.read_text())
     assert sorted(report["tracks"]) == ["song a", "song b"]
     assert report["summary"]["bass"]["global_sdr"] == pytest.approx(7.5, abs=0.01)
-    assert "sdr" not in report["summary"]["bass"]  # --global-only: no museval
+    assert "sdr" not in report["summary"]["bass"]  # --global-only: no BSS Eval
 
 
 def test_silent_reference_stem_gives_null_not_nan(tmp_path):

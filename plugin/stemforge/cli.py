@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("estimate", type=Path, metavar="ESTIMATE_DIR")
     ev.add_argument("--json", metavar="PATH", help="also write the scores as JSON ('-': stdout only)")
     ev.add_argument("--global-only", action="store_true",
-                    help="only global SDR and NSDR (fast; no museval)")
+                    help="only global SDR and NSDR (fast: no BSS Eval)")
     return parser
 
 
@@ -337,15 +337,15 @@ def evaluate_command(args) -> int:
     try:
         results = evaluate_folders(args.reference, args.estimate, not args.global_only,
                                    None if quiet else lambda name, scores: print(format_table(scores, name)))
-    except (EvaluationError, ImportError) as e:
+    except EvaluationError as e:
         print(f"stemforge: {e}", file=sys.stderr)
         return 1
     overall = summary(results)
     report = {"tracks": results, "summary": overall,
-              "conventions": {"sdr/sir/sar/isr": "museval v4, median over 1 s frames; summary: "
+              "conventions": {"sdr/sir/sar/isr": "BSS Eval v4 as museval, median over 1 s frames; summary: "
                               "median over tracks", "global_sdr/nsdr": "whole track (MDX); summary: "
                               "mean over tracks"}}
-    # NaN (a silent stem's museval medians) is not JSON: null.
+    # NaN (a silent stem's BSS Eval medians) is not JSON: null.
     text = json.dumps(json.loads(json.dumps(report), parse_constant=lambda _: None), indent=1)
     if quiet:
         print(text)

@@ -1,9 +1,10 @@
 """The standard separation metrics, for `stemforge evaluate` and bench/.
 
 Per stem of a track:
-- ``sdr``, ``sir``, ``sar``, ``isr``: BSS Eval v4 with museval, each the
-  median over 1-second frames (the SiSEC convention; silent frames give NaN
-  and are left out of the median);
+- ``sdr``, ``sir``, ``sar``, ``isr``: BSS Eval v4 (museval's figures, computed
+  by ``stemforge.apps.bsseval`` without museval's package), each the median
+  over 1-second frames (the SiSEC convention; silent frames give NaN and are
+  left out of the median);
 - ``global_sdr``: 10 log10(sum ref^2 / sum (ref - est)^2) over the whole track
   and both channels (the MDX convention, with its small epsilon);
 - ``nsdr``: global SDR of the estimate minus global SDR of the mixture taken
@@ -26,9 +27,11 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .bsseval import bss_eval
+
 SDR_EPS = 1e-7            # MDX's delta: keeps SDR finite for perfect or silent estimates
-MUSEVAL_METRICS = ("sdr", "sir", "sar", "isr")
-METRICS = MUSEVAL_METRICS + ("global_sdr", "nsdr")
+BSS_EVAL_METRICS = ("sdr", "sir", "sar", "isr")
+METRICS = BSS_EVAL_METRICS + ("global_sdr", "nsdr")
 MIX_NAMES = ("mixture", "mix")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
 
@@ -49,15 +52,10 @@ def global_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 def museval_medians(references: List[np.ndarray], estimates: List[np.ndarray],
                     sample_rate: int) -> List[Dict[str, float]]:
     """BSS Eval v4 SDR, SIR, SAR, ISR of each (channels, n) estimate, evaluated together,
-    as medians over 1-second frames."""
-    try:
-        import museval
-    except ImportError as e:
-        raise ImportError("museval is needed for SDR/SIR/SAR/ISR: pip install museval "
-                          "(or pass --global-only)") from e
+    as medians over 1-second frames (``museval.evaluate(..., win=rate, hop=rate)``)."""
     refs = np.stack([r.T for r in references]).astype(np.float64)
     ests = np.stack([e.T for e in estimates]).astype(np.float64)
-    sdr, isr, sir, sar = museval.evaluate(refs, ests, win=sample_rate, hop=sample_rate)
+    sdr, isr, sir, sar = bss_eval(refs, ests, window=int(sample_rate), hop=int(sample_rate))
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (silent) stems: NaN
@@ -69,20 +67,26 @@ def museval_medians(references: List[np.ndarray], estimates: List[np.ndarray],
 
 def evaluate_track(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray],
                    sample_rate: int, mixture: Optional[np.ndarray] = None,
-                   with_museval: bool = True) -> Scores:
-    """Metrics per stem for (channels, n) arrays; `mixture` defaults to the references' sum."""
+                   with_bss_eval: bool = True) -> Scores:
+    """Metrics per stem for (channels, n) arrays; `mixture` defaults to the references' sum.
+    `with_bss_eval=False` gives only the global SDR and NSDR (fast)."""
     stems = list(references)
     mix = sum(references.values()) if mixture is None else mixture
     scores: Scores = {}
     for s in stems:
         g = global_sdr(references[s], estimates[s])
         scores[s] = {"global_sdr": g, "nsdr": g - global_sdr(references[s], mix)}
-    if with_museval:
-        # museval refuses an all-zero reference (any number of silent sources would fit it):
-        # such a stem has no museval figures (NaN).
+    if with_bss_eval:
+        # BSS Eval refuses an all-zero reference (any number of silent sources would fit it):
+        # such a stem has no BSS Eval figures (NaN).
         audible = [s for s in stems if np.any(references[s])]
         for s in stems:
-            scores[s].update({m: float("nan") for m in MUSEVAL_METRICS})
+            scores[s].update({m: float("nan") for m in BSS_EVAL_METRICS})
+        silent = [s for s in audible if not np.any(np.sum(estimates[s], axis=0))]
+        if silent:
+            raise EvaluationError(f"{silent[0]}: the estimate is silent but its reference is not; "
+                                  "BSS Eval cannot score a silent estimate (museval refuses it "
+                                  "too): use --global-only for global SDR and NSDR")
         if audible:
             for s, m in zip(audible, museval_medians([references[s] for s in audible],
                                                      [estimates[s] for s in audible], sample_rate)):
@@ -127,7 +131,7 @@ def track_pairs(reference_dir: Path, estimate_dir: Path) -> List[Tuple[str, Path
     return pairs
 
 
-def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_museval: bool = True,
+def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_bss_eval: bool = True,
                      progress=None) -> Dict[str, Scores]:
     """Scores per track of two folders laid out alike (see the module's docstring)."""
     results = {}
@@ -161,14 +165,14 @@ def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_museval: bool
             mixture, mix_rate = read(mix_path)
             if mixture.shape != next(iter(references.values())).shape or mix_rate != rate:
                 raise EvaluationError(f"{mix_path}: not the same length, channels and rate as the stems")
-        results[name] = evaluate_track(references, estimates, rate, mixture, with_museval)
+        results[name] = evaluate_track(references, estimates, rate, mixture, with_bss_eval)
         if progress:
             progress(name, results[name])
     return results
 
 
 def summary(results: Mapping[str, Scores]) -> Scores:
-    """Per stem over tracks: the median of the museval metrics (SiSEC), the mean of the
+    """Per stem over tracks: the median of the BSS Eval metrics (SiSEC), the mean of the
     global ones (MDX); NaN where no track has a value."""
     stems = list(dict.fromkeys(s for scores in results.values() for s in scores))
     out: Scores = {}
