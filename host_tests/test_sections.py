@@ -13,13 +13,13 @@ import pytest
 from pedalboard.io import AudioFile
 
 from stemforge.apps.sections import FeatureStream, Rules, find_songs
+from stemforge.io.sessions import DAWPROJECT_SCHEMAS
 from streams import Part, render_stream
 
 RATE = 44100
 PARTS = [Part("talk", 30), Part("song", 100), Part("silence", 8), Part("bgm-talk", 30),
          Part("song", 150, "ballad"), Part("talk", 25), Part("song", 210, "rock"),
          Part("silence", 6), Part("song", 200), Part("talk", 20)]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "formats" / "dawproject"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_labels_cue_and_daw_markers_say_the_same(stream, tmp_path):
     from lxml import etree
     with zipfile.ZipFile(out / "stream.dawproject") as z:
         project = etree.fromstring(z.read("project.xml"))
-    etree.XMLSchema(etree.parse(str(SHARED / "Project.xsd"))).assertValid(project)
+    etree.XMLSchema(etree.parse(str(DAWPROJECT_SCHEMAS / "Project.xsd"))).assertValid(project)
     times = [float(m.get("time")) for m in project.iter("Marker")]
     assert times == [t for song in songs for t in song]
 

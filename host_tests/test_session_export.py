@@ -14,8 +14,11 @@ from lxml import etree
 from pedalboard.io import AudioFile
 
 from conftest import ROOT, music
+from stemforge.io.sessions import DAWPROJECT_SCHEMAS, SessionTrack, check_dawproject_xml, write_session
+from stemforge.errors import ExportError
 
-SCHEMAS = ROOT.parent / "shared" / "formats" / "dawproject"
+SCHEMAS = DAWPROJECT_SCHEMAS          # the project's copy of the official schema
+OFFICIAL = ROOT.parent / "shared" / "formats" / "dawproject"   # developers' and CI's machines
 STEMS = ["drums", "bass", "other", "vocals"]
 
 
@@ -71,3 +74,45 @@ def test_unknown_session_format_is_refused_before_any_work(tmp_path):
                              "fixture-stream", "--session", "logic"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "unknown --session logic" in result.stderr
+
+
+def test_the_project_carries_the_official_schema_with_its_licence():
+    for name in ("Project.xsd", "MetaData.xsd", "LICENSE"):
+        assert (SCHEMAS / name).is_file(), name
+    assert "MIT License" in (SCHEMAS / "LICENSE").read_text()
+    if not OFFICIAL.is_dir():
+        pytest.skip(f"{OFFICIAL} is not on this machine (a user's clone): nothing to compare with")
+    for name in ("Project.xsd", "MetaData.xsd", "LICENSE"):
+        assert (SCHEMAS / name).read_bytes() == (OFFICIAL / name).read_bytes(), name
+
+
+def test_a_session_that_breaks_the_schema_is_refused_not_written(tmp_path):
+    with pytest.raises(ExportError, match="Project.xsd"):
+        check_dawproject_xml('<?xml version="1.0"?><Project version="1.0"><Bogus/></Project>', "Project.xsd")
+    src = tmp_path / "song.wav"
+    with AudioFile(str(src), "w", 44100, 2) as f:
+        f.write(music(0.1, 44100))
+    # XML 1.0 cannot carry control characters, which a file name may hold
+    bad = tmp_path / "song\x01.dawproject"
+    with pytest.raises(ExportError, match="control characters.*--session reaper"):
+        write_session("dawproject", bad, [SessionTrack("song\x01", src, muted=True)], 44100, 2, 4410)
+    assert not bad.exists()
+
+
+@pytest.mark.parametrize("name", ["it's a \"mix\" `live`", "only `backticks` and 'single'"])
+def test_reaper_keeps_the_original_mix_whatever_quotes_its_name_holds(tmp_path, name):
+    """REAPER has no escape in strings: a path holding ", ' and ` cannot be written. The
+    session must still play the original mix (through a link beside the session)."""
+    src = tmp_path / f"{name}.wav"
+    with AudioFile(str(src), "w", 48000, 2, bit_depth=24) as f:
+        f.write(music(0.5, 48000))
+    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(tmp_path / "out"),
+                             "--model", "fixture-stream", "--session", "reaper"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "out" / name
+    project = rpp.loads((folder / f"{name}.rpp").read_text())
+    files = [folder / t.find("ITEM").find("SOURCE").find("FILE")[1] for t in project.findall("TRACK")]
+    assert len(files) == 5 and all(f.is_file() for f in files), files
+    assert files[0].read_bytes() == src.read_bytes()       # the muted first track: the mix
+    assert [f.name for f in files[1:]] == [f"{s}.wav" for s in STEMS]

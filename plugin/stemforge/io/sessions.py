@@ -8,7 +8,14 @@ track beside them. Clips are placed in seconds, so the session's tempo does
 not move them (it is left at the DAW's neutral 120 BPM, 4/4).
 
 Audio files are referenced, not copied, by paths relative to the session
-file (absolute where no relative path exists, e.g. another drive).
+file (absolute where no relative path exists, e.g. another drive). REAPER
+cannot write a path holding all three of its quotes (", ' and `): such a
+file is reached through a hard link (else a symbolic link, else a copy)
+beside the session, with the backticks replaced.
+
+Every DAWproject written is first checked against the official schema,
+carried with its MIT licence in ``io/schemas/dawproject/`` (from
+github.com/bitwig/dawproject).
 
 >>> tracks = [SessionTrack("mix", Path("song.wav"), muted=True),
 ...           SessionTrack("vocals", Path("stems/song/vocals.wav"))]   # doctest: +SKIP
@@ -16,14 +23,43 @@ file (absolute where no relative path exists, e.g. another drive).
 """
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
+from ..errors import ExportError
+
 FORMATS = {"dawproject": ".dawproject", "reaper": ".rpp"}
+DAWPROJECT_SCHEMAS = Path(__file__).resolve().parent / "schemas" / "dawproject"
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(name: str):
+    from lxml import etree
+    return etree.XMLSchema(etree.parse(str(DAWPROJECT_SCHEMAS / name)))
+
+
+def check_dawproject_xml(text: str, schema: str) -> str:
+    """`text` (a project.xml or metadata.xml) if it validates against the official
+    DAWproject schema `schema` ("Project.xsd" or "MetaData.xsd"); else ExportError."""
+    from lxml import etree
+    try:
+        doc = etree.fromstring(text.encode("utf-8"))
+        valid = _schema(schema)
+        if valid.validate(doc):
+            return text
+        problem = str(valid.error_log.last_error)
+    except etree.XMLSyntaxError as e:
+        problem = str(e)
+    raise ExportError(f"the DAWproject session would not follow the DAWproject schema ({schema}: "
+                      f"{problem}); a track or file name holding control characters cannot go "
+                      "into XML: rename the file, or write --session reaper only. Otherwise this "
+                      "is a stemforge bug: please report it with this message")
 
 
 @dataclass(frozen=True)
@@ -75,7 +111,7 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
           </Clip>
         </Clips>
       </Lanes>''')
-    return f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+    return check_dawproject_xml(f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Project version="1.0">
   <Application name="stemforge" version="{escape(_package_version())}"/>
   <Transport>
@@ -96,7 +132,7 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
     </Lanes>{_dawproject_markers(regions)}
   </Arrangement>
 </Project>
-'''
+''', "Project.xsd")
 
 
 def _package_version() -> str:
@@ -105,20 +141,53 @@ def _package_version() -> str:
 
 
 def _metadata_xml(title: str) -> str:
-    return f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+    return check_dawproject_xml(f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <MetaData>
   <Title>{escape(title)}</Title>
   <Comment>Stems exported by stemforge {escape(_package_version())}</Comment>
 </MetaData>
-'''
+''', "MetaData.xsd")
+
+
+RPP_QUOTES = ('"', "'", "`")
 
 
 def _rpp_string(text: str) -> str:
-    """REAPER quotes strings with whichever quote the text does not contain."""
-    for q in ('"', "'", "`"):
+    """REAPER quotes strings with whichever quote the text does not contain; it has no
+    escape, so a text holding all three loses its backticks (as REAPER itself writes it)."""
+    for q in RPP_QUOTES:
         if q not in text:
             return f"{q}{text}{q}"
-    return '"' + text.replace('"', "'") + '"'
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _rpp_file(audio: Path, session: Path) -> str:
+    """The quoted FILE of `audio` in the REAPER session `session`. A path holding all three
+    quotes cannot be written: the file is then reached through a link beside the session,
+    named like it with ' for ` (a hard link, else a symbolic link, else a copy)."""
+    ref = _reference(audio, session)
+    if not all(q in ref for q in RPP_QUOTES):
+        return _rpp_string(ref)
+    folder = session.resolve().parent
+    name = audio.name.replace("`", "'")
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidates = [name] + [f"{stem} (mix{f' {k}' if k > 1 else ''}){suffix}" for k in range(1, 100)]
+    for candidate in candidates:
+        link = folder / candidate
+        if link.exists() and os.path.samefile(link, audio):
+            return _rpp_string(candidate)
+        if link.exists() or link.is_symlink():
+            continue
+        try:
+            os.link(audio, link)
+        except OSError:
+            try:
+                os.symlink(audio.resolve(), link)
+            except OSError:
+                shutil.copy2(audio, link)
+        return _rpp_string(candidate)
+    raise ExportError(f"{audio}: REAPER cannot name a file holding \", ' and ` together, and "
+                      f"{folder} has no free name for a link to it; rename the file")
 
 
 REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLAC", ".ogg": "VORBIS",
@@ -138,7 +207,7 @@ def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: 
                   "    <ITEM", "      POSITION 0", f"      LENGTH {seconds!r}",
                   f"      NAME {_rpp_string(t.name)}",
                   f"      <SOURCE {REAPER_SOURCES.get(t.path.suffix.lower(), 'WAVE')}",
-                  f"        FILE {_rpp_string(_reference(t.path, session))}", "      >", "    >",
+                  f"        FILE {_rpp_file(t.path, session)}", "      >", "    >",
                   "  >"]
     lines.append(">")
     return "\n".join(lines) + "\n"
