@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
@@ -83,3 +84,17 @@ def test_cli_errors_say_what_to_do(tmp_path):
     assert done.returncode == 1 and "voice" in done.stderr
     done = run("--stem", "vocals", "--input", "no such interface", "--output", "nor this")
     assert done.returncode == 1 and "--list-devices" in done.stderr
+
+
+def test_cli_simulate_refuses_more_than_two_channels_clearly(tmp_path):
+    six = tmp_path / "six_channels.wav"
+    with AudioFile(str(six), "w", RATE, 6, bit_depth=16) as f:
+        f.write(np.tile(music(0.5, seed=2)[:1], (6, 1)))
+    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--stem", "vocals",
+                           "--simulate", six], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "6 channels" in done.stderr and "mono or stereo" in done.stderr
+    # the library says the same before any audio is played
+    with pytest.raises(ValueError, match="6 channels.*mono or stereo"):
+        SimulatedDevice(np.zeros((6, 1024), np.float32), RATE)

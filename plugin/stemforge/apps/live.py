@@ -79,6 +79,10 @@ class SimulatedDevice:
                  sleep: Callable[[float], None] = time.sleep):
         if audio.ndim != 2:
             raise ValueError("audio must be (channels, samples)")
+        if audio.shape[0] not in (1, 2):
+            raise ValueError(f"the simulated input has {audio.shape[0]} channels; stemforge live "
+                             "plays mono or stereo: mix the file down, or split it into mono or "
+                             "stereo files and simulate each")
         self.audio = np.ascontiguousarray(audio, np.float32)
         self.sample_rate, self.buffer_size, self.queue = float(sample_rate), int(buffer_size), int(queue)
         self.channels = self.audio.shape[0]
