@@ -104,7 +104,7 @@ def test_no_template_writes_outside_the_output_folder(tmp_path, template):
         f.write(music(0.3))
     result = run("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
                  "--filename", template)
-    assert result.returncode == 1 and "outside the output folder" in result.stderr
+    assert result.returncode == 2 and "outside the output folder" in result.stderr  # before any work
     assert not [p for p in tmp_path.rglob("*") if p.suffix == ".wav" and p != src]
 
 
@@ -117,7 +117,7 @@ def test_track_names_cannot_escape_and_inputs_are_never_overwritten(tmp_path):
     before = victim.read_bytes()
     result = run("separate", victim, "-o", out, "--model", "fixture-stream", "--filename",
                  "song/{stem}.{ext}", "--overwrite")
-    assert result.returncode == 1 and "would overwrite the input" in result.stderr
+    assert result.returncode == 2 and "would overwrite the input" in result.stderr  # before any work
     assert victim.read_bytes() == before
 
 

@@ -27,13 +27,14 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ..errors import ExportError
+from ..io.reading import is_audio_name, open_audio
 from .bsseval import bss_eval
 
 SDR_EPS = 1e-7            # MDX's delta: keeps SDR finite for perfect or silent estimates
 BSS_EVAL_METRICS = ("sdr", "sir", "sar", "isr")
 METRICS = BSS_EVAL_METRICS + ("global_sdr", "nsdr")
 MIX_NAMES = ("mixture", "mix")
-AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
 
 Scores = Dict[str, Dict[str, float]]  # stem -> metric -> dB
 
@@ -98,16 +99,16 @@ def evaluate_track(references: Mapping[str, np.ndarray], estimates: Mapping[str,
 
 def audio_files(folder: Path) -> Dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")}
+            if p.is_file() and is_audio_name(p) and not p.name.startswith(".")}
 
 
 def read(path: Path) -> Tuple[np.ndarray, int]:
-    from pedalboard.io import AudioFile
+    """A whole stem through the one reader (any channel count: scores need no separator)."""
     try:
-        with AudioFile(str(path)) as f:
-            return f.read(f.frames), int(round(f.samplerate))
-    except Exception as e:
-        raise EvaluationError(f"{path}: cannot read it as audio ({e})") from e
+        with open_audio(path, max_channels=None) as source:
+            return source.read_all(), source.sample_rate
+    except ExportError as e:
+        raise EvaluationError(str(e)) from None
 
 
 def track_pairs(reference_dir: Path, estimate_dir: Path) -> List[Tuple[str, Path, Path]]:

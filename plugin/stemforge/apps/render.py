@@ -21,89 +21,148 @@ or a plan, ``stemforge render PLAN.toml``::
     parameters = { mix = 0.5 }
     [output]
     folder = "rendered"
-    format = "wav"                       # wav flac aiff ogg mp3
-    bit_depth = 24
+    format = "wav"                       # wav flac aiff ogg
+    bit_depth = 24                       # default: the format's (see io.formats)
     sample_rate = 48000                  # resample the result (default: the input's rate)
     filename = "{track}-acapella.{ext}"
 
 A plan is checked whole before any audio is written: an unknown plugin, a bad
-parameter or a missing input is an error that names the plan's line.
+parameter, a value of the wrong type, an unreadable input or an output that would
+replace an input is an error that names the plan's line.
 """
 from __future__ import annotations
 
 import difflib
 import re
+import threading
+import time
 import tomllib
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 import pedalboard
-from pedalboard.io import AudioFile
 
 from ..core.chain import Chain
-from ..errors import ExportError
-from ..io.formats import check_format
-from ..io.reading import READ_BLOCK, find_inputs
-from ..io.writing import StemWriter, check_template, target_path
+from ..core.engine import RunningStats
+from ..core.model import PRESETS
 from ..core.processor import StemSeparator
 from ..core.resample import StreamResampler, check_rate
+from ..errors import ExportError
+from ..io.formats import check_format
+from ..io.reading import Source, find_inputs, open_audio
+from ..io.writing import (StemWriter, check_output_folder, check_targets, check_template,
+                          target_path)
+from .batch import BatchReport, FileResult, Reporter, run_files
 
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
+DEFAULT_RENDER_TEMPLATE = "{track}.{ext}"
+PathLike = Union[str, Path]
 
 
-def render(inputs: Union[str, Path, Sequence[Union[str, Path]]], chain, output_dir: Union[str, Path],
-           *, format: str = "wav", bit_depth: Optional[int] = 24, sample_rate: Optional[int] = None,
-           filename: str = "{track}.{ext}", recursive: bool = False, overwrite: bool = False) -> List[Path]:
+def render(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir: PathLike, *,
+           format: str = "wav", bit_depth: Optional[int] = None, sample_rate: Optional[int] = None,
+           filename: str = DEFAULT_RENDER_TEMPLATE, recursive: bool = False,
+           overwrite: bool = False) -> List[Path]:
     """Stream every input through `chain` (a Chain, or a list of plugins and stemforge
     processors) into `output_dir`; returns the files written. Existing outputs are kept
-    unless `overwrite`."""
+    unless `overwrite`; an output is never one of the inputs. Raises on the first
+    input that cannot be rendered (`render_batch` reports and goes on)."""
+    report = render_batch(inputs, chain, output_dir, format=format, bit_depth=bit_depth,
+                          sample_rate=sample_rate, filename=filename, recursive=recursive,
+                          overwrite=overwrite)
+    if report.failed:
+        raise ExportError(f"{report.failed[0].input}: {report.failed[0].message}")
+    return report.written
+
+
+def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir: PathLike, *,
+                 format: str = "wav", bit_depth: Optional[int] = None,
+                 sample_rate: Optional[int] = None, filename: str = DEFAULT_RENDER_TEMPLATE,
+                 recursive: bool = False, overwrite: bool = False,
+                 reporter: Optional[Reporter] = None,
+                 stop: Optional[threading.Event] = None) -> BatchReport:
+    """`render` with a report per file (done, skipped, failed) and progress."""
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    files = find_inputs([str(i) for i in items], recursive)
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise ExportError(f"no such input file: {missing[0]}")
-    check_format(format, bit_depth)
+    out = Path(output_dir)
+    bit_depth = check_format(format, bit_depth)
     check_template(filename, need_stem=False)
     if sample_rate is not None:
         check_rate(sample_rate)
+    check_output_folder(out)
+    files = find_inputs([str(i) for i in items], recursive, exclude=[out])
+    if not files:
+        raise ExportError("no audio files found in " + " ".join(map(str, items)))
     chain = chain if isinstance(chain, Chain) else Chain(chain)
-    written = []
-    for index, path in enumerate(files):
-        target = target_path(Path(output_dir), filename, track=path.stem, stem="", ext=format,
-                             model="", preset="", index=index + 1)
-        if target.exists() and not overwrite:
-            continue
-        written.append(_render_file(path, chain, target, format, bit_depth, sample_rate))
-    return written
+    targets = {path: target_path(out, filename, track=path.stem, stem="", ext=format, model="",
+                                 preset="", index=index + 1) for index, path in enumerate(files)}
+    check_targets({p: [t] for p, t in targets.items()}, files)
+    reporter = reporter or Reporter()
+
+    def work(index: int, path: Path) -> FileResult:
+        if targets[path].exists() and not overwrite:
+            return FileResult(path, "skipped", [targets[path]], "exists, skipped (overwrite to redo)")
+        with open_audio(path) as source:
+            start = time.perf_counter()
+            written = _render_file(source, chain, targets[path], bit_depth, sample_rate, reporter,
+                                   stop)
+            return FileResult(path, "done", [written], seconds=time.perf_counter() - start,
+                              audio_seconds=source.seconds)
+
+    # a chain is one stream at a time: files one after another
+    return run_files(files, work, 1, stop, reporter)
 
 
-def _render_file(path: Path, chain: Chain, target: Path, fmt: str, bit_depth: Optional[int],
-                 sample_rate: Optional[int]) -> Path:
-    with AudioFile(str(path)) as f:
-        rate, channels, frames = int(f.samplerate), f.num_channels, f.frames
-        out_rate = sample_rate or rate
-        resampler = StreamResampler(rate, out_rate, channels)
-        writer = StemWriter({"out": target}, out_rate, channels, fmt, bit_depth)
-        chain.prepare(rate, channels)
-        expected = round(frames * out_rate / rate)
-        done = 0
-        try:
+def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Event]) -> list:
+    """Set the exact whole-input statistics on each separator whose model normalises by
+    them (Demucs), as `separate` does: the statistics of what reaches that stage, measured
+    by streaming the file through the stages before it. Returns what to restore."""
+    restore = []
+    for k, plugin in enumerate(chain.plugins):
+        if isinstance(plugin, StemSeparator) and plugin.needs_track_stats:
+            before = Chain(chain.plugins[:k])
+            stats = RunningStats()
+            before.prepare(source.sample_rate, source.channels)
+            for block in source.blocks(stop):
+                stats.add(before.process(block, source.sample_rate, reset=False)[None])
+            stats.add(before.flush()[None])
+            restore.append((plugin, plugin.track_stats))
+            plugin.track_stats = stats.get()
+    return restore
+
+
+def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional[int],
+                 sample_rate: Optional[int], reporter: Reporter,
+                 stop: Optional[threading.Event]) -> Path:
+    rate, channels, frames = source.sample_rate, source.channels, source.frames
+    out_rate = sample_rate or rate
+    resampler = StreamResampler(rate, out_rate, channels)
+    expected = round(frames * out_rate / rate)
+    restore = _stage_track_stats(source, chain, stop)
+    start = time.perf_counter()
+    try:
+        with StemWriter({"out": target}, out_rate, channels, bit_depth) as writer:
+            chain.prepare(rate, channels)
+            done = 0
+
             def emit(y: np.ndarray, last: bool = False) -> None:
                 nonlocal done
                 y = resampler.push(y, last=last) if not resampler.identity else y
                 y = y[:, :max(0, expected - done)]
                 done += y.shape[1]
                 writer.write({"out": y})
-            while f.tell() < frames:
-                emit(chain.process(f.read(READ_BLOCK), rate, reset=False))
+            for block in source.blocks(stop):
+                emit(chain.process(block, rate, reset=False))
+                reporter.update(source.path, source.file.tell() / rate, source.seconds,
+                                time.perf_counter() - start)
             emit(chain.flush(), last=True)
             if done < expected:  # the resampler's last fraction of a sample
                 writer.write({"out": np.zeros((channels, expected - done), np.float32)})
-        except BaseException:
-            writer.abort()
-            raise
-    return writer.commit()[0]
+            return writer.commit()[0]
+    finally:
+        chain.reset()
+        for plugin, stats in restore:
+            plugin.track_stats = stats
 
 
 # -- plans ---------------------------------------------------------------------------
@@ -115,18 +174,66 @@ class PlanError(ValueError):
 CHAIN_HEADER, INPUTS_KEY, OUTPUT_HEADER = r"^\s*\[\[chain\]\]", r"^\s*inputs\b", r"^\s*\[output\]"
 
 
-def _line_of(text: str, pattern: str, occurrence: int = 0) -> int:
-    """The line (1-based) of the `occurrence`-th match of `pattern`; tomllib keeps no positions."""
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if re.search(pattern, line)]
-    return hits[min(occurrence, len(hits) - 1)] if hits else 1
+def _line_of(text: str, pattern: str, occurrence: int = 0, after: int = 0) -> int:
+    """The line (1-based) of the `occurrence`-th match of `pattern` from line `after` on;
+    tomllib keeps no positions."""
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if i + 1 >= after
+            and re.search(pattern, line)]
+    return hits[min(occurrence, len(hits) - 1)] if hits else max(after, 1)
 
 
-def _native_plugin(entry: dict, where: str, text: str = "", path: Path = Path("plan")):
+_TYPE_NAMES = {str: "text in quotes", bool: "true or false", int: "a whole number",
+               float: "a number", dict: "a table such as { vocals = 0.0 }",
+               list: "a list such as [\"song.wav\"]"}
+
+
+class _Checker:
+    """Type checks for a plan's values, with errors that name the key, its line and what
+    to write instead."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.text = path, text
+
+    def where(self, key: str, after: int = 0) -> str:
+        line = _line_of(self.text, r"^\s*" + re.escape(key) + r"\s*=", after=after)
+        return f"{self.path}:{line}"
+
+    def get(self, table: dict, key: str, types: tuple, default: Any = None, after: int = 0) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) and bool not in types:  # TOML true is not a number
+            ok = False
+        elif isinstance(value, int) and float in types:
+            ok = True
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            want = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise PlanError(f"{self.where(key, after)}: {key} must be {want}, got {value!r}")
+        return value
+
+    def gains(self, entry: dict, key: str, after: int) -> Optional[dict]:
+        table = self.get(entry, key, (dict,), None, after)
+        if table is None:
+            return None
+        for stem, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise PlanError(f"{self.where(key, after)}: {key}.{stem} must be a number, got "
+                                f"{value!r}")
+        return table
+
+
+def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
     name = entry["plugin"]
     if "/" in name or name.endswith((".vst3", ".component")):
         if not Path(name).exists():
             raise PlanError(f"{where}: no plugin file {name!r}")
-        return pedalboard.load_plugin(name, parameter_values=entry.get("parameters", {}))
+        parameters = check.get(entry, "parameters", (dict,), {}, after)
+        try:
+            return pedalboard.load_plugin(name, parameter_values=parameters)
+        except (ImportError, RuntimeError, ValueError, TypeError) as e:
+            raise PlanError(f"{where}: cannot load {name}: {str(e).splitlines()[0]}") from None
     cls = getattr(pedalboard, name, None)
     if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name in (
             "Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"):
@@ -139,81 +246,123 @@ def _native_plugin(entry: dict, where: str, text: str = "", path: Path = Path("p
                       and not k.startswith("_") and k not in ("is_effect", "is_instrument"))
     unknown = [k for k in params if k not in accepted]
     if unknown:
-        line = _line_of(text, r"^\s*" + re.escape(unknown[0]) + r"\s*=")
-        raise PlanError(f"{path}:{line}: {name} has no parameter {unknown[0]!r}; it takes "
-                        f"{', '.join(accepted)}")
+        raise PlanError(f"{check.where(unknown[0], after)}: {name} has no parameter {unknown[0]!r}; "
+                        f"it takes {', '.join(accepted)}")
     try:
-        return cls(**params)
-    except (TypeError, ValueError) as e:
-        raise PlanError(f"{where}: bad value for {name}: {str(e).splitlines()[0]}") from None
+        plugin = cls()
+    except (TypeError, ValueError):  # a plugin with required arguments: all at once
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as e:
+            raise PlanError(f"{where}: bad value for {name} ({', '.join(params) or 'no parameters'}): "
+                            f"{str(e).splitlines()[0]}") from None
+    for key, value in params.items():  # one by one, so that an error names its key
+        try:
+            setattr(plugin, key, value)
+        except (TypeError, ValueError) as e:
+            reason = ("wrong type" if isinstance(e, TypeError) else str(e).splitlines()[0])
+            raise PlanError(f"{check.where(key, after)}: {name}.{key} = {value!r}: {reason}") from None
+    return plugin
 
 
-def _stemforge_processor(entry: dict, where: str) -> StemSeparator:
+def _stemforge_processor(entry: dict, where: str, check: _Checker, after: int) -> StemSeparator:
     unknown = set(entry) - STEMFORGE_KEYS
     if unknown:
         raise PlanError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} for stemforge; "
                         f"use {', '.join(sorted(STEMFORGE_KEYS - {'plugin'}))}")
-    gains = entry.get("gains")
-    if "gains_db" in entry:
-        gains = {k: 10 ** (float(v) / 20) for k, v in entry["gains_db"].items()}
+    preset = check.get(entry, "preset", (str,), None, after)
+    if preset is not None and preset not in PRESETS:
+        raise PlanError(f"{check.where('preset', after)}: preset must be one of "
+                        f"{', '.join(PRESETS)}; use model = \"file.ts\" for other models")
+    model = check.get(entry, "model", (str,), None, after)
+    stem = check.get(entry, "stem", (str,), None, after)
+    gains = check.gains(entry, "gains", after)
+    gains_db = check.gains(entry, "gains_db", after)
+    if gains_db is not None:
+        gains = {k: 10 ** (float(v) / 20) for k, v in gains_db.items()}
+    residual = check.get(entry, "residual", (str,), "auto", after)
+    threads = check.get(entry, "threads", (int,), None, after)
     try:
-        return StemSeparator(entry.get("model") or entry.get("preset"), stem=entry.get("stem"),
-                             gains=gains, residual=entry.get("residual", "auto"),
-                             threads=entry.get("threads"))
+        return StemSeparator(model or preset, stem=stem, gains=gains, residual=residual,
+                             threads=threads)
     except ValueError as e:  # includes ModelError
         raise PlanError(f"{where}: {e}") from None
 
 
 def load_plan(path: Union[str, Path]) -> dict:
-    """Read and check a plan; returns {"inputs", "chain", "output"} ready for `render`."""
+    """Read and check a plan; returns the arguments of `render_batch` (inputs, chain,
+    output_dir and the output options)."""
     path = Path(path)
     text = path.read_text()
     try:
         plan = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise PlanError(f"{path}: {e}") from None
+    check = _Checker(path, text)
     unknown = set(plan) - {"inputs", "recursive", "chain", "output"}
     if unknown:
         key = sorted(unknown)[0]
-        line = _line_of(text, r"^\s*\[?" + re.escape(key))
-        raise PlanError(f"{path}:{line}: unknown key {key!r}; a plan has inputs, chain and output")
-    inputs = plan.get("inputs")
+        line = _line_of(text, r"^\s*\[*" + re.escape(key))
+        raise PlanError(f"{path}:{line}: unknown key {key!r}; a plan has inputs, recursive, "
+                        "chain and output")
+    inputs = check.get(plan, "inputs", (str, list))
     if not inputs:
         raise PlanError(f"{path}: the plan names no inputs (inputs = [\"song.wav\"])")
     inputs = [inputs] if isinstance(inputs, str) else inputs
-    base = path.parent
-    resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
-    files = find_inputs(resolved, plan.get("recursive", False))
     where = f"{path}:{_line_of(text, INPUTS_KEY)}"
+    if not all(isinstance(i, str) for i in inputs):
+        raise PlanError(f"{where}: inputs must be file names, folders or patterns in quotes")
+    recursive = check.get(plan, "recursive", (bool,), False)
+    out = check.get(plan, "output", (dict,), {})
+    out_line = _line_of(text, OUTPUT_HEADER)
+    allowed = {"folder", "format", "bit_depth", "sample_rate", "filename", "overwrite"}
+    if set(out) - allowed:
+        raise PlanError(f"{path}:{out_line}: unknown output key(s) "
+                        f"{', '.join(sorted(set(out) - allowed))}; use {', '.join(sorted(allowed))}")
+    base = path.parent
+    folder = Path(check.get(out, "folder", (str,), "rendered", out_line))
+    folder = folder if folder.is_absolute() else base / folder
+    resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
+    files = find_inputs(resolved, recursive, exclude=[folder])
     for f in files:
         if not f.is_file():
             raise PlanError(f"{where}: no such input file {f}")
+        try:
+            with open_audio(f):
+                pass
+        except ExportError as e:  # every input is opened now, not half way through the batch
+            raise PlanError(f"{where}: {e}") from None
     if not files:
         raise PlanError(f"{where}: no audio files match {inputs}")
+    chain_entries = check.get(plan, "chain", (list,), [])
     chain = []
-    for k, entry in enumerate(plan.get("chain", [])):
-        where = f"{path}:{_line_of(text, CHAIN_HEADER, k)}"
-        if "plugin" not in entry:
-            raise PlanError(f"{where}: a [[chain]] entry needs plugin = \"...\"")
-        chain.append(_stemforge_processor(entry, where) if entry["plugin"] == "stemforge"
-                     else _native_plugin(entry, where, text, path))
-    out = dict(plan.get("output", {}))
-    where = f"{path}:{_line_of(text, OUTPUT_HEADER)}"
-    allowed = {"folder", "format", "bit_depth", "sample_rate", "filename", "overwrite"}
-    if set(out) - allowed:
-        raise PlanError(f"{where}: unknown output key(s) {', '.join(sorted(set(out) - allowed))}")
-    options = dict(format=out.get("format", "wav"), bit_depth=out.get("bit_depth", 24),
-                   sample_rate=out.get("sample_rate"), filename=out.get("filename", "{track}.{ext}"),
-                   overwrite=out.get("overwrite", False))
+    for k, entry in enumerate(chain_entries):
+        line = _line_of(text, CHAIN_HEADER, k)
+        where = f"{path}:{line}"
+        if not isinstance(entry, dict):
+            raise PlanError(f"{where}: each chain entry is a [[chain]] table")
+        if not isinstance(entry.get("plugin"), str):
+            raise PlanError(f"{where}: a [[chain]] entry needs plugin = \"...\" (a name in quotes)")
+        chain.append(_stemforge_processor(entry, where, check, line) if entry["plugin"] == "stemforge"
+                     else _native_plugin(entry, where, check, line))
+    options = dict(format=check.get(out, "format", (str,), "wav", out_line),
+                   bit_depth=check.get(out, "bit_depth", (int,), None, out_line),
+                   sample_rate=check.get(out, "sample_rate", (int,), None, out_line),
+                   filename=check.get(out, "filename", (str,), DEFAULT_RENDER_TEMPLATE, out_line),
+                   overwrite=check.get(out, "overwrite", (bool,), False, out_line))
     try:
         check_format(options["format"], options["bit_depth"])
+        check_template(options["filename"], need_stem=False, option="filename")
         if options["sample_rate"] is not None:
             check_rate(options["sample_rate"])
+        check_output_folder(folder)
+        targets = {f: [target_path(folder, options["filename"], track=f.stem, stem="",
+                                   ext=options["format"], model="", preset="", index=i + 1)]
+                   for i, f in enumerate(files)}
+        check_targets(targets, files, hint="put {track} or {index} in filename")
     except ValueError as e:
-        raise PlanError(f"{where}: {e}") from None
-    folder = Path(out.get("folder", "rendered"))
-    return {"inputs": files, "chain": chain, "output_dir": folder if folder.is_absolute() else base / folder,
-            **options}
+        raise PlanError(f"{path}:{out_line}: {e}") from None
+    return {"inputs": files, "chain": chain, "output_dir": folder, "recursive": False, **options}
 
 
 def run_plan(path: Union[str, Path]) -> List[Path]:

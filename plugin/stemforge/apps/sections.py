@@ -33,18 +33,22 @@ Song(start=63.0, end=291.0)
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..io.sessions import FORMATS as SESSION_KINDS
+
 FRAME_SECONDS = 1.0
-PITCH_FRAME = 2048           # at 44.1 kHz: 46 ms, two periods of 70 Hz
-PITCH_HOP = 1024
+PITCH_FRAME_SECONDS = 2048 / 44100   # 46 ms at any rate: over three periods of 70 Hz
 F0_RANGE = (70.0, 1000.0)
 VOICED_CORRELATION = 0.55    # normalised autocorrelation peak that counts as a pitch
+PEAK_SHARE = 0.9             # the period: the first peak at least this share of the best one
 LOUD_PERCENTILE = 95.0
 
 
@@ -60,6 +64,25 @@ class Rules:
     edge_smooth: float = 3.0     # then place each edge on this finer mean (0: off)
     edge_reach: float = 10.0     # moving it at most this far, seconds
 
+    def __post_init__(self) -> None:
+        # Probabilities lie in [0, 1] and durations are not negative: anything else would
+        # silently find no song, or every second, rather than say what is wrong.
+        for name in ("threshold", "extend_above"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} {value:g}: a probability, between 0 and 1")
+        for name in ("smooth", "merge_gap", "max_song", "min_song", "edge_smooth", "edge_reach"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"--{name.replace('_', '-')} {value:g}: seconds, at least 0")
+
+
+# The rules a user sets from the command line, with their help.
+RULE_HELP = {"smooth": "window-mean smoothing, s", "threshold": "song threshold (0-1)",
+             "merge_gap": "merge songs this close, s", "max_song": "never merge beyond this, s",
+             "extend_above": "extend edges while the probability is at least (0-1)",
+             "min_song": "shorter detections are dropped, s"}
+
 
 @dataclass(frozen=True)
 class Song:
@@ -73,27 +96,47 @@ class Song:
 
 # -- features ----------------------------------------------------------------------------
 
-PITCH_WINDOW = np.hanning(PITCH_FRAME)
-# The window's own autocorrelation, normalised: dividing by it makes a pure tone peak near
-# 1 at any lag. A constant, computed once rather than for every second of audio.
-PITCH_WINDOW_AC = np.correlate(PITCH_WINDOW, PITCH_WINDOW, "full")[PITCH_FRAME - 1:]
-PITCH_WINDOW_AC = PITCH_WINDOW_AC / PITCH_WINDOW_AC[0]
+def pitch_frame(rate: float) -> Tuple[int, int]:
+    """(frame, hop) in samples at `rate`: 46 ms and half of it whatever the rate (2048 and
+    1024 samples at 44.1 kHz, 8359 and 4179 at 192 kHz)."""
+    frame = int(round(PITCH_FRAME_SECONDS * rate))
+    return frame, frame // 2
+
+
+@functools.lru_cache(maxsize=8)
+def _pitch_window(frame: int) -> Tuple[np.ndarray, np.ndarray]:
+    """A Hann window of `frame` samples and its own autocorrelation, normalised: dividing
+    by it makes a pure tone peak near 1 at any lag. Computed once per frame length."""
+    window = np.hanning(frame)
+    ac = np.correlate(window, window, "full")[frame - 1:]
+    return window, ac / ac[0]
 
 
 def pitch_track(x: np.ndarray, rate: float) -> np.ndarray:
-    """Per PITCH_HOP frame of mono `x`: its pitch in Hz where it has a clear one, else 0."""
-    frames = 1 + (len(x) - PITCH_FRAME) // PITCH_HOP if len(x) >= PITCH_FRAME else 0
+    """Per hop (23 ms) of mono `x`: its pitch in Hz where it has a clear one, else 0."""
+    frame, hop = pitch_frame(rate)
+    frames = 1 + (len(x) - frame) // hop if len(x) >= frame else 0
     if frames == 0:
         return np.zeros(0)
-    idx = np.arange(PITCH_FRAME)[None] + PITCH_HOP * np.arange(frames)[:, None]
-    f = x[idx] * PITCH_WINDOW
+    window, window_ac = _pitch_window(frame)
+    idx = np.arange(frame)[None] + hop * np.arange(frames)[:, None]
+    f = x[idx] * window
     f = f - f.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(f, n=2 * PITCH_FRAME)
-    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :PITCH_FRAME]
-    lo, hi = int(rate / F0_RANGE[1]), min(int(rate / F0_RANGE[0]), PITCH_FRAME - 1)
-    norm = ac[:, lo:hi] / (ac[:, :1] + 1e-12) / PITCH_WINDOW_AC[lo:hi]
-    lag = lo + norm.argmax(axis=1)
-    return np.where(norm.max(axis=1) > VOICED_CORRELATION, rate / lag, 0.0)
+    spec = np.fft.rfft(f, n=2 * frame)
+    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :frame]
+    # Lags of 1000 down to 70 Hz: under a third of the frame at any rate, where the window's
+    # autocorrelation (the divisor) is still far from zero.
+    lo, hi = int(rate / F0_RANGE[1]), min(int(rate / F0_RANGE[0]) + 1, frame // 2)
+    norm = ac[:, lo:hi] / (ac[:, :1] + 1e-12) / window_ac[lo:hi]
+    best = norm.max(axis=1)
+    # A periodic voice peaks at its period and, nearly as high, at every multiple of it: the
+    # period is the first peak that comes close to the best one (McLeod's rule), not the
+    # multiple that rounding lags to whole samples happens to favour.
+    peak = np.zeros(norm.shape, dtype=bool)
+    peak[:, 1:-1] = (norm[:, 1:-1] >= norm[:, :-2]) & (norm[:, 1:-1] > norm[:, 2:])
+    peak &= norm >= PEAK_SHARE * best[:, None]
+    lag = lo + np.where(peak.any(axis=1), peak.argmax(axis=1), norm.argmax(axis=1))
+    return np.where(best > VOICED_CORRELATION, rate / lag, 0.0)
 
 
 class FeatureStream:
@@ -123,7 +166,8 @@ class FeatureStream:
         def db(x):
             return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-10))
         f0 = pitch_track(vocals.astype(np.float64), self.rate)
-        loud = np.array([db(vocals[i * PITCH_HOP:i * PITCH_HOP + PITCH_FRAME]) for i in range(len(f0))])
+        frame, hop = pitch_frame(self.rate)
+        loud = np.array([db(vocals[i * hop:i * hop + frame]) for i in range(len(f0))])
         # A pitch in a frame far below the mix's level is leakage, not a voice.
         f0[loud <= db(mix) - 20] = 0.0
         self.rows.append((db(mix), db(mix - vocals), db(vocals), f0))
@@ -137,7 +181,7 @@ class FeatureStream:
         loud = np.percentile(mix_db, LOUD_PERCENTILE)
         pitches = [r[3] for r in self.rows]
         voiced = window_mean(np.array([np.mean(f > 0) if len(f) else 0.0 for f in pitches]), 3.0)
-        held = held_runs(pitches, PITCH_HOP / self.rate)
+        held = held_runs(pitches, pitch_frame(self.rate)[1] / self.rate)
         return np.stack([acc_db - loud, voiced, held], axis=1)
 
 
@@ -313,63 +357,56 @@ def cue_sheet(songs: List[Song], audio: Path) -> str:
 
 # -- a file, end to end ------------------------------------------------------------------
 
-OUTPUTS = ("labels", "csv", "cue", "reaper", "dawproject")
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+TEXT_OUTPUTS = {"labels": ".labels.txt", "csv": ".songs.csv", "cue": ".cue"}
+OUTPUTS = tuple(TEXT_OUTPUTS) + tuple(SESSION_KINDS)
 
 
 def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
                outputs: Sequence[str] = ("labels", "csv", "cue"), cut: bool = False,
                fmt: str = "wav", bit_depth: Optional[int] = None, threads: Optional[int] = None,
-               progress: Optional[Callable[[float, float], None]] = None) -> tuple:
+               progress: Optional[Callable[[float, float], None]] = None,
+               stop: Optional[threading.Event] = None) -> tuple:
     """Find the songs of the file `audio`, write `outputs` (and with `cut`, each song as
     its own file) to `out_dir`; returns (songs, written paths). The file is read in
     blocks, twice with `cut`; nothing is written until the analysis is complete, and
     every file is written under a hidden name and renamed when whole."""
-    from pedalboard.io import AudioFile
     from ..core.processor import StemSplitter
-    from ..io.reading import read_blocks
+    from ..io.formats import check_format
+    from ..io.reading import open_audio
     from ..io.sessions import SessionTrack, write_session
-    from ..io.writing import StemWriter
+    from ..io.writing import StemWriter, check_output_folder, check_targets, write_text
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
-    with AudioFile(str(audio)) as f:
-        rate, channels, frames = f.samplerate, f.num_channels, f.frames
-        splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
-        probability, quiet = analyse(read_blocks(f, frames), rate, splitter,
-                                     None if progress is None else lambda done: progress(done, frames / rate))
-    songs = find_songs(probability, rules, quiet)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    bit_depth = check_format(fmt, bit_depth)
+    check_output_folder(Path(out_dir))
     stem = audio.stem
-    written = []
-    if "labels" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.labels.txt", audacity_labels(songs)))
-    if "csv" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.songs.csv", csv_text(songs)))
-    if "cue" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.cue", cue_sheet(songs, audio)))
-    regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
-    for kind, ext in (("reaper", ".rpp"), ("dawproject", ".dawproject")):
-        if kind in outputs:
-            written.append(write_session(kind, out_dir / f"{stem}{ext}", [SessionTrack(stem, audio)],
-                                         int(round(rate)), channels, frames, stem, regions))
-    if cut:
-        with AudioFile(str(audio)) as f:
+    named = {kind: out_dir / f"{stem}{ext}" for kind, ext in {**TEXT_OUTPUTS, **SESSION_KINDS}.items()
+             if kind in outputs}
+    check_targets({audio: list(named.values())}, [audio])
+    with open_audio(audio) as source:
+        rate, channels, frames = source.sample_rate, source.channels, source.frames
+        splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
+        if splitter.needs_track_stats:
+            splitter.set_track_stats(source.track_stats(stop))
+        probability, quiet = analyse(source.blocks(stop), rate, splitter,
+                                     None if progress is None else lambda done: progress(done, frames / rate))
+        songs = find_songs(probability, rules, quiet)
+        texts = {"labels": lambda: audacity_labels(songs), "csv": lambda: csv_text(songs),
+                 "cue": lambda: cue_sheet(songs, audio)}
+        regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
+        written = []
+        for kind, target in named.items():
+            if kind in texts:
+                written.append(write_text(target, texts[kind]()))
+            else:
+                written.append(write_session(kind, target, [SessionTrack(stem, audio)], rate,
+                                             channels, frames, stem, regions))
+        if cut:
             for i, song in enumerate(songs, 1):
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
-                writer = StemWriter({"song": out_dir / name}, int(round(rate)), channels, fmt, bit_depth)
-                try:
-                    f.seek(int(song.start * rate))
-                    for block in read_blocks(f, min(frames, int(song.end * rate))):
+                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth) as writer:
+                    for block in source.blocks(stop, int(song.start * rate), int(song.end * rate)):
                         writer.write({"song": block})
                     written += writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
     return songs, written

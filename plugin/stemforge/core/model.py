@@ -39,10 +39,12 @@ from typing import Iterator, List, Optional, Union
 
 import torch
 
+from .resample import MAX_RATE, MIN_RATE
+
 METADATA_FILE = "stemforge.json"
 CONTRACT = "stemforge-model/1"
 DEFAULT_MODEL = "studio"
-KINDS = ("streaming", "window")
+PRESETS = ("live", "studio")  # the trained models that ship, loaded by name only
 TAILS = ("pad", "center", "trim")
 NORMALIZATIONS = ("none", "track")
 
@@ -98,15 +100,16 @@ class ModelInfo:
                 raise ModelError(f"{where}: metadata lacks {key!r}")
             if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
                 raise ModelError(f"{where}: metadata {key!r} must be {typ.__name__}, got {d[key]!r}")
-        if d["kind"] not in KINDS:
-            raise ModelError(f"{where}: metadata 'kind' must be one of {KINDS}, got {d['kind']!r}")
+        if d["kind"] not in known_kinds():
+            raise ModelError(f"{where}: metadata 'kind' must be one of {known_kinds()}, got {d['kind']!r}")
         if not d["stems"] or not all(isinstance(s, str) and s for s in d["stems"]) \
                 or len(set(d["stems"])) != len(d["stems"]):
             raise ModelError(f"{where}: metadata 'stems' must be distinct non-empty names")
         if d["channels"] not in (1, 2):
             raise ModelError(f"{where}: metadata 'channels' must be 1 or 2, got {d['channels']}")
-        if not 8000 <= d["sample_rate"] <= 192000:
-            raise ModelError(f"{where}: metadata 'sample_rate' {d['sample_rate']} is outside 8-192 kHz")
+        if not MIN_RATE <= d["sample_rate"] <= MAX_RATE:
+            raise ModelError(f"{where}: metadata 'sample_rate' {d['sample_rate']} is outside "
+                             f"{MIN_RATE}-{MAX_RATE} Hz")
         if d["hop"] <= 0 or d["window"] < d["hop"] or d["lookahead"] < 0 or d["context"] < 0:
             raise ModelError(f"{where}: metadata needs 0 < hop <= window and lookahead, context >= 0")
         if d.get("tail", "pad") not in TAILS:
@@ -123,6 +126,12 @@ class ModelInfo:
         d = {k: v for k, v in d.items() if k in known}
         d["stems"] = tuple(d["stems"])
         return cls(**d)
+
+
+def known_kinds() -> tuple:
+    """The model kinds an engine runs (engine.ENGINES, the one table)."""
+    from .engine import ENGINES  # engine imports this module: look the table up when needed
+    return tuple(ENGINES)
 
 
 _threads_lock = threading.Lock()
@@ -218,16 +227,21 @@ def model_dirs() -> List[Path]:
 
 
 def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
+    """A bare name ("studio") is looked up among the model folders first, so that a file or
+    folder of that name in the current folder (an earlier ``-o studio``) does not shadow a
+    preset; a name with a suffix or a folder in it is a path."""
     name = DEFAULT_MODEL if name_or_path is None else os.fspath(name_or_path)
     path = Path(name).expanduser()
-    if path.suffix or os.sep in name or path.exists():
+    is_path = bool(path.suffix) or os.sep in name or "/" in name
+    if not is_path:
+        for d in model_dirs():
+            candidate = d / f"{name}.ts"
+            if candidate.is_file():
+                return candidate
+    if is_path or path.is_file():
         if not path.is_file():
             raise ModelError(f"{path}: no such model file")
         return path
-    for d in model_dirs():
-        candidate = d / f"{name}.ts"
-        if candidate.is_file():
-            return candidate
     searched = ", ".join(str(d) for d in model_dirs())
     hint = ""
     if name_or_path is None:
@@ -273,9 +287,9 @@ def save_model(module: torch.nn.Module, info: ModelInfo, path: Union[str, os.Pat
     path = Path(path)
     buffer = io.BytesIO()
     torch.jit.save(scripted, buffer, _extra_files={METADATA_FILE: info.to_json()})
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(_reproducible_archive(buffer.getvalue(), path.stem))
-    os.replace(tmp, path)
+    from ..io.writing import atomic_path
+    with atomic_path(path) as partial:
+        partial.write_bytes(_reproducible_archive(buffer.getvalue(), path.stem))
 
 
 def _reproducible_archive(raw: bytes, root: str) -> bytes:

@@ -104,6 +104,12 @@ class StemSeparator:
         # input; streams use these (mean, std) if set, else a running estimate.
         self.track_stats: Optional[Tuple[float, float]] = None
 
+    @property
+    def needs_track_stats(self) -> bool:
+        """Whether the model normalises by the whole input's statistics (Demucs): a caller
+        streaming a file it can read twice sets `track_stats` first (render does)."""
+        return self.model.info.input_normalization == "track"
+
     def __repr__(self) -> str:
         what = f"stem={self.stem!r}" if self.stem else f"gains={self.gains!r}"
         return f"<stemforge.StemSeparator {self.model.name} {what}>"

@@ -220,13 +220,13 @@ def write_session(kind: str, path: Path, tracks: List[SessionTrack], sample_rate
     if kind not in FORMATS:
         raise ValueError(f"unknown session format {kind!r}; choose one of {', '.join(FORMATS)}")
     seconds = frames / sample_rate
-    tmp = path.with_name(f".{path.name}.partial")
-    if kind == "dawproject":
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("project.xml", _dawproject_xml(tracks, path, sample_rate, channels, seconds,
-                                                       regions))
-            z.writestr("metadata.xml", _metadata_xml(title or path.stem))
-    else:
-        tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds, regions))
-    os.replace(tmp, path)
+    from .writing import atomic_path
+    with atomic_path(path) as tmp:
+        if kind == "dawproject":
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("project.xml", _dawproject_xml(tracks, path, sample_rate, channels,
+                                                           seconds, regions))
+                z.writestr("metadata.xml", _metadata_xml(title or path.stem))
+        else:
+            tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds, regions))
     return path

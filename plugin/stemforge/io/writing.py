@@ -1,37 +1,51 @@
-"""Writing outputs: which names, written atomically.
+"""The one writing path: target names from templates, and atomic writes.
 
 Names come from a template such as ``"{track}/{stem}.{ext}"`` (fields
-``{track}``, ``{stem}``, ``{ext}``, ``{model}``, ``{preset}``, ``{index}``);
+``{track}``, ``{stem}``, ``{ext}``, ``{model}``, ``{preset}``, ``{index}``;
+``{index}`` is a number and takes format specs such as ``{index:02d}``);
 whatever the template or the track's name, a path that would leave the output
-folder is refused. Each output is written to a hidden ``.partial`` file next
-to its target and renamed only when complete.
+folder is refused, as is a target that is one of the inputs or that two inputs
+would share. Every file (audio, session, text, model) is written to a hidden
+``.<name>.partial<suffix>`` next to its target and renamed only when complete,
+so an interruption never leaves a file under its final name half written.
 """
 from __future__ import annotations
 
 import os
 import re
 import string
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 from pedalboard.io import AudioFile
 
 from ..errors import ExportError
-from .formats import BIT_DEPTHS
+from .formats import check_format
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = {"track", "stem", "ext", "model", "preset", "index"}
+_EXAMPLE = dict(track="song", stem="vocals", ext="wav", model="studio", preset="studio", index=1)
 
 
-def check_template(template: str, need_stem: bool = True) -> None:
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+def check_template(template: str, need_stem: bool = True, option: str = "--filename") -> None:
+    """Refuse a template with unknown fields or bad format specs, before any work."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as e:
+        raise ExportError(f"{option} {template!r}: {e}") from None
     unknown = fields - TEMPLATE_FIELDS
     if unknown:
         raise ExportError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in "
-                          f"--filename; use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}")
+                          f"{option}; use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}")
     if need_stem and "stem" not in fields:
-        raise ExportError("--filename needs {stem}, or every stem would get the same name")
+        raise ExportError(f"{option} needs {{stem}}, or every stem would get the same name")
+    try:
+        template.format(**_EXAMPLE)
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        raise ExportError(f"{option} {template!r}: {e} ({{index}} is a number, e.g. "
+                          "{index:02d}; the other fields are text)") from None
 
 
 def safe_part(text: str) -> str:
@@ -41,8 +55,9 @@ def safe_part(text: str) -> str:
 
 
 def target_path(out_dir: Path, template: str, **fields) -> Path:
-    """The output file for `fields`, refused if it would land outside `out_dir`."""
-    clean = {k: safe_part(str(v)) for k, v in fields.items()}
+    """The output file for `fields`, refused if it would land outside `out_dir`.
+    Text fields are made safe path components; numbers stay numbers for their specs."""
+    clean = {k: v if isinstance(v, int) else safe_part(str(v)) for k, v in fields.items()}
     relative = Path(template.format(**clean))
     root = out_dir.resolve()
     target = (root / relative).resolve()
@@ -52,27 +67,102 @@ def target_path(out_dir: Path, template: str, **fields) -> Path:
     return target
 
 
+def check_output_folder(out_dir: Path) -> None:
+    for p in (out_dir, *out_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ExportError(f"output folder {out_dir}: {p} is a file, not a folder; "
+                                  "choose another output folder")
+            return
+
+
+def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
+                  hint: str = "add {track} or {index} to --filename") -> None:
+    """Refuse, before anything is written, targets that two inputs share (the second
+    would skip or overwrite the first) and targets that are inputs."""
+    owner: Dict[Path, Path] = {}
+    for source, targets in plan.items():
+        for t in targets:
+            if t in owner and owner[t] != source:
+                raise ExportError(f"{owner[t]} and {source} would both write {t}; {hint}")
+            owner[t] = source
+    resolved = {Path(i).resolve() for i in inputs}
+    for t, source in owner.items():
+        if t in resolved:
+            raise ExportError(f"{source}: would overwrite the input {t}; choose another output "
+                              "folder or name")
+
+
 def partial_path(target: Path) -> Path:
-    """Hidden, next to the target, with the target's extension (which picks the format)."""
+    """Hidden, next to the target, with the target's suffix (which picks the format)."""
     return target.with_name(f".{target.stem}.partial{target.suffix}")
 
 
-class StemWriter:
-    """Writes named outputs to their targets atomically: all renamed on commit, or none."""
+def _make_parent(target: Path, created: List[Path]) -> None:
+    """mkdir -p, remembering the folders made so that an abort can remove them again."""
+    missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    created.extend(missing)
 
-    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int, fmt: str,
-                 bit_depth: Optional[int]):
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for d in folders:  # deepest first, as _make_parent lists them
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield the partial file to write; rename it to `target` when the block ends, or
+    remove it (and folders made for it) if the block raises."""
+    created: List[Path] = []
+    _make_parent(target, created)
+    partial = partial_path(target)
+    try:
+        yield partial
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        _remove_empty(created)
+        raise
+
+
+def write_text(target: Path, text: str) -> Path:
+    with atomic_path(target) as partial:
+        partial.write_text(text)
+    return target
+
+
+class StemWriter:
+    """Writes named audio outputs atomically: all renamed on `commit`, or none.
+
+    As a context manager it aborts (removes its partial files) when the block
+    raises, Ctrl-C included."""
+
+    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
+                 bit_depth: Optional[int] = None):
         self.targets = targets
         self.partials = {s: partial_path(t) for s, t in targets.items()}
-        self._files = {}
-        options = {"bit_depth": bit_depth} if bit_depth and BIT_DEPTHS[fmt] else {}
+        self._files: Dict[str, AudioFile] = {}
+        self._created: List[Path] = []
         try:
             for s, p in self.partials.items():
-                p.parent.mkdir(parents=True, exist_ok=True)
-                self._files[s] = AudioFile(str(p), "w", sample_rate, channels, **options)
+                depth = check_format(p.suffix.lstrip(".").lower(), bit_depth)
+                _make_parent(p, self._created)
+                self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
+                                           **({"bit_depth": depth} if depth else {}))
         except BaseException:
             self.abort()
             raise
+
+    def __enter__(self) -> "StemWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()
 
     def write(self, parts: Dict[str, np.ndarray]) -> None:
         for s, audio in parts.items():
@@ -94,3 +184,4 @@ class StemWriter:
         self._close()
         for p in self.partials.values():
             p.unlink(missing_ok=True)
+        _remove_empty(self._created)
