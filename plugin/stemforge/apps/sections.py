@@ -35,11 +35,14 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..io.sessions import FORMATS as SESSION_KINDS
 
 FRAME_SECONDS = 1.0
 PITCH_FRAME_SECONDS = 2048 / 44100   # 46 ms at any rate: over three periods of 70 Hz
@@ -60,6 +63,25 @@ class Rules:
     min_song: float = 30.0       # shorter detections are not songs
     edge_smooth: float = 3.0     # then place each edge on this finer mean (0: off)
     edge_reach: float = 10.0     # moving it at most this far, seconds
+
+    def __post_init__(self) -> None:
+        # Probabilities lie in [0, 1] and durations are not negative: anything else would
+        # silently find no song, or every second, rather than say what is wrong.
+        for name in ("threshold", "extend_above"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} {value:g}: a probability, between 0 and 1")
+        for name in ("smooth", "merge_gap", "max_song", "min_song", "edge_smooth", "edge_reach"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"--{name.replace('_', '-')} {value:g}: seconds, at least 0")
+
+
+# The rules a user sets from the command line, with their help.
+RULE_HELP = {"smooth": "window-mean smoothing, s", "threshold": "song threshold (0-1)",
+             "merge_gap": "merge songs this close, s", "max_song": "never merge beyond this, s",
+             "extend_above": "extend edges while the probability is at least (0-1)",
+             "min_song": "shorter detections are dropped, s"}
 
 
 @dataclass(frozen=True)
@@ -335,63 +357,56 @@ def cue_sheet(songs: List[Song], audio: Path) -> str:
 
 # -- a file, end to end ------------------------------------------------------------------
 
-OUTPUTS = ("labels", "csv", "cue", "reaper", "dawproject")
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+TEXT_OUTPUTS = {"labels": ".labels.txt", "csv": ".songs.csv", "cue": ".cue"}
+OUTPUTS = tuple(TEXT_OUTPUTS) + tuple(SESSION_KINDS)
 
 
 def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
                outputs: Sequence[str] = ("labels", "csv", "cue"), cut: bool = False,
                fmt: str = "wav", bit_depth: Optional[int] = None, threads: Optional[int] = None,
-               progress: Optional[Callable[[float, float], None]] = None) -> tuple:
+               progress: Optional[Callable[[float, float], None]] = None,
+               stop: Optional[threading.Event] = None) -> tuple:
     """Find the songs of the file `audio`, write `outputs` (and with `cut`, each song as
     its own file) to `out_dir`; returns (songs, written paths). The file is read in
     blocks, twice with `cut`; nothing is written until the analysis is complete, and
     every file is written under a hidden name and renamed when whole."""
-    from pedalboard.io import AudioFile
     from ..core.processor import StemSplitter
-    from ..io.reading import read_blocks
+    from ..io.formats import check_format
+    from ..io.reading import open_audio
     from ..io.sessions import SessionTrack, write_session
-    from ..io.writing import StemWriter
+    from ..io.writing import StemWriter, check_output_folder, check_targets, write_text
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
-    with AudioFile(str(audio)) as f:
-        rate, channels, frames = f.samplerate, f.num_channels, f.frames
-        splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
-        probability, quiet = analyse(read_blocks(f, frames), rate, splitter,
-                                     None if progress is None else lambda done: progress(done, frames / rate))
-    songs = find_songs(probability, rules, quiet)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    bit_depth = check_format(fmt, bit_depth)
+    check_output_folder(Path(out_dir))
     stem = audio.stem
-    written = []
-    if "labels" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.labels.txt", audacity_labels(songs)))
-    if "csv" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.songs.csv", csv_text(songs)))
-    if "cue" in outputs:
-        written.append(_write_text(out_dir / f"{stem}.cue", cue_sheet(songs, audio)))
-    regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
-    for kind, ext in (("reaper", ".rpp"), ("dawproject", ".dawproject")):
-        if kind in outputs:
-            written.append(write_session(kind, out_dir / f"{stem}{ext}", [SessionTrack(stem, audio)],
-                                         int(round(rate)), channels, frames, stem, regions))
-    if cut:
-        with AudioFile(str(audio)) as f:
+    named = {kind: out_dir / f"{stem}{ext}" for kind, ext in {**TEXT_OUTPUTS, **SESSION_KINDS}.items()
+             if kind in outputs}
+    check_targets({audio: list(named.values())}, [audio])
+    with open_audio(audio) as source:
+        rate, channels, frames = source.sample_rate, source.channels, source.frames
+        splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
+        if splitter.needs_track_stats:
+            splitter.set_track_stats(source.track_stats(stop))
+        probability, quiet = analyse(source.blocks(stop), rate, splitter,
+                                     None if progress is None else lambda done: progress(done, frames / rate))
+        songs = find_songs(probability, rules, quiet)
+        texts = {"labels": lambda: audacity_labels(songs), "csv": lambda: csv_text(songs),
+                 "cue": lambda: cue_sheet(songs, audio)}
+        regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
+        written = []
+        for kind, target in named.items():
+            if kind in texts:
+                written.append(write_text(target, texts[kind]()))
+            else:
+                written.append(write_session(kind, target, [SessionTrack(stem, audio)], rate,
+                                             channels, frames, stem, regions))
+        if cut:
             for i, song in enumerate(songs, 1):
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
-                writer = StemWriter({"song": out_dir / name}, int(round(rate)), channels, fmt, bit_depth)
-                try:
-                    f.seek(int(song.start * rate))
-                    for block in read_blocks(f, min(frames, int(song.end * rate))):
+                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth) as writer:
+                    for block in source.blocks(stop, int(song.start * rate), int(song.end * rate)):
                         writer.write({"song": block})
                     written += writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
     return songs, written
