@@ -44,17 +44,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "models"))
 sys.path.insert(0, str(ROOT))
 from corpus import CORPUS, STEMS, load_clip  # noqa: E402
+import real_sets  # noqa: E402
+from baselines import dsp_baseline, irm_oracle  # noqa: E402
 
 import stemforge  # noqa: E402
 from stemforge.apps import evaluate  # noqa: E402
 from stemforge.apps.evaluate import SDR_EPS  # noqa: E402
 
 RATE = 44100
-N_FFT, HOP = 2048, 512
 SILENT = 1e-4            # a reference with max |x| below this is silent: no SDR for it
-BASS_CUTOFF_HZ = 200.0
 SONG_DIRS = (Path("/usr/share/hyperrogue/music"), Path("/usr/share/games/singularity/music"))
-SPEECH_DIR = Path("/usr/share/asterisk/sounds/en")
+# Debian installs the prompts under en_US_f_Allison; older layouts had a plain "en".
+SPEECH_DIR = next((p for p in (Path("/usr/share/asterisk/sounds/en_US_f_Allison"), Path("/usr/share/asterisk/sounds/en"))
+                   if p.is_dir()), Path("/usr/share/asterisk/sounds/en"))
 EXCERPT_START_S, EXCERPT_S = 20.0, 30.0
 
 Stems = Dict[str, np.ndarray]                      # stem -> (2, n) float32
@@ -67,59 +69,6 @@ Scores = Dict[str, Dict[str, Dict[str, float]]]    # "global"/"museval" -> stem 
 def mix_estimates(mix: np.ndarray, stems: Optional[np.ndarray] = None) -> Stems:
     """Every stem's estimate is the mixture: the input SDR."""
     return {s: mix for s in STEMS}
-
-
-def stft(x: np.ndarray) -> np.ndarray:
-    """(..., n) -> (..., bins, frames) complex64."""
-    import librosa
-    return librosa.stft(x, n_fft=N_FFT, hop_length=HOP)
-
-
-def istft(spec: np.ndarray, n: int) -> np.ndarray:
-    import librosa
-    return librosa.istft(spec, hop_length=HOP, n_fft=N_FFT, length=n).astype(np.float32)
-
-
-def irm_oracle(mix: np.ndarray, stems: np.ndarray) -> Stems:
-    """Ideal ratio masks |S_i|^2 / sum_j |S_j|^2 from the true stems, applied to the mix."""
-    n = mix.shape[-1]
-    power = np.abs(stft(stems)) ** 2                       # (4, 2, bins, frames)
-    masks = power / np.maximum(power.sum(axis=0, keepdims=True), np.finfo(np.float32).tiny)
-    spec = stft(mix)                                       # (2, bins, frames)
-    return {s: istft(masks[i] * spec, n) for i, s in enumerate(STEMS)}
-
-
-def repet_sim(spec: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """librosa's "vocal separation" example on one channel: (foreground, background) spectra."""
-    import librosa
-    full = np.abs(spec)
-    frames = full.shape[1]
-    width = min(int(librosa.time_to_frames(2, sr=RATE, hop_length=HOP)), (frames - 1) // 2 - 1)
-    if width < 1:  # too short for a repetition model: all background
-        return np.zeros_like(spec), spec
-    with np.errstate(invalid="ignore", divide="ignore"):
-        filt = librosa.decompose.nn_filter(full, aggregate=np.median, metric="cosine", width=width)
-    filt = np.minimum(full, np.nan_to_num(filt))
-    mask_bg = librosa.util.softmask(filt, 2 * (full - filt), power=2)
-    mask_fg = librosa.util.softmask(full - filt, 10 * filt, power=2)
-    return mask_fg * spec, mask_bg * spec
-
-
-def dsp_channel(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One channel: (drums, bass, vocals) by HPSS, a 200 Hz split and REPET-SIM."""
-    import librosa
-    n = x.shape[-1]
-    harmonic, percussive = librosa.decompose.hpss(stft(x))
-    low = librosa.fft_frequencies(sr=RATE, n_fft=N_FFT) <= BASS_CUTOFF_HZ
-    bass = np.where(low[:, None], harmonic, 0)
-    vocals, _ = repet_sim(np.where(low[:, None], 0, harmonic))
-    return istft(percussive, n), istft(bass, n), istft(vocals, n)
-
-
-def dsp_baseline(mix: np.ndarray, stems: Optional[np.ndarray] = None) -> Stems:
-    """Classic DSP per channel; `other` takes the residual, so the estimates sum to the mix."""
-    drums, bass, vocals = (np.stack(parts) for parts in zip(*(dsp_channel(ch) for ch in mix)))
-    return {"drums": drums, "bass": bass, "other": mix - drums - bass - vocals, "vocals": vocals}
 
 
 def model_estimator(model: stemforge.Model) -> Estimator:
@@ -311,37 +260,54 @@ def role(models: List[str], name: str, index: int) -> Optional[str]:
     return models[index] if len(models) > index else None
 
 
-def targets(models: List[str], split: Dict[str, dict], leakage: Dict[str, Dict[str, float]],
-            recall: Dict[str, Dict[str, float]]) -> List[dict]:
+def targets(models: List[str], split: Dict[str, dict], real: Dict[str, Dict[str, float]],
+            solo: Dict[str, Dict[str, float]], level: Dict[str, Dict[str, float]],
+            leakage: Dict[str, Dict[str, float]]) -> List[dict]:
+    """Issue 9's targets on the real held-out set (Must, then Goal)."""
     nan = float("nan")
     studio, live = role(models, "studio", 0), role(models, "live", 1)
     live = None if live == studio else live
-
-    def mean_of(m: Optional[str], stem: str = "mean") -> float:
-        return split[m]["summary"][stem]["global"] if m in split else nan
+    dsp = real.get("DSP baseline", {})
 
     def tag(m: Optional[str], name: str) -> str:
         return name if m == name else f"{m or name} (for {name})" if m else f"{name} (not run)"
 
-    dsp = mean_of("DSP baseline")
-    rows = [
-        (f"{tag(studio, 'studio')} mean SDR - DSP baseline's", mean_of(studio) - dsp, 4.0, True, "dB"),
-        (f"{tag(studio, 'studio')} vocals SDR", mean_of(studio, "vocals"), 8.0, True, "dB"),
-        (f"{tag(live, 'live')} mean SDR - {tag(studio, 'studio')}'s", mean_of(live) - mean_of(studio),
-         -2.0, True, "dB"),
-    ]
+    rows = []
+    for m, name in ((studio, "studio"), (live, "live")):
+        if m is None:
+            continue
+        for part in STEMS + ("accompaniment",):
+            mine, base = real.get(m, {}).get(part, nan), dsp.get(part, nan)
+            if not math.isnan(mine) and not math.isnan(base):
+                rows.append(("Must", f"{tag(m, name)} real {part} SDR - DSP's", mine - base, 0.0, True, "dB"))
+        rows.append(("Must", f"{tag(m, name)} solo voice kept in vocals", solo.get(m, {}).get("share", nan), 80.0, True, "%"))
+        rows.append(("Must", f"{tag(m, name)} vocals SDR spread over -20/0/+20 dB", level.get(m, {}).get("spread", nan), 0.5, False, "dB"))
+    if studio:
+        rows.append(("Must", f"{tag(studio, 'studio')} real vocals SDR - DSP's",
+                     real.get(studio, {}).get("vocals", nan) - dsp.get("vocals", nan), 2.0, True, "dB"))
+    for m, name, was in ((studio, "studio", 2.04), (live, "live", 3.00)):
+        if m in split:
+            rows.append(("Must", f"{tag(m, name)} rendered held-out mean SDR (was {was})",
+                         split[m]["summary"]["mean"]["global"], was, True, "dB"))
+    if studio:
+        rows.append(("Goal", f"{tag(studio, 'studio')} real vocals SDR", real.get(studio, {}).get("vocals", nan), 7.0, True, "dB"))
+        rows.append(("Goal", f"{tag(studio, 'studio')} real 4-stem mean - DSP's",
+                     real.get(studio, {}).get("mean", nan) - dsp.get("mean", nan), 3.0, True, "dB"))
+        rows.append(("Goal", f"{tag(studio, 'studio')} solo voice kept in vocals", solo.get(studio, {}).get("share", nan), 95.0, True, "%"))
+    if studio and live:
+        rows.append(("Goal", f"{tag(live, 'live')} real mean - {tag(studio, 'studio')}'s",
+                     real.get(live, {}).get("mean", nan) - real.get(studio, {}).get("mean", nan), -1.5, True, "dB"))
     for m in models:
-        rows.append((f"{m} vocal leakage (instrumentals)", leakage.get(m, {}).get("mean", nan), -15.0, False, "dB"))
-        rows.append((f"{m} vocal recall (speech)", recall.get(m, {}).get("mean", nan), 90.0, True, "%"))
-    return [dict(target=t, measured=v, bound=b, at_least=a, unit=u, verdict=verdict(v, b, a, u))
-            for t, v, b, a, u in rows]
+        rows.append(("Info", f"{m} vocal leakage (instrumentals)", leakage.get(m, {}).get("mean", nan), -15.0, False, "dB"))
+    return [dict(kind=k, target=t, measured=v, bound=b, at_least=a, unit=u, verdict=verdict(v, b, a, u))
+            for k, t, v, b, a, u in rows]
 
 
 def print_targets(rows: List[dict]) -> None:
-    print(f"\n{'target':<58}{'bound':>10}{'measured':>11}  verdict")
+    print(f"\n{'':<5}{'target':<62}{'bound':>10}{'measured':>11}  verdict")
     for r in rows:
         bound = f"{'>=' if r['at_least'] else '<='} {r['bound']:g} {r['unit']}"
-        print(f"{r['target']:<58}{bound:>10}{fmt(r['measured'], 9)} {r['unit']:<2} {r['verdict']}")
+        print(f"{r['kind']:<5}{r['target']:<62}{bound:>10}{fmt(r['measured'], 9)} {r['unit']:<2} {r['verdict']}")
 
 
 # -- main --------------------------------------------------------------------------------
@@ -370,6 +336,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=40, help="held-out clips to score")
     parser.add_argument("--museval-clips", type=int, default=10, help="of which scored by museval too")
+    parser.add_argument("--real-clips", type=int, default=40, help="excerpts of the real held-out set")
+    parser.add_argument("--voices", type=int, default=20, help="solo voices (real held-out singers)")
+    parser.add_argument("--level-clips", type=int, default=8, help="real excerpts for the input-gain sweep")
     parser.add_argument("--songs", type=int, default=6, help="instrumental tracks (half from each folder)")
     parser.add_argument("--speech", type=int, default=20, help="speech prompts longer than 1 s")
     parser.add_argument("--model", action="append", help="model name or file, repeatable (default: studio, live)")
@@ -396,7 +365,27 @@ def main() -> None:
                  for m, r in split.items()})
     print(f"held-out split took {time.perf_counter() - start:.0f} s")
 
+    examples = real_sets.excerpts(args.real_clips)
+    print(f"\nreal held-out set: {len(examples)} excerpts of <= {real_sets.EXCERPT_S:g} s "
+          f"({', '.join(sorted({e[1] for e in examples}))}); per excerpt: mean global SDR over its known parts")
+    oracle = {"IRM oracle": lambda mix, refs: real_sets.oracle(refs, mix)}
+    real_scores = real_sets.score_real({"mix": mix_estimates, **oracle, **baseline, **models}, examples)
+    real_summary = real_sets.summarise_real(real_scores)
+    cols = real_sets.PARTS + ("mean",)
+    print(f"\n{'method':<16}" + "".join(f"{c:>14}" for c in cols))
+    for m, row in real_summary.items():
+        print(f"{m:<16}" + "".join(f"{fmt(row[c], 14)}" for c in cols))
+    print("global SDR, mean over excerpts (dB); accompaniment = drums + bass + other where only it is known; "
+          "mean over the four stems")
+
     real = {**baseline, **models}
+    voices = real_sets.solo_voices(args.voices)
+    print(f"\nsolo voices: {len(voices)} held-out voices alone as the input")
+    solo = real_sets.solo_voice_figures(real, voices)
+    print(f"\nlevel invariance: vocals SDR at {', '.join(f'{g:+.0f}' for g in real_sets.GAINS_DB)} dB input gain, "
+          f"{args.level_clips} real excerpts")
+    level = real_sets.level_figures(real, real_sets.excerpts(args.level_clips))
+
     songs = song_files(args.songs)
     print(f"\nvocal leakage on {len(songs)} instrumental tracks, 10 log10(E vocals / E mix) dB, lower is better")
     leakage = vocal_leakage(real, songs)
@@ -406,7 +395,7 @@ def main() -> None:
     recall = vocal_recall(real, speech)
     print("  " + " | ".join(f"{m} mean {recall[m]['mean']:.1f}%" for m in real))
 
-    rows = targets(list(models), split, leakage, recall)
+    rows = targets(list(models), split, real_summary, solo, level, leakage)
     print_targets(rows)
     if args.json:
         args.json.write_text(json.dumps(jsonable(dict(
@@ -414,6 +403,7 @@ def main() -> None:
             clips=[p.stem for p in files],
             split={m: dict(summary=r["summary"], per_clip=r["scores"], seconds=r["seconds"],
                            museval_seconds=r["museval_seconds"]) for m, r in split.items()},
+            real=dict(summary=real_summary, per_excerpt=real_scores), solo_voice=solo, level=level,
             leakage=leakage, recall=recall, targets=rows)), indent=1))
         print(f"\nwrote {args.json}")
 

@@ -58,23 +58,6 @@ def _missing(source: str, path: str) -> None:
     MISSING.setdefault(source, []).append(path)
 
 
-def _files(root: Path, prefix: str, suffixes: Tuple[str, ...]) -> Iterator[Tuple[str, Callable[[], bytes]]]:
-    """repo_files, also for a whole bare repository (prefix "" on a bare mirror would otherwise
-    be read as a work tree: the bare directory itself)."""
-    bare = not (root / ".git").exists() and (root / "objects").is_dir() and (root / "HEAD").is_file()
-    if not (bare and prefix in ("", ".")):
-        yield from repo_files(root, prefix, suffixes)
-        return
-    listing = subprocess.run(["git", "--git-dir", str(root), "ls-tree", "-r", "-z", "HEAD"],
-                             check=True, capture_output=True).stdout.decode("utf-8", "replace")
-    for entry in sorted(filter(None, listing.split("\0"))):
-        meta, path = entry.split("\t", 1)
-        sha = meta.split()[2]
-        if path.lower().endswith(suffixes):
-            yield path, (lambda sha=sha: subprocess.run(["git", "--git-dir", str(root), "cat-file", "blob", sha],
-                                                        check=True, capture_output=True).stdout)
-
-
 def _mono(x: np.ndarray) -> np.ndarray:
     return x.mean(axis=0, keepdims=True) if x.shape[0] > 1 else x
 
@@ -88,7 +71,7 @@ def _stereo(x: np.ndarray) -> np.ndarray:
 
 def pjs_items() -> Iterator[Item]:
     root = repo_dir("justln1113/TEST")
-    for path, read in _files(root, "PJS/PJS_corpus_ver1.1/wav", (".wav",)):
+    for path, read in repo_files(root, "PJS/PJS_corpus_ver1.1/wav", (".wav",)):
         try:
             data = read()
         except subprocess.CalledProcessError:
@@ -157,7 +140,7 @@ def join_stream(segments: List[np.ndarray], rng: random.Random) -> np.ndarray:
 
 def utau_bank_items(group: str, repo: str, prefix: str, cap_minutes: Optional[float]) -> Iterator[Item]:
     root = repo_dir(repo)
-    files = list(_files(root, prefix, (".wav",)))
+    files = list(repo_files(root, prefix, (".wav",)))
     rng = random.Random(f"{SEED}-{group}")
     rng.shuffle(files)
     total, index, stream, length, target = 0.0, 0, [], 0, rng.uniform(12, 45) * RATE

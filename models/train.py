@@ -38,16 +38,82 @@ import torch
 from corpus import CORPUS, RATE, STEMS, load_clip
 from masknet import MaskNet
 from presets import PRESETS
+from real import KNOWN_STEMS, REAL, load_real
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 SEGMENT_SECONDS = 4.0
 
 
-class Remixer:
-    """Random training mixtures from the corpus's training clips."""
+class RealPool:
+    """The real recordings of one split (models/real.py) as memory-mapped int16 arrays:
+    several hours of audio, shared through the page cache by every training process
+    (loaded into each, two runs took 17 of the machine's 24 GB)."""
 
-    def __init__(self, split: str = "train", seed: int = 0):
+    def __init__(self, split: str):
+        self.items = []
+        for path in sorted((REAL / split).glob("*.npz")):
+            with np.load(path) as z:
+                info = json.loads(str(z["info"]))
+                keys = [k for k in KNOWN_STEMS if k in z.files]
+                stems = {}
+                for k in keys:
+                    mapped = path.with_name(f"{path.stem}.{k}.npy")
+                    if not mapped.exists():  # unpacked once; npz members cannot be mapped
+                        tmp = mapped.with_name(mapped.name + ".partial")
+                        with open(tmp, "wb") as f:
+                            np.save(f, z[k])
+                        tmp.replace(mapped)
+                    stems[k] = np.load(mapped, mmap_mode="r")
+                self.items.append((info, float(z["scale"]) / 32767, stems))
+        self.vocals = self._by_source(lambda st: "vocals" in st)
+        self.accompaniment = self._by_source(lambda st: any(k in st for k in INSTRUMENTAL))
+
+    def _by_source(self, has) -> dict:
+        out: dict = {}
+        for i, (info, _, stems) in enumerate(self.items):
+            if has(stems):
+                out.setdefault(info["source"], []).append(i)
+        return out
+
+    def pick(self, rng: random.Random, by_source: dict, weights: dict) -> int:
+        """An item: first a source (by `weights`, else evenly), then an item of it."""
+        names = sorted(by_source)
+        source = rng.choices(names, [weights.get(n, 0.1) for n in names])[0]
+        return rng.choice(by_source[source])
+
+
+INSTRUMENTAL = ("drums", "bass", "other", "accompaniment")
+# Sources are drawn by these weights, not by their number of items: MIR-1K's 860 short
+# clips would otherwise crowd out the long recordings of the other sources.
+VOCAL_WEIGHTS = {"mir1k": 0.4, "eif": 0.2, "pjs": 0.15, "utau": 0.25}
+BAND_WEIGHTS = {"mir1k": 0.3, "gamemusic": 0.35, "eif": 0.2, "fof": 0.15}
+
+
+def as_band(part: dict, length: int):
+    """(drums, bass, other) when the split is known, else (None, accompaniment as a whole)."""
+    z = np.zeros((2, length), np.float32)
+    if "accompaniment" in part:
+        return None, part["accompaniment"] + sum((part[k] for k in ("drums", "bass", "other") if k in part), z)
+    if any(k in part for k in ("drums", "bass", "other")):
+        return np.stack([part.get(k, z) for k in ("drums", "bass", "other")]), None
+    return None, z
+
+
+class Remixer:
+    """Random training mixtures from rendered clips and real recordings.
+
+    Each example is the exact sum of its stems; which stems are known depends on
+    the material: rendered clips and real multitracks know all four, karaoke pairs
+    and instrumentals know only the accompaniment as a whole (its drums/bass/other
+    split is unknown), which the loss supervises as the sum of those three stems.
+    Vocals come from real singing most of the time. A low-pass chosen from the
+    narrowest source used (MIR-1K is 16 kHz), and sometimes a random one, goes on
+    the whole mixture and every stem, so that bandwidth never tells a stem apart.
+    """
+
+    def __init__(self, split: str = "train", seed: int = 0, real: "RealPool | None" = None):
         self.split, self.rng = split, random.Random(seed)
+        self.real = real if real is not None else RealPool(split)
         self.refresh()
 
     def refresh(self) -> None:
@@ -56,39 +122,120 @@ class Remixer:
         if not self.files:
             raise SystemExit(f"no clips in {CORPUS / self.split}: run python build.py data first")
 
-    def segment(self, length: int) -> np.ndarray:
-        """(4, 2, length) stems: each from a random clip (half the time all from one)."""
-        same = self.rng.random() < 0.5
-        clip = load_clip(self.rng.choice(self.files)) if same else None
+    def _cut(self, x: np.ndarray, length: int, start: int) -> np.ndarray:
+        seg = x[:, start:start + length]
+        return np.pad(seg, ((0, 0), (0, length - seg.shape[1]))) if seg.shape[1] < length else seg
+
+    def _start(self, n: int, length: int) -> int:
+        return self.rng.randrange(0, max(1, n - length))
+
+    def _real_part(self, index: int, keys, length: int, audible: bool = True):
+        """(stems dict, rate) of a segment of real item `index`, trying for an audible one."""
+        info, scale, stems = self.real.items[index]
+        n = next(iter(stems.values())).shape[1]
+        for _ in range(6):
+            start = self._start(n, length)
+            out = {k: self._cut(stems[k], length, start).astype(np.float32) * scale for k in keys if k in stems}
+            if not audible or sum(float(np.abs(v).max()) for v in out.values()) > 1e-3:
+                break
+        return out, info["rate"]
+
+    def _voice(self, length: int):
+        """Vocals (2, length) and its bandwidth: real singing 75 %, rendered 25 %."""
+        if self.real.vocals and self.rng.random() < 0.75:
+            part, rate = self._real_part(self.real.pick(self.rng, self.real.vocals, VOCAL_WEIGHTS), ("vocals",), length)
+            return part.get("vocals", np.zeros((2, length), np.float32)), rate
+        clip = load_clip(self.rng.choice(self.files))
+        return self._cut(clip[3], length, self._start(clip.shape[2], length)), RATE
+
+    def _band(self, length: int):
+        """(drums, bass, other) or None with the accompaniment, split known or not."""
+        r = self.rng.random()
+        if self.real.accompaniment and r < 0.55:
+            part, rate = self._real_part(self.real.pick(self.rng, self.real.accompaniment, BAND_WEIGHTS),
+                                         INSTRUMENTAL, length)
+            return (*as_band(part, length), rate)
+        clip = load_clip(self.rng.choice(self.files))
+        return self._cut(clip[:3].reshape(6, -1), length, self._start(clip.shape[2], length)).reshape(3, 2, length), None, RATE
+
+    def segment(self, length: int):
+        """(stems (4, 2, length), split_known): a training example."""
+        rates = []
+        r = self.rng.random()
+        if r < 0.2 and self.real.items:
+            # A real recording as it is: its own voice over its own band.
+            part, rate = self._real_part(self.rng.randrange(len(self.real.items)),
+                                         ("drums", "bass", "other", "vocals", "accompaniment"), length)
+            voice = part.get("vocals", np.zeros((2, length), np.float32))
+            band, accompaniment = as_band(part, length)
+            rates.append(rate)
+        else:
+            voice, vrate = self._voice(length)
+            band, accompaniment, brate = self._band(length)
+            rates += [vrate, brate]
+        if self.rng.random() < 0.08:
+            voice = voice * 0  # instrumental
+        if self.rng.random() < 0.05:
+            band, accompaniment = None, np.zeros((2, length), np.float32)  # a solo voice
         out = np.zeros((4, 2, length), np.float32)
-        for i in range(4):
-            source = clip if same else load_clip(self.rng.choice(self.files))
-            start = self.rng.randrange(0, source.shape[2] - length)
-            x = source[i, :, start:start + length]
-            if self.rng.random() < 0.5:
-                x = x[::-1]  # swap channels
-            if self.rng.random() < 0.1:
-                continue  # a silent stem
-            out[i] = x * 10 ** (self.rng.uniform(-9, 3) / 20)
-        return out
+        if band is not None:
+            for i in range(3):
+                if self.rng.random() < 0.1:
+                    continue  # a silent stem
+                out[i] = band[i] * 10 ** (self.rng.uniform(-9, 3) / 20)
+            split_known = True
+        else:
+            out[2] = accompaniment * 10 ** (self.rng.uniform(-9, 3) / 20)
+            split_known = False
+        out[3] = voice * 10 ** (self.rng.uniform(-12, 6) / 20)
+        if self.rng.random() < 0.5:
+            out = out[:, ::-1]  # swap channels
+        cutoff = min(rates) / 2
+        if self.rng.random() < 0.25:
+            cutoff = min(cutoff, self.rng.uniform(4000, 16000))
+        return np.ascontiguousarray(out), split_known, cutoff
 
-    def batch(self, size: int, length: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack([self.segment(length) for _ in range(size)]))
+    def batch(self, size: int, length: int):
+        """(stems (B, 4, 2, n), split_known (B,), cutoff_hz (B,)): the low-pass at cutoff_hz
+        goes on the mixture and every stem alike, in the loss's STFT frames."""
+        examples = [self.segment(length) for _ in range(size)]
+        return (torch.from_numpy(np.stack([e[0] for e in examples])),
+                torch.tensor([e[1] for e in examples]), torch.tensor([e[2] for e in examples]))
 
 
-def loss_fn(net: MaskNet, stems: torch.Tensor) -> torch.Tensor:
+def lowpass_gains(cutoff_hz: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, bins) gains of a low-pass with a 500 Hz raised-cosine edge at each cutoff. Applied
+    to STFT frames it equals filtering the waveform up to the window's leakage, which the
+    edge's width keeps small; it is shared by the mixture and all its stems, so a band
+    limit says nothing about which stem a sound belongs to."""
+    f = torch.linspace(0, RATE / 2, bins)
+    edge = torch.clamp((cutoff_hz[:, None] - f[None]) / 500 + 0.5, 0, 1)
+    return 0.5 - 0.5 * torch.cos(math.pi * edge)
+
+
+def loss_fn(net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff_hz: torch.Tensor) -> torch.Tensor:
     """L1 distance between the masked mixture spectra and the true stems' spectra, in
     the network's own STFT frames: the same objective as comparing waveforms (the
-    synthesis is a fixed linear map), without paying an inverse STFT and another STFT."""
+    synthesis is a fixed linear map), without paying an inverse STFT and another STFT.
+    Where only the accompaniment is known (karaoke pairs, instrumentals, held in the
+    `other` slot), drums + bass + other are compared with it as a whole. Each example
+    counts relative to its mixture's level, as the model's output scales with it."""
     mix = stems.sum(1)
     k = net.lookahead_frames
-    spec_mix = net.spectra(mix)  # (B, C, frames, bins)
+    gains = lowpass_gains(cutoff_hz, net.n_bins)  # (B, bins)
+    spec_mix = net.spectra(mix) * gains[:, None, None]  # (B, C, frames, bins)
     with torch.no_grad():
-        spec_ref = net.spectra(stems)  # (B, S, C, frames, bins)
+        spec_ref = net.spectra(stems) * gains[:, None, None, None]  # (B, S, C, frames, bins)
     masks = net.masks(spec_mix)[:, :, :, k:]
     frames = masks.shape[3]
     est = masks * spec_mix[:, None, :, :frames]
-    return (est - spec_ref[:, :, :, :frames]).abs().mean()
+    ref = spec_ref[:, :, :, :frames]
+    level = spec_mix.abs().mean(dim=(1, 2, 3)) + 1e-6  # (B,)
+    per_stem = (est - ref).abs().mean(dim=(2, 3, 4))  # (B, S)
+    whole = (est[:, :3].sum(1) - ref[:, :3].sum(1)).abs().mean(dim=(1, 2, 3))  # (B,)
+    known = per_stem.mean(1)
+    partial = 0.5 * (per_stem[:, 3] + whole)
+    return (torch.where(split_known, known, partial) / level).mean()
 
 
 def sdr(est: np.ndarray, ref: np.ndarray) -> float:
@@ -96,51 +243,97 @@ def sdr(est: np.ndarray, ref: np.ndarray) -> float:
     return float(10 * np.log10((np.sum(ref ** 2) + 1e-8) / (np.sum((ref - est) ** 2) + 1e-8)))
 
 
+def validation_set(rendered: int = 12, real: int = 12, split: str = "test") -> list:
+    """(name, stems (4, 2, n), split_known) examples: the first rendered clips of `split`
+    and fixed 8-second excerpts of its real recordings (models/real.py)."""
+    examples = [(p.stem, load_clip(p), True) for p in sorted((CORPUS / split).glob("clip-*.npz"))[:rendered]]
+    paths = sorted((REAL / split).glob("*.npz"))
+    # Spread over the held-out sources and singers: every k-th recording.
+    for path in paths[::max(1, len(paths) // real)][:real]:
+        stems, info = load_real(path)
+        n = next(iter(stems.values())).shape[1]
+        start = max(0, n // 2 - 4 * RATE)
+        cut = {k: v[:, start:start + 8 * RATE] for k, v in stems.items()}
+        z = np.zeros_like(next(iter(cut.values())))
+        if "accompaniment" in cut:
+            out = np.stack([z, z, cut["accompaniment"], cut.get("vocals", z)])
+        else:
+            out = np.stack([cut.get(k, z) for k in STEMS])
+        examples.append((f"real:{path.stem}", out, "accompaniment" not in cut))
+    return examples
+
+
+def separate_whole(net: MaskNet, mix: torch.Tensor) -> np.ndarray:
+    """(S, C, n) stems of a (C, n) mixture, aligned, from a zero state."""
+    pad = net.lookahead_samples + net.hop
+    padded = torch.nn.functional.pad(mix[None], (0, pad - mix.shape[-1] % net.hop + net.hop))
+    y, _ = net(padded, net.initial_state(1))
+    return y[0, ..., net.lookahead_samples:net.lookahead_samples + mix.shape[-1]].numpy()
+
+
 @torch.no_grad()
-def validate(net: MaskNet, clips: list) -> dict:
+def validate(net: MaskNet, examples: list) -> dict:
+    """Mean global SDR per stem on the rendered and on the real examples; where only
+    the accompaniment is known it is scored as the sum of drums, bass and other."""
     net.eval()
-    scores = {s: [] for s in STEMS}
-    for path in clips:
-        stems = torch.from_numpy(load_clip(path))
-        mix = stems.sum(0, keepdim=True)
-        pad = net.lookahead_samples + net.hop
-        padded = torch.nn.functional.pad(mix, (0, pad - mix.shape[-1] % net.hop + net.hop))
-        y, _ = net(padded, net.initial_state(1))
-        y = y[0, ..., net.lookahead_samples:net.lookahead_samples + stems.shape[-1]].numpy()
-        for i, s in enumerate(STEMS):
-            if np.abs(stems[i].numpy()).max() > 1e-4:
-                scores[s].append(sdr(y[i], stems[i].numpy()))
+    scores: dict = {}
+    for name, stems, split_known in examples:
+        group = "real" if name.startswith("real:") else "rendered"
+        y = separate_whole(net, torch.from_numpy(stems.sum(0)))
+        pairs = [(s, y[i], stems[i]) for i, s in enumerate(STEMS)] if split_known else \
+            [("vocals", y[3], stems[3]), ("accompaniment", y[:3].sum(0), stems[2])]
+        for s, est, ref in pairs:
+            if np.abs(ref).max() > 1e-4:
+                scores.setdefault(group, {}).setdefault(s, []).append(sdr(est, ref))
     net.train()
-    return {s: round(float(np.mean(v)), 2) for s, v in scores.items() if v}
+    return {g: {s: round(float(np.mean(v)), 2) for s, v in d.items()} for g, d in scores.items()}
 
 
-def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> None:
+def load_matching(net: MaskNet, path: Path) -> list:
+    """Load the tensors of a state_dict whose shapes match; return the names left as built."""
+    saved = torch.load(path, weights_only=True)
+    own = net.state_dict()
+    usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
+WARMUP_STEPS = 40
+VALIDATE_EVERY = 100
+
+
+def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
+          run: str = "", front: str = "", init: str = "", steps: int = 0) -> None:
+    """Train `preset` for `minutes` of wall clock; `run` names an experiment (its own
+    checkpoint folder; its weights stay there), `front` overrides the preset's front end."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    folder = CORPUS.parent / "train" / preset
+    run = run or preset
+    folder = CORPUS.parent / "train" / run
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / "checkpoint.pt"
-    net = MaskNet(**PRESETS[preset])
+    config = dict(PRESETS[preset], **({"front": front} if front else {}))
+    net = MaskNet(**config)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    state = {"step": 0, "seconds": 0.0, "log": []}
-    fresh_optimiser_at = 0  # the step from which Adam's moments start: warm up from there
+    state = {"step": 0, "seconds": 0.0, "log": [], "config": {k: list(v) if isinstance(v, tuple) else v
+                                                               for k, v in config.items()}}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
-        print(f"resumed {preset} at step {state['step']} ({state['seconds'] / 60:.1f} min trained)")
-    elif (WEIGHTS / f"{preset}.pt").exists():
-        # No checkpoint (a fresh machine) but shipped weights: go on training from them,
-        # with a fresh optimiser, continuing their step count and learning-rate schedule.
-        net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
-        shipped = json.loads((WEIGHTS / f"{preset}.json").read_text())
-        state = {"step": shipped["steps"], "seconds": shipped["train_minutes"] * 60, "log": shipped["log"]}
-        fresh_optimiser_at = state["step"]
-        print(f"continuing {preset} from {WEIGHTS / f'{preset}.pt'} at step {state['step']}")
+        print(f"resumed {run} at step {state['step']} ({state['seconds'] / 60:.1f} min trained)")
+    else:
+        # A new run starts from the given weights (default: the shipped preset's), taking
+        # every tensor whose shape still fits; a changed front end starts fresh.
+        source = Path(init) if init else WEIGHTS / f"{preset}.pt"
+        if source.exists():
+            fresh = load_matching(net, source)
+            state["init"] = {"from": str(source.name), "fresh": fresh}
+            print(f"{run}: initialised from {source} (fresh: {', '.join(fresh) or 'nothing'})")
     budget = minutes * 60
     data = Remixer(seed=state["step"])
-    val_clips = sorted((CORPUS / "test").glob("clip-*.npz"))[:12]
+    examples = validation_set()
     length = int(SEGMENT_SECONDS * RATE) // net.hop * net.hop
 
     def save() -> None:
@@ -151,14 +344,22 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> N
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     last_save = time.time()
+    if not state["log"]:
+        scores = validate(net, examples)
+        state["log"].append({"step": state["step"], "minutes": 0.0, "sdr": scores})
+        print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
     net.train()
-    while state["seconds"] < budget and not stop["now"]:
+    # The schedule follows the wall-clock budget, or a step budget (ablations compare
+    # designs after the same number of steps, whatever else runs on the machine).
+    def progress() -> float:
+        return state["step"] / steps if steps else state["seconds"] / budget
+
+    while progress() < 1 and not stop["now"]:
         t0 = time.time()
-        progress = state["seconds"] / budget
-        rate = lr * min(1.0, (state["step"] - fresh_optimiser_at + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        rate = lr * min(1.0, (state["step"] + 1) / WARMUP_STEPS) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress())))
         for group in opt.param_groups:
             group["lr"] = rate
-        loss = loss_fn(net, data.batch(batch, length))
+        loss = loss_fn(net, *data.batch(batch, length))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -166,24 +367,28 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float) -> N
         state["step"] += 1
         state["seconds"] += time.time() - t0
         if state["step"] % 20 == 0:
-            print(f"{preset} step {state['step']} loss {loss.item():.4f} lr {rate:.2e} "
-                  f"{state['seconds'] / 60:.1f}/{minutes:g} min", flush=True)
-        if state["step"] % 200 == 0:
+            print(f"{run} step {state['step']} loss {loss.item():.4f} lr {rate:.2e} "
+                  f"{state['seconds'] / 60:.1f} min, {100 * progress():.0f} %", flush=True)
+        if state["step"] % VALIDATE_EVERY == 0:
             data.refresh()
-            scores = validate(net, val_clips)
+            scores = validate(net, examples)
             state["log"].append({"step": state["step"], "minutes": state["seconds"] / 60, "sdr": scores})
-            print(f"{preset} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
+            print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
         if time.time() - last_save > 180:
             save()
             last_save = time.time()
+    scores = validate(net, examples)
+    state["log"].append({"step": state["step"], "minutes": state["seconds"] / 60, "sdr": scores})
+    print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
     save()
-    WEIGHTS.mkdir(exist_ok=True)
-    torch.save(net.state_dict(), WEIGHTS / f"{preset}.pt")
-    (WEIGHTS / f"{preset}.json").write_text(json.dumps(
-        {"preset": preset, "steps": state["step"], "train_minutes": round(state["seconds"] / 60, 1),
-         "threads": threads, "batch": batch, "segment_seconds": SEGMENT_SECONDS,
-         "log": state["log"]}, indent=1))
-    print(f"wrote {WEIGHTS / f'{preset}.pt'} after {state['step']} steps; "
+    out = WEIGHTS if run == preset else folder
+    out.mkdir(exist_ok=True)
+    torch.save(net.state_dict(), out / f"{preset}.pt")
+    (out / f"{preset}.json").write_text(json.dumps(
+        {"preset": preset, "run": run, "steps": state["step"], "train_minutes": round(state["seconds"] / 60, 1),
+         "threads": threads, "batch": batch, "segment_seconds": SEGMENT_SECONDS, "config": state["config"],
+         "init": state.get("init"), "log": state["log"]}, indent=1))
+    print(f"wrote {out / f'{preset}.pt'} after {state['step']} steps; "
           f"next: python build.py tune --preset {preset}")
 
 
@@ -195,20 +400,18 @@ def tune(preset: str, clips: int, threads: int) -> None:
     torch.set_num_threads(threads)
     meta_path = WEIGHTS / f"{preset}.json"
     meta = json.loads(meta_path.read_text())
-    paths = sorted((CORPUS / "train").glob("clip-*.npz"))[:clips]
-    if len(paths) < clips:
-        raise SystemExit(f"only {len(paths)} training clips in {CORPUS / 'train'}; "
-                         f"render more with `python build.py data` or pass --clips {len(paths)}")
-    net = MaskNet(**PRESETS[preset])
+    examples = validation_set(clips // 2, clips // 2, split="train")
+    net = MaskNet(**meta.get("config", PRESETS[preset]))
     net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
     table = {}
     for sharpness in SHARPNESS_GRID:
         net.mask_sharpness = sharpness
-        scores = validate(net, paths)
-        table[str(sharpness)] = dict(scores, mean=round(float(np.mean(list(scores.values()))), 3))
+        scores = validate(net, examples)
+        values = [v for group in scores.values() for v in group.values()]
+        table[str(sharpness)] = dict(scores, mean=round(float(np.mean(values)), 3))
         print(f"{preset} sharpness {sharpness}: {json.dumps(table[str(sharpness)])}", flush=True)
     best = max(SHARPNESS_GRID, key=lambda v: table[str(v)]["mean"])
-    meta.update(mask_sharpness=best, mask_sharpness_tuning={"clips": f"first {clips} training clips",
+    meta.update(mask_sharpness=best, mask_sharpness_tuning={"clips": f"{clips // 2} rendered and {clips // 2} real training excerpts",
                                                           "sdr": table})
     meta_path.write_text(json.dumps(meta, indent=1))
     print(f"{preset}: mask sharpness {best} written to {meta_path}; run `python build.py {preset}`")
@@ -231,8 +434,13 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--run", default="", help="experiment name (its own checkpoint; weights stay in it)")
+    parser.add_argument("--front", choices=("linear", "conv"), default="", help="override the preset's front end")
+    parser.add_argument("--init", default="", help="weights to start a new run from (default: the shipped preset's)")
+    parser.add_argument("--steps", type=int, default=0, help="a step budget instead of --minutes")
     args = parser.parse_args(argv)
-    train(args.preset, args.minutes, args.threads, args.batch, args.lr)
+    train(args.preset, args.minutes, args.threads, args.batch, args.lr, args.run, args.front, args.init,
+          args.steps)
 
 
 if __name__ == "__main__":
