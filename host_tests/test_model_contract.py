@@ -132,3 +132,12 @@ def test_a_model_serves_several_processors_independently(stream_model):
     interleaved_b.append(b.flush())
     np.testing.assert_allclose(np.concatenate(interleaved_a, 1), a(x, 44100), atol=1e-6)
     np.testing.assert_allclose(np.concatenate(interleaved_b, 1), b(x, 44100), atol=1e-6)
+
+
+def test_a_kind_without_an_engine_is_an_error_naming_the_known_kinds(stream_model):
+    from dataclasses import replace
+    from stemforge.core.engine import make_engine
+    from stemforge.core.model import Model
+    odd = Model(stream_model._module, replace(stream_model.info, kind="spectral"), stream_model.path)
+    with pytest.raises(stemforge.ModelError, match="kind 'spectral'; the known kinds are streaming, window"):
+        make_engine(odd, 1)

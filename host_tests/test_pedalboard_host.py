@@ -88,3 +88,16 @@ def test_chain_refuses_nan_and_a_changed_stream(stream_model):
     chain.process(music(0.1), 44100, reset=False)
     with pytest.raises(ValueError, match="reset"):
         chain.process(music(0.1, 48000), 48000, reset=False)
+
+
+@pytest.mark.parametrize("chunk", [1000, 44100, 333])
+def test_chain_is_chunk_invariant_around_native_plugins_with_latency(stream_model, chunk):
+    """MP3Compressor works in frames and reports latency: its output depended on the
+    sizes of the calls the Chain made; render streams files through the same Chain."""
+    x = music(2.0)
+    for plugins in ([pedalboard.MP3Compressor()],
+                    [pedalboard.MP3Compressor(), StemSeparator(stream_model, stem="vocals"),
+                     Compressor(threshold_db=-18)]):
+        chain = Chain(plugins)
+        offline = chain(x, 44100)
+        np.testing.assert_allclose(stream(chain, x, 44100, [chunk]), offline, atol=1e-6)

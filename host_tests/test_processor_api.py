@@ -174,3 +174,55 @@ def test_processors_in_several_threads_do_not_disturb_each_other(stream_model):
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert torch.get_num_threads() == before
+
+
+def one_sample_blocks(proc, x: np.ndarray, shape: str) -> np.ndarray:
+    """Stream (2, n) `x` in blocks of `shape`, returned as (2, n): "(2,1)" one stereo sample
+    channels-first, "(1,2)" one stereo sample channels-last, "(2,2)" two samples channels-last."""
+    outs = []
+    if shape == "(2,1)":
+        outs = [proc.process(x[:, i:i + 1], 44100, reset=False) for i in range(x.shape[1])]
+        outs.append(proc.flush())
+        return np.concatenate([o for o in outs if o.size], axis=1)
+    step = 1 if shape == "(1,2)" else 2
+    outs = [proc.process(np.ascontiguousarray(x[:, i:i + step].T), 44100, reset=False)
+            for i in range(0, x.shape[1], step)]
+    outs.append(proc.flush())
+    return np.concatenate([o for o in outs if o.size], axis=0).T
+
+
+@pytest.mark.parametrize("shape, layout", [("(2,1)", "channels-first"), ("(1,2)", "channels-first"),
+                                           ("(2,2)", "channels-last")])
+@pytest.mark.parametrize("make", [lambda m: StemSeparator(m, stem="vocals"),
+                                  lambda m: stemforge.Chain([StemSeparator(m, stem="vocals")])])
+def test_prepare_fixes_the_layout_of_tiny_blocks(stream_model, shape, layout, make):
+    x = music(0.05)
+    proc = make(stream_model)
+    expected = proc(x, 44100)
+    proc.prepare(44100, 2, layout)
+    np.testing.assert_allclose(one_sample_blocks(proc, x, shape), expected, atol=1e-6)
+
+
+def test_prepare_refuses_an_unknown_layout(stream_model):
+    with pytest.raises(ValueError, match="channels-first"):
+        StemSeparator(stream_model).prepare(44100, 2, "interleaved")
+
+
+@pytest.mark.parametrize("audio, message", [(np.zeros(64, np.float16), "astype\\(np.float32\\)"),
+                                            ([0.0] * 64, "numpy array"),
+                                            (np.zeros(64, np.int16), "integer PCM")])
+def test_audio_that_is_not_a_float_array_is_a_type_error_saying_how_to_convert(stream_model, audio,
+                                                                              message):
+    for call in (lambda a: StemSeparator(stream_model)(a, 44100),
+                 lambda a: StemSeparator(stream_model).process_block(a, 44100),
+                 lambda a: stemforge.Chain([StemSeparator(stream_model)])(a, 44100),
+                 lambda a: separate(a, 44100, stream_model)):
+        with pytest.raises(TypeError, match=message) as e:
+            call(audio)
+        assert "integer" not in str(e.value) or message == "integer PCM"
+
+
+def test_chain_takes_a_one_sample_mono_array_like_the_processor(stream_model):
+    x = np.array([0.25], np.float32)
+    sep = StemSeparator(stream_model, stem="vocals")
+    np.testing.assert_allclose(stemforge.Chain([sep])(x, 44100), sep(x, 44100), atol=1e-7)

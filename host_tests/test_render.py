@@ -123,3 +123,49 @@ def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, mess
     result = run(edit(ACAPELLA), workspace)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (workspace / "rendered").exists()
+
+
+def test_render_never_overwrites_its_inputs(workspace):
+    song = workspace / "album" / "one.wav"
+    before = song.read_bytes()
+    sep = stemforge.StemSeparator("fixture-stream", stem="vocals")
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        stemforge.render(song, [sep], workspace / "album", overwrite=True)
+    plan = KARAOKE.replace('folder = "karaoke"', 'folder = "album"\noverwrite = true').replace(
+        "recursive = true", "recursive = false").replace("sample_rate = 48000\n", "")
+    result = run(plan, workspace)
+    assert result.returncode == 2 and "would overwrite the input" in result.stderr, result.stderr
+    assert song.read_bytes() == before
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('stem = "vocals"', "gains_db = 3"), "plan.toml:10: gains_db must be a table"),
+    (lambda t: t.replace('stem = "vocals"', "gains = [0, 1]"), "plan.toml:10: gains must be a table"),
+    (lambda t: t.replace('folder = "rendered"', "folder = 3"), "plan.toml:18: folder must be text"),
+    (lambda t: t.replace('inputs = ["song.wav"]', "inputs = 3"), "plan.toml:1: inputs must be text"),
+    (lambda t: 'output = "out"\n' + t.split("[output]")[0], "output must be a table"),
+    (lambda t: t.replace('plugin = "Compressor"', "plugin = 5"), "plugin = \"...\" (a name in quotes)"),
+    (lambda t: "recursive = \"yes\"\n" + t, "plan.toml:1: recursive must be true or false"),
+    (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\noverwrite = "no"'),
+     "plan.toml:19: overwrite must be true or false"),
+    (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\nbit_depth = "24"'),
+     "plan.toml:19: bit_depth must be a whole number, got '24'"),
+    (lambda t: t.replace("ratio = 3", 'ratio = "high"'), "plan.toml:15: Compressor.ratio = 'high'"),
+    (lambda t: t.replace("ratio = 3", "ratio = 0.5"), "plan.toml:15: Compressor.ratio = 0.5: Compressor ratio must be"),
+    (lambda t: t.replace('"song.wav"', '"song.wav", "broken.wav"'), "broken.wav: cannot read it as audio"),
+])
+def test_a_plan_of_the_wrong_types_fails_before_any_audio_naming_the_key(workspace, edit, message):
+    (workspace / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    result = run(edit(ACAPELLA), workspace)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "rendered").exists() and not (workspace / "out").exists()
+
+
+def test_render_says_what_it_skipped_and_shows_progress(workspace):
+    assert run(ACAPELLA, workspace).returncode == 0
+    again = run(ACAPELLA, workspace)
+    assert again.returncode == 0
+    assert "exists, skipped" in again.stdout and "0 file(s) rendered, 1 skipped" in again.stdout
+    first = run(ACAPELLA.replace('folder = "rendered"', 'folder = "fresh"'), workspace)
+    assert "song.wav: 100%" in first.stdout and "1 file(s) rendered" in first.stdout

@@ -263,7 +263,7 @@ def render_command(args) -> int:
 # -- import-model -------------------------------------------------------------------------
 
 def import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["demucs", "openunmix"])
+    p.add_argument("kind", choices=["demucs", "openunmix"], help="whose checkpoint it is")
     p.add_argument("checkpoint", type=Path,
                    help="demucs: a .th file (e.g. from ~/.cache/torch/hub/checkpoints); "
                    "openunmix: a model folder (separator.json, <target>.json, <target>.pth)")
@@ -447,8 +447,10 @@ EVALUATE_HELP = ("Compare ESTIMATE_DIR with REFERENCE_DIR: folders of <stem>.wav
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("reference", type=Path, metavar="REFERENCE_DIR")
-    p.add_argument("estimate", type=Path, metavar="ESTIMATE_DIR")
+    p.add_argument("reference", type=Path, metavar="REFERENCE_DIR",
+                   help="the true stems: <stem>.wav files, or folders of them per track")
+    p.add_argument("estimate", type=Path, metavar="ESTIMATE_DIR",
+                   help="the estimated stems, laid out as REFERENCE_DIR")
     p.add_argument("--json", metavar="PATH", help="also write the scores as JSON ('-': stdout only)")
     p.add_argument("--global-only", action="store_true",
                    help="only global SDR and NSDR (fast: no BSS Eval)")

@@ -17,7 +17,9 @@ from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .layout import CHANNELS_FIRST, MONO_1D, check_finite, from_channels_first, to_channels_first
+from .fifo import SampleFifo
+from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_finite, check_layout,
+                     from_channels_first, to_channels_first)
 from .resample import check_rate
 
 MAX_FLUSH_ROUNDS = 64
@@ -26,11 +28,14 @@ MAX_FLUSH_ROUNDS = 64
 class _NativeStage:
     """A pedalboard plugin in a stream, fed so that its output does not depend on the chunking.
 
-    A native plugin re-prepares, losing its state, when a call brings more
-    samples than its first call did; and it guesses the layout of a stream's
-    first buffer ((2, 1) reads as two mono samples). So the stream's first call
-    waits for `buffer_size` samples, and later calls are cut to that size.
-    Samples its latency holds back are flushed by feeding it silence.
+    A native plugin's output depends on the sizes of the calls it gets, not only on
+    the samples: plugins with internal frames and latency (MP3Compressor) return
+    their delayed samples in call-sized steps, and a plugin re-prepares, losing its
+    state, when a call brings more samples than its first. So every call of a stream
+    is exactly `block` samples (the stream's buffer_size, at least channels + 1 so that
+    the first call's layout is unambiguous), which is how pedalboard itself runs an
+    offline call; samples wait here until a block is full. Samples the plugin's latency
+    holds back, and the last partial block, are flushed by feeding it silence.
     """
 
     def __init__(self, plugin):
@@ -40,20 +45,13 @@ class _NativeStage:
     def reset(self) -> None:
         self.plugin.reset()
         self.received = self.returned = 0
-        self.block: Optional[int] = None  # the size of the stream's first call
-        self.waiting: list = []  # the stream's first samples, until there are enough
+        self.block: Optional[int] = None
+        self.pending: Optional[SampleFifo] = None
 
-    def _feed(self, x: np.ndarray, sr: int) -> list:
-        outs = []
-        for i in range(0, x.shape[1], self.block):
-            outs.append(self.plugin.process(x[:, i:i + self.block], sr, buffer_size=self.block,
-                                            reset=False))
-            self.returned += outs[-1].shape[1]
-        return outs
-
-    def _start(self, x: np.ndarray, sr: int, size: int) -> list:
-        self.block, self.waiting = size, []
-        return self._feed(x, sr)
+    def _run(self, x: np.ndarray, sr: int) -> np.ndarray:
+        y = self.plugin.process(x, sr, buffer_size=self.block, reset=False)
+        self.returned += y.shape[1]
+        return y
 
     def process(self, x: np.ndarray, sr: int, buffer_size: int, reset: bool) -> np.ndarray:
         self.received += x.shape[1]
@@ -62,28 +60,27 @@ class _NativeStage:
             self.returned += y.shape[1]
             return y
         if self.block is None:
-            self.waiting.append(x)
-            first = max(buffer_size, x.shape[0] + 1)
-            if self.received < first:
-                return x[:, :0]
-            outs = self._start(np.concatenate(self.waiting, axis=1), sr, first)
-        else:
-            outs = self._feed(x, sr)
+            self.block = max(buffer_size, x.shape[0] + 1)
+            self.pending = SampleFifo((x.shape[0],), self.block)
+        self.pending.append(x)
+        outs = []
+        while len(self.pending) >= self.block:
+            outs.append(self._run(self.pending.pop(self.block), sr))
         return np.concatenate(outs, axis=1) if outs else x[:, :0]
 
     def flush(self, sr: int, channels: int) -> np.ndarray:
         outs = []
-        if self.block is None and self.waiting:  # the stream was shorter than one first call
-            x = np.concatenate(self.waiting, axis=1)
-            x = np.pad(x, ((0, 0), (0, max(0, channels + 1 - x.shape[1]))))  # unambiguous layout
-            outs = self._start(x, sr, x.shape[1])
-        for _ in range(MAX_FLUSH_ROUNDS):
-            missing = self.received - self.returned
-            if missing <= 0:
-                break
-            outs += self._feed(np.zeros((channels, missing), np.float32), sr)
-        else:
-            raise RuntimeError(f"{self.plugin!r} did not return its delayed samples")
+        if self.block is not None:
+            rest = self.pending.pop(len(self.pending))
+            if rest.shape[1]:
+                outs.append(self._run(np.pad(rest, ((0, 0), (0, self.block - rest.shape[1]))), sr))
+            silence = np.zeros((channels, self.block), np.float32)
+            for _ in range(MAX_FLUSH_ROUNDS):
+                if self.returned >= self.received:
+                    break
+                outs.append(self._run(silence, sr))
+            else:
+                raise RuntimeError(f"{self.plugin!r} did not return its delayed samples")
         y = np.concatenate(outs, axis=1) if outs else np.zeros((channels, 0), np.float32)
         y = y[:, :y.shape[1] - max(0, self.returned - self.received)]
         self.reset()
@@ -93,17 +90,25 @@ class _NativeStage:
 class _StemforgeStage:
     def __init__(self, processor):
         self.plugin = processor
+        self.started = False
 
     def reset(self) -> None:
         self.plugin.reset()
+        self.started = False
 
     def process(self, x: np.ndarray, sr: int, buffer_size: int, reset: bool) -> np.ndarray:
         if x.shape[1] == 0:
             return x
+        if reset or not self.started:
+            # The chain hands over (channels, samples): say so, or a (1, 1) or (2, 2) first
+            # chunk would be ambiguous to the processor.
+            self.plugin.prepare(sr, x.shape[0])
+            self.started = not reset
         return self.plugin.process(x, sr, buffer_size=buffer_size, reset=reset)
 
     def flush(self, sr: int, channels: int) -> np.ndarray:
         y = self.plugin.flush()
+        self.started = False
         return y if y.ndim == 2 else np.zeros((channels, 0), np.float32)
 
 
@@ -124,6 +129,7 @@ class Chain:
                         for p in self.plugins]
         self._stream: Optional[Tuple[int, int]] = None  # (sample_rate, channels) in progress
         self._hint: Optional[Tuple[str, int]] = None
+        self._prepared: Optional[Tuple[str, int]] = None  # the layout prepare() was given
         self._layout = CHANNELS_FIRST
         self._buffer_size = 8192
 
@@ -133,23 +139,23 @@ class Chain:
     def __len__(self) -> int:
         return len(self.plugins)
 
-    def prepare(self, sample_rate: float, channels: int = 2) -> None:
-        """Start a stream of `channels` channels: settles the layout of tiny first chunks."""
+    def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST) -> None:
+        """Start a stream of `channels` channels laid out as `layout`: settles the layout
+        of chunks too small to tell it by their shape (see StemSeparator.prepare)."""
+        check_layout(layout)
+        self._prepared = (layout, channels)
         self.reset()
-        for p in self.plugins:
-            if callable(getattr(p, "prepare", None)):
-                p.prepare(sample_rate, channels)
         self._stream = (check_rate(sample_rate), channels)
-        self._hint = (CHANNELS_FIRST, channels)
 
     def reset(self) -> None:
         for stage in self._stages:
             stage.reset()
-        self._stream, self._hint = None, None
+        self._stream, self._hint = None, self._prepared
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
-        if input_array.size == 0 and input_array.dtype in (np.float32, np.float64):
+        check_array(input_array)
+        if input_array.size == 0:
             return np.zeros(input_array.shape, np.float32)
         if reset:
             self.reset()

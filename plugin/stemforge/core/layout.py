@@ -19,16 +19,14 @@ def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None
     """Return (float32 array of shape (channels, samples), layout of the input).
 
     Like pedalboard: 1-D is mono; 2-D is (channels, samples) or (samples,
-    channels), whichever dimension is smaller holding the channels; a square
-    array is ambiguous unless `hint` (the layout and channel count seen
-    earlier in the same stream) settles it. Integer audio is a TypeError.
+    channels), whichever dimension is smaller holding the channels. A `hint`
+    (the layout and channel count of the stream, from prepare() or earlier
+    calls) settles small blocks: the dimension that equals the channel count
+    holds the channels ((2, 1) and (1, 2) are one stereo sample each), and a
+    square block takes the hinted layout; without a hint a square array is
+    ambiguous. Audio that is not floating point is a TypeError.
     """
-    if not isinstance(audio, np.ndarray):
-        raise TypeError(f"audio must be a numpy array, got {type(audio).__name__}")
-    if audio.dtype not in (np.float32, np.float64):
-        raise TypeError("stemforge only supports 32-bit and 64-bit floating point audio for "
-                        f"processing (got {audio.dtype}); convert integer PCM first, e.g. "
-                        "audio.astype(np.float32) / 32768 for 16-bit")
+    check_array(audio)
     if audio.ndim == 1:
         return audio.astype(np.float32, copy=False)[None, :], MONO_1D
     if audio.ndim != 2:
@@ -37,9 +35,11 @@ def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None
     layout = None
     if hint is not None:
         hinted_layout, channels = hint
-        if hinted_layout == CHANNELS_FIRST and rows == channels:
+        if rows == channels and cols == channels:
+            layout = hinted_layout
+        elif rows == channels:
             layout = CHANNELS_FIRST
-        elif hinted_layout == CHANNELS_LAST and cols == channels:
+        elif cols == channels:
             layout = CHANNELS_LAST
     if layout is None:
         if rows < cols:
@@ -52,11 +52,33 @@ def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None
     return np.ascontiguousarray(x, dtype=np.float32), layout
 
 
+def check_array(audio) -> None:
+    """Only float32 and float64 numpy arrays are audio here; anything else is a TypeError
+    that says how to convert it (before any attribute of it is used)."""
+    if not isinstance(audio, np.ndarray):
+        raise TypeError(f"audio must be a numpy array of float32 or float64, got "
+                        f"{type(audio).__name__}; e.g. np.asarray(audio, np.float32)")
+    if audio.dtype not in (np.float32, np.float64):
+        if np.issubdtype(audio.dtype, np.floating):
+            how = "convert it first: audio.astype(np.float32)"
+        else:
+            how = ("convert integer PCM first, e.g. audio.astype(np.float32) / 32768 for "
+                   "16-bit")
+        raise TypeError("stemforge only supports 32-bit and 64-bit floating point audio for "
+                        f"processing (got {audio.dtype}); {how}")
+
+
 def from_channels_first(x: np.ndarray, layout: str) -> np.ndarray:
     """Put a (channels, samples) result back into the caller's layout."""
     if layout == MONO_1D:
         return x[0]
     return x if layout == CHANNELS_FIRST else np.ascontiguousarray(x.T)
+
+
+def check_layout(layout: str) -> None:
+    if layout not in (CHANNELS_FIRST, CHANNELS_LAST):
+        raise ValueError(f"layout must be {CHANNELS_FIRST!r} (channels, samples) or "
+                         f"{CHANNELS_LAST!r} (samples, channels), got {layout!r}")
 
 
 def check_channels(channels: int) -> None:

@@ -23,8 +23,8 @@ import numpy as np
 
 from .engine import track_stats
 from .fifo import SampleFifo
-from .layout import (CHANNELS_FIRST, MONO_1D, check_channels, check_finite, from_channels_first,
-                     to_channels_first)
+from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
+                     check_layout, from_channels_first, to_channels_first)
 from .model import Model, load_model
 from .pipeline import Pipeline
 from .resample import check_rate
@@ -97,6 +97,7 @@ class StemSeparator:
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
         self._pipeline: Optional[Pipeline] = None
         self._hint: Optional[Tuple[str, int]] = None  # layout of the stream in progress
+        self._prepared: Optional[Tuple[str, int]] = None  # the layout prepare() was given
         self._layout = CHANNELS_FIRST  # the caller's layout on the latest call
         self._mode: Optional[str] = None  # "stream" or "block" while a stream is in progress
         self._delay_line: Optional[SampleFifo] = None
@@ -115,22 +116,30 @@ class StemSeparator:
         return f"<stemforge.StemSeparator {self.model.name} {what}>"
 
     # -- life cycle --------------------------------------------------------------------
-    def prepare(self, sample_rate: float, channels: int = 2) -> None:
-        """Set up for a stream at `sample_rate` with `channels` channels (JUCE's prepareToPlay)."""
+    def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST) -> None:
+        """Set up for streams at `sample_rate` with `channels` channels (JUCE's prepareToPlay)
+        whose buffers are laid out as `layout` ("channels-first", pedalboard's (channels,
+        samples), or "channels-last"). The layout then reads blocks too small to tell it by
+        their shape: (2, 1) and (1, 2) are one stereo sample each, and square blocks take
+        `layout`. It holds until the next prepare()."""
+        check_layout(layout)
+        self._build(sample_rate, channels)
+        self._prepared = (layout, channels)
+        self.reset()
+
+    def _build(self, sample_rate: float, channels: int) -> None:
         rate = check_rate(sample_rate)
         check_channels(channels)
         p = self._pipeline
         if p is None or p.host_rate != rate or p.host_channels != channels:
             self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
                                       np.array([self._direct]), self.threads)
-        self.reset()
-        self._hint = (CHANNELS_FIRST, channels)
 
     def reset(self) -> None:
         """Forget the stream in progress; the next call starts a new one."""
         if self._pipeline is not None:
             self._pipeline.reset()
-        self._hint, self._mode, self._delay_line = None, None, None
+        self._hint, self._mode, self._delay_line = self._prepared, None, None
 
     @property
     def latency_samples(self) -> int:
@@ -153,7 +162,7 @@ class StemSeparator:
         rate = p.host_rate if self._mode and sample_rate == p.host_rate else check_rate(sample_rate)
         if self._mode is None:
             if p is None or p.host_rate != rate or p.host_channels != x.shape[0]:
-                self.prepare(rate, x.shape[0])
+                self._build(rate, x.shape[0])
             self._pipeline.set_realtime(mode == "block")
             self._pipeline.set_track_stats(self.track_stats)
             self._mode = mode
@@ -172,7 +181,8 @@ class StemSeparator:
         blocks the audio by the model's hop or window and bounds each model
         call itself, so the result never depends on it.
         """
-        if input_array.size == 0 and input_array.dtype in (np.float32, np.float64):
+        check_array(input_array)
+        if input_array.size == 0:
             return np.zeros(input_array.shape, np.float32)
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be positive, got {buffer_size}")
@@ -199,7 +209,8 @@ class StemSeparator:
 
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
-        if block.size == 0 and block.dtype in (np.float32, np.float64):
+        check_array(block)
+        if block.size == 0:
             return np.zeros(block.shape, np.float32)
         x, layout = self._begin(block, sample_rate, "block")
         if self._delay_line is None:
@@ -280,7 +291,8 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
     >>> sorted(stems)                                            # doctest: +SKIP
     ['bass', 'drums', 'other', 'vocals']
     """
-    if audio.size == 0 and audio.dtype in (np.float32, np.float64):
+    check_array(audio)
+    if audio.size == 0:
         names = StemSplitter(model, sample_rate, 1, stems, residual=residual, device=device).stems
         return {s: np.zeros(audio.shape, np.float32) for s in names}
     x, layout = to_channels_first(audio)

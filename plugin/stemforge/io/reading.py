@@ -59,8 +59,11 @@ def find_inputs(items: Iterable[str], recursive: bool = False,
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
+            # an output folder inside this one is left out; this folder itself, named as the
+            # output, is not (then the target checks refuse what would replace an input)
+            inner = [f for f in skip if f != path.resolve()]
             found += sorted(p for p in path.glob(pattern) if p.is_file() and is_audio_name(p)
-                            and not _hidden(p, path) and not _inside(p, skip))
+                            and not _hidden(p, path) and not _inside(p, inner))
         elif not path.exists() and glob.has_magic(item):
             # glob already leaves out dot names unless the pattern spells them
             found += sorted(p for p in map(Path, glob.glob(item, recursive=recursive))
