@@ -63,4 +63,11 @@ def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray
     return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
 
 
+def run_cli(*args, cwd=None) -> "subprocess.CompletedProcess":
+    """`stemforge ARGS...` as a subprocess, as a user runs it."""
+    import subprocess
+    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
 sys.path.insert(0, str(Path(__file__).parent))

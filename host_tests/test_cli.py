@@ -7,12 +7,7 @@ import sys
 import numpy as np
 from pedalboard.io import AudioFile
 
-from conftest import db, music
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+from conftest import db, music, run_cli as run
 
 
 def test_separate_exports_aligned_stems_that_sum_to_the_file(tmp_path):

@@ -2,18 +2,11 @@
 before any work, and the registry of commands (issue 10, defect 17)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from pedalboard.io import AudioFile
 
-from conftest import music
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+from conftest import music, run_cli as run
 
 
 def test_version():

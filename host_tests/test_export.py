@@ -12,14 +12,9 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import MODELS, music
+from conftest import MODELS, music, run_cli as run
 
 STEMS = ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
 
 
 def write(path: Path, seconds: float = 0.3, rate: int = 44100, channels: int = 2, **options) -> Path:

@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 from . import __version__
 from .apps.batch import DEFAULT_THREADS, FileResult, Reporter
 from .core.model import PRESETS, ModelError
-from .errors import ExportError
+from .errors import ExportError, Interrupted
 from .io.formats import AUDIO_EXTENSIONS, FORMATS, format_help
 from .io.sessions import FORMATS as SESSION_KINDS
 from .io.writing import DEFAULT_TEMPLATE
@@ -429,6 +429,8 @@ def sections_command(args) -> int:
             songs, written = split_file(args.input, args.output, chosen_model(args), rules, outputs,
                                         args.cut, args.format, args.bit_depth, args.threads,
                                         report, stop)
+    except Interrupted:
+        return fail("interrupted; nothing was written but whole files", 130)
     except (ExportError, ModelError, ValueError, OSError, RuntimeError) as e:
         return fail(("\n" if progress.mode == "bar" else "") + str(e))
     if progress.mode == "bar":

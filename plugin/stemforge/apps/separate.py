@@ -84,6 +84,8 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     sessions: DAW sessions to write beside the stems ("dawproject", "reaper").
     jobs: files at once; threads: torch intra-op threads for the batch (default 1
         per file, measured fastest; torch's setting is restored afterwards).
+    preset_label: what {preset} in `filename` says (default: the model's name).
+    reporter: hears each file's start, progress and result (see apps.batch.Reporter).
     stop: set it to stop cleanly (no partial file is left).
 
     Raises ExportError (or ModelError) before any audio is written when the request
@@ -116,7 +118,8 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
         folder = next(iter(targets.values())).parent
         plans.append(_Plan(path, index, targets,
                            {k: folder / f"{path.stem}{SESSION_KINDS[k]}" for k in kinds}))
-    check_targets({p.path: p.targets for p in plans}, files)
+    check_targets({p.path: p.targets for p in plans}, files,
+                  hint='put {index} in --filename, e.g. "{index:02d}-{track}/{stem}.{ext}"')
     plan_of = {p.path: p for p in plans}
 
     def work(index: int, path: Path) -> FileResult:

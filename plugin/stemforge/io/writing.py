@@ -77,7 +77,7 @@ def check_output_folder(out_dir: Path) -> None:
 
 
 def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
-                  hint: str = "add {track} or {index} to --filename") -> None:
+                  hint: str = "put {index} in the name template") -> None:
     """Refuse, before anything is written, targets that two inputs share (the second
     would skip or overwrite the first) and targets that are inputs."""
     owner: Dict[Path, Path] = {}
