@@ -107,7 +107,7 @@ def add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
     p.set_defaults(default_model=default)
 
 
-def chosen_model(args) -> str:
+def chosen_model(args: argparse.Namespace) -> str:
     return args.model or args.preset or args.default_model
 
 
@@ -174,7 +174,7 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
 
 
-def separate_command(args) -> int:
+def separate_command(args: argparse.Namespace) -> int:
     from .apps.separate import export
     from .core.model import load_model
     progress = Progress.for_terminal(args.quiet, args.jobs)
@@ -236,7 +236,7 @@ def render_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
-def render_command(args) -> int:
+def render_command(args: argparse.Namespace) -> int:
     from .apps.render import PlanError, load_plan, render_batch
     try:
         plan = load_plan(args.plan)
@@ -277,7 +277,7 @@ def import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
-def import_command(args) -> int:
+def import_command(args: argparse.Namespace) -> int:
     from .core.model import load_model
     from .core.processor import StemSeparator
     from .importers import import_model
@@ -349,7 +349,7 @@ def parse_gains(text: str) -> Dict[str, float]:
     return gains
 
 
-def live_command(args) -> int:
+def live_command(args: argparse.Namespace) -> int:
     from .apps import live
     from .core.processor import StemSeparator
     from .io.reading import open_audio
@@ -415,7 +415,7 @@ def sections_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def sections_command(args) -> int:
+def sections_command(args: argparse.Namespace) -> int:
     from .apps.sections import RULE_HELP, Rules, split_file
     progress = Progress.for_terminal(args.quiet)
     start = time.perf_counter()
@@ -458,7 +458,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="only global SDR and NSDR (fast: no BSS Eval)")
 
 
-def evaluate_command(args) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     import json
     from .apps.evaluate import EvaluationError, evaluate_folders, format_table, summary
     from .io.writing import write_text

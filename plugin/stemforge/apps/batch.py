@@ -118,7 +118,7 @@ def run_files(paths: Sequence[Path], work: Callable[[int, Path], FileResult], jo
 
 
 @contextmanager
-def torch_threads_for_batch(threads: Optional[int], jobs: int) -> Iterator[int]:
+def torch_threads_for_batch(threads: Optional[int]) -> Iterator[int]:
     """Set torch's intra-op threads for a batch (per file: `threads`, default
     DEFAULT_THREADS) and restore the caller's setting afterwards."""
     import torch

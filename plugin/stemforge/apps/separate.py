@@ -126,7 +126,7 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
         return _export_file(plan_of[path], model, names, extra, bit_depth, overwrite, dry_run,
                             stop, reporter or Reporter())
 
-    with torch_threads_for_batch(threads, jobs):
+    with torch_threads_for_batch(threads):
         return run_files(files, work, jobs, stop, reporter)
 
 
