@@ -103,14 +103,18 @@ def test_threads_option_and_default_of_one_thread_per_file(tmp_path):
     assert run("separate", "--help").stdout.count("--threads") >= 1
 
 
-def test_a_truncated_wav_is_reported_and_skipped(tmp_path):
-    full = write(tmp_path / "full.wav", 10.0, channels=1, bit_depth=16)
+@pytest.mark.parametrize("ext, keep", [("wav", lambda n: 44 + 146997 * 2), ("aiff", lambda n: n // 3),
+                                       ("flac", lambda n: n // 3), ("flac", lambda n: n - 10)])
+def test_a_truncated_file_is_reported_and_skipped(tmp_path, ext, keep):
+    """Their decoders pad a cut-short file with silence: the header's length (WAV, AIFF) or
+    the last frame's position and CRC (FLAC) tell it."""
+    full = write(tmp_path / f"full.{ext}", 10.0, channels=1, bit_depth=16)
     data = full.read_bytes()
-    cut = tmp_path / "cut.wav"
-    cut.write_bytes(data[:44 + 146997 * 2])  # the header still says 441 000 frames
-    result = run("separate", cut, "-o", tmp_path / "out", "--model", "fixture-stream")
-    assert result.returncode == 1 and "ends early" in result.stderr and "cut.wav" in result.stderr
-    assert not (tmp_path / "out").exists()
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(data[:keep(len(data))])  # the header still says 441 000 frames
+    result = run("separate", full, cut, "-o", tmp_path / "out", "--model", "fixture-stream")
+    assert result.returncode == 1 and "ends early" in result.stderr and f"cut.{ext}" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["full"]
 
 
 def test_mp3_output_is_refused_with_its_reason_before_any_work(tmp_path):

@@ -108,6 +108,93 @@ def _declared_and_present(path: Path) -> Optional[Tuple[int, int]]:
     return None
 
 
+def _crc_table(poly: int, bits: int) -> List[int]:
+    top, mask, table = 1 << (bits - 1), (1 << bits) - 1, []
+    for byte in range(256):
+        crc = byte << (bits - 8)
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & mask if crc & top else (crc << 1) & mask
+        table.append(crc)
+    return table
+
+
+_CRC8, _CRC16 = _crc_table(0x07, 8), _crc_table(0x8005, 16)  # FLAC's header and frame CRCs
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = _CRC8[crc ^ byte]
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[(crc >> 8) ^ byte]
+    return crc
+
+
+_FLAC_BLOCK = {1: 192, **{c: 576 << (c - 2) for c in range(2, 6)},
+               **{c: 256 << (c - 8) for c in range(8, 16)}}
+
+
+def _flac_frame(buf: bytes, i: int, fixed_block: int) -> Optional[Tuple[int, int]]:
+    """(first sample, samples) of the FLAC frame whose header starts at buf[i], or None
+    if the bytes there are not a valid frame header (its CRC-8 must match)."""
+    if i + 6 > len(buf) or buf[i] != 0xFF or buf[i + 1] not in (0xF8, 0xF9):
+        return None
+    size_code, rate_code = buf[i + 2] >> 4, buf[i + 2] & 0x0F
+    if size_code == 0 or rate_code == 15 or (buf[i + 3] >> 1) & 7 in (3, 7) or buf[i + 3] & 1:
+        return None
+    first, j = buf[i + 4], i + 5  # the frame or sample number, UTF-8 coded
+    # k continuation bytes follow a first byte of k + 1 ones and a zero (110xxxxx: k = 1)
+    extra = 0 if first < 0x80 else next((k for k in range(1, 7)
+                                          if first >> (6 - k) == (1 << (k + 2)) - 2), None)
+    if extra is None or j + extra > len(buf):
+        return None
+    number = first & (0x3F >> extra if extra else 0x7F)
+    for byte in buf[j:j + extra]:
+        if byte >> 6 != 2:
+            return None
+        number = number << 6 | byte & 0x3F
+    j += extra
+    block = _FLAC_BLOCK.get(size_code)
+    if size_code in (6, 7):
+        width = 1 if size_code == 6 else 2
+        block = int.from_bytes(buf[j:j + width], "big") + 1
+        j += width
+    j += {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
+    if j >= len(buf) or _crc8(buf[i:j]) != buf[j]:
+        return None
+    start = number if buf[i + 1] == 0xF9 else number * fixed_block
+    return start, block
+
+
+def _flac_present(path: Path) -> Optional[Tuple[int, int]]:
+    """(samples STREAMINFO declares, samples the file holds) for FLAC, whose decoder too
+    pads a cut-short file with silence: the last frame whose header is intact counts only
+    if its CRC-16, the frame's last two bytes, shows it whole up to the end of the file."""
+    with open(path, "rb") as fh:
+        head = fh.read(42)
+        if head[:4] != b"fLaC" or head[4] & 0x7F != 0:
+            return None
+        fixed_block = int.from_bytes(head[8:10], "big")  # STREAMINFO's max block size
+        total = int.from_bytes(head[21:26], "big") & ((1 << 36) - 1)
+        size = path.stat().st_size
+        if total == 0:  # "unknown" (a streaming encoder): nothing to compare with
+            return None
+        tail = max(0, size - (1 << 20))  # the last frame lies in the last MiB
+        fh.seek(tail)
+        buf = fh.read()
+    for i in range(len(buf) - 6, -1, -1):
+        frame = _flac_frame(buf, i, fixed_block)
+        if frame is not None and frame[0] + frame[1] <= total + fixed_block:
+            whole = len(buf) - i > 2 and _crc16(buf[i:-2]) == int.from_bytes(buf[-2:], "big")
+            return total, frame[0] + frame[1] if whole else frame[0]
+    return None
+
+
 # -- one open file -----------------------------------------------------------------------
 
 @dataclass
@@ -178,8 +265,11 @@ def open_audio(path: Path, max_channels: Optional[int] = 2) -> Iterator[Source]:
             raise ExportError(f"{path}: sample rate {rate:g} Hz is outside {MIN_RATE}-{MAX_RATE} "
                               "Hz; resample it first")
         sizes = _declared_and_present(path)
-        if sizes is not None and sizes[1] < sizes[0]:
-            present = frames * sizes[1] // sizes[0]
+        present = frames * sizes[1] // sizes[0] if sizes and sizes[1] < sizes[0] else None
+        if present is None and path.suffix.lower() == ".flac":
+            declared = _flac_present(path)
+            present = declared[1] if declared and declared[1] < declared[0] else None
+        if present is not None:
             raise ExportError(f"{path}: the file ends early: its header says {frames} samples, "
                               f"about {present} are present; it is truncated (copy or export "
                               "it again)")
