@@ -11,7 +11,8 @@ from .core.model import Model, ModelError, ModelInfo, load_model
 from .core.processor import StemSeparator, StemSplitter, separate
 from .apps.render import render
 from .apps.separate import export
+from .vst3 import plugin_path
 
 __version__ = "0.1.0"
 __all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "export", "load_model",
-           "render", "separate", "__version__"]
+           "plugin_path", "render", "separate", "__version__"]

@@ -1,0 +1,697 @@
+// stemforge VST3 -- the engine library: a C++ port of stemforge.core's real-time data path.
+// SPDX-License-Identifier: GPL-3.0-or-later
+//
+// One stream, as stemforge.core.pipeline.Pipeline runs it for StemSeparator.process_block:
+//
+//   host input -> soxr (host -> model rate) -> StreamingEngine (hops, state, lookahead)
+//              -> channel mapping -> soxr (model -> host rate) -> delay line -> stems
+//
+// plus the input itself through a delay line of the same length, so that the plugin can
+// form the residual (input - sum of stems) exactly as the Python side does. Every stage
+// mirrors its Python counterpart (named in the comments); host_tests/test_vst3.py checks
+// that the two agree through real hosts.
+//
+// Real-time rules: all buffers are sized in sf_engine_create; sf_engine_process copies
+// between them and calls the model. The model's own forward (TorchScript) allocates its
+// intermediates through torch's allocator: that cannot be avoided with libtorch.
+
+#include "EngineApi.h"
+
+#include <soxr.h>
+#include <torch/script.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kMetadataFile = "stemforge.json";
+constexpr const char* kContract = "stemforge-model/1";
+constexpr int kMinRate = 8000, kMaxRate = 192000;  // stemforge.core.resample
+
+void setError(char* err, size_t errlen, const std::string& message) {
+    if (err == nullptr || errlen == 0) return;
+    std::snprintf(err, errlen, "%s", message.c_str());
+}
+
+std::string lastLine(const std::string& text) {  // torch's messages carry a C++ backtrace
+    std::string s = text;
+    auto pos = s.find("\nException raised from");
+    if (pos != std::string::npos) s = s.substr(0, pos);
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    pos = s.rfind('\n');
+    return pos == std::string::npos ? s : s.substr(pos + 1);
+}
+
+// ---------------------------------------------------------------- metadata (a JSON object)
+struct Json {
+    enum Type { Null, Bool, Number, String, Array, Object } type = Null;
+    bool b = false;
+    double num = 0;
+    bool integral = false;
+    std::string str;
+    std::vector<Json> items;
+    std::map<std::string, Json> fields;
+};
+
+struct JsonParser {
+    const std::string& s;
+    size_t i = 0;
+    explicit JsonParser(const std::string& text) : s(text) {}
+    [[noreturn]] void fail(const std::string& why) {
+        throw std::runtime_error("not valid JSON (" + why + " at character " + std::to_string(i) + ")");
+    }
+    void ws() { while (i < s.size() && std::isspace((unsigned char)s[i])) ++i; }
+    Json value() {
+        ws();
+        if (i >= s.size()) fail("unexpected end");
+        char c = s[i];
+        Json j;
+        if (c == '{') {
+            j.type = Json::Object; ++i; ws();
+            if (i < s.size() && s[i] == '}') { ++i; return j; }
+            for (;;) {
+                ws(); if (i >= s.size() || s[i] != '"') fail("expected a key");
+                std::string key = string();
+                ws(); if (i >= s.size() || s[i] != ':') fail("expected ':'");
+                ++i; j.fields[key] = value(); ws();
+                if (i < s.size() && s[i] == ',') { ++i; continue; }
+                if (i < s.size() && s[i] == '}') { ++i; return j; }
+                fail("expected ',' or '}'");
+            }
+        }
+        if (c == '[') {
+            j.type = Json::Array; ++i; ws();
+            if (i < s.size() && s[i] == ']') { ++i; return j; }
+            for (;;) {
+                j.items.push_back(value()); ws();
+                if (i < s.size() && s[i] == ',') { ++i; continue; }
+                if (i < s.size() && s[i] == ']') { ++i; return j; }
+                fail("expected ',' or ']'");
+            }
+        }
+        if (c == '"') { j.type = Json::String; j.str = string(); return j; }
+        if (s.compare(i, 4, "true") == 0) { i += 4; j.type = Json::Bool; j.b = true; return j; }
+        if (s.compare(i, 5, "false") == 0) { i += 5; j.type = Json::Bool; return j; }
+        if (s.compare(i, 4, "null") == 0) { i += 4; return j; }
+        size_t start = i;
+        if (s[i] == '-') ++i;
+        bool integral = true;
+        while (i < s.size() && (std::isdigit((unsigned char)s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E'
+                                || s[i] == '+' || s[i] == '-')) {
+            if (!std::isdigit((unsigned char)s[i])) integral = false;
+            ++i;
+        }
+        if (i == start) fail("unexpected character");
+        j.type = Json::Number; j.integral = integral; j.num = std::stod(s.substr(start, i - start));
+        return j;
+    }
+    std::string string() {
+        ++i;  // the opening quote
+        std::string out;
+        while (i < s.size() && s[i] != '"') {
+            char c = s[i++];
+            if (c != '\\') { out += c; continue; }
+            if (i >= s.size()) fail("bad escape");
+            char e = s[i++];
+            switch (e) {
+                case 'n': out += '\n'; break;
+                case 't': out += '\t'; break;
+                case 'r': out += '\r'; break;
+                case 'b': out += '\b'; break;
+                case 'f': out += '\f'; break;
+                case 'u': {
+                    if (i + 4 > s.size()) fail("bad escape");
+                    unsigned code = std::stoul(s.substr(i, 4), nullptr, 16); i += 4;
+                    if (code < 0x80) out += char(code);
+                    else if (code < 0x800) { out += char(0xC0 | (code >> 6)); out += char(0x80 | (code & 0x3F)); }
+                    else { out += char(0xE0 | (code >> 12)); out += char(0x80 | ((code >> 6) & 0x3F));
+                           out += char(0x80 | (code & 0x3F)); }
+                    break;
+                }
+                default: out += e;
+            }
+        }
+        if (i >= s.size()) fail("unterminated string");
+        ++i;
+        return out;
+    }
+};
+
+struct Info {  // stemforge.core.model.ModelInfo, the fields the engine needs
+    std::string name, version, kind, tail = "pad", normalization = "none";
+    int sample_rate = 0, channels = 0, hop = 0, window = 0, lookahead = 0, context = 0;
+    std::vector<std::string> stems;
+    bool sums_to_mix = false, untrained = false;
+};
+
+// The checks of ModelInfo.from_json, with its messages.
+Info parseInfo(const std::string& text, const std::string& where) {
+    Json d;
+    try {
+        JsonParser p(text);
+        d = p.value();
+    } catch (const std::exception& e) {
+        throw std::runtime_error(where + ": " + kMetadataFile + " is " + e.what());
+    }
+    auto has = [&](const char* k) { return d.type == Json::Object && d.fields.count(k) > 0; };
+    if (!has("contract") || d.fields["contract"].type != Json::String || d.fields["contract"].str != kContract)
+        throw std::runtime_error(where + ": " + kMetadataFile + " does not declare contract '" + kContract + "'");
+    auto need = [&](const char* k, Json::Type t, bool integral = false) -> Json& {
+        if (!has(k)) throw std::runtime_error(where + ": metadata lacks '" + k + "'");
+        Json& v = d.fields[k];
+        if (v.type != t || (integral && !v.integral))
+            throw std::runtime_error(where + ": metadata '" + k + "' has the wrong type");
+        return v;
+    };
+    Info info;
+    info.name = need("name", Json::String).str;
+    info.version = need("version", Json::String).str;
+    info.kind = need("kind", Json::String).str;
+    info.sample_rate = int(need("sample_rate", Json::Number, true).num);
+    info.channels = int(need("channels", Json::Number, true).num);
+    info.lookahead = int(need("lookahead", Json::Number, true).num);
+    info.context = int(need("context", Json::Number, true).num);
+    info.hop = int(need("hop", Json::Number, true).num);
+    info.window = int(need("window", Json::Number, true).num);
+    info.sums_to_mix = need("sums_to_mix", Json::Bool).b;
+    for (const char* k : {"description", "training_data", "license"}) need(k, Json::String);
+    for (auto& s : need("stems", Json::Array).items) {
+        if (s.type != Json::String || s.str.empty())
+            throw std::runtime_error(where + ": metadata 'stems' must be distinct non-empty names");
+        info.stems.push_back(s.str);
+    }
+    if (has("untrained") && d.fields["untrained"].type == Json::Bool) info.untrained = d.fields["untrained"].b;
+    if (has("tail") && d.fields["tail"].type == Json::String) info.tail = d.fields["tail"].str;
+    if (has("input_normalization") && d.fields["input_normalization"].type == Json::String)
+        info.normalization = d.fields["input_normalization"].str;
+    if (info.kind != "streaming" && info.kind != "window")
+        throw std::runtime_error(where + ": metadata 'kind' must be one of ('streaming', 'window'), got '"
+                                 + info.kind + "'");
+    if (info.stems.empty() || int(info.stems.size()) > SF_MAX_STEMS)
+        throw std::runtime_error(where + ": metadata 'stems' must name 1 to " + std::to_string(SF_MAX_STEMS)
+                                 + " stems");
+    if (info.channels != 1 && info.channels != 2)
+        throw std::runtime_error(where + ": metadata 'channels' must be 1 or 2, got "
+                                 + std::to_string(info.channels));
+    if (info.sample_rate < kMinRate || info.sample_rate > kMaxRate)
+        throw std::runtime_error(where + ": metadata 'sample_rate' " + std::to_string(info.sample_rate)
+                                 + " is outside 8000-192000 Hz");
+    if (info.hop <= 0 || info.window < info.hop || info.lookahead < 0 || info.context < 0)
+        throw std::runtime_error(where + ": metadata needs 0 < hop <= window and lookahead, context >= 0");
+    return info;
+}
+
+// ------------------------------------------------------------------ a fixed-capacity FIFO
+// stemforge.core.fifo.SampleFifo with a capacity fixed up front: planar channels.
+class Fifo {
+public:
+    void init(int channels, int capacity) {
+        channels_ = channels;
+        capacity_ = std::max(capacity, 1);
+        data_.assign(size_t(channels_) * capacity_, 0.0f);
+        start_ = end_ = 0;
+    }
+    int size() const { return end_ - start_; }
+    int channels() const { return channels_; }
+    void clear() { start_ = end_ = 0; }
+    bool reserve(int n) {  // make room for n samples at the end; false if full
+        if (end_ + n > capacity_) {
+            int sz = size();
+            if (sz + n > capacity_) return false;
+            for (int c = 0; c < channels_; ++c)
+                std::memmove(ch(c), ch(c) + start_, sizeof(float) * size_t(sz));
+            start_ = 0; end_ = sz;
+        }
+        return true;
+    }
+    float* writePtr(int c) { return ch(c) + end_; }
+    void commit(int n) { end_ += n; }
+    const float* readPtr(int c) const { return data_.data() + size_t(c) * capacity_ + start_; }
+    void drop(int n) {
+        start_ += std::min(n, size());
+        if (start_ == end_) start_ = end_ = 0;
+    }
+    bool appendZeros(int n) {
+        if (!reserve(n)) return false;
+        for (int c = 0; c < channels_; ++c) std::fill(writePtr(c), writePtr(c) + n, 0.0f);
+        commit(n);
+        return true;
+    }
+
+private:
+    float* ch(int c) { return data_.data() + size_t(c) * capacity_; }
+    int channels_ = 0, capacity_ = 1, start_ = 0, end_ = 0;
+    std::vector<float> data_;
+};
+
+// ------------------------------------------------------------------------------ resampling
+// stemforge.core.resample.StreamResampler over python-soxr's ResampleStream(quality="HQ",
+// dtype="float32"): the same libsoxr calls (soxr_create with SOXR_HQ, float32 interleaved;
+// soxr_process on input chunks of 48000 * in / out samples with idone NULL and an output
+// room of soxr_delay() + n * ratio + 1), so both sides produce the same samples at the same
+// times, and the latency bound computed the same way holds for both.
+class Resampler {
+public:
+    ~Resampler() { if (s_) soxr_delete(s_); }
+    void init(int inRate, int outRate, int channels, int maxIn) {
+        in_ = inRate; out_ = outRate; channels_ = channels;
+        identity_ = inRate == outRate;
+        ratio_ = double(outRate) / double(inRate);
+        if (identity_) return;
+        create();
+        inBuf_.assign(size_t(maxIn) * channels_, 0.0f);
+        outCap_ = int(std::ceil(maxIn * ratio_)) + 65536;
+        outBuf_.assign(size_t(outCap_) * channels_, 0.0f);
+    }
+    bool identity() const { return identity_; }
+    void reset() { if (s_) { soxr_delete(s_); s_ = nullptr; create(); } }
+    // planar in (n samples) -> appended to `dst` (planar); false if dst is full or soxr fails
+    bool process(const float* const* in, int n, Fifo& dst, std::string& error) {
+        if (identity_) {
+            if (!dst.reserve(n)) { error = "internal error: a buffer is full"; return false; }
+            for (int c = 0; c < channels_; ++c) std::memcpy(dst.writePtr(c), in[c], sizeof(float) * size_t(n));
+            dst.commit(n);
+            return true;
+        }
+        for (int i = 0; i < n; ++i)
+            for (int c = 0; c < channels_; ++c) inBuf_[size_t(i) * channels_ + c] = in[c][i];
+        size_t olen = size_t(soxr_delay(s_) + n * ratio_ + 1);
+        olen = std::min(olen, size_t(outCap_));
+        const size_t chunk = size_t(48000 * double(in_) / double(out_));
+        size_t outPos = 0, odone = 0;
+        soxr_error_t err = nullptr;
+        for (size_t idx = 0; idx < size_t(n); idx += chunk) {
+            err = soxr_process(s_, inBuf_.data() + idx * channels_, std::min(chunk, size_t(n) - idx), nullptr,
+                               outBuf_.data() + outPos * channels_, olen - outPos, &odone);
+            outPos += odone;
+        }
+        if (err) { error = std::string("soxr: ") + err; return false; }
+        if (!dst.reserve(int(outPos))) { error = "internal error: a buffer is full"; return false; }
+        for (int c = 0; c < channels_; ++c) {
+            float* w = dst.writePtr(c);
+            for (size_t i = 0; i < outPos; ++i) w[i] = outBuf_[i * channels_ + c];
+        }
+        dst.commit(int(outPos));
+        return true;
+    }
+
+    // StreamResampler.worst_holdback: the most output samples a fresh stream owes over
+    // half a second of input fed one sample at a time.
+    static double worstHoldback(int inRate, int outRate) {
+        if (inRate == outRate) return 0.0;
+        soxr_error_t err = nullptr;
+        soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+        soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        soxr_t s = soxr_create(inRate, outRate, 1, &err, &io, &q, nullptr);
+        if (err) throw std::runtime_error(std::string("soxr: ") + err);
+        const double ratio = double(outRate) / double(inRate);
+        float one = 0.0f;
+        std::vector<float> out(65536);
+        long got = 0;
+        double worst = 0.0;
+        const long count = long(0.5 * inRate);
+        for (long n = 1; n <= count; ++n) {
+            size_t olen = std::min(size_t(soxr_delay(s) + 1 * ratio + 1), out.size());
+            size_t odone = 0;
+            soxr_process(s, &one, 1, nullptr, out.data(), olen, &odone);
+            got += long(odone);
+            worst = std::max(worst, double(n) * ratio - double(got));
+        }
+        soxr_delete(s);
+        return worst;
+    }
+
+private:
+    void create() {
+        soxr_error_t err = nullptr;
+        soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+        soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        s_ = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
+        if (err) throw std::runtime_error(std::string("soxr: ") + err);
+    }
+    soxr_t s_ = nullptr;
+    int in_ = 0, out_ = 0, channels_ = 0, outCap_ = 0;
+    bool identity_ = true;
+    double ratio_ = 1.0;
+    std::vector<float> inBuf_, outBuf_;
+};
+
+// pipeline.resampler_holdbacks, cached as there.
+std::pair<double, double> holdbacks(int hostRate, int modelRate) {
+    static std::mutex lock;
+    static std::map<std::pair<int, int>, std::pair<double, double>> cache;
+    std::lock_guard<std::mutex> guard(lock);
+    auto key = std::make_pair(hostRate, modelRate);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    auto value = std::make_pair(Resampler::worstHoldback(hostRate, modelRate),
+                                Resampler::worstHoldback(modelRate, hostRate));
+    cache[key] = value;
+    return value;
+}
+
+// torch's intra-op thread count is process-wide: one thread around each call, then the
+// caller's setting back (model.torch_threads).
+struct OneThread {
+    int previous;
+    OneThread() : previous(at::get_num_threads()) { if (previous != 1) at::set_num_threads(1); }
+    ~OneThread() { if (previous != 1) at::set_num_threads(previous); }
+};
+
+}  // namespace
+
+struct sf_model {
+    torch::jit::Module module;
+    Info info;
+    std::string path;
+};
+
+struct sf_engine {
+    sf_model* model = nullptr;
+    int hostRate = 0, hostChannels = 0, maxBlock = 0;
+    int batch = 1, modelChannels = 2, stems = 4, hop = 0;
+    int latency = 0, toDrop = 0, lookahead = 0;
+    Resampler resampleIn, resampleOut;
+    Fifo modelIn;     // model-rate input waiting for a whole hop (batch * model channels)
+    Fifo modelStems;  // model-rate stems of this block, host channel layout (stems * host channels)
+    Fifo hostStems;   // host-rate stems, led by `latency` zeros: the delay line
+    Fifo dry;         // the input, led by `latency` zeros
+    std::vector<float> hopBuf;  // (batch, model channels, hop), the model's input tensor
+    torch::Tensor hopTensor;
+    c10::List<at::Tensor> state, initialState;
+    std::vector<const float*> ptrs;
+};
+
+extern "C" {
+
+int sf_abi(void) { return SF_ENGINE_ABI; }
+
+sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t errlen) {
+    std::string where = cpath ? cpath : "";
+    try {
+        {
+            std::ifstream f(where, std::ios::binary);
+            if (!f) { setError(err, errlen, where + ": no such model file"); return nullptr; }
+            char magic[4] = {0, 0, 0, 0};
+            f.read(magic, 4);
+            if (!(magic[0] == 'P' && magic[1] == 'K')) {
+                setError(err, errlen, where + ": not a TorchScript model file (not a zip archive)");
+                return nullptr;
+            }
+        }
+        torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+        auto model = std::make_unique<sf_model>();
+        try {
+            model->module = torch::jit::load(where, torch::kCPU, extra);
+        } catch (const std::exception& e) {
+            setError(err, errlen, where + ": torch::jit::load cannot read it (" + lastLine(e.what()) + ")");
+            return nullptr;
+        }
+        if (extra[kMetadataFile].empty()) {
+            setError(err, errlen, where + ": no " + std::string(kMetadataFile)
+                                      + " metadata inside; build model files with build.py or stemforge's importers");
+            return nullptr;
+        }
+        model->info = parseInfo(extra[kMetadataFile], where);
+        model->path = where;
+        model->module.eval();
+        const Info& info = model->info;
+        if (info.kind == "streaming" && !model->module.find_method("initial_state")) {
+            setError(err, errlen, where + ": a streaming model must export initial_state(batch)");
+            return nullptr;
+        }
+        if (info.kind != "streaming") {
+            setError(err, errlen, where + ": a window model (" + info.name + ", imported Demucs or Open-Unmix) "
+                                      "runs in stemforge separate / StemSeparator offline; the plugin runs "
+                                      "streaming models only");
+            return nullptr;
+        }
+        // Model.check: run once on silence and verify the output's shape.
+        {
+            OneThread one;
+            c10::InferenceMode guard;
+            const int s = int(info.stems.size()), c = info.channels;
+            try {
+                auto st = model->module.run_method("initial_state", 1);
+                auto y = model->module.forward({torch::zeros({1, c, info.hop}), st}).toTuple();
+                auto y2 = model->module.forward({torch::zeros({1, c, 2 * info.hop}), y->elements()[1]}).toTuple();
+                auto t = y2->elements()[0].toTensor();
+                std::vector<int64_t> expected{1, s, c, 2 * info.hop};
+                if (t.sizes().vec() != expected) {
+                    std::string got;
+                    for (auto d : t.sizes()) got += (got.empty() ? "" : ", ") + std::to_string(d);
+                    setError(err, errlen, where + ": the model returns shape (" + got + "), the contract needs (1, "
+                                              + std::to_string(s) + ", " + std::to_string(c) + ", "
+                                              + std::to_string(2 * info.hop) + ") (batch, stems, channels, samples)");
+                    return nullptr;
+                }
+                if (!torch::isfinite(t).all().item<bool>()) {
+                    setError(err, errlen, where + ": the model returns NaN or Inf on silence");
+                    return nullptr;
+                }
+            } catch (const std::exception& e) {
+                setError(err, errlen, where + ": the model failed on a test input (" + lastLine(e.what()) + ")");
+                return nullptr;
+            }
+        }
+        if (out) {
+            std::memset(out, 0, sizeof(*out));
+            std::snprintf(out->name, sizeof(out->name), "%s", info.name.c_str());
+            std::snprintf(out->version, sizeof(out->version), "%s", info.version.c_str());
+            std::snprintf(out->kind, sizeof(out->kind), "%s", info.kind.c_str());
+            std::snprintf(out->path, sizeof(out->path), "%s", where.c_str());
+            out->sample_rate = info.sample_rate;
+            out->channels = info.channels;
+            out->hop = info.hop;
+            out->window = info.window;
+            out->lookahead = info.lookahead;
+            out->num_stems = int(info.stems.size());
+            for (size_t i = 0; i < info.stems.size(); ++i)
+                std::snprintf(out->stems[i], sizeof(out->stems[i]), "%s", info.stems[i].c_str());
+            out->sums_to_mix = info.sums_to_mix;
+            out->untrained = info.untrained;
+        }
+        return model.release();
+    } catch (const std::exception& e) {
+        setError(err, errlen, lastLine(e.what()));
+    } catch (...) {
+        setError(err, errlen, where + ": unknown error while loading the model");
+    }
+    return nullptr;
+}
+
+void sf_model_free(sf_model* m) {
+    try { delete m; } catch (...) {}
+}
+
+static void resetEngine(sf_engine* e) {
+    e->resampleIn.reset();
+    e->resampleOut.reset();
+    e->modelIn.clear();
+    e->modelStems.clear();
+    e->hostStems.clear();
+    e->dry.clear();
+    e->hostStems.appendZeros(e->latency);
+    e->dry.appendZeros(e->latency);
+    e->toDrop = e->lookahead;
+    c10::List<at::Tensor> fresh;
+    for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
+    e->state = fresh;
+}
+
+int sf_engine_reset(sf_engine* e, char* err, size_t errlen) {
+    try {
+        resetEngine(e);
+        return 0;
+    } catch (const std::exception& ex) {
+        setError(err, errlen, "reset failed: " + lastLine(ex.what()));
+    } catch (...) {
+        setError(err, errlen, "reset failed");
+    }
+    return 1;
+}
+
+sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, char* err,
+                            size_t errlen) {
+    try {
+        if (!model) { setError(err, errlen, "no model"); return nullptr; }
+        if (hostRate < kMinRate || hostRate > kMaxRate) {
+            setError(err, errlen, "the host's sample rate " + std::to_string(hostRate)
+                                      + " Hz is outside the supported 8000-192000 Hz");
+            return nullptr;
+        }
+        if (hostChannels != 1 && hostChannels != 2) {
+            setError(err, errlen, "mono and stereo only, the host gives " + std::to_string(hostChannels)
+                                      + " channels");
+            return nullptr;
+        }
+        auto e = std::make_unique<sf_engine>();
+        const Info& info = model->info;
+        e->model = model;
+        e->hostRate = hostRate;
+        e->hostChannels = hostChannels;
+        e->maxBlock = std::max(maxBlock, 1);
+        e->modelChannels = info.channels;
+        e->batch = info.channels == 1 ? hostChannels : 1;  // a mono model runs each host channel
+        e->stems = int(info.stems.size());
+        e->hop = info.hop;
+        e->lookahead = info.lookahead;
+        // Pipeline.latency
+        const int hEng = info.lookahead + info.hop - 1;
+        if (hostRate == info.sample_rate) {
+            e->latency = hEng;
+        } else {
+            auto h = holdbacks(hostRate, info.sample_rate);
+            e->latency = int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
+        }
+        const double ratio = double(info.sample_rate) / double(hostRate);
+        const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
+        e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock);
+        e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, modelCap);
+        e->modelIn.init(e->batch * info.channels, modelCap + info.hop);
+        e->modelStems.init(e->stems * hostChannels, modelCap);
+        const int hostCap = e->latency + e->maxBlock + int(std::ceil(modelCap / ratio)) + 65536;
+        e->hostStems.init(e->stems * hostChannels, hostCap);
+        e->dry.init(hostChannels, e->latency + e->maxBlock + 1);
+        e->hopBuf.assign(size_t(e->batch) * info.channels * info.hop, 0.0f);
+        e->hopTensor = torch::from_blob(e->hopBuf.data(), {e->batch, info.channels, info.hop}, torch::kFloat32);
+        e->ptrs.resize(size_t(std::max(e->batch * info.channels, 2 * SF_MAX_STEMS)));
+        {
+            OneThread one;
+            c10::InferenceMode guard;
+            auto st = model->module.run_method("initial_state", e->batch).toTensorList();
+            for (const auto& t : st) e->initialState.push_back(at::Tensor(t).clone());
+            // Warm up: TorchScript's executor profiles and optimises the first calls (65-185 ms).
+            c10::List<at::Tensor> warm;
+            for (const auto& t : e->initialState) warm.push_back(at::Tensor(t).clone());
+            c10::IValue s(warm);
+            for (int i = 0; i < 3; ++i) {
+                auto y = model->module.forward({e->hopTensor, s}).toTuple();
+                s = y->elements()[1];
+            }
+        }
+        resetEngine(e.get());
+        return e.release();
+    } catch (const std::exception& ex) {
+        setError(err, errlen, "cannot set up the model: " + lastLine(ex.what()));
+    } catch (...) {
+        setError(err, errlen, "cannot set up the model");
+    }
+    return nullptr;
+}
+
+int sf_engine_latency(const sf_engine* e) { return e ? e->latency : 0; }
+
+static void silence(sf_engine* e, int n, float* const* stems, float* const* dry) {
+    for (int c = 0; c < e->stems * e->hostChannels; ++c) std::fill(stems[c], stems[c] + n, 0.0f);
+    for (int c = 0; c < e->hostChannels; ++c) std::fill(dry[c], dry[c] + n, 0.0f);
+}
+
+int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry,
+                      char* err, size_t errlen) {
+    if (n <= 0) return 0;
+    if (n > e->maxBlock) {
+        setError(err, errlen, "a block of " + std::to_string(n) + " samples exceeds the prepared "
+                                  + std::to_string(e->maxBlock));
+        silence(e, n, stems, dry);
+        return 1;
+    }
+    try {
+        std::string error;
+        const int ch = e->hostChannels, c = e->modelChannels, S = e->stems;
+        // the input waits in the dry delay line for the stems it is added to
+        if (!e->dry.reserve(n)) throw std::runtime_error("internal error: the dry delay line is full");
+        for (int k = 0; k < ch; ++k) std::memcpy(e->dry.writePtr(k), in[k], sizeof(float) * size_t(n));
+        e->dry.commit(n);
+        // host -> model rate, then Pipeline._to_model: the model's (batch, channels) layout
+        const int before = e->modelIn.size();
+        if (c == ch || c == 1) {
+            // c == ch: batch 1, channels as they are; c == 1: batch = host channels
+            if (!e->resampleIn.process(in, n, e->modelIn, error)) throw std::runtime_error(error);
+        } else {
+            // mono host, stereo model: the resampled channel twice
+            const float* one[1] = {in[0]};
+            Fifo& f = e->modelIn;
+            if (!e->resampleIn.process(one, n, f, error)) throw std::runtime_error(error);
+            // the resampler wrote channel 0 only: copy it to channel 1
+            const int added = f.size() - before;
+            std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before, sizeof(float) * size_t(added));
+        }
+        // StreamingEngine.push in real-time mode: every whole hop, at once
+        e->modelStems.clear();
+        const int rows = e->batch * c;
+        while (e->modelIn.size() >= e->hop) {
+            for (int r = 0; r < rows; ++r)
+                std::memcpy(e->hopBuf.data() + size_t(r) * e->hop, e->modelIn.readPtr(r), sizeof(float) * size_t(e->hop));
+            e->modelIn.drop(e->hop);
+            at::Tensor y;
+            {
+                OneThread one;
+                c10::InferenceMode guard;
+                auto out = e->model->module.forward({e->hopTensor, e->state}).toTuple();
+                y = out->elements()[0].toTensor().contiguous();
+                e->state = out->elements()[1].toTensorList();
+            }
+            if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
+                throw std::runtime_error("the model returned a tensor of the wrong shape");
+            const float* yp = y.data_ptr<float>();
+            const int skip = std::min(e->toDrop, e->hop);  // the model's first outputs precede the stream
+            e->toDrop -= skip;
+            const int m = e->hop - skip;
+            if (m == 0) continue;
+            if (!e->modelStems.reserve(m)) throw std::runtime_error("internal error: the stem buffer is full");
+            auto at = [&](int b, int s, int k) { return yp + ((size_t(b) * S + s) * c + k) * e->hop + skip; };
+            for (int s = 0; s < S; ++s) {
+                for (int h = 0; h < ch; ++h) {
+                    float* w = e->modelStems.writePtr(s * ch + h);
+                    if (c == ch) {
+                        std::memcpy(w, at(0, s, h), sizeof(float) * size_t(m));
+                    } else if (c == 1) {
+                        std::memcpy(w, at(h, s, 0), sizeof(float) * size_t(m));
+                    } else {  // stereo model, mono host: the mean of the two channels
+                        const float* l = at(0, s, 0);
+                        const float* r = at(0, s, 1);
+                        for (int i = 0; i < m; ++i) w[i] = (l[i] + r[i]) / 2.0f;
+                    }
+                }
+            }
+            e->modelStems.commit(m);
+        }
+        // model -> host rate, into the delay line
+        const int got = e->modelStems.size();
+        if (got > 0 || !e->resampleOut.identity()) {
+            for (int k = 0; k < S * ch; ++k) e->ptrs[size_t(k)] = e->modelStems.readPtr(k);
+            if (!e->resampleOut.process(e->ptrs.data(), got, e->hostStems, error)) throw std::runtime_error(error);
+        }
+        if (e->hostStems.size() < n)
+            throw std::runtime_error("internal error: the engine fell behind its reported latency");
+        for (int k = 0; k < S * ch; ++k) std::memcpy(stems[k], e->hostStems.readPtr(k), sizeof(float) * size_t(n));
+        e->hostStems.drop(n);
+        for (int k = 0; k < ch; ++k) std::memcpy(dry[k], e->dry.readPtr(k), sizeof(float) * size_t(n));
+        e->dry.drop(n);
+        return 0;
+    } catch (const std::exception& ex) {
+        setError(err, errlen, e->model->info.name + ": the model failed (" + lastLine(ex.what()) + ")");
+    } catch (...) {
+        setError(err, errlen, e->model->info.name + ": the model failed");
+    }
+    silence(e, n, stems, dry);
+    return 1;
+}
+
+void sf_engine_free(sf_engine* e) {
+    try { delete e; } catch (...) {}
+}
+
+}  // extern "C"

@@ -1,0 +1,545 @@
+// stemforge VST3 -- the JUCE audio processor: parameters, buses, state, the model loader
+// thread and the real-time block path over the engine library.
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "PluginProcessor.h"
+
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#ifndef STEMFORGE_TORCH_LIB_DIR
+#define STEMFORGE_TORCH_LIB_DIR ""
+#endif
+#ifndef STEMFORGE_VERSION
+#define STEMFORGE_VERSION "0.1.0"
+#endif
+
+namespace stemforge {
+
+const char* const kStemNames[kStemBuses] = {"drums", "bass", "other", "vocals"};
+static const char* const kFileChoice = "file";
+
+// ----------------------------------------------------------------------------- the library
+static juce::File ownBinary() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<const void*>(&ownBinary), &info) && info.dli_fname)
+        return juce::File(juce::String(juce::CharPointer_UTF8(info.dli_fname)));
+    return {};
+}
+
+EngineLibrary& EngineLibrary::get() {
+    static EngineLibrary library;
+    return library;
+}
+
+EngineLibrary::EngineLibrary() {
+    const juce::String torchHint =
+        juce::String("It needs the libtorch of the torch it was built with (") + STEMFORGE_TORCH_LIB_DIR
+        + "). If that Python environment moved or lost torch, rebuild the plugin from the environment that "
+          "has torch (python build.py plugin --install), or set STEMFORGE_TORCH_LIB to the folder holding "
+          "libtorch_cpu.so (python -c \"import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "
+          "'lib'))\") before starting the host.";
+    // The folder given by STEMFORGE_TORCH_LIB first: its libraries, loaded globally, satisfy
+    // the engine's dependencies by their names wherever the built-in search path points.
+    if (const char* dir = std::getenv("STEMFORGE_TORCH_LIB"); dir && *dir) {
+        for (const char* lib : {"libc10.so", "libtorch_cpu.so", "libtorch.so"}) {
+            auto path = juce::File(juce::String(dir)).getChildFile(lib).getFullPathName();
+            if (!dlopen(path.toRawUTF8(), RTLD_NOW | RTLD_GLOBAL)) {
+                error = "stemforge: STEMFORGE_TORCH_LIB=" + juce::String(dir) + " does not hold a usable "
+                        + lib + " (" + juce::String(dlerror()) + ").";
+                return;
+            }
+        }
+    }
+    auto engine = ownBinary().getParentDirectory().getChildFile("libstemforge_engine.so");
+    if (!engine.existsAsFile()) {
+        error = "stemforge: the engine library " + engine.getFullPathName()
+                + " is missing from the bundle; rebuild the plugin (python build.py plugin).";
+        return;
+    }
+    handle = dlopen(engine.getFullPathName().toRawUTF8(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        error = "stemforge: cannot load its engine (" + juce::String(dlerror()) + "). " + torchHint;
+        return;
+    }
+    auto abi = reinterpret_cast<sf_abi_fn>(dlsym(handle, "sf_abi"));
+    modelLoad = reinterpret_cast<sf_model_load_fn>(dlsym(handle, "sf_model_load"));
+    modelFree = reinterpret_cast<sf_model_free_fn>(dlsym(handle, "sf_model_free"));
+    engineCreate = reinterpret_cast<sf_engine_create_fn>(dlsym(handle, "sf_engine_create"));
+    engineLatency = reinterpret_cast<sf_engine_latency_fn>(dlsym(handle, "sf_engine_latency"));
+    engineReset = reinterpret_cast<sf_engine_reset_fn>(dlsym(handle, "sf_engine_reset"));
+    engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
+    engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
+    if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency
+        || !engineReset || !engineProcess || !engineFree) {
+        error = "stemforge: the engine library " + engine.getFullPathName()
+                + " does not match the plugin; rebuild the plugin (python build.py plugin).";
+        handle = nullptr;
+    }
+}
+
+LoadedModel::~LoadedModel() {
+    if (model) EngineLibrary::get().modelFree(model);
+}
+
+Stream::~Stream() {
+    if (engine) EngineLibrary::get().engineFree(engine);
+}
+
+// --------------------------------------------------------------------------- model folders
+// As stemforge.core.model.model_dirs: STEMFORGE_MODELS first, then the presets shipped in
+// the bundle, then the user's folder.
+static juce::Array<juce::File> modelDirs() {
+    juce::Array<juce::File> dirs;
+    if (const char* env = std::getenv("STEMFORGE_MODELS"); env && *env) {
+        for (auto& p : juce::StringArray::fromTokens(juce::String(env), ":", ""))
+            if (p.isNotEmpty()) dirs.add(juce::File(p));
+    }
+    dirs.add(ownBinary().getParentDirectory().getParentDirectory().getChildFile("Resources").getChildFile("models"));
+    juce::String data = std::getenv("XDG_DATA_HOME") ? juce::String(std::getenv("XDG_DATA_HOME")) : juce::String();
+    juce::File base = data.isNotEmpty() ? juce::File(data)
+                                        : juce::File::getSpecialLocation(juce::File::userHomeDirectory)
+                                              .getChildFile(".local/share");
+    dirs.add(base.getChildFile("stemforge").getChildFile("models"));
+    return dirs;
+}
+
+// ------------------------------------------------------------------------------ parameters
+juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayout() {
+    // the model menu: the presets, every other model file in the model folders, then "file"
+    auto dirs = modelDirs();
+    choices.add("studio");
+    choices.add("live");
+    choiceFiles.add({});
+    choiceFiles.add({});
+    for (int i = 0; i < 2; ++i)
+        for (auto& d : dirs)
+            if (auto f = d.getChildFile(choices[i] + ".ts"); f.existsAsFile()) { choiceFiles.set(i, f); break; }
+    juce::StringArray others;
+    juce::Array<juce::File> otherFiles;
+    for (auto& d : dirs) {
+        for (auto& f : d.findChildFiles(juce::File::findFiles, false, "*.ts")) {
+            auto name = f.getFileNameWithoutExtension();
+            if (choices.contains(name) || others.contains(name) || name == kFileChoice) continue;
+            others.add(name);
+            otherFiles.add(f);
+        }
+    }
+    juce::Array<int> order;
+    for (int i = 0; i < others.size(); ++i) order.add(i);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return others[a] < others[b]; });
+    for (int i : order) { choices.add(others[i]); choiceFiles.add(otherFiles[i]); }
+    choices.add(kFileChoice);
+    choiceFiles.add({});
+
+    juce::AudioProcessorValueTreeState::ParameterLayout layout;
+    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"output", 1}, "output",
+                                                            juce::StringArray{"stem", "mix"}, 0));
+    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"stem", 1}, "stem",
+                                                            juce::StringArray(kStemNames, kStemBuses), 3));
+    for (int s = 0; s < kStemBuses; ++s) {
+        layout.add(std::make_unique<juce::AudioParameterFloat>(
+            juce::ParameterID{juce::String(kStemNames[s]) + "_gain", 1}, juce::String(kStemNames[s]) + " gain",
+            juce::NormalisableRange<float>(-60.0f, 12.0f, 0.01f), 0.0f,
+            juce::AudioParameterFloatAttributes().withLabel("dB")));
+        layout.add(std::make_unique<juce::AudioParameterBool>(
+            juce::ParameterID{juce::String(kStemNames[s]) + "_mute", 1}, juce::String(kStemNames[s]) + " mute",
+            false));
+    }
+    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"model", 1}, "model", choices, 0));
+    return layout;
+}
+
+juce::AudioProcessor::BusesProperties StemforgeProcessor::buses() {
+    auto props = BusesProperties()
+                     .withInput("Input", juce::AudioChannelSet::stereo(), true)
+                     .withOutput("Output", juce::AudioChannelSet::stereo(), true);
+    for (int s = 0; s < kStemBuses; ++s) props = props.withOutput(kStemNames[s], juce::AudioChannelSet::stereo(), true);
+    return props;
+}
+
+StemforgeProcessor::StemforgeProcessor()
+    : AudioProcessor(buses()), params(*this, nullptr, "stemforge", makeLayout()) {
+    outputParam = params.getRawParameterValue("output");
+    stemParam = params.getRawParameterValue("stem");
+    for (int s = 0; s < kStemBuses; ++s) {
+        gainParams[s] = params.getRawParameterValue(juce::String(kStemNames[s]) + "_gain");
+        muteParams[s] = params.getRawParameterValue(juce::String(kStemNames[s]) + "_mute");
+    }
+    params.addParameterListener("model", this);
+    loader = std::thread([this] { loaderLoop(); });
+}
+
+StemforgeProcessor::~StemforgeProcessor() {
+    params.removeParameterListener("model", this);
+    quitting = true;
+    loaderWake.notify_all();
+    if (loader.joinable()) loader.join();
+    stream.reset();
+    lastModel.reset();
+}
+
+bool StemforgeProcessor::isBusesLayoutSupported(const BusesLayout& layouts) const {
+    const auto in = layouts.getMainInputChannelSet(), out = layouts.getMainOutputChannelSet();
+    if (in != out) return false;
+    if (in != juce::AudioChannelSet::mono() && in != juce::AudioChannelSet::stereo()) return false;
+    for (int b = 1; b < layouts.outputBuses.size(); ++b) {
+        const auto& set = layouts.outputBuses.getReference(b);
+        if (!set.isDisabled() && set != juce::AudioChannelSet::mono() && set != juce::AudioChannelSet::stereo())
+            return false;
+    }
+    return true;
+}
+
+double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
+
+// ------------------------------------------------------------------------------ the loader
+void StemforgeProcessor::parameterChanged(const juce::String& id, float) {
+    if (id == "model") requestBuild();  // may be the audio thread: only a counter and a wake-up
+}
+
+void StemforgeProcessor::requestBuild() {
+    requested.fetch_add(1);
+    loaderWake.notify_one();
+}
+
+void StemforgeProcessor::waitForBuild() {
+    std::unique_lock<std::mutex> lock(loaderLock);
+    loaderDone.wait(lock, [&] { return done.load() >= requested.load() || quitting.load(); });
+}
+
+void StemforgeProcessor::loaderLoop() {
+    bool reported = false;
+    while (!quitting) {
+        {
+            std::unique_lock<std::mutex> lock(loaderLock);
+            loaderWake.wait_for(lock, std::chrono::milliseconds(20),
+                                [&] { return quitting.load() || done.load() != requested.load(); });
+        }
+        if (quitting) break;
+        if (failed && !reported) {  // the audio thread's failure, said here (printing is not real-time safe)
+            setStatus(juce::String(juce::CharPointer_UTF8(failure)), true);
+            reported = true;
+        }
+        const int target = requested.load();
+        if (done.load() == target) continue;
+        try {
+            build();
+        } catch (const std::exception& e) {
+            setStatus(juce::String("stemforge: ") + e.what(), true);
+        } catch (...) {
+            setStatus("stemforge: unknown error while loading the model", true);
+        }
+        reported = false;
+        {
+            std::lock_guard<std::mutex> lock(loaderLock);
+            done.store(target);
+        }
+        loaderDone.notify_all();
+    }
+    loaderDone.notify_all();
+}
+
+juce::String StemforgeProcessor::resolveModel(juce::String& error) const {
+    const int index = juce::jlimit(0, choices.size() - 1, int(params.getRawParameterValue("model")->load()));
+    const juce::String name = choices[index];
+    if (name == kFileChoice) {
+        if (modelFile.isEmpty()) { error = "stemforge: model 'file' chosen but no model file set"; return {}; }
+        return modelFile;
+    }
+    auto f = choiceFiles[index];
+    if (f == juce::File()) {
+        juce::StringArray searched;
+        for (auto& d : modelDirs()) searched.add(d.getFullPathName());
+        error = "stemforge: model '" + name + "' not found (looked for " + name + ".ts in "
+                + searched.joinIntoString(", ") + ")";
+        return {};
+    }
+    return f.getFullPathName();
+}
+
+void StemforgeProcessor::build() {
+    double r;
+    int ch, block;
+    juce::String path, error;
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        r = rate;
+        ch = channels;
+        block = maxBlock;
+        path = resolveModel(error);
+    }
+    if (r <= 0) return;  // not prepared yet: prepareToPlay builds
+    std::unique_ptr<Stream> next;
+    auto fail = [&](const juce::String& message) {
+        {
+            std::lock_guard<std::mutex> lock(streamLock);
+            std::swap(stream, next);
+            failed = false;
+        }
+        next.reset();
+        setLatencySamples(0);
+        setStatus(message, true);
+    };
+    auto& lib = EngineLibrary::get();
+    if (!lib.ok()) return fail(lib.error);
+    if (error.isNotEmpty()) return fail(error);
+    char err[SF_ERROR_CHARS] = {0};
+    std::shared_ptr<LoadedModel> model;
+    juce::File file(path);
+    if (lastModel && lastModel->path == path && lastModel->modified == file.getLastModificationTime()) {
+        model = lastModel;
+    } else {
+        model = std::make_shared<LoadedModel>();
+        model->path = path;
+        model->modified = file.getLastModificationTime();
+        model->model = lib.modelLoad(path.toRawUTF8(), &model->info, err, sizeof(err));
+        if (!model->model) return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
+        lastModel = model;
+    }
+    next = std::make_unique<Stream>();
+    next->model = model;
+    next->channels = ch;
+    next->maxBlock = block;
+    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, err, sizeof(err));
+    if (!next->engine) {
+        next.reset();
+        return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
+    }
+    next->latency = lib.engineLatency(next->engine);
+    const auto& info = model->info;
+    for (int s = 0; s < info.num_stems; ++s)
+        if (info.sums_to_mix && juce::String(info.stems[s]) == "other") next->residualStem = s;
+    next->stems.setSize(info.num_stems * ch, block);
+    next->dry.setSize(ch, block);
+    next->stemPtrs.resize(size_t(info.num_stems * ch));
+    next->dryPtrs.resize(size_t(ch));
+    next->inPtrs.resize(size_t(ch));
+    for (int k = 0; k < info.num_stems * ch; ++k) next->stemPtrs[size_t(k)] = next->stems.getWritePointer(k);
+    for (int k = 0; k < ch; ++k) next->dryPtrs[size_t(k)] = next->dry.getWritePointer(k);
+    const int latency = next->latency;
+    {
+        std::lock_guard<std::mutex> lock(streamLock);
+        std::swap(stream, next);
+        failed = false;
+        gainsValid = false;
+    }
+    next.reset();  // the previous stream, freed off the audio thread
+    setLatencySamples(latency);
+    setStatus(juce::String(info.name) + " " + info.version + (info.untrained ? " (UNTRAINED test fixture)" : "")
+                  + ": " + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate)
+                  + " Hz; latency " + juce::String(latency) + " samples ("
+                  + juce::String(1000.0 * latency / r, 1) + " ms) at " + juce::String(juce::roundToInt(r)) + " Hz",
+              false);
+}
+
+void StemforgeProcessor::setStatus(const juce::String& s, bool isError) {
+    {
+        std::lock_guard<std::mutex> lock(statusLock);
+        status = s;
+    }
+    if (isError || std::getenv("STEMFORGE_VERBOSE")) {
+        std::fprintf(stderr, "%s\n", s.toRawUTF8());
+        std::fflush(stderr);
+    }
+}
+
+juce::String StemforgeProcessor::getStatus() const {
+    if (failed) return juce::String(juce::CharPointer_UTF8(failure));
+    std::lock_guard<std::mutex> lock(statusLock);
+    return status;
+}
+
+void StemforgeProcessor::setModelFile(const juce::File& file) {
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        modelFile = file.getFullPathName();
+    }
+    auto* p = params.getParameter("model");
+    const float v = p->convertTo0to1(float(choices.indexOf(kFileChoice)));
+    if (p->getValue() != v) p->setValueNotifyingHost(v);  // the listener requests the build
+    else requestBuild();
+}
+
+juce::String StemforgeProcessor::getModelFile() const {
+    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(configLock));
+    return modelFile;
+}
+
+// ------------------------------------------------------------------------------- life cycle
+void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
+    const int ch = juce::jlimit(1, 2, getMainBusNumInputChannels());
+    bool changed;
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        const int block = std::max(samplesPerBlock, 32);
+        changed = rate != sampleRate || channels != ch || maxBlock < block || !stream;
+        rate = sampleRate;
+        channels = ch;
+        maxBlock = std::max(block, changed ? block : maxBlock);
+    }
+    if (changed) {
+        requestBuild();
+        waitForBuild();
+    } else {
+        waitForBuild();
+        reset();
+    }
+}
+
+void StemforgeProcessor::releaseResources() {}
+
+void StemforgeProcessor::reset() {
+    std::lock_guard<std::mutex> lock(streamLock);
+    gainsValid = false;
+    if (stream && stream->engine) {
+        char err[SF_ERROR_CHARS] = {0};
+        if (EngineLibrary::get().engineReset(stream->engine, err, sizeof(err)) != 0) {
+            std::snprintf(failure, sizeof(failure), "stemforge: %s", err);
+            failed = true;
+        } else {
+            failed = false;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ processing
+void StemforgeProcessor::silenceAll(juce::AudioBuffer<float>& buffer) {
+    for (int c = 0; c < buffer.getNumChannels(); ++c) buffer.clear(c, 0, buffer.getNumSamples());
+}
+
+void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::MidiBuffer&) {
+    juce::ScopedNoDenormals noDenormals;
+    const int n = buffer.getNumSamples();
+    if (n == 0) return;
+    if (isNonRealtime() && done.load() != requested.load()) waitForBuild();  // offline: the model it asked for
+    std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
+    if (isNonRealtime()) lock.lock();
+    else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
+    Stream* s = stream.get();
+    auto& lib = EngineLibrary::get();
+    auto mainIn = getBusBuffer(buffer, true, 0);
+    const int ch = mainIn.getNumChannels();
+    if (s == nullptr || failed || ch != s->channels) return silenceAll(buffer);
+    const auto& info = s->model->info;
+    const int S = info.num_stems;
+
+    const bool mix = outputParam->load() >= 0.5f;
+    const int chosen = int(stemParam->load() + 0.5f);
+    float gains[SF_MAX_STEMS];
+    for (int k = 0; k < S; ++k) {
+        gains[k] = 1.0f;
+        if (k < kStemBuses)
+            gains[k] = muteParams[k]->load() >= 0.5f ? 0.0f : juce::Decibels::decibelsToGain(gainParams[k]->load(), -1000.0f);
+    }
+    if (!gainsValid) {
+        std::copy(gains, gains + S, lastGains);
+        gainsValid = true;
+    }
+
+    auto mainOut = getBusBuffer(buffer, false, 0);
+    for (int off = 0; off < n; off += s->maxBlock) {
+        const int m = std::min(n - off, s->maxBlock);
+        for (int c = 0; c < ch; ++c) s->inPtrs[size_t(c)] = mainIn.getReadPointer(c, off);
+        if (lib.engineProcess(s->engine, s->inPtrs.data(), m, s->stemPtrs.data(), s->dryPtrs.data(), failure,
+                              sizeof(failure)) != 0) {
+            failed = true;  // the loader thread reports it; silence until the next model or prepare
+            return silenceAll(buffer);
+        }
+        // the residual: the stem that takes what the others miss of the input (residual_stem "auto")
+        if (s->residualStem >= 0) {
+            for (int c = 0; c < ch; ++c) {
+                float* r = s->stemPtrs[size_t(s->residualStem * ch + c)];
+                const float* x = s->dryPtrs[size_t(c)];
+                for (int i = 0; i < m; ++i) {
+                    float sum = 0.0f;
+                    for (int k = 0; k < S; ++k) sum += s->stemPtrs[size_t(k * ch + c)][i];
+                    r[i] += x[i] - sum;
+                }
+            }
+        }
+        // the main output: one stem, or the sum at the gains (ramped across the host block)
+        for (int c = 0; c < mainOut.getNumChannels(); ++c) {
+            float* out = mainOut.getWritePointer(c, off);
+            const int src = std::min(c, ch - 1);
+            if (!mix) {
+                if (chosen >= 0 && chosen < S) std::memcpy(out, s->stemPtrs[size_t(chosen * ch + src)], sizeof(float) * size_t(m));
+                else std::fill(out, out + m, 0.0f);
+                continue;
+            }
+            std::fill(out, out + m, 0.0f);
+            for (int k = 0; k < S; ++k) {
+                const float* st = s->stemPtrs[size_t(k * ch + src)];
+                const float g0 = lastGains[k], g1 = gains[k];
+                if (g0 == g1) {
+                    if (g1 != 0.0f) for (int i = 0; i < m; ++i) out[i] += g1 * st[i];
+                } else {
+                    for (int i = 0; i < m; ++i) out[i] += (g0 + (g1 - g0) * float(off + i + 1) / float(n)) * st[i];
+                }
+            }
+        }
+        // one bus per stem
+        for (int b = 0; b < kStemBuses; ++b) {
+            if (b + 1 >= getBusCount(false) || !getBus(false, b + 1)->isEnabled()) continue;
+            auto bus = getBusBuffer(buffer, false, b + 1);
+            for (int c = 0; c < bus.getNumChannels(); ++c) {
+                float* out = bus.getWritePointer(c, off);
+                if (b >= S) { std::fill(out, out + m, 0.0f); continue; }
+                if (bus.getNumChannels() == 1 && ch == 2) {
+                    const float* l = s->stemPtrs[size_t(b * ch)];
+                    const float* rr = s->stemPtrs[size_t(b * ch + 1)];
+                    for (int i = 0; i < m; ++i) out[i] = (l[i] + rr[i]) / 2.0f;
+                } else {
+                    std::memcpy(out, s->stemPtrs[size_t(b * ch + std::min(c, ch - 1))], sizeof(float) * size_t(m));
+                }
+            }
+        }
+    }
+    std::copy(gains, gains + S, lastGains);
+}
+
+// ----------------------------------------------------------------------------------- state
+void StemforgeProcessor::getStateInformation(juce::MemoryBlock& destData) {
+    auto state = params.copyState();
+    const int index = int(params.getRawParameterValue("model")->load());
+    state.setProperty("modelName", choices[juce::jlimit(0, choices.size() - 1, index)], nullptr);
+    state.setProperty("modelFile", getModelFile(), nullptr);
+    state.setProperty("version", STEMFORGE_VERSION, nullptr);
+    if (auto xml = state.createXml()) {
+        auto text = xml->toString();
+        destData.replaceAll(text.toRawUTF8(), text.getNumBytesAsUTF8());
+    }
+}
+
+void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) {
+    auto xml = juce::parseXML(juce::String::fromUTF8(static_cast<const char*>(data), sizeInBytes));
+    if (!xml || !xml->hasTagName(params.state.getType())) {
+        setStatus("stemforge: the saved state is not stemforge's; keeping the current settings", true);
+        return;
+    }
+    auto tree = juce::ValueTree::fromXml(*xml);
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        modelFile = tree.getProperty("modelFile").toString();
+    }
+    params.replaceState(tree);
+    // the model by name: the menu's order depends on the model folders of this machine
+    const juce::String name = tree.getProperty("modelName").toString();
+    if (name.isNotEmpty() && choices.contains(name)) {
+        auto* p = params.getParameter("model");
+        p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
+    }
+    requestBuild();
+    bool prepared;
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        prepared = rate > 0;
+    }
+    if (prepared) waitForBuild();
+}
+
+}  // namespace stemforge
+
+juce::AudioProcessor* JUCE_CALLTYPE createPluginFilter() { return new stemforge::StemforgeProcessor(); }

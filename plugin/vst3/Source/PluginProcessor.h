@@ -1,0 +1,151 @@
+// stemforge VST3 -- the JUCE audio processor.
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <JuceHeader.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "EngineApi.h"
+
+namespace stemforge {
+
+constexpr int kStemBuses = 4;  // one output bus per stem of the four-stem models
+extern const char* const kStemNames[kStemBuses];
+
+// The engine library (libstemforge_engine.so beside the plugin binary), opened once.
+struct EngineLibrary {
+    static EngineLibrary& get();
+    bool ok() const { return handle != nullptr; }
+    juce::String error;
+    void* handle = nullptr;
+    sf_model_load_fn modelLoad = nullptr;
+    sf_model_free_fn modelFree = nullptr;
+    sf_engine_create_fn engineCreate = nullptr;
+    sf_engine_latency_fn engineLatency = nullptr;
+    sf_engine_reset_fn engineReset = nullptr;
+    sf_engine_process_fn engineProcess = nullptr;
+    sf_engine_free_fn engineFree = nullptr;
+
+private:
+    EngineLibrary();
+};
+
+// A loaded model, shared by the engines built from it.
+struct LoadedModel {
+    ~LoadedModel();
+    sf_model* model = nullptr;
+    sf_model_info info{};
+    juce::String path;
+    juce::Time modified;
+};
+
+// One stream's engine at a host rate and channel count; built off the audio thread.
+struct Stream {
+    ~Stream();
+    std::shared_ptr<LoadedModel> model;
+    sf_engine* engine = nullptr;
+    int latency = 0, channels = 2, maxBlock = 0;
+    bool residual = false;  // "other" takes input - sum(stems) (models whose masks sum to the mix)
+    int residualStem = -1;
+    // scratch for the audio thread, sized when the stream is built
+    juce::AudioBuffer<float> stems, dry;
+    std::vector<float*> stemPtrs, dryPtrs;
+    std::vector<const float*> inPtrs;
+};
+
+class StemforgeProcessor : public juce::AudioProcessor,
+                           private juce::AudioProcessorValueTreeState::Listener {
+public:
+    StemforgeProcessor();
+    ~StemforgeProcessor() override;
+
+    void prepareToPlay(double sampleRate, int samplesPerBlock) override;
+    void releaseResources() override;
+    void reset() override;
+    bool isBusesLayoutSupported(const BusesLayout& layouts) const override;
+    void processBlock(juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
+    using AudioProcessor::processBlock;
+
+    juce::AudioProcessorEditor* createEditor() override;
+    bool hasEditor() const override { return true; }
+
+    const juce::String getName() const override { return "stemforge"; }
+    bool acceptsMidi() const override { return false; }
+    bool producesMidi() const override { return false; }
+    bool isMidiEffect() const override { return false; }
+    double getTailLengthSeconds() const override;
+
+    int getNumPrograms() override { return 1; }
+    int getCurrentProgram() override { return 0; }
+    void setCurrentProgram(int) override {}
+    const juce::String getProgramName(int) override { return {}; }
+    void changeProgramName(int, const juce::String&) override {}
+
+    void getStateInformation(juce::MemoryBlock& destData) override;
+    void setStateInformation(const void* data, int sizeInBytes) override;
+
+    // The model menu: presets, the model files found in the model folders, then "file".
+    const juce::StringArray& modelChoices() const { return choices; }
+    juce::String getStatus() const;
+    void setModelFile(const juce::File& file);  // selects "file" with this path
+    juce::String getModelFile() const;
+
+private:
+    void parameterChanged(const juce::String& id, float value) override;
+    void requestBuild();
+    void waitForBuild();
+    void loaderLoop();
+    void build();
+    juce::String resolveModel(juce::String& error) const;
+    void setStatus(const juce::String& s, bool isError);
+    void silenceAll(juce::AudioBuffer<float>& buffer);
+    juce::AudioProcessorValueTreeState::ParameterLayout makeLayout();
+    static BusesProperties buses();
+
+    juce::StringArray choices;
+    juce::Array<juce::File> choiceFiles;  // per choice (studio/live/found files), empty for "file"
+
+    // what the loader builds for: set by prepareToPlay, read by the loader
+    std::mutex configLock;
+    double rate = 0.0;
+    int channels = 2, maxBlock = 0;
+    juce::String modelFile;  // the path for the "file" choice
+
+    // the loader thread
+    std::thread loader;
+    std::mutex loaderLock;
+    std::condition_variable loaderWake, loaderDone;
+    std::atomic<bool> quitting{false};
+    std::atomic<int> requested{0}, done{0};
+
+    // the stream the audio thread runs; swapped under streamLock (the audio thread only try_locks)
+    std::mutex streamLock;
+    std::unique_ptr<Stream> stream;
+    std::shared_ptr<LoadedModel> lastModel;
+    std::atomic<bool> failed{false};
+    char failure[SF_ERROR_CHARS] = {0};
+
+    mutable std::mutex statusLock;
+    juce::String status;
+
+    // parameters, read on the audio thread
+    std::atomic<float>* outputParam = nullptr;
+    std::atomic<float>* stemParam = nullptr;
+    std::atomic<float>* gainParams[kStemBuses] = {};
+    std::atomic<float>* muteParams[kStemBuses] = {};
+    float lastGains[SF_MAX_STEMS] = {};
+    bool gainsValid = false;
+
+public:
+    juce::AudioProcessorValueTreeState params;  // last: its layout reads the members above
+
+private:
+    JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR(StemforgeProcessor)
+};
+
+}  // namespace stemforge
