@@ -361,6 +361,14 @@ std::pair<double, double> holdbacks(int hostRate, int modelRate) {
     return value;
 }
 
+// Pipeline.latency: host samples by which the output can lag the input, for any blocking.
+int latencyFor(const Info& info, int hostRate) {
+    const int hEng = info.lookahead + info.hop - 1;  // StreamingEngine.realtime_delay
+    if (hostRate == info.sample_rate) return hEng;
+    auto h = holdbacks(hostRate, info.sample_rate);
+    return int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
+}
+
 // torch's intra-op thread count is process-wide: one thread around each call, then the
 // caller's setting back (model.torch_threads).
 struct OneThread {
@@ -547,14 +555,7 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->stems = int(info.stems.size());
         e->hop = info.hop;
         e->lookahead = info.lookahead;
-        // Pipeline.latency
-        const int hEng = info.lookahead + info.hop - 1;
-        if (hostRate == info.sample_rate) {
-            e->latency = hEng;
-        } else {
-            auto h = holdbacks(hostRate, info.sample_rate);
-            e->latency = int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
-        }
+        e->latency = latencyFor(info, hostRate);
         const double ratio = double(info.sample_rate) / double(hostRate);
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
         e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock);
@@ -592,6 +593,15 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
 }
 
 int sf_engine_latency(const sf_engine* e) { return e ? e->latency : 0; }
+
+int sf_model_latency(sf_model* m, int hostRate) {
+    if (!m || hostRate < kMinRate || hostRate > kMaxRate) return -1;
+    try {
+        return latencyFor(m->info, hostRate);
+    } catch (...) {
+        return -1;
+    }
+}
 
 static void silence(sf_engine* e, int n, float* const* stems, float* const* dry) {
     for (int c = 0; c < e->stems * e->hostChannels; ++c) std::fill(stems[c], stems[c] + n, 0.0f);

@@ -42,6 +42,8 @@ typedef void (*sf_model_free_fn)(sf_model*);
 typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block,
                                           char* err, size_t errlen);
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
+// the latency an engine of this model would have at host_rate (-1 on error), without building it
+typedef int (*sf_model_latency_fn)(sf_model*, int host_rate);
 typedef int (*sf_engine_reset_fn)(sf_engine*, char* err, size_t errlen);
 // n <= max_block samples of host_channels planar channels in; out: num_stems * host_channels
 // planar stem channels (stem-major) and host_channels channels of the input itself, both
@@ -57,6 +59,7 @@ void sf_model_free(sf_model*);
 sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, char* err,
                             size_t errlen);
 int sf_engine_latency(const sf_engine*);
+int sf_model_latency(sf_model*, int host_rate);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
                       char* err, size_t errlen);

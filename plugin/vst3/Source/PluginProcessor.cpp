@@ -5,6 +5,8 @@
 
 #include <dlfcn.h>
 
+#include <pluginterfaces/vst/ivsteditcontroller.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,11 +71,12 @@ EngineLibrary::EngineLibrary() {
     modelFree = reinterpret_cast<sf_model_free_fn>(dlsym(handle, "sf_model_free"));
     engineCreate = reinterpret_cast<sf_engine_create_fn>(dlsym(handle, "sf_engine_create"));
     engineLatency = reinterpret_cast<sf_engine_latency_fn>(dlsym(handle, "sf_engine_latency"));
+    modelLatency = reinterpret_cast<sf_model_latency_fn>(dlsym(handle, "sf_model_latency"));
     engineReset = reinterpret_cast<sf_engine_reset_fn>(dlsym(handle, "sf_engine_reset"));
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
     if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency
-        || !engineReset || !engineProcess || !engineFree) {
+        || !modelLatency || !engineReset || !engineProcess || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -170,9 +173,11 @@ StemforgeProcessor::StemforgeProcessor()
     }
     params.addParameterListener("model", this);
     loader = std::thread([this] { loaderLoop(); });
+    startTimer(50);
 }
 
 StemforgeProcessor::~StemforgeProcessor() {
+    stopTimer();
     params.removeParameterListener("model", this);
     quitting = true;
     loaderWake.notify_all();
@@ -182,6 +187,11 @@ StemforgeProcessor::~StemforgeProcessor() {
 }
 
 bool StemforgeProcessor::isBusesLayoutSupported(const BusesLayout& layouts) const {
+    // JUCE's VST3 host reads the latency after setupProcessing and setBusArrangements (which
+    // asks this) but before setActive, which calls prepareToPlay; a change told from
+    // prepareToPlay reaches it only through the message loop, which headless hosts never run.
+    // So the latency at the new rate is set here, where the rate is already known.
+    const_cast<StemforgeProcessor*>(this)->anticipateLatency();
     const auto in = layouts.getMainInputChannelSet(), out = layouts.getMainOutputChannelSet();
     if (in != out) return false;
     if (in != juce::AudioChannelSet::mono() && in != juce::AudioChannelSet::stereo()) return false;
@@ -197,7 +207,54 @@ double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
 
 // ------------------------------------------------------------------------------ the loader
 void StemforgeProcessor::parameterChanged(const juce::String& id, float) {
-    if (id == "model") requestBuild();  // may be the audio thread: only a counter and a wake-up
+    if (id != "model") return;
+    requestBuild();  // may be the audio thread (automation): only a counter and a wake-up
+    // On the message thread (a host's UI, or a headless host's calls), wait for the model, so
+    // that the host is told the new latency at once: JUCE's VST3 wrapper passes a latency
+    // change to the host synchronously only from the message thread.
+    if (juce::MessageManager::existsAndIsCurrentThread()) {
+        bool prepared;
+        {
+            std::lock_guard<std::mutex> lock(configLock);
+            prepared = rate > 0;
+        }
+        if (prepared) {
+            waitForBuild();
+            publishLatency();
+        }
+    }
+}
+
+// The latency is told to the host by the threads that wait for a build (prepareToPlay,
+// setStateInformation, an offline processBlock) and by a message-thread timer, never by the
+// loader thread: JUCE's VST3 wrapper passes the change to the host at once when it comes from
+// the message thread, and only through the message loop otherwise, which headless hosts
+// (pedalboard, DawDreamer) never run.
+void StemforgeProcessor::publishLatency() {
+    const int latency = builtLatency.load();
+    if (latency == getLatencySamples()) return;
+    setLatencySamples(latency);
+    // JUCE's wrapper tells the host from the plugin's own message thread, which a headless
+    // host (pedalboard, DawDreamer) hands to a message loop it never runs: tell it here too,
+    // on the host's calling thread (restartComponent only makes the host read the latency).
+    if (!juce::MessageManager::existsAndIsCurrentThread()) {
+        if (auto* unknown = componentHandler.load())
+            static_cast<Steinberg::Vst::IComponentHandler*>(unknown)->restartComponent(
+                Steinberg::Vst::kLatencyChanged);
+    }
+}
+
+void StemforgeProcessor::anticipateLatency() {
+    const int r = juce::roundToInt(getSampleRate());
+    if (r <= 0 || !EngineLibrary::get().ok()) return;
+    std::shared_ptr<LoadedModel> model;
+    {
+        std::lock_guard<std::mutex> lock(modelLock);
+        model = currentModel;
+    }
+    if (!model) return;
+    const int latency = EngineLibrary::get().modelLatency(model->model, r);
+    if (latency >= 0 && latency != getLatencySamples()) setLatencySamples(latency);
 }
 
 void StemforgeProcessor::requestBuild() {
@@ -280,7 +337,11 @@ void StemforgeProcessor::build() {
             failed = false;
         }
         next.reset();
-        setLatencySamples(0);
+        {
+            std::lock_guard<std::mutex> lock(modelLock);
+            currentModel.reset();
+        }
+        builtLatency = 0;
         setStatus(message, true);
     };
     auto& lib = EngineLibrary::get();
@@ -327,7 +388,11 @@ void StemforgeProcessor::build() {
         gainsValid = false;
     }
     next.reset();  // the previous stream, freed off the audio thread
-    setLatencySamples(latency);
+    {
+        std::lock_guard<std::mutex> lock(modelLock);
+        currentModel = model;
+    }
+    builtLatency = latency;
     setStatus(juce::String(info.name) + " " + info.version + (info.untrained ? " (UNTRAINED test fixture)" : "")
                   + ": " + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate)
                   + " Hz; latency " + juce::String(latency) + " samples ("
@@ -387,6 +452,7 @@ void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
         waitForBuild();
         reset();
     }
+    publishLatency();
 }
 
 void StemforgeProcessor::releaseResources() {}
@@ -414,7 +480,10 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
     juce::ScopedNoDenormals noDenormals;
     const int n = buffer.getNumSamples();
     if (n == 0) return;
-    if (isNonRealtime() && done.load() != requested.load()) waitForBuild();  // offline: the model it asked for
+    if (isNonRealtime() && done.load() != requested.load()) {  // offline: the model it asked for
+        waitForBuild();
+        publishLatency();
+    }
     std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
     if (isNonRealtime()) lock.lock();
     else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
@@ -537,7 +606,10 @@ void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) 
         std::lock_guard<std::mutex> lock(configLock);
         prepared = rate > 0;
     }
-    if (prepared) waitForBuild();
+    if (prepared) {
+        waitForBuild();
+        publishLatency();
+    }
 }
 
 }  // namespace stemforge

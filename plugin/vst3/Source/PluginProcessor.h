@@ -27,6 +27,7 @@ struct EngineLibrary {
     sf_model_free_fn modelFree = nullptr;
     sf_engine_create_fn engineCreate = nullptr;
     sf_engine_latency_fn engineLatency = nullptr;
+    sf_model_latency_fn modelLatency = nullptr;
     sf_engine_reset_fn engineReset = nullptr;
     sf_engine_process_fn engineProcess = nullptr;
     sf_engine_free_fn engineFree = nullptr;
@@ -59,7 +60,9 @@ struct Stream {
 };
 
 class StemforgeProcessor : public juce::AudioProcessor,
-                           private juce::AudioProcessorValueTreeState::Listener {
+                           private juce::AudioProcessorValueTreeState::Listener,
+                           public juce::VST3ClientExtensions,
+                           private juce::Timer {
 public:
     StemforgeProcessor();
     ~StemforgeProcessor() override;
@@ -86,6 +89,8 @@ public:
     const juce::String getProgramName(int) override { return {}; }
     void changeProgramName(int, const juce::String&) override {}
 
+    void setIComponentHandler(Steinberg::FUnknown* handler) override { componentHandler = handler; }
+
     void getStateInformation(juce::MemoryBlock& destData) override;
     void setStateInformation(const void* data, int sizeInBytes) override;
 
@@ -97,6 +102,9 @@ public:
 
 private:
     void parameterChanged(const juce::String& id, float value) override;
+    void timerCallback() override { publishLatency(); }
+    void publishLatency();
+    void anticipateLatency();
     void requestBuild();
     void waitForBuild();
     void loaderLoop();
@@ -128,6 +136,10 @@ private:
     std::unique_ptr<Stream> stream;
     std::shared_ptr<LoadedModel> lastModel;
     std::atomic<bool> failed{false};
+    std::atomic<int> builtLatency{0};
+    std::atomic<Steinberg::FUnknown*> componentHandler{nullptr};  // the VST3 host's IComponentHandler
+    std::mutex modelLock;
+    std::shared_ptr<LoadedModel> currentModel;  // the model of the stream, for anticipateLatency
     char failure[SF_ERROR_CHARS] = {0};
 
     mutable std::mutex statusLock;

@@ -1,0 +1,320 @@
+"""The stemforge VST3 through real hosts: pedalboard (alone and inside a Pedalboard with native
+effects) and DawDreamer, against StemSeparator's offline output.
+
+The plugin's engine is a C++ port of stemforge.core's real-time path (plugin/vst3/Source/
+Engine.cpp); these tests are what proves the two agree: the same stems, the same latency at
+every host rate, for every host block size, mono and stereo, through parameter changes and
+saved states. Build the bundle first with `python build.py plugin` (.ci/run does).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import stemforge
+from conftest import MODELS, db, music
+
+try:
+    BUNDLE = str(stemforge.plugin_path())
+except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
+    pytestmark = pytest.mark.skip(reason=f"{e}")
+    BUNDLE = None
+
+pedalboard = pytest.importorskip("pedalboard")
+
+STEMS = ("drums", "bass", "other", "vocals")
+TOL_DB = -80  # plugin against Python: float rounding only (measured about -120 dB)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """STEMFORGE_MODELS for the plugin: the fixtures, a corrupt file and one deleted later.
+    The plugin lists the model files it finds when it is created, so this is set first."""
+    d = tmp_path_factory.mktemp("models")
+    for name in ("fixture-stream", "fixture-mono-22k", "fixture-window"):
+        shutil.copy(MODELS / f"{name}.ts", d / f"{name}.ts")
+    (d / "corrupt.ts").write_bytes(b"PK\x03\x04 this is not a TorchScript archive" * 10)
+    (d / "gone.ts").write_bytes((MODELS / "fixture-stream.ts").read_bytes())
+    old = os.environ.get("STEMFORGE_MODELS")
+    os.environ["STEMFORGE_MODELS"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("STEMFORGE_MODELS", None)
+    else:
+        os.environ["STEMFORGE_MODELS"] = old
+
+
+def load(model: str = "fixture-stream", **params):
+    plugin = pedalboard.load_plugin(BUNDLE)
+    plugin.model = model
+    for key, value in params.items():
+        setattr(plugin, key, value)
+    return plugin
+
+
+def model_file(name: str):
+    return MODELS / f"{name}.ts"
+
+
+def reference(name: str, x: np.ndarray, rate: int, **kw) -> np.ndarray:
+    return stemforge.StemSeparator(model_file(name), **kw)(x, rate)
+
+
+def close(y: np.ndarray, ref: np.ndarray, tol_db: float = TOL_DB) -> None:
+    assert y.shape == ref.shape, (y.shape, ref.shape)
+    assert np.abs(ref).max() > 1e-3, "the reference is silent: the test would prove nothing"
+    assert db(y - ref, ref) < tol_db, f"plugin differs from Python by {db(y - ref, ref):.1f} dB"
+
+
+def python_latency(name: str, rate: int, channels: int = 2) -> int:
+    sep = stemforge.StemSeparator(model_file(name))
+    sep.prepare(rate, channels)
+    return sep.latency_samples
+
+
+# ------------------------------------------------------------------------------ loading
+def test_bundle_carries_the_current_presets():
+    for preset in ("studio", "live"):
+        shipped = os.path.join(BUNDLE, "Contents", "Resources", "models", f"{preset}.ts")
+        assert open(shipped, "rb").read() == model_file(preset).read_bytes(), \
+            f"{shipped} is not models/{preset}.ts: rebuild with `python build.py plugin`"
+
+
+def test_loads_with_its_parameters(model_dir):
+    plugin = load()
+    assert {"output", "stem", "model", "vocals_gain_db", "vocals_mute", "drums_gain_db"} <= set(plugin.parameters)
+    assert {"studio", "live", "fixture-stream", "fixture-mono-22k", "corrupt", "file"} <= \
+        set(plugin.parameters["model"].valid_values)
+
+
+@pytest.mark.parametrize("name", ["fixture-stream", "fixture-mono-22k", "live", "studio"])
+def test_latency_as_python_at_every_rate(model_dir, name):
+    plugin = load(name)
+    x = np.zeros((2, 256), np.float32)
+    for rate in (44100, 48000, 96000, 22050):
+        plugin(x, rate)
+        assert plugin.reported_latency_samples == python_latency(name, rate), rate
+
+
+# -------------------------------------------------------------------------- equality
+CASES = [  # model, rate, channels, host block
+    ("fixture-stream", 44100, 2, 32),
+    ("fixture-stream", 48000, 2, 4096),
+    ("fixture-stream", 96000, 1, 128),
+    ("fixture-stream", 44100, 1, 1000),
+    ("fixture-mono-22k", 44100, 2, 512),  # a mono model at another rate: each channel on its own
+    ("fixture-mono-22k", 22050, 1, 64),
+    ("live", 44100, 2, 128),
+    ("live", 48000, 1, 512),
+    ("live", 96000, 2, 256),
+    ("studio", 44100, 2, 512),
+    ("studio", 48000, 2, 1024),
+    ("studio", 96000, 1, 4096),
+]
+
+
+@pytest.mark.parametrize("name,rate,channels,block", CASES)
+def test_one_stem_equals_python(model_dir, name, rate, channels, block):
+    x = music(1.5, rate, channels, seed=3)
+    plugin = load(name, stem="vocals")
+    y = plugin(x, rate, buffer_size=block)
+    close(y, reference(name, x, rate, stem="vocals"))
+
+
+@pytest.mark.parametrize("name,rate", [("fixture-stream", 48000), ("live", 44100), ("studio", 96000)])
+def test_gains_equal_python(model_dir, name, rate):
+    x = music(1.5, rate, seed=4)
+    plugin = load(name, output="mix", vocals_mute=True, drums_gain_db=6.0, bass_gain_db=-12.0)
+    y = plugin(x, rate, buffer_size=480)
+    # the values the host set (pedalboard picks the nearest of the parameter's steps: 6.02 dB)
+    gains = {"vocals": 0.0, "drums": 10 ** (float(plugin.drums_gain_db) / 20),
+             "bass": 10 ** (float(plugin.bass_gain_db) / 20)}
+    assert abs(float(plugin.drums_gain_db) - 6) < 0.05
+    close(y, reference(name, x, rate, gains=gains))
+
+
+def test_varying_host_blocks(model_dir):
+    """pedalboard streaming (reset=False) in chunks of random length: host blocks of every size
+    from 1 to 777 samples; the output is the offline one, delayed and latency-trimmed."""
+    rate = 48000
+    x = music(2.0, rate, seed=5)
+    plugin = load("live", stem="drums")
+    plugin.reset()
+    rng = np.random.default_rng(0)
+    outs, pos = [], 0
+    while pos < x.shape[1]:
+        n = int(rng.integers(1, 3000))
+        outs.append(plugin.process(x[:, pos:pos + n], rate, buffer_size=777, reset=False))
+        pos += n
+    y = np.concatenate(outs, axis=1)
+    ref = reference("live", x, rate, stem="drums")
+    assert y.shape[1] == x.shape[1] - plugin.reported_latency_samples
+    close(y, ref[:, :y.shape[1]])
+
+
+def test_mono_host_stereo_model(model_dir):
+    x = music(1.0, 44100, 1, seed=6)
+    y = load("fixture-stream", stem="bass")(x, 44100, buffer_size=256)
+    assert y.shape == x.shape
+    close(y, reference("fixture-stream", x, 44100, stem="bass"))
+
+
+def test_stems_sum_to_the_input(model_dir):
+    x = music(1.0, 48000, seed=7)
+    y = load("live", output="mix")(x, 48000, buffer_size=512)  # every gain 0 dB: the sum of the stems
+    assert db(y - x, x) < -100
+
+
+def test_parameter_changes_take_effect_at_the_block(model_dir):
+    rate = 44100
+    x = music(2.0, rate, seed=8)
+    plugin = load("fixture-stream", stem="vocals")
+    lat = python_latency("fixture-stream", rate)
+    half = x.shape[1] // 2
+    plugin.reset()
+    first = plugin.process(x[:, :half], rate, buffer_size=512, reset=False)
+    plugin.stem = "drums"
+    second = plugin.process(x[:, half:], rate, buffer_size=512, reset=False)
+    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, :half - lat])
+    close(second, reference("fixture-stream", x, rate, stem="drums")[:, half - lat:x.shape[1] - lat])
+    # a gain change ramps across one host block, then holds; the mode changes at once
+    plugin.output = "mix"
+    plugin.vocals_gain_db = -20.0
+    third = plugin.process(x, rate, buffer_size=512, reset=False)  # the stream is now x, x
+    n = x.shape[1]
+    xx = np.concatenate([x, x], axis=1)
+    gain = 10 ** (float(plugin.vocals_gain_db) / 20)
+    ref = stemforge.StemSeparator(model_file("fixture-stream"), gains={"vocals": gain})(xx, rate)
+    close(third[:, 512:], ref[:, n - lat + 512:2 * n - lat])
+
+
+def test_model_change_and_latency_update(model_dir):
+    x = music(1.0, 44100, seed=9)
+    plugin = load("fixture-stream", stem="vocals")
+    plugin(x, 44100)
+    assert plugin.reported_latency_samples == python_latency("fixture-stream", 44100)
+    plugin.model = "live"
+    y = plugin(x, 44100, buffer_size=300)
+    assert plugin.reported_latency_samples == python_latency("live", 44100)
+    close(y, reference("live", x, 44100, stem="vocals"))
+
+
+def test_state_restores_into_a_new_instance(model_dir):
+    x = music(1.0, 48000, seed=10)
+    a = load("fixture-mono-22k", output="mix", other_gain_db=-6.0, bass_mute=True)
+    ya = a(x, 48000, buffer_size=512)
+    b = pedalboard.load_plugin(BUNDLE)
+    b.raw_state = a.raw_state
+    assert (str(b.model), str(b.output), bool(b.bass_mute)) == ("fixture-mono-22k", "mix", True)
+    assert float(b.other_gain_db) == float(a.other_gain_db)
+    yb = b(x, 48000, buffer_size=512)
+    np.testing.assert_array_equal(ya, yb)
+    gain = 10 ** (float(b.other_gain_db) / 20)
+    close(yb, reference("fixture-mono-22k", x, 48000, gains={"other": gain, "bass": 0.0}))
+
+
+def test_inside_a_pedalboard_with_native_effects(model_dir):
+    from pedalboard import Gain, HighpassFilter, Pedalboard
+    rate = 44100
+    x = music(1.5, rate, seed=11)
+    board = Pedalboard([HighpassFilter(120), load("live", stem="vocals"), Gain(-6)])
+    y = board(x, rate, buffer_size=512)
+    # the separator sees what the filter outputs past the end too (its ringing): pad, then trim
+    padded = np.concatenate([x, np.zeros((2, rate), np.float32)], axis=1)
+    ref = Gain(-6)(reference("live", HighpassFilter(120)(padded, rate, buffer_size=512), rate, stem="vocals"), rate)
+    close(y, ref[:, :x.shape[1]])
+
+
+def test_torch_threads_of_the_caller_are_kept(model_dir):
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        load("fixture-stream")(music(0.5, 44100), 44100)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ------------------------------------------------------------------------------- failures
+@pytest.mark.parametrize("name,message", [
+    ("corrupt", "torch::jit::load cannot read it"),
+    ("gone", "no such model file"),
+    ("fixture-window", "streaming models only"),
+])
+def test_bad_model_is_silence_and_a_message(model_dir, capfd, name, message):
+    plugin = load("fixture-stream")
+    if name == "gone":
+        (model_dir / "gone.ts").unlink(missing_ok=True)
+    capfd.readouterr()
+    plugin.model = name
+    x = music(0.5, 44100, seed=12)
+    y = plugin(x, 44100)
+    assert not np.any(y)
+    assert plugin.reported_latency_samples == 0
+    err = capfd.readouterr().err
+    assert message in err and name in err, err
+    plugin.model = "fixture-stream"  # and a good model works again
+    close(plugin(x, 44100), reference("fixture-stream", x, 44100, stem="vocals"))
+
+
+def test_missing_libtorch_is_a_clear_message(tmp_path):
+    """A host process where the plugin's libtorch cannot be found: the plugin still loads,
+    outputs silence and says what to do."""
+    script = textwrap.dedent(f"""
+        import numpy as np, pedalboard
+        p = pedalboard.load_plugin({BUNDLE!r})
+        y = p(np.ones((2, 4096), np.float32) * 0.1, 44100)
+        print("silent" if not np.any(y) else "sound")
+    """)
+    env = dict(os.environ, STEMFORGE_TORCH_LIB=str(tmp_path / "nowhere"))
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "silent" in run.stdout
+    assert "STEMFORGE_TORCH_LIB" in run.stderr and "libc10.so" in run.stderr, run.stderr
+
+
+# ------------------------------------------------------------------------------ DawDreamer
+def dawdreamer_render(x: np.ndarray, rate: int, block: int, **params):
+    """Render x through the plugin in DawDreamer (which does not compensate latency: render
+    the latency longer and trim). Returns (all 10 output channels aligned, latency)."""
+    daw = pytest.importorskip("dawdreamer")
+    engine = daw.RenderEngine(rate, block)
+    plugin = engine.make_plugin_processor("stemforge", BUNDLE)
+    described = {d["name"]: d for d in plugin.get_parameters_description()}
+    for key, text in params.items():  # choices by their text: DawDreamer sets values in 0..1
+        d = described[key]
+        for k in range(d["numSteps"]):
+            plugin.set_parameter(d["index"], k / (d["numSteps"] - 1))
+            if plugin.get_parameter_text(d["index"]) == text:
+                break
+        else:
+            raise AssertionError(f"{key} has no value {text!r}")
+    # the latency is known once the graph is prepared: a first short render prepares it
+    engine.load_graph([(engine.make_playback_processor("mix", x), []), (plugin, ["mix"])])
+    engine.render(0.05)
+    lat = plugin.get_latency_samples()
+    padded = np.concatenate([x, np.zeros((x.shape[0], lat), np.float32)], axis=1)
+    engine.load_graph([(engine.make_playback_processor("mix", padded), []), (plugin, ["mix"])])
+    engine.render(padded.shape[1] / rate)
+    y = np.asarray(engine.get_audio(), np.float32)
+    return y[:, lat:lat + x.shape[1]], lat
+
+
+@pytest.mark.parametrize("rate,block", [(44100, 512), (48000, 128)])
+def test_dawdreamer_renders_all_stems_on_their_buses(model_dir, rate, block):
+    x = music(1.5, rate, seed=13)
+    y, lat = dawdreamer_render(x, rate, block, model="live", stem="vocals")
+    assert lat == python_latency("live", rate)
+    assert y.shape[0] == 10  # main stereo + one stereo bus per stem
+    stems = stemforge.separate(x, rate, model_file("live"))
+    close(y[0:2], stems["vocals"])
+    for i, stem in enumerate(STEMS):
+        close(y[2 + 2 * i:4 + 2 * i], stems[stem])
+    assert db(y[2:10].reshape(4, 2, -1).sum(axis=0) - x, x) < -100
