@@ -13,9 +13,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
+from typing import List, Tuple
 
 import numpy as np
 import pytest
+import torch
 
 import stemforge
 from conftest import MODELS, db, music
@@ -32,6 +35,32 @@ STEMS = ("drums", "bass", "other", "vocals")
 TOL_DB = -80  # plugin against Python: float rounding only (measured about -120 dB)
 
 
+class Explodes(torch.nn.Module):
+    """A streaming model that works on quiet input and throws on loud input: a model error
+    in the middle of playback."""
+
+    def __init__(self):
+        super().__init__()
+        self.hop = 256
+
+    @torch.jit.export
+    def initial_state(self, batch: int) -> List[torch.Tensor]:
+        return [torch.zeros(batch, 1)]
+
+    def forward(self, x: torch.Tensor, state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        if bool(x.abs().max() > 0.5):
+            raise RuntimeError("boom: the input is too loud")
+        return x.unsqueeze(1).repeat(1, 4, 1, 1) * 0.25, state
+
+
+def save_explodes(path) -> None:
+    from stemforge.core.model import ModelInfo, save_model
+    info = ModelInfo(name="explodes", version="1", kind="streaming", sample_rate=44100, stems=STEMS,
+                     channels=2, lookahead=0, context=0, hop=256, window=256, sums_to_mix=True,
+                     description="throws on loud input", training_data="none", license="MIT", untrained=True)
+    save_model(Explodes(), info, path)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """STEMFORGE_MODELS for the plugin: the fixtures, a corrupt file and one deleted later.
@@ -41,6 +70,7 @@ def model_dir(tmp_path_factory):
         shutil.copy(MODELS / f"{name}.ts", d / f"{name}.ts")
     (d / "corrupt.ts").write_bytes(b"PK\x03\x04 this is not a TorchScript archive" * 10)
     (d / "gone.ts").write_bytes((MODELS / "fixture-stream.ts").read_bytes())
+    save_explodes(d / "explodes.ts")
     old = os.environ.get("STEMFORGE_MODELS")
     os.environ["STEMFORGE_MODELS"] = str(d)
     yield d
@@ -262,6 +292,28 @@ def test_bad_model_is_silence_and_a_message(model_dir, capfd, name, message):
     assert message in err and name in err, err
     plugin.model = "fixture-stream"  # and a good model works again
     close(plugin(x, 44100), reference("fixture-stream", x, 44100, stem="vocals"))
+
+
+def test_model_error_mid_stream_is_silence_and_a_message(model_dir, capfd):
+    plugin = load("explodes", output="mix")
+    quiet = music(0.5, 44100, seed=14) * 0.5
+    y = plugin(quiet, 44100)
+    assert np.abs(y - quiet).max() < 1e-5  # its stems sum to the input
+    capfd.readouterr()
+    loud = quiet * 4
+    plugin.reset()
+    first = plugin.process(quiet, 44100, buffer_size=512, reset=False)
+    second = plugin.process(loud, 44100, buffer_size=512, reset=False)  # the model throws
+    third = plugin.process(quiet, 44100, buffer_size=512, reset=False)
+    assert np.any(first) and not np.any(second[:, 1024:]) and not np.any(third)
+    err = ""
+    for _ in range(50):  # the loader thread reports it (printing is not real-time safe)
+        err += capfd.readouterr().err
+        if "boom" in err:
+            break
+        time.sleep(0.02)
+    assert "explodes" in err and "boom: the input is too loud" in err, err
+    assert np.any(plugin(quiet, 44100))  # a new render (reset) plays again
 
 
 def test_missing_libtorch_is_a_clear_message(tmp_path):

@@ -268,7 +268,7 @@ void StemforgeProcessor::waitForBuild() {
 }
 
 void StemforgeProcessor::loaderLoop() {
-    bool reported = false;
+    int reported = 0;
     while (!quitting) {
         {
             std::unique_lock<std::mutex> lock(loaderLock);
@@ -276,9 +276,11 @@ void StemforgeProcessor::loaderLoop() {
                                 [&] { return quitting.load() || done.load() != requested.load(); });
         }
         if (quitting) break;
-        if (failed && !reported) {  // the audio thread's failure, said here (printing is not real-time safe)
-            setStatus(juce::String(juce::CharPointer_UTF8(failure)), true);
-            reported = true;
+        if (const int count = failures.load(); count != reported) {
+            // the audio thread's failure, said here: printing is not real-time safe
+            setStatus(juce::String(juce::CharPointer_UTF8(failure)) + "; silence until the model is "
+                      "changed or the host restarts playback", true);
+            reported = count;
         }
         const int target = requested.load();
         if (done.load() == target) continue;
@@ -289,7 +291,6 @@ void StemforgeProcessor::loaderLoop() {
         } catch (...) {
             setStatus("stemforge: unknown error while loading the model", true);
         }
-        reported = false;
         {
             std::lock_guard<std::mutex> lock(loaderLock);
             done.store(target);
@@ -465,6 +466,7 @@ void StemforgeProcessor::reset() {
         if (EngineLibrary::get().engineReset(stream->engine, err, sizeof(err)) != 0) {
             std::snprintf(failure, sizeof(failure), "stemforge: %s", err);
             failed = true;
+            failures.fetch_add(1);
         } else {
             failed = false;
         }
@@ -514,7 +516,8 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         for (int c = 0; c < ch; ++c) s->inPtrs[size_t(c)] = mainIn.getReadPointer(c, off);
         if (lib.engineProcess(s->engine, s->inPtrs.data(), m, s->stemPtrs.data(), s->dryPtrs.data(), failure,
                               sizeof(failure)) != 0) {
-            failed = true;  // the loader thread reports it; silence until the next model or prepare
+            failed = true;  // the loader thread reports it; silence until the next model or reset
+            failures.fetch_add(1);
             return silenceAll(buffer);
         }
         // the residual: the stem that takes what the others miss of the input (residual_stem "auto")

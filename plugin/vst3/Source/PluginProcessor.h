@@ -136,6 +136,7 @@ private:
     std::unique_ptr<Stream> stream;
     std::shared_ptr<LoadedModel> lastModel;
     std::atomic<bool> failed{false};
+    std::atomic<int> failures{0};  // counted by the audio thread, reported by the loader
     std::atomic<int> builtLatency{0};
     std::atomic<Steinberg::FUnknown*> componentHandler{nullptr};  // the VST3 host's IComponentHandler
     std::mutex modelLock;
