@@ -21,7 +21,8 @@ import pytest
 import torch
 
 import stemforge
-from conftest import MODELS, db, music
+from conftest import MODELS, blocks, db, music
+from test_import_models import demucs_checkpoint, demucs_model, umx_folder, umx_model  # noqa: F401
 
 try:
     BUNDLE = str(stemforge.plugin_path())
@@ -276,7 +277,6 @@ def test_torch_threads_of_the_caller_are_kept(model_dir):
 @pytest.mark.parametrize("name,message", [
     ("corrupt", "torch::jit::load cannot read it"),
     ("gone", "no such model file"),
-    ("fixture-window", "streaming models only"),
 ])
 def test_bad_model_is_silence_and_a_message(model_dir, capfd, name, message):
     plugin = load("fixture-stream")
@@ -330,6 +330,37 @@ def test_missing_libtorch_is_a_clear_message(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "silent" in run.stdout
     assert "STEMFORGE_TORCH_LIB" in run.stderr and "libc10.so" in run.stderr, run.stderr
+
+
+# ------------------------------------------------------------------- window models (offline)
+def window_case(model_dir, path, name: str, rate: int, channels: int, block: int, params: dict, **kw):
+    """The plugin against Python's process_block on the same stream (the audio, then silence
+    while the latency drains): window models normalising by the track (Demucs) use the
+    running estimate in both, as a plugin cannot know the whole track."""
+    if not (model_dir / f"{name}.ts").exists():
+        shutil.copy(path, model_dir / f"{name}.ts")
+    x = music(2.5, rate, channels, seed=15)
+    plugin = load(name, **params)
+    y = plugin(x, rate, buffer_size=block)
+    sep = stemforge.StemSeparator(path, **kw)
+    assert plugin.reported_latency_samples == (sep.prepare(rate, channels) or sep.latency_samples)
+    close(y, blocks(sep, x, rate, block))
+
+
+@pytest.mark.parametrize("rate,channels,block", [(44100, 2, 512), (48000, 1, 1024)])
+def test_window_fixture(model_dir, rate, channels, block):
+    window_case(model_dir, model_file("fixture-window"), "fixture-window", rate, channels, block, {"stem": "vocals"},
+                stem="vocals")
+
+
+def test_imported_demucs_center_tail_and_running_statistics(model_dir, demucs_model):
+    window_case(model_dir, demucs_model.path, "htdemucs-small", 44100, 2, 4096, {"stem": "drums"},
+                stem="drums")
+
+
+def test_imported_openunmix_trim_tail(model_dir, umx_model):
+    window_case(model_dir, umx_model.path, "umx-small", 48000, 2, 2048,
+                {"output": "mix", "vocals_mute": True}, gains={"vocals": 0.0})
 
 
 # ------------------------------------------------------------------------------ DawDreamer

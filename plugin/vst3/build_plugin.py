@@ -73,6 +73,8 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
     built = cmake_dir / "stemforge_artefacts" / build_type / "VST3" / "stemforge.vst3"
     if not (built / "Contents" / "x86_64-linux" / "libstemforge_engine.so").is_file():
         raise SystemExit(f"build.py plugin: the build did not produce {built} with its engine")
+    # the engine beside the plugin binary: CMake copies it only when the plugin itself relinks
+    shutil.copy2(cmake_dir / "libstemforge_engine.so", built / "Contents" / "x86_64-linux")
     shutil.copytree(built, BUNDLE, dirs_exist_ok=True)
     sync_presets(BUNDLE)
     print(f"build.py plugin: built {BUNDLE}")

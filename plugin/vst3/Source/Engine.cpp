@@ -150,7 +150,8 @@ struct JsonParser {
 
 struct Info {  // stemforge.core.model.ModelInfo, the fields the engine needs
     std::string name, version, kind, tail = "pad", normalization = "none";
-    int sample_rate = 0, channels = 0, hop = 0, window = 0, lookahead = 0, context = 0;
+    int sample_rate = 0, channels = 0, hop = 0, window = 0, lookahead = 0, context = 0, padded_window = 0;
+    double transition_power = 1.0;
     std::vector<std::string> stems;
     bool sums_to_mix = false, untrained = false;
 };
@@ -195,6 +196,10 @@ Info parseInfo(const std::string& text, const std::string& where) {
     if (has("tail") && d.fields["tail"].type == Json::String) info.tail = d.fields["tail"].str;
     if (has("input_normalization") && d.fields["input_normalization"].type == Json::String)
         info.normalization = d.fields["input_normalization"].str;
+    if (has("padded_window") && d.fields["padded_window"].type == Json::Number)
+        info.padded_window = int(d.fields["padded_window"].num);
+    if (has("transition_power") && d.fields["transition_power"].type == Json::Number)
+        info.transition_power = d.fields["transition_power"].num;
     if (info.kind != "streaming" && info.kind != "window")
         throw std::runtime_error(where + ": metadata 'kind' must be one of ('streaming', 'window'), got '"
                                  + info.kind + "'");
@@ -209,6 +214,13 @@ Info parseInfo(const std::string& text, const std::string& where) {
                                  + " is outside 8000-192000 Hz");
     if (info.hop <= 0 || info.window < info.hop || info.lookahead < 0 || info.context < 0)
         throw std::runtime_error(where + ": metadata needs 0 < hop <= window and lookahead, context >= 0");
+    if (info.tail != "pad" && info.tail != "center" && info.tail != "trim")
+        throw std::runtime_error(where + ": metadata 'tail' must be one of ('pad', 'center', 'trim'), got '"
+                                 + info.tail + "'");
+    if (info.tail == "center" && info.padded_window < info.window)
+        throw std::runtime_error(where + ": tail 'center' needs padded_window >= window");
+    if (info.normalization != "none" && info.normalization != "track")
+        throw std::runtime_error(where + ": metadata 'input_normalization' must be one of ('none', 'track')");
     return info;
 }
 
@@ -362,8 +374,22 @@ std::pair<double, double> holdbacks(int hostRate, int modelRate) {
 }
 
 // Pipeline.latency: host samples by which the output can lag the input, for any blocking.
+// (samples the model sees per chunk, left context of a full chunk): WindowEngine._padding
+std::pair<int, int> windowPadding(const Info& info) {
+    const int padded = info.tail == "center" ? info.padded_window : info.window;
+    return {padded, (padded - info.window) / 2};
+}
+
+int engineDelay(const Info& info) {  // StreamingEngine / WindowEngine .realtime_delay
+    if (info.kind == "window") {
+        auto p = windowPadding(info);
+        return p.first - p.second - 1;
+    }
+    return info.lookahead + info.hop - 1;
+}
+
 int latencyFor(const Info& info, int hostRate) {
-    const int hEng = info.lookahead + info.hop - 1;  // StreamingEngine.realtime_delay
+    const int hEng = engineDelay(info);
     if (hostRate == info.sample_rate) return hEng;
     auto h = holdbacks(hostRate, info.sample_rate);
     return int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
@@ -399,6 +425,19 @@ struct sf_engine {
     torch::Tensor hopTensor;
     c10::List<at::Tensor> state, initialState;
     std::vector<const float*> ptrs;
+    // window kind: stemforge.core.engine.WindowEngine in real-time mode (no flush)
+    bool windowed = false, normalize = false, centered = false;
+    int W = 0, P = 0, left = 0, keep = 0;
+    long long offset = 0, inputStart = 0, received = 0, statsEnd = 0;
+    long long statCount = 0;
+    double statTotal = 0.0, statSquares = 0.0;
+    std::vector<float> weights;   // (W,) Demucs's triangular cross-fade weights
+    std::vector<float> acc;       // (batch * stems * channels, W) what earlier chunks added from offset
+    std::vector<float> wsum;      // (W,)
+    std::vector<float> chunkBuf;  // (batch, channels, P): what the model sees
+    std::vector<float> doneBuf;   // (batch, stems, channels, hop): the completed samples
+    std::vector<float> statBuf;   // (batch, channels, P): raw samples for the running statistics
+    torch::Tensor chunkTensor;
 };
 
 extern "C" {
@@ -439,29 +478,31 @@ sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t
             setError(err, errlen, where + ": a streaming model must export initial_state(batch)");
             return nullptr;
         }
-        if (info.kind != "streaming") {
-            setError(err, errlen, where + ": a window model (" + info.name + ", imported Demucs or Open-Unmix) "
-                                      "runs in stemforge separate / StemSeparator offline; the plugin runs "
-                                      "streaming models only");
-            return nullptr;
-        }
         // Model.check: run once on silence and verify the output's shape.
         {
             OneThread one;
             c10::InferenceMode guard;
             const int s = int(info.stems.size()), c = info.channels;
             try {
-                auto st = model->module.run_method("initial_state", 1);
-                auto y = model->module.forward({torch::zeros({1, c, info.hop}), st}).toTuple();
-                auto y2 = model->module.forward({torch::zeros({1, c, 2 * info.hop}), y->elements()[1]}).toTuple();
-                auto t = y2->elements()[0].toTensor();
-                std::vector<int64_t> expected{1, s, c, 2 * info.hop};
+                at::Tensor t;
+                int n;
+                if (info.kind == "streaming") {
+                    n = 2 * info.hop;
+                    auto st = model->module.run_method("initial_state", 1);
+                    auto y = model->module.forward({torch::zeros({1, c, info.hop}), st}).toTuple();
+                    auto y2 = model->module.forward({torch::zeros({1, c, n}), y->elements()[1]}).toTuple();
+                    t = y2->elements()[0].toTensor();
+                } else {
+                    n = windowPadding(info).first;
+                    t = model->module.forward({torch::zeros({1, c, n})}).toTensor();
+                }
+                std::vector<int64_t> expected{1, s, c, n};
                 if (t.sizes().vec() != expected) {
                     std::string got;
                     for (auto d : t.sizes()) got += (got.empty() ? "" : ", ") + std::to_string(d);
                     setError(err, errlen, where + ": the model returns shape (" + got + "), the contract needs (1, "
                                               + std::to_string(s) + ", " + std::to_string(c) + ", "
-                                              + std::to_string(2 * info.hop) + ") (batch, stems, channels, samples)");
+                                              + std::to_string(n) + ") (batch, stems, channels, samples)");
                     return nullptr;
                 }
                 if (!torch::isfinite(t).all().item<bool>()) {
@@ -513,9 +554,62 @@ static void resetEngine(sf_engine* e) {
     e->hostStems.appendZeros(e->latency);
     e->dry.appendZeros(e->latency);
     e->toDrop = e->lookahead;
+    if (e->windowed) {
+        e->modelIn.appendZeros(e->keep);  // tail "center": zeros before the stream
+        e->inputStart = -e->keep;
+        e->offset = e->received = e->statsEnd = e->statCount = 0;
+        e->statTotal = e->statSquares = 0.0;
+        std::fill(e->acc.begin(), e->acc.end(), 0.0f);
+        std::fill(e->wsum.begin(), e->wsum.end(), 0.0f);
+        return;
+    }
     c10::List<at::Tensor> fresh;
     for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
     e->state = fresh;
+}
+
+// Stream positions [start, start + n) of the model-rate input into dst (rows of n), zeros
+// before 0 and past what was received; normalised by (mean, std) if asked (WindowEngine._samples).
+static void windowSamples(sf_engine* e, long long start, int n, float* dst, bool norm, float mean, float std_) {
+    const int rows = e->batch * e->modelChannels;
+    std::fill(dst, dst + size_t(rows) * n, 0.0f);
+    const long long first = std::max(start, 0LL), last = std::min(start + n, e->received);
+    if (last <= first) return;
+    const long long at = first - e->inputStart;
+    for (int r = 0; r < rows; ++r) {
+        const float* src = e->modelIn.readPtr(r) + at;
+        float* d = dst + size_t(r) * n + (first - start);
+        for (long long i = 0; i < last - first; ++i) d[i] = norm ? (src[i] - mean) / std_ : src[i];
+    }
+}
+
+// RunningStats.add over stream positions [start, start + n), and .get
+static void addStats(sf_engine* e, long long start, int n) {
+    const int B = e->batch, C = e->modelChannels;
+    windowSamples(e, start, n, e->statBuf.data(), false, 0.0f, 1.0f);
+    double total = 0.0, squares = 0.0;
+    for (int b = 0; b < B; ++b) {
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < n; ++i) {
+            double m = 0.0;
+            for (int c = 0; c < C; ++c) m += double(e->statBuf[(size_t(b) * C + c) * n + i]);
+            m /= C;
+            sum += m;
+            sq += m * m;
+        }
+        total += sum;
+        squares += sq;
+    }
+    e->statCount += n;
+    e->statTotal += total / B;
+    e->statSquares += squares / B;
+}
+
+static std::pair<double, double> getStats(const sf_engine* e) {
+    if (e->statCount < 2) return {0.0, 1.0};
+    const double mean = e->statTotal / double(e->statCount);
+    const double var = std::max(e->statSquares - double(e->statCount) * mean * mean, 0.0) / double(e->statCount - 1);
+    return {mean, std::sqrt(var) + 1e-8};
 }
 
 int sf_engine_reset(sf_engine* e, char* err, size_t errlen) {
@@ -560,7 +654,30 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
         e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock);
         e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, modelCap);
-        e->modelIn.init(e->batch * info.channels, modelCap + info.hop);
+        e->windowed = info.kind == "window";
+        if (e->windowed) {
+            auto pad = windowPadding(info);
+            e->W = info.window;
+            e->P = pad.first;
+            e->left = pad.second;
+            e->centered = info.tail == "center";
+            e->keep = e->centered ? e->P / 2 : 0;
+            e->normalize = info.normalization == "track";
+            const int rows = e->batch * e->stems * info.channels;
+            e->acc.assign(size_t(rows) * e->W, 0.0f);
+            e->wsum.assign(size_t(e->W), 0.0f);
+            e->chunkBuf.assign(size_t(e->batch) * info.channels * e->P, 0.0f);
+            e->statBuf.assign(size_t(e->batch) * info.channels * e->P, 0.0f);
+            e->doneBuf.assign(size_t(rows) * info.hop, 0.0f);
+            const int seen = e->centered ? e->P : e->W;
+            e->chunkTensor = torch::from_blob(e->chunkBuf.data(), {e->batch, info.channels, seen}, torch::kFloat32);
+            {  // crossfade_weights, computed with torch as the Python side does
+                auto w = torch::cat({torch::arange(1, e->W / 2 + 1), torch::arange(e->W - e->W / 2, 0, -1)});
+                auto wf = (w / w.max()).pow(info.transition_power).to(torch::kFloat32).contiguous();
+                e->weights.assign(wf.data_ptr<float>(), wf.data_ptr<float>() + e->W);
+            }
+        }
+        e->modelIn.init(e->batch * info.channels, modelCap + info.hop + 2 * e->P + e->keep);
         e->modelStems.init(e->stems * hostChannels, modelCap);
         const int hostCap = e->latency + e->maxBlock + int(std::ceil(modelCap / ratio)) + 65536;
         e->hostStems.init(e->stems * hostChannels, hostCap);
@@ -568,7 +685,11 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->hopBuf.assign(size_t(e->batch) * info.channels * info.hop, 0.0f);
         e->hopTensor = torch::from_blob(e->hopBuf.data(), {e->batch, info.channels, info.hop}, torch::kFloat32);
         e->ptrs.resize(size_t(std::max(e->batch * info.channels, 2 * SF_MAX_STEMS)));
-        {
+        if (e->windowed) {
+            OneThread one;
+            c10::InferenceMode guard;
+            for (int i = 0; i < 2; ++i) model->module.forward({e->chunkTensor});  // warm up
+        } else {
             OneThread one;
             c10::InferenceMode guard;
             auto st = model->module.run_method("initial_state", e->batch).toTensorList();
@@ -608,6 +729,84 @@ static void silence(sf_engine* e, int n, float* const* stems, float* const* dry)
     for (int c = 0; c < e->hostChannels; ++c) std::fill(dry[c], dry[c] + n, 0.0f);
 }
 
+// Pipeline._mix_to_host's channel mapping: (batch, stems, model channels, len) samples
+// [skip, skip + m) appended to modelStems as (stems * host channels).
+static void appendStems(sf_engine* e, const float* yp, int len, int skip, int m) {
+    const int ch = e->hostChannels, c = e->modelChannels, S = e->stems;
+    if (!e->modelStems.reserve(m)) throw std::runtime_error("internal error: the stem buffer is full");
+    auto at = [&](int b, int s, int k) { return yp + ((size_t(b) * S + s) * c + k) * len + skip; };
+    for (int s = 0; s < S; ++s) {
+        for (int h = 0; h < ch; ++h) {
+            float* w = e->modelStems.writePtr(s * ch + h);
+            if (c == ch) {
+                std::memcpy(w, at(0, s, h), sizeof(float) * size_t(m));
+            } else if (c == 1) {
+                std::memcpy(w, at(h, s, 0), sizeof(float) * size_t(m));
+            } else {  // stereo model, mono host: the mean of the two channels
+                const float* l = at(0, s, 0);
+                const float* r = at(0, s, 1);
+                for (int i = 0; i < m; ++i) w[i] = (l[i] + r[i]) / 2.0f;
+            }
+        }
+    }
+    e->modelStems.commit(m);
+}
+
+// WindowEngine._run_chunk(None) and _emit: one full chunk at `offset`, `hop` samples out.
+static void runWindowChunk(sf_engine* e) {
+    const int B = e->batch, S = e->stems, C = e->modelChannels, W = e->W, H = e->hop;
+    const long long o = e->offset;
+    const int leftC = e->centered ? e->left : 0;
+    const int seen = e->centered ? e->P : W;
+    float mean = 0.0f, std_ = 1.0f;
+    if (e->normalize) {
+        const long long stop = o - leftC + seen;
+        if (stop > e->statsEnd) {
+            addStats(e, e->statsEnd, int(stop - e->statsEnd));
+            e->statsEnd = stop;
+        }
+        auto st = getStats(e);
+        mean = float(st.first);
+        std_ = float(st.second);
+    }
+    windowSamples(e, o - leftC, seen, e->chunkBuf.data(), e->normalize, mean, std_);
+    at::Tensor y;
+    {
+        OneThread one;
+        c10::InferenceMode guard;
+        y = e->model->module.forward({e->chunkTensor}).toTensor().contiguous();
+    }
+    if (y.dim() != 4 || y.size(0) != B || y.size(1) != S || y.size(2) != C || y.size(3) != seen)
+        throw std::runtime_error("the model returned a tensor of the wrong shape");
+    const float* yp = y.data_ptr<float>();
+    const int rows = B * S * C;
+    for (int r = 0; r < rows; ++r) {
+        float* a = e->acc.data() + size_t(r) * W;
+        const float* src = yp + size_t(r) * seen + leftC;
+        for (int i = 0; i < W; ++i) {
+            float v = src[i];
+            if (e->normalize) v = v * std_ + mean;
+            a[i] += e->weights[size_t(i)] * v;
+        }
+    }
+    for (int i = 0; i < W; ++i) e->wsum[size_t(i)] += e->weights[size_t(i)];
+    // _emit: the first hop is final
+    for (int r = 0; r < rows; ++r) {
+        float* a = e->acc.data() + size_t(r) * W;
+        float* d = e->doneBuf.data() + size_t(r) * H;
+        for (int i = 0; i < H; ++i) d[i] = a[i] / e->wsum[size_t(i)];
+        std::memmove(a, a + H, sizeof(float) * size_t(W - H));
+        std::fill(a + (W - H), a + W, 0.0f);
+    }
+    std::memmove(e->wsum.data(), e->wsum.data() + H, sizeof(float) * size_t(W - H));
+    std::fill(e->wsum.begin() + (W - H), e->wsum.end(), 0.0f);
+    e->offset += H;
+    const long long keepFrom = e->offset - e->keep;
+    e->modelIn.drop(int(keepFrom - e->inputStart));
+    e->inputStart = keepFrom;
+    appendStems(e, e->doneBuf.data(), H, 0, H);
+}
+
 int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry,
                       char* err, size_t errlen) {
     if (n <= 0) return 0;
@@ -638,45 +837,33 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
             const int added = f.size() - before;
             std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before, sizeof(float) * size_t(added));
         }
-        // StreamingEngine.push in real-time mode: every whole hop, at once
         e->modelStems.clear();
-        const int rows = e->batch * c;
-        while (e->modelIn.size() >= e->hop) {
-            for (int r = 0; r < rows; ++r)
-                std::memcpy(e->hopBuf.data() + size_t(r) * e->hop, e->modelIn.readPtr(r), sizeof(float) * size_t(e->hop));
-            e->modelIn.drop(e->hop);
-            at::Tensor y;
-            {
-                OneThread one;
-                c10::InferenceMode guard;
-                auto out = e->model->module.forward({e->hopTensor, e->state}).toTuple();
-                y = out->elements()[0].toTensor().contiguous();
-                e->state = out->elements()[1].toTensorList();
-            }
-            if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
-                throw std::runtime_error("the model returned a tensor of the wrong shape");
-            const float* yp = y.data_ptr<float>();
-            const int skip = std::min(e->toDrop, e->hop);  // the model's first outputs precede the stream
-            e->toDrop -= skip;
-            const int m = e->hop - skip;
-            if (m == 0) continue;
-            if (!e->modelStems.reserve(m)) throw std::runtime_error("internal error: the stem buffer is full");
-            auto at = [&](int b, int s, int k) { return yp + ((size_t(b) * S + s) * c + k) * e->hop + skip; };
-            for (int s = 0; s < S; ++s) {
-                for (int h = 0; h < ch; ++h) {
-                    float* w = e->modelStems.writePtr(s * ch + h);
-                    if (c == ch) {
-                        std::memcpy(w, at(0, s, h), sizeof(float) * size_t(m));
-                    } else if (c == 1) {
-                        std::memcpy(w, at(h, s, 0), sizeof(float) * size_t(m));
-                    } else {  // stereo model, mono host: the mean of the two channels
-                        const float* l = at(0, s, 0);
-                        const float* r = at(0, s, 1);
-                        for (int i = 0; i < m; ++i) w[i] = (l[i] + r[i]) / 2.0f;
-                    }
+        if (e->windowed) {
+            // WindowEngine.push: a chunk as soon as its whole padded input is in
+            e->received += e->modelIn.size() - before;
+            while (e->received >= e->offset - e->left + e->P) runWindowChunk(e);
+        } else {
+            // StreamingEngine.push in real-time mode: every whole hop, at once
+            const int rows = e->batch * c;
+            while (e->modelIn.size() >= e->hop) {
+                for (int r = 0; r < rows; ++r)
+                    std::memcpy(e->hopBuf.data() + size_t(r) * e->hop, e->modelIn.readPtr(r),
+                                sizeof(float) * size_t(e->hop));
+                e->modelIn.drop(e->hop);
+                at::Tensor y;
+                {
+                    OneThread one;
+                    c10::InferenceMode guard;
+                    auto out = e->model->module.forward({e->hopTensor, e->state}).toTuple();
+                    y = out->elements()[0].toTensor().contiguous();
+                    e->state = out->elements()[1].toTensorList();
                 }
+                if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
+                    throw std::runtime_error("the model returned a tensor of the wrong shape");
+                const int skip = std::min(e->toDrop, e->hop);  // the model's first outputs precede the stream
+                e->toDrop -= skip;
+                if (e->hop - skip > 0) appendStems(e, y.data_ptr<float>(), e->hop, skip, e->hop - skip);
             }
-            e->modelStems.commit(m);
         }
         // model -> host rate, into the delay line
         const int got = e->modelStems.size();

@@ -394,7 +394,9 @@ void StemforgeProcessor::build() {
         currentModel = model;
     }
     builtLatency = latency;
+    const bool windowed = juce::String(info.kind) == "window";
     setStatus(juce::String(info.name) + " " + info.version + (info.untrained ? " (UNTRAINED test fixture)" : "")
+                  + (windowed ? " [window model: for offline renders; each hop runs a whole window]" : "")
                   + ": " + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate)
                   + " Hz; latency " + juce::String(latency) + " samples ("
                   + juce::String(1000.0 * latency / r, 1) + " ms) at " + juce::String(juce::roundToInt(r)) + " Hz",
