@@ -273,6 +273,29 @@ def test_torch_threads_of_the_caller_are_kept(model_dir):
         torch.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("name,rate,channels,block", [
+    ("live", 48000, 2, 64), ("fixture-mono-22k", 44100, 2, 128), ("fixture-window", 44100, 1, 512)])
+def test_engine_allocates_only_inside_model_calls(tmp_path, name, rate, channels, block):
+    """Every heap allocation of the process counted per block (plugin/vst3/tests/rt_check.cpp
+    replaces malloc): blocks that run no model call allocate nothing; only torch's forward does."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to build the allocation counter")
+    exe = tmp_path / "rt_check"
+    src = MODELS.parent / "plugin" / "vst3" / "tests" / "rt_check.cpp"
+    subprocess.run(["g++", "-O1", "-std=c++17", str(src), "-ldl", "-o", str(exe)], check=True)
+    count = 300
+    run = subprocess.run([str(exe), BUNDLE, str(model_file(name)), str(rate), str(channels), str(block), str(count)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    *lines, last = run.stdout.split("\n")[:-1]
+    allocs = [int(v) for v in lines]
+    info = stemforge.load_model(model_file(name)).info
+    calls = int(count * block * info.sample_rate / rate) // info.hop + 1  # model calls at most
+    assert len(allocs) == count
+    assert sum(a > 0 for a in allocs) <= calls
+    assert sum(a == 0 for a in allocs) >= count - calls
+
+
 # ------------------------------------------------------------------------------- failures
 @pytest.mark.parametrize("name,message", [
     ("corrupt", "torch::jit::load cannot read it"),
