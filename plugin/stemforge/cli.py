@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional
 
 from . import __version__
 from .apps.batch import DEFAULT_THREADS, FileResult, Reporter
@@ -20,6 +20,9 @@ from .errors import ExportError, Interrupted
 from .io.formats import AUDIO_EXTENSIONS, FORMATS, format_help
 from .io.sessions import FORMATS as SESSION_KINDS
 from .io.writing import DEFAULT_TEMPLATE
+
+if TYPE_CHECKING:
+    from .apps.models import ModelRow
 
 AUDIO_KINDS = ", ".join(s.lstrip(".") for s in AUDIO_EXTENSIONS if s != ".aif")
 
@@ -265,7 +268,8 @@ def render_command(args: argparse.Namespace) -> int:
 def import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", choices=["demucs", "openunmix"], help="whose checkpoint it is")
     p.add_argument("checkpoint", type=Path,
-                   help="demucs: a .th file (e.g. from ~/.cache/torch/hub/checkpoints); "
+                   help="demucs: a .th file (e.g. from ~/.cache/torch/hub/checkpoints), or a bag's "
+                   ".yaml (demucs/remote/*.yaml) with its members' .th files beside it; "
                    "openunmix: a model folder (separator.json, <target>.json, <target>.pth)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the model file to write (.ts)")
     p.add_argument("--name", help="the model's name (default: the checkpoint's)")
@@ -303,6 +307,97 @@ def import_command(args: argparse.Namespace) -> int:
     sep.prepare(model.sample_rate, model.channels)
     print(f"wrote {out}: {model!r}; latency {sep.latency_samples} samples at {model.sample_rate} Hz")
     return 0
+
+
+# -- models -------------------------------------------------------------------------------
+
+MODELS_HELP = """\
+  stemforge models list                  # every model a name finds, and those you can pull
+  stemforge models pull htdemucs_ft      # download, verify, import: then --model htdemucs_ft
+
+Pulled models go to $STEMFORGE_HOME/models (default: ~/.cache/stemforge/models), where every
+face (CLI, StemSeparator, render plans, Chain, the plugin) finds them by name. The catalogue
+of names, URLs, checksums and licences is built in; --catalogue FILE or $STEMFORGE_CATALOGUE
+replaces it, --mirror URL or $STEMFORGE_MIRROR fetches every file as <mirror>/<file>.
+"""
+
+
+def models_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="models by name: kind, stems, rate, latency, licence, "
+                             "source, quality")
+    pulling = sub.add_parser("pull", help="download, verify and import a published model")
+    pulling.add_argument("name", help="a name from `stemforge models list` (e.g. htdemucs_ft)")
+    pulling.add_argument("--mirror", help="fetch every file as MIRROR/<file> (a URL or a folder); "
+                         "default: $STEMFORGE_MIRROR, else the official URLs")
+    pulling.add_argument("--force", action="store_true", help="pull again if pulled before")
+    pulling.add_argument("--keep-downloads", action="store_true",
+                         help="keep the verified checkpoints in the downloads folder")
+    pulling.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    for q in (listing, pulling):
+        q.add_argument("--catalogue", help="a catalogue file (JSON) instead of the built-in one "
+                       "(default: $STEMFORGE_CATALOGUE)")
+
+
+class DownloadProgress:
+    """A progress bar per file on a terminal, a line per quarter otherwise."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.tty = quiet, sys.stderr.isatty()
+        self._start: Dict[str, float] = {}
+        self._said: Dict[str, int] = {}
+
+    def __call__(self, name: str, done: int, total: Optional[int]) -> None:
+        if self.quiet:
+            return
+        start = self._start.setdefault(name, time.perf_counter())
+        rate = done / max(time.perf_counter() - start, 1e-6) / 1e6
+        share = done / total if total else 0.0
+        if self.tty:
+            bar = "#" * int(24 * share) if total else ""
+            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            print(f"\r{name[:32]:<32} [{bar:<24}] {100 * share:5.1f}% {size} {rate:.1f} MB/s\x1b[K",
+                  end="\n" if total and done >= total else "", file=sys.stderr, flush=True)
+        elif total and int(4 * share) > self._said.get(name, -1):
+            self._said[name] = int(4 * share)
+            print(f"{name}: {100 * share:.0f}% of {total / 1e6:.1f} MB", file=sys.stderr, flush=True)
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from .apps.models import PullError, list_models, pull
+    if args.action == "list":
+        for row in list_models(args.catalogue):
+            print(format_model_row(row))
+        return 0
+    try:
+        result = pull(args.name, catalogue=args.catalogue, mirror=args.mirror, force=args.force,
+                      keep_downloads=args.keep_downloads, progress=DownloadProgress(args.quiet),
+                      on_wait=lambda: print(f"another stemforge is pulling {args.name}; waiting "
+                                            "for it", file=sys.stderr, flush=True))
+    except PullError as e:
+        return fail(str(e))
+    done = "already pulled" if result.already else "pulled"
+    print(f"{args.name} {done}: {result.path} ({result.info.license}); use it as --model {args.name} "
+          f"or StemSeparator({args.name!r})")
+    return 0
+
+
+def format_model_row(row: "ModelRow") -> str:
+    """A `models list` entry: name and status, then what it is, its licence, source, quality."""
+    lines = [f"{row.name}  ({row.status})"]
+    if row.info is not None:
+        i = row.info
+        latency = " / ".join(f"{row.latency[r]}" for r in sorted(row.latency))
+        untrained = ", UNTRAINED test fixture" if i.untrained else ""
+        lines.append(f"    {i.kind}{untrained}, {'/'.join(i.stems)}, {i.sample_rate} Hz, {i.channels} ch, "
+                     f"latency {latency} samples at 44.1 / 48 kHz, {row.size / 1e6:.1f} MB")
+    if row.title:
+        lines.append(f"    {row.title}")
+    for label, value in (("licence", row.licence), ("source", row.source),
+                         ("quality", row.quality), ("problem", row.problem)):
+        if value:
+            lines.append(f"    {label}: {value}")
+    return "\n".join(lines)
 
 
 # -- live ---------------------------------------------------------------------------------
@@ -503,6 +598,8 @@ COMMANDS: List[Command] = [
             render_command, RENDER_HELP),
     Command("import-model", "turn a Demucs or Open-Unmix checkpoint into a stemforge model file",
             import_arguments, import_command),
+    Command("models", "list models, and pull published ones (Demucs, Open-Unmix) by name",
+            models_arguments, models_command, MODELS_HELP),
     Command("live", "separate an audio interface's input in real time", live_arguments,
             live_command, LIVE_HELP),
     Command("sections", "find the songs in a long recording (a singing stream)",

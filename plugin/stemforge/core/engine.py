@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .fifo import SampleFifo
-from .model import Model, ModelError, torch_threads
+from .model import Model, ModelError, ModelInfo, torch_threads
 
 MAX_STEP_SAMPLES = 1 << 16  # longest single model call: bounds memory on long inputs
 # Throughput mode runs a streaming model on at least this many samples per call:
@@ -63,9 +63,13 @@ class StreamingEngine:
 
     @property
     def realtime_delay(self) -> int:
+        return self.delay_for(self.model.info)
+
+    @staticmethod
+    def delay_for(info: ModelInfo) -> int:
         """The most input samples that can wait for their output in real-time mode:
         a hop's worth of buffering plus the model's lookahead."""
-        return self.delay + self.hop - 1
+        return info.lookahead + info.hop - 1
 
     def push(self, x: np.ndarray) -> np.ndarray:
         self._received += x.shape[2]
@@ -157,9 +161,7 @@ class WindowEngine:
         self.model, self.batch, self.threads = model, batch, threads
         info = model.info
         self.window, self.hop, self.tail = info.window, info.hop, info.tail
-        self.padded = info.padded_window if info.tail == "center" else info.window
-        # left context of a full chunk; a chunk cut short at the end may need up to padded // 2
-        self.left = (self.padded - self.window) // 2
+        self.padded, self.left = self._padding(info)
         self.keep = self.padded // 2 if info.tail == "center" else 0
         self.normalize = info.input_normalization == "track"
         self.shape = (batch, len(info.stems), info.channels)
@@ -190,11 +192,23 @@ class WindowEngine:
     def set_realtime(self, realtime: bool) -> None:
         """A window model runs once per hop in both modes."""
 
+    @staticmethod
+    def _padding(info: ModelInfo) -> Tuple[int, int]:
+        """(samples the model sees per chunk, left context of a full chunk); a chunk cut
+        short at the end may need up to padded // 2."""
+        padded = info.padded_window if info.tail == "center" else info.window
+        return padded, (padded - info.window) // 2
+
     @property
     def realtime_delay(self) -> int:
+        return self.delay_for(self.model.info)
+
+    @classmethod
+    def delay_for(cls, info: ModelInfo) -> int:
         """A sample is final once the chunk that starts at or before it, last, has run;
         that chunk runs when its whole padded input is in."""
-        return self.padded - self.left - 1
+        padded, left = cls._padding(info)
+        return padded - left - 1
 
     def _samples(self, start: int, n: int, end: Optional[int],
                  stats: Optional[Tuple[float, float]] = None) -> np.ndarray:

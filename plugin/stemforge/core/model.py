@@ -217,12 +217,31 @@ class Model:
             raise ModelError(f"{where}: the model returns NaN or Inf on silence")
 
 
+def stemforge_home() -> Path:
+    """The user's stemforge folder: $STEMFORGE_HOME, else the platform's cache folder
+    (~/.cache/stemforge, or $XDG_CACHE_HOME/stemforge; ~/Library/Caches/stemforge on macOS;
+    %LOCALAPPDATA%\\stemforge on Windows). Pulled models are in its models/ folder."""
+    if os.environ.get("STEMFORGE_HOME"):
+        return Path(os.environ["STEMFORGE_HOME"]).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "stemforge"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "stemforge"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "stemforge"
+
+
+def pulled_models_dir() -> Path:
+    """Where `stemforge models pull` puts the models it imports (every face finds them by name)."""
+    return stemforge_home() / "models"
+
+
 def model_dirs() -> List[Path]:
     """Where model names are looked up, first match wins."""
     dirs = [Path(p) for p in os.environ.get("STEMFORGE_MODELS", "").split(os.pathsep) if p]
     here = Path(__file__).resolve().parent
     dirs.append(here.parents[2] / "models")  # a source checkout (editable install)
     dirs.append(Path(sys.prefix) / "share" / "stemforge" / "models")  # a wheel install
+    dirs.append(pulled_models_dir())  # `stemforge models pull`
     return dirs
 
 
@@ -247,7 +266,23 @@ def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
     if name_or_path is None:
         hint = (" No trained default model is bundled yet; name a model or a .ts file, e.g. "
                 "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator).")
+    if not hint:
+        hint = " `stemforge models list` shows the models there are and those you can pull."
     raise ModelError(f"model {name!r} not found (looked for {name}.ts in {searched}).{hint}")
+
+
+def read_info(path: Union[str, os.PathLike]) -> ModelInfo:
+    """A model file's metadata, read from its archive without loading the model."""
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
+            if not names:
+                raise ModelError(f"{where}: no {METADATA_FILE} metadata inside")
+            text = archive.read(names[0]).decode("utf-8")
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelError(f"{where}: not a readable model file ({e})") from None
+    return ModelInfo.from_json(text, where)
 
 
 def load_model(name_or_path: Union[str, os.PathLike, None] = None, *, device: str = "cpu") -> Model:

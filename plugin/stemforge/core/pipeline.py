@@ -18,9 +18,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .engine import make_engine
+from .engine import ENGINES, make_engine
 from .fifo import SampleFifo
-from .model import Model
+from .model import Model, ModelInfo
 from .resample import StreamResampler
 
 # Silence pushed at the end of a stream, in seconds: the output resampler's filter
@@ -133,11 +133,21 @@ class Pipeline:
         h_out host samples behind its input / r, the whole path is at most
         (h_in + h_eng) / r + h_out behind: a bound that holds for any blocking.
         """
-        h_eng = self.engine.realtime_delay
-        if self._resample_in.identity:
-            return h_eng
-        h_in, h_out = resampler_holdbacks(self.host_rate, self.model.sample_rate)
-        return int(np.ceil((h_in + h_eng) * self.host_rate / self.model.sample_rate + h_out))
+        return host_latency(self.engine.realtime_delay, self.host_rate, self.model.sample_rate)
+
+
+def host_latency(engine_delay: int, host_rate: int, model_rate: int) -> int:
+    """`Pipeline.latency` for an engine whose real-time delay is `engine_delay` model samples."""
+    if host_rate == model_rate:
+        return engine_delay
+    h_in, h_out = resampler_holdbacks(host_rate, model_rate)
+    return int(np.ceil((h_in + engine_delay) * host_rate / model_rate + h_out))
+
+
+def latency_of(info: ModelInfo, host_rate: int) -> int:
+    """The latency_samples a processor reports for a model at `host_rate`, from its metadata
+    alone (without loading the model)."""
+    return host_latency(ENGINES[info.kind].delay_for(info), host_rate, info.sample_rate)
 
 
 @lru_cache(maxsize=64)

@@ -63,8 +63,8 @@ def targets_in(folder: Path) -> list:
 
 
 def import_openunmix(folder: Path, out: Path, *, targets: Optional[Sequence[str]] = None,
-                     name: Optional[str] = None, window: float = 10.0,
-                     overlap: float = 0.25) -> ModelInfo:
+                     name: Optional[str] = None, window: float = 10.0, overlap: float = 0.25,
+                     license: Optional[str] = None, training_data: Optional[str] = None) -> ModelInfo:
     """Script the Open-Unmix Separator of a model folder (separator.json, <target>.json,
     <target>.pth, as Open-Unmix's training writes them) into `out`, with niter=0.
 
@@ -93,8 +93,8 @@ def import_openunmix(folder: Path, out: Path, *, targets: Optional[Sequence[str]
         hop=int((1 - overlap) * samples), window=samples, sums_to_mix=False,
         description=(f"Open-Unmix imported from {folder.name}: openunmix.model.Separator with "
                      f"niter=0 over {window:g} s windows"),
-        training_data="as documented for the Open-Unmix checkpoint (MUSDB18 for the released models)",
-        license="the checkpoint's own licence (Open-Unmix's released weights: MIT)",
+        training_data=training_data or "as documented for the Open-Unmix checkpoint",
+        license=license or "the checkpoint's own licence (umx, umxhq: MIT; umxl: CC BY-NC-SA 4.0)",
         overlap=overlap, tail="trim")
     save_model(torch.jit.script(separator), info, out)
     return info
