@@ -415,3 +415,13 @@ def test_no_network_names_the_files_checksums_and_import_model(checkpoints, tmp_
     done = cli("models", "pull", "umxhq", "--catalogue", catalogue, home=home)
     assert done.returncode == 0, done.stderr
     assert stemforge.load_model(home / "models" / "umxhq.ts").info.license.startswith("CC BY-NC-SA")
+
+
+@pytest.mark.parametrize("rate", [22050, 44100, 48000])
+def test_listed_latency_is_what_the_processor_reports(models, rate):
+    """`models list` computes latency from the metadata alone; it is the processor's."""
+    from stemforge.core.pipeline import latency_of
+    for model in models.values():
+        sep = stemforge.StemSeparator(model)
+        sep.prepare(rate, 2)
+        assert latency_of(model.info, rate) == sep.latency_samples, model.name
