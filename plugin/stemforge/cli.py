@@ -315,15 +315,16 @@ MODELS_HELP = """\
   stemforge models list                  # every model a name finds, and those you can pull
   stemforge models pull htdemucs_ft      # download, verify, import: then --model htdemucs_ft
 
-Pulled models go to $STEMFORGE_HOME/models (default: ~/.cache/stemforge/models), where every
-face (CLI, StemSeparator, render plans, Chain, the plugin) finds them by name. The catalogue
+Pulled models go to $STEMFORGE_HOME/models (default: ~/.cache/stemforge/models), where the
+CLI, StemSeparator, render plans and Chain find them by name. The catalogue
 of names, URLs, checksums and licences is built in; --catalogue FILE or $STEMFORGE_CATALOGUE
 replaces it, --mirror URL or $STEMFORGE_MIRROR fetches every file as <mirror>/<file>.
 """
 
 
 def models_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", required=True)
+    sub = p.add_subparsers(dest="action", required=True, metavar="list|pull",
+                           help="list the models, or pull one by name")
     listing = sub.add_parser("list", help="models by name: kind, stems, rate, latency, licence, "
                              "source, quality")
     pulling = sub.add_parser("pull", help="download, verify and import a published model")
