@@ -110,6 +110,26 @@ def python_latency(name: str, rate: int, channels: int = 2) -> int:
 
 
 # ------------------------------------------------------------------------------ loading
+def test_build_says_what_to_install(monkeypatch):
+    sys.path.insert(0, str(MODELS.parent / "plugin" / "vst3"))
+    import build_plugin
+    monkeypatch.setattr(build_plugin.shutil, "which", lambda tool: None if tool == "cmake" else "/usr/bin/" + tool)
+    monkeypatch.setattr(build_plugin.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(build_plugin.Path, "is_file", lambda self: False)
+    (what, how), = build_plugin.missing_prerequisites()
+    assert "cmake" in what and "JUCE" in what and "libsoxr" in what
+    assert "apt-get install -y --no-install-recommends cmake juce-modules-source libsoxr-dev" in how[0]
+    with pytest.raises(SystemExit, match="missing cmake"):
+        build_plugin.build()
+
+
+def test_plugin_path_says_how_to_build(monkeypatch, tmp_path):
+    from stemforge import vst3
+    monkeypatch.setattr(vst3, "_candidates", lambda: [tmp_path / "stemforge.vst3"])
+    with pytest.raises(FileNotFoundError, match="python build.py plugin"):
+        stemforge.plugin_path()
+
+
 def test_bundle_carries_the_current_presets():
     for preset in ("studio", "live"):
         shipped = os.path.join(BUNDLE, "Contents", "Resources", "models", f"{preset}.ts")
@@ -248,6 +268,23 @@ def test_state_restores_into_a_new_instance(model_dir):
     np.testing.assert_array_equal(ya, yb)
     gain = 10 ** (float(b.other_gain_db) / 20)
     close(yb, reference("fixture-mono-22k", x, 48000, gains={"other": gain, "bass": 0.0}))
+
+
+def test_state_names_a_model_missing_from_this_machine(model_dir, tmp_path):
+    """A session saved where fixture-stream is in the model menu, opened where it is not:
+    the plugin loads the file the session names."""
+    a = load("fixture-stream", stem="drums")
+    state = a.raw_state
+    os.environ["STEMFORGE_MODELS"] = str(tmp_path)  # an empty model folder
+    try:
+        b = pedalboard.load_plugin(BUNDLE)
+    finally:
+        os.environ["STEMFORGE_MODELS"] = str(model_dir)
+    assert "fixture-stream" not in b.parameters["model"].valid_values
+    b.raw_state = state
+    assert str(b.model) == "file"
+    x = music(1.0, 44100, seed=16)
+    close(b(x, 44100), reference("fixture-stream", x, 44100, stem="drums"))
 
 
 def test_inside_a_pedalboard_with_native_effects(model_dir):

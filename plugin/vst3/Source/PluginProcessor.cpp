@@ -580,6 +580,11 @@ void StemforgeProcessor::getStateInformation(juce::MemoryBlock& destData) {
     const int index = int(params.getRawParameterValue("model")->load());
     state.setProperty("modelName", choices[juce::jlimit(0, choices.size() - 1, index)], nullptr);
     state.setProperty("modelFile", getModelFile(), nullptr);
+    {  // the file of the chosen model: a session opened where its name is not in the menu uses it
+        std::lock_guard<std::mutex> lock(configLock);
+        juce::String error;
+        state.setProperty("modelPath", resolveModel(error), nullptr);
+    }
     state.setProperty("version", STEMFORGE_VERSION, nullptr);
     if (auto xml = state.createXml()) {
         auto text = xml->toString();
@@ -601,9 +606,16 @@ void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) 
     params.replaceState(tree);
     // the model by name: the menu's order depends on the model folders of this machine
     const juce::String name = tree.getProperty("modelName").toString();
+    const juce::String path = tree.getProperty("modelPath").toString();
+    auto* p = params.getParameter("model");
     if (name.isNotEmpty() && choices.contains(name)) {
-        auto* p = params.getParameter("model");
         p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
+    } else if (name.isNotEmpty() && path.isNotEmpty()) {  // not in this machine's menu: its file
+        {
+            std::lock_guard<std::mutex> lock(configLock);
+            modelFile = path;
+        }
+        p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(kFileChoice))));
     }
     requestBuild();
     bool prepared;
