@@ -101,6 +101,19 @@ def main() -> None:
     torch.set_num_threads(1)
     x = music(args.seconds, RATE, seed=1)
     print(f"{args.seconds:g} s of stereo at {RATE} Hz; one torch thread; times in ms\n")
+    print("latency reported to the host, samples (ms):\n")
+    print("| model | 44.1 kHz | 48 kHz | 96 kHz |")
+    print("| --- | --- | --- | --- |")
+    for name in args.models.split(","):
+        plugin = pedalboard.load_plugin(str(stemforge.plugin_path()))
+        plugin.model = name
+        cells = []
+        for rate in (44100, 48000, 96000):
+            plugin.process(x[:, :512], rate, buffer_size=512, reset=True)
+            lat = plugin.reported_latency_samples
+            cells.append(f"{lat} ({1e3 * lat / rate:.1f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nper block:\n")
     print("| what | block | mean | p99 | max | RTF | half block |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for block in (int(b) for b in args.blocks.split(",")):
