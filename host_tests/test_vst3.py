@@ -137,6 +137,24 @@ def test_bundle_carries_the_current_presets():
             f"{shipped} is not models/{preset}.ts: rebuild with `python build.py plugin`"
 
 
+def test_pulled_models_are_in_the_menu(model_dir, tmp_path):
+    """The folder `stemforge models pull` fills ($STEMFORGE_HOME/models), as Python finds it."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(MODELS / "fixture-stream.ts", tmp_path / "models" / "pulled-one.ts")
+    old = os.environ.get("STEMFORGE_HOME")
+    os.environ["STEMFORGE_HOME"] = str(tmp_path)
+    try:
+        plugin = load("pulled-one", stem="bass")
+        assert str(stemforge.core.model.resolve("pulled-one")) == str(tmp_path / "models" / "pulled-one.ts")
+    finally:
+        if old is None:
+            os.environ.pop("STEMFORGE_HOME")
+        else:
+            os.environ["STEMFORGE_HOME"] = old
+    x = music(0.5, 44100, seed=17)
+    close(plugin(x, 44100), reference("fixture-stream", x, 44100, stem="bass"))
+
+
 def test_loads_with_its_parameters(model_dir):
     plugin = load()
     assert {"output", "stem", "model", "vocals_gain_db", "vocals_mute", "drums_gain_db"} <= set(plugin.parameters)

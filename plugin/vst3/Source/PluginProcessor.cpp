@@ -93,7 +93,18 @@ Stream::~Stream() {
 
 // --------------------------------------------------------------------------- model folders
 // As stemforge.core.model.model_dirs: STEMFORGE_MODELS first, then the presets shipped in
-// the bundle, then the user's folder.
+// the bundle (where Python looks in the checkout or the wheel), then the models that
+// `stemforge models pull` imports: $STEMFORGE_HOME/models, else ~/.cache/stemforge/models
+// (or $XDG_CACHE_HOME/stemforge/models).
+static juce::File stemforgeHome() {
+    if (const char* home = std::getenv("STEMFORGE_HOME"); home && *home)
+        return juce::File(juce::String(home).replace("~", juce::File::getSpecialLocation(
+                              juce::File::userHomeDirectory).getFullPathName()));
+    if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache && *cache)
+        return juce::File(juce::String(cache)).getChildFile("stemforge");
+    return juce::File::getSpecialLocation(juce::File::userHomeDirectory).getChildFile(".cache/stemforge");
+}
+
 static juce::Array<juce::File> modelDirs() {
     juce::Array<juce::File> dirs;
     if (const char* env = std::getenv("STEMFORGE_MODELS"); env && *env) {
@@ -101,11 +112,7 @@ static juce::Array<juce::File> modelDirs() {
             if (p.isNotEmpty()) dirs.add(juce::File(p));
     }
     dirs.add(ownBinary().getParentDirectory().getParentDirectory().getChildFile("Resources").getChildFile("models"));
-    juce::String data = std::getenv("XDG_DATA_HOME") ? juce::String(std::getenv("XDG_DATA_HOME")) : juce::String();
-    juce::File base = data.isNotEmpty() ? juce::File(data)
-                                        : juce::File::getSpecialLocation(juce::File::userHomeDirectory)
-                                              .getChildFile(".local/share");
-    dirs.add(base.getChildFile("stemforge").getChildFile("models"));
+    dirs.add(stemforgeHome().getChildFile("models"));
     return dirs;
 }
 
