@@ -410,6 +410,20 @@ def test_missing_libtorch_is_a_clear_message(tmp_path):
     assert "STEMFORGE_TORCH_LIB" in run.stderr and "libc10.so" in run.stderr, run.stderr
 
 
+def test_torch_lib_folder_from_the_environment():
+    """The remedy the message names: STEMFORGE_TORCH_LIB set to torch's lib folder works."""
+    script = textwrap.dedent(f"""
+        import numpy as np, pedalboard
+        p = pedalboard.load_plugin({BUNDLE!r})
+        y = p(np.ones((2, 44100), np.float32) * 0.1, 44100)
+        print("sound" if np.any(y) else "silent")
+    """)
+    env = dict(os.environ, STEMFORGE_TORCH_LIB=os.path.join(os.path.dirname(torch.__file__), "lib"))
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "sound" in run.stdout, run.stderr
+
+
 # ------------------------------------------------------------------- window models (offline)
 def window_case(model_dir, path, name: str, rate: int, channels: int, block: int, params: dict, **kw):
     """The plugin against Python's process_block on the same stream (the audio, then silence
