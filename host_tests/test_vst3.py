@@ -351,6 +351,39 @@ def test_engine_allocates_only_inside_model_calls(tmp_path, name, rate, channels
     assert sum(a == 0 for a in allocs) >= count - calls
 
 
+@pytest.fixture(scope="module")
+def rt_host():
+    """plugin/vst3/tests/rt_host.cpp, a JUCE host that plays the plugin in real-time mode
+    (built on demand in the plugin's CMake tree: about 2 minutes the first time)."""
+    cmake_dir = MODELS.parent / "build" / "vst3" / "cmake"
+    if not (cmake_dir / "CMakeCache.txt").is_file():
+        pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
+    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
+
+
+@pytest.mark.parametrize("before,after,rate", [("live", "studio", 44100), ("studio", "live", 48000)])
+def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir, before, after, rate):
+    """A DAW's view: processBlock in real-time mode, paced like a device, while the host
+    switches the model. Loading takes hundreds of ms on the loader thread; no block waits for
+    it (the old model plays until the swap), the host learns the new latency through its
+    message loop, and the new model plays."""
+    block = 128
+    run = subprocess.run([str(rt_host), BUNDLE, before, after, str(rate), str(block), "3"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines() if line.startswith("latency"))
+    lat_before, lat_after = map(int, lines["latency"].split())
+    assert (lat_before, lat_after) == (python_latency(before, rate), python_latency(after, rate))
+    phases = [dict(zip(*[iter(line.split()[2:])] * 2)) for line in run.stdout.splitlines()
+              if line.startswith("phase")]
+    budget_ms = 1e3 * block / rate
+    assert float(phases[1]["longest_ms"]) < 20 * budget_ms, run.stdout  # loading takes far longer
+    assert int(phases[2]["blocks"]) - int(phases[2]["silent"]) > 50, run.stdout  # the new model plays
+    assert int(phases[0]["silent"]) <= lat_before // block + 2, run.stdout
+
+
 # ------------------------------------------------------------------------------- failures
 @pytest.mark.parametrize("name,message", [
     ("corrupt", "torch::jit::load cannot read it"),
