@@ -316,7 +316,7 @@ MODELS_HELP = """\
   stemforge models pull htdemucs_ft      # download, verify, import: then --model htdemucs_ft
 
 Pulled models go to $STEMFORGE_HOME/models (default: ~/.cache/stemforge/models), where the
-CLI, StemSeparator, render plans and Chain find them by name. The catalogue
+CLI, StemSeparator, render plans, Chain and the VST3's model menu find them by name. The catalogue
 of names, URLs, checksums and licences is built in; --catalogue FILE or $STEMFORGE_CATALOGUE
 replaces it, --mirror URL or $STEMFORGE_MIRROR fetches every file as <mirror>/<file>.
 """
