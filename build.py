@@ -82,11 +82,13 @@ def build_fixture(f: Fixture) -> tuple:
     return WindowMaskNet(net, f.window).eval(), info
 
 
-TRAINING_DATA = ("stemforge's rendered corpus (models/corpus.py; assets and licences in models/README.md): "
-                 "SoundFont instruments, recorded drum kits, English speech sung with WORLD, "
-                 "formant-synthesised vowels, choirs; mma grooves, music21 melodies.")
-WEIGHTS_LICENSE = ("MIT (code and weights); trained on assets under MIT, CC BY-SA 3.0, GPL-2+ and BSD-3 "
-                   "licences, listed in models/README.md")
+TRAINING_DATA = ("real recordings (MIR-1K singers, Everything is Free stems, the PJS corpus, UTAU voice banks, "
+                 "Debian game music and Frets on Fire songs; models/real.py) and stemforge's rendered corpus "
+                 "(models/corpus.py: SoundFont instruments, recorded drum kits, English speech sung with WORLD); "
+                 "every source, its licence and its minutes in models/README.md. Held out from training: "
+                 "3 MIR-1K singers, one song, one voice bank.")
+WEIGHTS_LICENSE = ("MIT (code and weights), with the conditions of their training data: MIR-1K is for research "
+                   "use, several sources are CC BY-SA or GPL; each source and its licence in models/README.md")
 
 
 def build_preset(name: str) -> tuple:
@@ -94,11 +96,12 @@ def build_preset(name: str) -> tuple:
     import json
     from presets import DESCRIPTIONS, PRESETS
     training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
+    config = dict(PRESETS[name], **training.get("config", {}))
     net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0),
-                  **PRESETS[name]).eval()
+                  **config).eval()
     net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
     info = ModelInfo(
-        name=name, version="1", kind="streaming", sample_rate=44100, stems=STEMS, channels=2,
+        name=name, version="2", kind="streaming", sample_rate=44100, stems=STEMS, channels=2,
         lookahead=net.lookahead_samples, context=net.context_samples, hop=net.hop, window=net.hop,
         sums_to_mix=True, untrained=False,
         description=(f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "

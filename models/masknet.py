@@ -57,12 +57,32 @@ class CausalBlock(nn.Module):
         return h + torch.relu(y), z[:, z.shape[1] - self.pad:]
 
 
+FRONT_CHANNELS = 16
+
+
+class FrequencyConv(nn.Module):
+    """Two strided convolutions along frequency (kernels 7 and 5, stride 2 each)."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(channels, width, 7, stride=2, padding=3)
+        self.conv2 = nn.Conv1d(width, width, 5, stride=2, padding=2)
+
+    @staticmethod
+    def out_bins(bins: int) -> int:
+        half = (bins + 2 * 3 - 7) // 2 + 1
+        return (half + 2 * 2 - 5) // 2 + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+
+
 class MaskNet(nn.Module):
     """Streaming STFT mask estimator for `stems` sources of a `channels`-channel mix."""
 
     def __init__(self, n_fft: int = 1024, hop: int = 256, stems: int = 4, channels: int = 2,
                  hidden: int = 64, kernel: int = 3, dilations: Tuple[int, ...] = (1, 2, 4),
-                 lookahead_frames: int = 2, mask_sharpness: float = 1.0):
+                 lookahead_frames: int = 2, mask_sharpness: float = 1.0, front: str = "linear"):
         super().__init__()
         if n_fft % hop != 0:
             raise ValueError("n_fft must be a multiple of hop")
@@ -85,7 +105,18 @@ class MaskNet(nn.Module):
             raise ValueError("window does not overlap-add to a constant at this hop")
         self.register_buffer("window", window.float())
         self.register_buffer("synthesis_window", (window / overlap[0]).float())
-        self.encoder = nn.Linear(channels * self.n_bins, hidden)
+        self.front = front
+        if front == "conv":
+            # A small convolution along frequency, shared by every bin: harmonic and
+            # formant patterns are learned once rather than bin by bin. It sees one
+            # frame at a time, so it adds no state and no latency.
+            self.front_conv = FrequencyConv(channels, FRONT_CHANNELS)
+            self.encoder = nn.Linear(FRONT_CHANNELS * self.front_conv.out_bins(self.n_bins), hidden)
+        elif front == "linear":
+            self.front_conv = None
+            self.encoder = nn.Linear(channels * self.n_bins, hidden)
+        else:
+            raise ValueError(f"unknown front end {front!r}: 'linear' or 'conv'")
         self.blocks = nn.ModuleList([CausalBlock(hidden, kernel, d) for d in dilations])
         self.decoder = nn.Linear(hidden, stems * channels * self.n_bins)
         self.receptive_frames = 1 + sum((kernel - 1) * d for d in dilations)
@@ -114,12 +145,29 @@ class MaskNet(nn.Module):
         """Masks (B, S, C, frames, bins) for spectra (B, C, frames, bins), from a zero
         state: mask t belongs to frame t - K. Training uses this directly."""
         b, c, frames, _ = spec.shape
-        features = torch.log1p(spec.abs()).transpose(1, 2).reshape(b, frames, c * self.n_bins)
-        hidden = torch.relu(self.encoder(features))
+        hidden = torch.relu(self.encoder(self.features(spec)))
         for block in self.blocks:
             hidden, _ = block(hidden, torch.zeros(b, block.pad, self.hidden))
         logits = self.decoder(hidden).reshape(b, frames, self.n_stems, c, self.n_bins)
         return torch.softmax(logits * self.mask_sharpness, dim=2).permute(0, 2, 3, 1, 4)
+
+    def features(self, spec: Tensor) -> Tensor:
+        """(B, frames, features) from spectra (B, C, frames, bins), invariant to the input's level.
+
+        Each frame's magnitudes are divided by their mean over channels and bins, so
+        `g * x` gives the same features, the same masks and so `g * stems`: the model's
+        output scales with its input by construction (the rendered-only models moved a
+        song's vocals share by 16 dB over +-20 dB of input gain). The floor 1e-3 (-60 dB
+        re the frame's mean) is relative too; 1e-20 only keeps digital silence finite.
+        """
+        b, c, frames, bins = spec.shape
+        magnitude = spec.abs()
+        level = magnitude.mean(dim=(1, 3), keepdim=True)
+        x = torch.log(magnitude / (level + 1e-20) + 1e-3)
+        if self.front_conv is not None:
+            y = self.front_conv(x.transpose(1, 2).reshape(b * frames, c, bins))
+            return y.reshape(b, frames, y.shape[1] * y.shape[2])
+        return x.transpose(1, 2).reshape(b, frames, c * bins)
 
     def spectra(self, x: Tensor) -> Tensor:
         """STFT frames of (B, ..., T) exactly as forward() frames a stream from zero state."""
@@ -134,8 +182,7 @@ class MaskNet(nn.Module):
         signal = torch.cat([state[0], x], dim=2)
         spec = torch.fft.rfft(signal.unfold(2, n, h) * self.window, dim=-1)  # (B, C, frames, bins)
 
-        features = torch.log1p(spec.abs()).transpose(1, 2).reshape(b, frames_in, c * self.n_bins)
-        hidden = torch.relu(self.encoder(features))
+        hidden = torch.relu(self.encoder(self.features(spec)))
         new_state = [signal[:, :, t:]]
         block_states: List[Tensor] = []
         for i, block in enumerate(self.blocks):
