@@ -100,3 +100,14 @@ def test_low_delay_recipes_hold_back_little(rate):
     hq_in, hq_out = resampler_holdbacks(rate, 44100, "hq")
     assert q_in == "QQ" and q_out == ("LQ" if rate in (48000, 96000) else "QQ")
     assert h_in < 12 and h_out <= 0.001 * rate < hq_out and hq_in > 100
+
+
+def test_separate_with_low_delay_resampling_gives_the_real_time_stems(live):
+    """What the plugin's per-stem buses are compared with (test_vst3): separate() through
+    the low-delay resamplers equals StemSeparator's default; HQ differs at 48 kHz."""
+    x = music(0.5, 48000, 2, seed=8)
+    vocals = stemforge.StemSeparator(live, stem="vocals")(x, 48000)
+    low = stemforge.separate(x, 48000, live, resampling="low-delay")["vocals"]
+    hq = stemforge.separate(x, 48000, live)["vocals"]
+    np.testing.assert_allclose(low, vocals, atol=1e-6, rtol=0)
+    assert np.abs(hq - vocals).max() > 1e-4

@@ -240,6 +240,8 @@ class StemSplitter:
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
     aligned with the input.
+    ``resampling`` is soxr HQ by default (exports); "low-delay" gives the
+    samples StemSeparator and the plugin give by default.
 
     >>> splitter = StemSplitter("studio", 44100, 2)               # doctest: +SKIP
     >>> parts = [splitter.push(block) for block in blocks]          # doctest: +SKIP
@@ -248,7 +250,8 @@ class StemSplitter:
 
     def __init__(self, model: ModelLike, sample_rate: float, channels: int,
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
-                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None):
+                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
+                 resampling: str = "hq"):
         m = as_model(model, device)
         self.model = m
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])
@@ -262,7 +265,8 @@ class StemSplitter:
         self.stems = list(gains)  # the output names, in order
         rows = [output_weights(m, None, g, residual) for g in gains.values()]
         self._pipeline = Pipeline(m, check_rate(sample_rate), channels,
-                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads)
+                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads,
+                                  resampling)
         self._pipeline.set_realtime(False)
 
     @property
@@ -290,8 +294,12 @@ class StemSplitter:
 
 def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
              stems: Optional[list] = None, *, residual: Optional[str] = "auto",
-             device: str = "cpu", threads: Optional[int] = None) -> Dict[str, np.ndarray]:
+             device: str = "cpu", threads: Optional[int] = None,
+             resampling: str = "hq") -> Dict[str, np.ndarray]:
     """All stems of `audio`, offline, each aligned and of the input's shape.
+
+    resampling: "hq" (soxr HQ, for exports) or "low-delay" (what StemSeparator and the
+    plugin use by default, so that their stems can be compared sample for sample).
 
     With residual="auto" and a model whose masks sum to the mix, ``other`` also
     takes what resampling loses, so the stems add up to the input exactly.
@@ -307,7 +315,7 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
     x, layout = to_channels_first(audio)
     check_channels(x.shape[0])
     splitter = StemSplitter(model, sample_rate, x.shape[0], stems, residual=residual,
-                            device=device, threads=threads)
+                            device=device, threads=threads, resampling=resampling)
     if splitter.needs_track_stats:
         splitter.set_track_stats(track_stats(x))
     head, tail = splitter.push(x), splitter.flush()
