@@ -111,3 +111,32 @@ def test_separate_with_low_delay_resampling_gives_the_real_time_stems(live):
     hq = stemforge.separate(x, 48000, live)["vocals"]
     np.testing.assert_allclose(low, vocals, atol=1e-6, rtol=0)
     assert np.abs(hq - vocals).max() > 1e-4
+
+
+@pytest.mark.parametrize("rate", [48000, 96000])
+@pytest.mark.parametrize("block", [64, 128, 256])
+def test_no_block_runs_the_model_more_than_once(live, rate, block):
+    """The worst block's cost: the low-delay resamplers pass the input on as it comes, so a
+    block shorter than a hop completes at most one hop (soxr HQ's internal blocks released
+    up to 3 hops at once, 598 blocks in 10 s at 48 kHz: a block 3 model calls long)."""
+    sep = stemforge.StemSeparator(live, stem="vocals")
+    sep.prepare(rate, 2)
+    model, hops = sep._pipeline.engine.model, []
+    step = model.step
+
+    def counting_step(chunk, state):
+        hops.append(chunk.shape[-1] // live.info.hop)
+        return step(chunk, state)
+
+    model.step = counting_step
+    try:
+        x = music(2.0, rate, 2, seed=6)
+        per_block = []
+        for i in range(0, x.shape[1] - block + 1, block):
+            before = len(hops)
+            sep.process_block(x[:, i:i + block], rate)
+            per_block.append(sum(hops[before:]))
+    finally:
+        del model.step  # the instance attribute goes; the class's method is back
+    assert sum(per_block) > 2.0 * 44100 / live.info.hop - 10  # the model did run, hop by hop
+    assert max(per_block) == 1
