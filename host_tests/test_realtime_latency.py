@@ -140,3 +140,15 @@ def test_no_block_runs_the_model_more_than_once(live, rate, block):
         del model.step  # the instance attribute goes; the class's method is back
     assert sum(per_block) > 2.0 * 44100 / live.info.hop - 10  # the model did run, hop by hop
     assert max(per_block) == 1
+
+
+def test_the_first_real_time_block_simulates_no_resampler(live):
+    """The hold-back simulation behind latency_samples took 59 ms inside the first 128-sample
+    block at 48 kHz: prepare() now pays it, and process_block only reads the cache."""
+    resampler_holdbacks.cache_clear()
+    resampler_recipes.cache_clear()
+    sep = stemforge.StemSeparator(live, stem="vocals")
+    sep.prepare(48000, 2)
+    misses = resampler_holdbacks.cache_info().misses, resampler_recipes.cache_info().misses
+    sep.process_block(np.zeros((2, 128), np.float32), 48000)
+    assert (resampler_holdbacks.cache_info().misses, resampler_recipes.cache_info().misses) == misses

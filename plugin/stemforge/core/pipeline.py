@@ -45,6 +45,9 @@ class Pipeline:
         self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch, q_out)
         self._uses_direct = bool(np.any(self.direct))
         self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
+        # The latency bound simulates both resamplers sample by sample (~60 ms at 48 kHz,
+        # cached per rate pair): pay it here, when preparing, not in the first real-time block.
+        self.latency
         self.reset()
 
     @property
