@@ -1,6 +1,6 @@
 """The VST3 beside Python's process_block: per-block time (mean, p99, max) and real-time factor.
 
-    python bench/plugin.py [--seconds 20] [--models live,studio] [--blocks 128,512]
+    python bench/plugin.py [--seconds 20] [--models live,studio] [--blocks 128,512] [--rates 44100]
 
 Both run one torch thread. The plugin is timed per call of pedalboard's
 `plugin.process(block, reset=False)`, which includes pedalboard's own per-call cost (measured
@@ -36,9 +36,9 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20) -> np.ndarray:
     return np.array(times)
 
 
-def row(name: str, times: np.ndarray, block: int) -> str:
-    budget = block / RATE
-    return (f"| {name} | {block} | {1e3 * times.mean():.3f} | {1e3 * np.percentile(times, 99):.3f} | "
+def row(name: str, times: np.ndarray, block: int, rate: int = RATE) -> str:
+    budget = block / rate
+    return (f"| {name} | {rate} | {block} | {1e3 * times.mean():.3f} | {1e3 * np.percentile(times, 99):.3f} | "
             f"{1e3 * times.max():.3f} | {times.mean() / budget:.3f} | {1e3 * budget / 2:.2f} |")
 
 
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--models", default="live,studio")
     parser.add_argument("--blocks", default="128,512")
+    parser.add_argument("--rates", default=str(RATE), help="host rates of the per-block rows")
     parser.add_argument("--design", action="store_true", help="the measurement behind the C++ port")
     args = parser.parse_args()
     if args.design:
@@ -100,7 +101,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     x = music(args.seconds, RATE, seed=1)
-    print(f"{args.seconds:g} s of stereo at {RATE} Hz; one torch thread; times in ms\n")
+    print(f"{args.seconds:g} s of stereo (latency at 44.1 kHz audio, blocks at {args.rates} Hz); "
+          "one torch thread; times in ms\n")
     print("latency reported to the host, samples (ms):\n")
     print("| model | 44.1 kHz | 48 kHz | 96 kHz |")
     print("| --- | --- | --- | --- |")
@@ -114,23 +116,24 @@ def main() -> None:
             cells.append(f"{lat} ({1e3 * lat / rate:.1f})")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nper block:\n")
-    print("| what | block | mean | p99 | max | RTF | half block |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for block in (int(b) for b in args.blocks.split(",")):
+    print("| what | rate | block | mean | p99 | max | RTF | half block |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for rate, block in ((int(r), int(b)) for r in args.rates.split(",") for b in args.blocks.split(",")):
+        x = music(args.seconds, rate, seed=1)
         gain = pedalboard.Gain(0.0)
         print(row("host: pedalboard Gain (per-call cost)", timed(
-            lambda c: gain.process(c, RATE, buffer_size=block, reset=False), x, block), block))
+            lambda c: gain.process(c, rate, buffer_size=block, reset=False), x, block), block, rate))
         for name in args.models.split(","):
             plugin = pedalboard.load_plugin(str(stemforge.plugin_path()))
             plugin.model = name
-            plugin.process(x[:, :block], RATE, buffer_size=block, reset=True)  # prepare at this size
+            plugin.process(x[:, :block], rate, buffer_size=block, reset=True)  # prepare at this size
             plugin.reset()
-            t_plugin = timed(lambda c: plugin.process(c, RATE, buffer_size=block, reset=False), x, block)
+            t_plugin = timed(lambda c: plugin.process(c, rate, buffer_size=block, reset=False), x, block)
             sep = stemforge.StemSeparator(name, stem="vocals", threads=1)
-            sep.prepare(RATE, 2)
-            t_python = timed(lambda c: sep.process_block(c, RATE), x, block)
-            print(row(f"{name}: VST3 in pedalboard", t_plugin, block))
-            print(row(f"{name}: Python process_block", t_python, block))
+            sep.prepare(rate, 2)
+            t_python = timed(lambda c: sep.process_block(c, rate), x, block)
+            print(row(f"{name}: VST3 in pedalboard", t_plugin, block, rate))
+            print(row(f"{name}: Python process_block", t_python, block, rate), flush=True)
 
 
 if __name__ == "__main__":

@@ -344,11 +344,17 @@ def test_engine_allocates_only_inside_model_calls(tmp_path, name, rate, channels
     assert run.returncode == 0, run.stderr
     *lines, last = run.stdout.split("\n")[:-1]
     allocs = [int(v) for v in lines]
-    info = stemforge.load_model(model_file(name)).info
-    calls = int(count * block * info.sample_rate / rate) // info.hop + 1  # model calls at most
     assert len(allocs) == count
+    # libsoxr grows each channel's input fifo once, when about 4096 samples have gone in
+    # (its FIFO_MIN, 16 KB of floats): measured at blocks 63-64 of 64 samples, 31 of 128,
+    # with HQ as with the low-delay recipes (HQ's bursty model calls used to hide it). The
+    # claim is about the steady state: from 8192 host samples on, only model calls allocate.
+    skip = -(-8192 // block)
+    allocs = allocs[skip:]
+    info = stemforge.load_model(model_file(name)).info
+    calls = int(len(allocs) * block * info.sample_rate / rate) // info.hop + 1  # model calls at most
     assert sum(a > 0 for a in allocs) <= calls
-    assert sum(a == 0 for a in allocs) >= count - calls
+    assert sum(a == 0 for a in allocs) >= len(allocs) - calls
 
 
 @pytest.fixture(scope="module")
@@ -521,7 +527,8 @@ def test_dawdreamer_renders_all_stems_on_their_buses(model_dir, rate, block):
     y, lat = dawdreamer_render(x, rate, block, model="live", stem="vocals")
     assert lat == python_latency("live", rate)
     assert y.shape[0] == 10  # main stereo + one stereo bus per stem
-    stems = stemforge.separate(x, rate, model_file("live"))
+    # the plugin resamples as StemSeparator does by default: soxr's low-delay recipes
+    stems = stemforge.separate(x, rate, model_file("live"), resampling="low-delay")
     close(y[0:2], stems["vocals"])
     for i, stem in enumerate(STEMS):
         close(y[2 + 2 * i:4 + 2 * i], stems[stem])

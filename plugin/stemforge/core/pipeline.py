@@ -21,7 +21,7 @@ import numpy as np
 from .engine import ENGINES, make_engine
 from .fifo import SampleFifo
 from .model import Model, ModelInfo
-from .resample import StreamResampler
+from .resample import StreamResampler, check_resampling, recipes
 
 # Silence pushed at the end of a stream, in seconds: the output resampler's filter
 # reaches this far past a sample, and must find there what a continuing stream
@@ -31,18 +31,23 @@ FLUSH_PAD_SECONDS = 0.02
 
 class Pipeline:
     def __init__(self, model: Model, host_rate: int, host_channels: int, mix: np.ndarray,
-                 direct: np.ndarray, threads: Optional[int] = None):
+                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = "hq"):
         self.model, self.host_rate, self.host_channels = model, host_rate, host_channels
+        self.resampling = check_resampling(resampling)  # a RESAMPLING name, for every mode
         self.mix = np.ascontiguousarray(mix, np.float32)  # (outputs, stems)
         self.direct = np.asarray(direct, np.float32)  # (outputs,)
         self.outputs = self.mix.shape[0]
         c, ch = model.channels, host_channels
         self._batch = ch if c == 1 else 1  # a mono model runs each host channel as a batch item
         self.engine = make_engine(model, self._batch, threads)
-        self._resample_in = StreamResampler(host_rate, model.sample_rate, ch)
-        self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch)
+        q_in, q_out = resampler_recipes(host_rate, model.sample_rate, self.resampling)
+        self._resample_in = StreamResampler(host_rate, model.sample_rate, ch, q_in)
+        self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch, q_out)
         self._uses_direct = bool(np.any(self.direct))
         self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
+        # The latency bound simulates both resamplers sample by sample (~60 ms at 48 kHz,
+        # cached per rate pair): pay it here, when preparing, not in the first real-time block.
+        self.latency
         self.reset()
 
     @property
@@ -133,25 +138,33 @@ class Pipeline:
         h_out host samples behind its input / r, the whole path is at most
         (h_in + h_eng) / r + h_out behind: a bound that holds for any blocking.
         """
-        return host_latency(self.engine.realtime_delay, self.host_rate, self.model.sample_rate)
+        return host_latency(self.engine.realtime_delay, self.host_rate, self.model.sample_rate,
+                            self.resampling)
 
 
-def host_latency(engine_delay: int, host_rate: int, model_rate: int) -> int:
+def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling: str = "hq") -> int:
     """`Pipeline.latency` for an engine whose real-time delay is `engine_delay` model samples."""
     if host_rate == model_rate:
         return engine_delay
-    h_in, h_out = resampler_holdbacks(host_rate, model_rate)
+    h_in, h_out = resampler_holdbacks(host_rate, model_rate, check_resampling(resampling))
     return int(np.ceil((h_in + engine_delay) * host_rate / model_rate + h_out))
 
 
-def latency_of(info: ModelInfo, host_rate: int) -> int:
-    """The latency_samples a processor reports for a model at `host_rate`, from its metadata
-    alone (without loading the model)."""
-    return host_latency(ENGINES[info.kind].delay_for(info), host_rate, info.sample_rate)
+def latency_of(info: ModelInfo, host_rate: int, resampling: str = "low-delay") -> int:
+    """The latency_samples a processor (by default StemSeparator's low-delay resampling)
+    reports for a model at `host_rate`, from its metadata alone (without loading the model)."""
+    return host_latency(ENGINES[info.kind].delay_for(info), host_rate, info.sample_rate, resampling)
 
 
 @lru_cache(maxsize=64)
-def resampler_holdbacks(host_rate: int, model_rate: int) -> tuple:
+def resampler_holdbacks(host_rate: int, model_rate: int, resampling: str = "hq") -> tuple:
     """(input resampler's worst holdback in model samples, output's in host samples)."""
-    return (StreamResampler(host_rate, model_rate, 1).worst_holdback(),
-            StreamResampler(model_rate, host_rate, 1).worst_holdback())
+    q_in, q_out = resampler_recipes(host_rate, model_rate, resampling)
+    return (StreamResampler(host_rate, model_rate, 1, q_in).worst_holdback(),
+            StreamResampler(model_rate, host_rate, 1, q_out).worst_holdback())
+
+
+@lru_cache(maxsize=64)
+def resampler_recipes(host_rate: int, model_rate: int, resampling: str = "hq") -> tuple:
+    """`resample.recipes`, cached: choosing one simulates a resampler's hold-back."""
+    return recipes(resampling, host_rate, model_rate)

@@ -11,6 +11,10 @@ Three ways to drive it, one result:
 - real time, ``sep.process_block(block, sr)``: exactly ``len(block)`` samples,
   the offline output delayed by ``sep.latency_samples``, like a DAW plugin.
 
+Away from the model's rate all three resample with the same soxr settings
+(``resampling``, low-delay by default, see `resample.RESAMPLING`) so that they
+stay one result; `StemSplitter` and `separate` (exports) resample at soxr HQ.
+
 >>> sep = StemSeparator("fixture-stream", stem="vocals")    # doctest: +SKIP
 >>> sep(np.zeros((2, 44100), np.float32), 44100).shape      # doctest: +SKIP
 (2, 44100)
@@ -27,7 +31,7 @@ from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check
                      check_layout, from_channels_first, to_channels_first)
 from .model import Model, load_model
 from .pipeline import Pipeline
-from .resample import check_rate
+from .resample import check_rate, check_resampling
 
 ModelLike = Union[Model, str, None]
 
@@ -82,6 +86,9 @@ class StemSeparator:
         stems miss of the input (see `residual_stem`).
     threads: torch intra-op threads while this processor runs its model
         (restored afterwards); None leaves torch's setting alone.
+    resampling: "low-delay" (soxr QQ in, LQ out: `live` within 25 ms at 48 and
+        96 kHz) or "hq" (soxr HQ, ~40 ms more latency away from the model's rate),
+        used by all three call styles alike so that they give one result.
     """
 
     is_effect = True
@@ -89,9 +96,11 @@ class StemSeparator:
 
     def __init__(self, model: ModelLike = None, *, stem: Optional[str] = None,
                  gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
-                 device: str = "cpu", threads: Optional[int] = None):
+                 device: str = "cpu", threads: Optional[int] = None,
+                 resampling: str = "low-delay"):
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.resampling = check_resampling(resampling)
         self.model = as_model(model, device)
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
@@ -133,7 +142,7 @@ class StemSeparator:
         p = self._pipeline
         if p is None or p.host_rate != rate or p.host_channels != channels:
             self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
-                                      np.array([self._direct]), self.threads)
+                                      np.array([self._direct]), self.threads, self.resampling)
 
     def reset(self) -> None:
         """Forget the stream in progress; the next call starts a new one."""
@@ -231,6 +240,8 @@ class StemSplitter:
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
     aligned with the input.
+    ``resampling`` is soxr HQ by default (exports); "low-delay" gives the
+    samples StemSeparator and the plugin give by default.
 
     >>> splitter = StemSplitter("studio", 44100, 2)               # doctest: +SKIP
     >>> parts = [splitter.push(block) for block in blocks]          # doctest: +SKIP
@@ -239,7 +250,8 @@ class StemSplitter:
 
     def __init__(self, model: ModelLike, sample_rate: float, channels: int,
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
-                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None):
+                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
+                 resampling: str = "hq"):
         m = as_model(model, device)
         self.model = m
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])
@@ -253,7 +265,8 @@ class StemSplitter:
         self.stems = list(gains)  # the output names, in order
         rows = [output_weights(m, None, g, residual) for g in gains.values()]
         self._pipeline = Pipeline(m, check_rate(sample_rate), channels,
-                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads)
+                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads,
+                                  resampling)
         self._pipeline.set_realtime(False)
 
     @property
@@ -281,8 +294,12 @@ class StemSplitter:
 
 def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
              stems: Optional[list] = None, *, residual: Optional[str] = "auto",
-             device: str = "cpu", threads: Optional[int] = None) -> Dict[str, np.ndarray]:
+             device: str = "cpu", threads: Optional[int] = None,
+             resampling: str = "hq") -> Dict[str, np.ndarray]:
     """All stems of `audio`, offline, each aligned and of the input's shape.
+
+    resampling: "hq" (soxr HQ, for exports) or "low-delay" (what StemSeparator and the
+    plugin use by default, so that their stems can be compared sample for sample).
 
     With residual="auto" and a model whose masks sum to the mix, ``other`` also
     takes what resampling loses, so the stems add up to the input exactly.
@@ -298,7 +315,7 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
     x, layout = to_channels_first(audio)
     check_channels(x.shape[0])
     splitter = StemSplitter(model, sample_rate, x.shape[0], stems, residual=residual,
-                            device=device, threads=threads)
+                            device=device, threads=threads, resampling=resampling)
     if splitter.needs_track_stats:
         splitter.set_track_stats(track_stats(x))
     head, tail = splitter.push(x), splitter.flush()

@@ -1,10 +1,35 @@
 """Chunk-invariant streaming sample-rate conversion (soxr), identity when rates match."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 import soxr
 
 MIN_RATE, MAX_RATE = 8000, 192000
+
+# The soxr quality recipes of the two resamplers (host -> model, model -> host), by name,
+# chosen by measurement (README, "Resampling in real time", bench/resampling.py; worst
+# hold-backs from 44.1 kHz models):
+# "hq": soxr's HQ both ways (20-bit, linear phase); its filters and internal blocks hold
+#   back ~840 model + ~1000 host samples at 48 kHz: `live` reports 3036 samples (63 ms).
+# "low-delay" (real time): QQ (cubic interpolation, ~2 samples) in, since every filtered
+#   recipe holds back 450+ samples converting down to the model's rate; out, LQ (16-bit
+#   linear phase: ~23 samples at 48 kHz, ~46 at 96 kHz, images below -110 dB) where it
+#   holds back at most LOW_DELAY_OUT_SECONDS, else QQ (LQ's 2x/4x stages hold back
+#   ~1000-3000). `live` then stays within 25 ms at every rate. The cost: ~38 dB SDR
+#   against HQ on music at 48 kHz (~21 dB on audio-band pink noise), a droop of ~3 dB at
+#   18 kHz, and cubic aliasing of content above the model's Nyquist; what is lost goes to
+#   the residual stem, so the stems of a model that sums to the mix still add up exactly.
+RESAMPLING = {"hq": ("HQ", ("HQ",)), "low-delay": ("QQ", ("LQ", "QQ"))}
+LOW_DELAY_OUT_SECONDS = 0.001
+
+
+def check_resampling(resampling: str) -> str:
+    if resampling not in RESAMPLING:
+        raise ValueError(f"resampling must be one of {', '.join(map(repr, RESAMPLING))}, "
+                         f"got {resampling!r}")
+    return resampling
 
 
 def check_rate(sample_rate: float) -> int:
@@ -26,14 +51,15 @@ class StreamResampler:
     available depends only on how many went in (see `available_after`).
     """
 
-    def __init__(self, in_rate: int, out_rate: int, channels: int):
+    def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str = "HQ"):
         self.in_rate, self.out_rate, self.channels = in_rate, out_rate, channels
+        self.quality = quality  # a python-soxr quality name: "QQ", "LQ", "MQ", "HQ", "VHQ"
         self.identity = in_rate == out_rate
         self.reset()
 
     def reset(self) -> None:
         self._stream = None if self.identity else soxr.ResampleStream(
-            self.in_rate, self.out_rate, self.channels, dtype="float32", quality="HQ")
+            self.in_rate, self.out_rate, self.channels, dtype="float32", quality=self.quality)
 
     def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
         if self.identity:
@@ -52,10 +78,23 @@ class StreamResampler:
         with its internal block, much shorter than that."""
         if self.identity:
             return 0.0
-        stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality="HQ")
+        stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32",
+                                     quality=self.quality)
         one = np.zeros((1, 1), np.float32)
         ratio, got, worst = self.out_rate / self.in_rate, 0, 0.0
         for n in range(1, int(seconds * self.in_rate) + 1):
             got += len(stream.resample_chunk(one))
             worst = max(worst, n * ratio - got)
         return worst
+
+
+def recipes(resampling: str, host_rate: int, model_rate: int) -> Tuple[str, str]:
+    """The (host -> model, model -> host) soxr quality names of `resampling` at these rates:
+    the first output recipe whose worst hold-back is within LOW_DELAY_OUT_SECONDS, or the
+    last one (for "hq", HQ both ways)."""
+    q_in, outs = RESAMPLING[check_resampling(resampling)]
+    for q_out in outs[:-1]:
+        held = StreamResampler(model_rate, host_rate, 1, q_out).worst_holdback()
+        if held <= LOW_DELAY_OUT_SECONDS * host_rate:
+            return q_in, q_out
+    return q_in, outs[-1]

@@ -268,16 +268,16 @@ private:
 };
 
 // ------------------------------------------------------------------------------ resampling
-// stemforge.core.resample.StreamResampler over python-soxr's ResampleStream(quality="HQ",
-// dtype="float32"): the same libsoxr calls (soxr_create with SOXR_HQ, float32 interleaved;
+// stemforge.core.resample.StreamResampler over python-soxr's ResampleStream(quality=...,
+// dtype="float32"): the same libsoxr calls (soxr_create with the recipe, float32 interleaved;
 // soxr_process on input chunks of 48000 * in / out samples with idone NULL and an output
 // room of soxr_delay() + n * ratio + 1), so both sides produce the same samples at the same
 // times, and the latency bound computed the same way holds for both.
 class Resampler {
 public:
     ~Resampler() { if (s_) soxr_delete(s_); }
-    void init(int inRate, int outRate, int channels, int maxIn) {
-        in_ = inRate; out_ = outRate; channels_ = channels;
+    void init(int inRate, int outRate, int channels, int maxIn, unsigned long recipe) {
+        in_ = inRate; out_ = outRate; channels_ = channels; recipe_ = recipe;
         identity_ = inRate == outRate;
         ratio_ = double(outRate) / double(inRate);
         if (identity_) return;
@@ -320,11 +320,11 @@ public:
 
     // StreamResampler.worst_holdback: the most output samples a fresh stream owes over
     // half a second of input fed one sample at a time.
-    static double worstHoldback(int inRate, int outRate) {
+    static double worstHoldback(int inRate, int outRate, unsigned long recipe) {
         if (inRate == outRate) return 0.0;
         soxr_error_t err = nullptr;
         soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-        soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        soxr_quality_spec_t q = soxr_quality_spec(recipe, 0);
         soxr_t s = soxr_create(inRate, outRate, 1, &err, &io, &q, nullptr);
         if (err) throw std::runtime_error(std::string("soxr: ") + err);
         const double ratio = double(outRate) / double(inRate);
@@ -348,27 +348,46 @@ private:
     void create() {
         soxr_error_t err = nullptr;
         soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-        soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        soxr_quality_spec_t q = soxr_quality_spec(recipe_, 0);
         s_ = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
         if (err) throw std::runtime_error(std::string("soxr: ") + err);
     }
     soxr_t s_ = nullptr;
     int in_ = 0, out_ = 0, channels_ = 0, outCap_ = 0;
+    unsigned long recipe_ = SOXR_HQ;
     bool identity_ = true;
     double ratio_ = 1.0;
     std::vector<float> inBuf_, outBuf_;
 };
 
-// pipeline.resampler_holdbacks, cached as there.
-std::pair<double, double> holdbacks(int hostRate, int modelRate) {
+// resample.recipes("low-delay", ...), StemSeparator's default and the only real-time path:
+// QQ (cubic, ~2 samples of hold-back) host -> model, since every filtered recipe holds back
+// 450+ samples converting down; LQ model -> host where it holds back at most 1 ms of host
+// audio (LOW_DELAY_OUT_SECONDS: 48 and 96 kHz from 44.1), else QQ. Measured in the README.
+constexpr double kLowDelayOutSeconds = 0.001;
+
+std::pair<unsigned long, unsigned long> recipes(int hostRate, int modelRate) {
+    const bool lq = Resampler::worstHoldback(modelRate, hostRate, SOXR_LQ) <= kLowDelayOutSeconds * hostRate;
+    return {SOXR_QQ, lq ? SOXR_LQ : SOXR_QQ};
+}
+
+struct Resampling {
+    std::pair<unsigned long, unsigned long> recipes;  // (host -> model, model -> host)
+    std::pair<double, double> holdbacks;  // pipeline.resampler_holdbacks (model, host samples)
+};
+
+// pipeline.resampler_recipes and resampler_holdbacks, cached as there.
+Resampling resampling(int hostRate, int modelRate) {
     static std::mutex lock;
-    static std::map<std::pair<int, int>, std::pair<double, double>> cache;
+    static std::map<std::pair<int, int>, Resampling> cache;
     std::lock_guard<std::mutex> guard(lock);
     auto key = std::make_pair(hostRate, modelRate);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
-    auto value = std::make_pair(Resampler::worstHoldback(hostRate, modelRate),
-                                Resampler::worstHoldback(modelRate, hostRate));
+    Resampling value;
+    value.recipes = recipes(hostRate, modelRate);
+    value.holdbacks = std::make_pair(Resampler::worstHoldback(hostRate, modelRate, value.recipes.first),
+                                     Resampler::worstHoldback(modelRate, hostRate, value.recipes.second));
     cache[key] = value;
     return value;
 }
@@ -391,7 +410,7 @@ int engineDelay(const Info& info) {  // StreamingEngine / WindowEngine .realtime
 int latencyFor(const Info& info, int hostRate) {
     const int hEng = engineDelay(info);
     if (hostRate == info.sample_rate) return hEng;
-    auto h = holdbacks(hostRate, info.sample_rate);
+    auto h = resampling(hostRate, info.sample_rate).holdbacks;
     return int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
 }
 
@@ -652,8 +671,9 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->latency = latencyFor(info, hostRate);
         const double ratio = double(info.sample_rate) / double(hostRate);
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
-        e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock);
-        e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, modelCap);
+        const auto rec = resampling(hostRate, info.sample_rate).recipes;
+        e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock, rec.first);
+        e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, modelCap, rec.second);
         e->windowed = info.kind == "window";
         if (e->windowed) {
             auto pad = windowPadding(info);
