@@ -219,16 +219,18 @@ void StemforgeProcessor::parameterChanged(const juce::String& id, float) {
     // On the message thread (a host's UI, or a headless host's calls), wait for the model, so
     // that the host is told the new latency at once: JUCE's VST3 wrapper passes a latency
     // change to the host synchronously only from the message thread.
-    if (juce::MessageManager::existsAndIsCurrentThread()) {
-        bool prepared;
-        {
-            std::lock_guard<std::mutex> lock(configLock);
-            prepared = rate > 0;
-        }
-        if (prepared) {
-            waitForBuild();
-            publishLatency();
-        }
+    if (juce::MessageManager::existsAndIsCurrentThread()) settleIfPrepared();
+}
+
+void StemforgeProcessor::settleIfPrepared() {
+    bool prepared;
+    {
+        std::lock_guard<std::mutex> lock(configLock);
+        prepared = rate > 0;
+    }
+    if (prepared) {
+        waitForBuild();
+        publishLatency();
     }
 }
 
@@ -625,15 +627,7 @@ void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) 
         p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(kFileChoice))));
     }
     requestBuild();
-    bool prepared;
-    {
-        std::lock_guard<std::mutex> lock(configLock);
-        prepared = rate > 0;
-    }
-    if (prepared) {
-        waitForBuild();
-        publishLatency();
-    }
+    settleIfPrepared();
 }
 
 }  // namespace stemforge

@@ -107,6 +107,8 @@ private:
     void anticipateLatency();
     void requestBuild();
     void waitForBuild();
+    // Once prepared, wait for the requested model and tell the host its latency at once.
+    void settleIfPrepared();
     void loaderLoop();
     void build();
     juce::String resolveModel(juce::String& error) const;
