@@ -159,7 +159,7 @@ class Remixer:
         return self._cut(clip[:3].reshape(6, -1), length, self._start(clip.shape[2], length)).reshape(3, 2, length), None, RATE
 
     def segment(self, length: int):
-        """(stems (4, 2, length), split_known): a training example."""
+        """(stems (4, 2, length), split_known, cutoff_hz): a training example."""
         rates = []
         r = self.rng.random()
         if r < 0.2 and self.real.items:
