@@ -25,19 +25,14 @@ sys.path.insert(0, str(ROOT / "models"))
 from corpus import STEMS  # noqa: E402
 from real import REAL, load_real  # noqa: E402
 
+from stemforge.apps.evaluate import global_sdr as sdr  # noqa: E402  (MDX SDR, the one definition)
+
 RATE = 44100
 EXCERPT_S = 10.0
 GAINS_DB = (-20.0, 0.0, 20.0)
 PARTS = STEMS + ("accompaniment",)
 
 Example = Tuple[str, str, Dict[str, np.ndarray], np.ndarray]  # name, source, references, mix
-
-
-def sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Global SDR, MDX convention (as stemforge evaluate's global_sdr)."""
-    num = float(np.sum(np.square(ref, dtype=np.float64)))
-    den = float(np.sum(np.square(ref - est, dtype=np.float64)))
-    return 10 * math.log10((num + 1e-7) / (den + 1e-7))
 
 
 def excerpts(count: int, kinds: Tuple[str, ...] = ("karaoke", "multitrack")) -> List[Example]:

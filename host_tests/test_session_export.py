@@ -13,26 +13,31 @@ import rpp
 from lxml import etree
 from pedalboard.io import AudioFile
 
-from conftest import ROOT, music
+from conftest import music
 from stemforge.io.sessions import DAWPROJECT_SCHEMAS, SessionTrack, check_dawproject_xml, write_session
 from stemforge.errors import ExportError
 
 SCHEMAS = DAWPROJECT_SCHEMAS          # the project's copy of the official schema
-OFFICIAL = ROOT.parent / "shared" / "formats" / "dawproject"   # developers' and CI's machines
 STEMS = ["drums", "bass", "other", "vocals"]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("session")
-    src = tmp / "my song.wav"
+    src = separate_with_sessions(tmp, "my song", 2.0, "dawproject,reaper")
+    return src, tmp / "out" / "my song"
+
+
+def separate_with_sessions(folder: Path, name: str, seconds: float, sessions: str) -> Path:
+    """Write `name`.wav (48 kHz, 24 bits) and run `stemforge separate --session` on it into folder/out."""
+    src = folder / f"{name}.wav"
     with AudioFile(str(src), "w", 48000, 2, bit_depth=24) as f:
-        f.write(music(2.0, 48000))
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(tmp / "out"),
-                             "--model", "fixture-stream", "--session", "dawproject,reaper"],
+        f.write(music(seconds, 48000))
+    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(folder / "out"),
+                             "--model", "fixture-stream", "--session", sessions],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    return src, tmp / "out" / "my song"
+    return src
 
 
 def test_dawproject_validates_against_the_official_schema(exported):
@@ -80,10 +85,6 @@ def test_the_project_carries_the_official_schema_with_its_licence():
     for name in ("Project.xsd", "MetaData.xsd", "LICENSE"):
         assert (SCHEMAS / name).is_file(), name
     assert "MIT License" in (SCHEMAS / "LICENSE").read_text()
-    if not OFFICIAL.is_dir():
-        pytest.skip(f"{OFFICIAL} is not on this machine (a user's clone): nothing to compare with")
-    for name in ("Project.xsd", "MetaData.xsd", "LICENSE"):
-        assert (SCHEMAS / name).read_bytes() == (OFFICIAL / name).read_bytes(), name
 
 
 def test_a_session_that_breaks_the_schema_is_refused_not_written(tmp_path):
@@ -103,13 +104,7 @@ def test_a_session_that_breaks_the_schema_is_refused_not_written(tmp_path):
 def test_reaper_keeps_the_original_mix_whatever_quotes_its_name_holds(tmp_path, name):
     """REAPER has no escape in strings: a path holding ", ' and ` cannot be written. The
     session must still play the original mix (through a link beside the session)."""
-    src = tmp_path / f"{name}.wav"
-    with AudioFile(str(src), "w", 48000, 2, bit_depth=24) as f:
-        f.write(music(0.5, 48000))
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(tmp_path / "out"),
-                             "--model", "fixture-stream", "--session", "reaper"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    src = separate_with_sessions(tmp_path, name, 0.5, "reaper")
     folder = tmp_path / "out" / name
     project = rpp.loads((folder / f"{name}.rpp").read_text())
     files = [folder / t.find("ITEM").find("SOURCE").find("FILE")[1] for t in project.findall("TRACK")]
