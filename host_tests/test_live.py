@@ -57,6 +57,8 @@ def test_a_processor_slower_than_real_time_is_counted_as_under_runs():
     stats = run_live(SlowSeparator(2 * 256 / RATE), device)
     assert stats.underruns > stats.blocks // 2
     assert stats.load > 1.5
+    assert stats.late_blocks == stats.blocks  # each block took twice the buffer's duration
+    assert f"{stats.blocks} late block(s)" in stats.summary()
     silent = [np.all(b == 0) for b in device.played]
     assert sum(silent) == stats.underruns  # the device played silence for each
 
@@ -70,6 +72,22 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "adds 1023 samples (23.2 ms) at 44100 Hz" in done.stdout
     assert "0 under-run(s)" in done.stdout
+    assert "late block(s)" in done.stdout
+
+
+def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
+    """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: the low-delay
+    resamplers keep it under 25 ms (1200 samples)."""
+    song = tmp_path / "song48.wav"
+    with AudioFile(str(song), "w", 48000, 2, bit_depth=16) as f:
+        f.write(music(1.0, seed=14))
+    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--stem", "vocals",
+                           "--realtime-priority", "--simulate", song],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    assert "adds 1139 samples (23.7 ms) at 48000 Hz" in done.stdout
+    assert "real-time priority: " in done.stdout  # granted, or why not
+    assert "late block(s)" in done.stdout
 
 
 def test_cli_errors_say_what_to_do(tmp_path):

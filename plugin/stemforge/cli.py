@@ -429,6 +429,9 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--simulate", type=Path, metavar="FILE",
                    help="no device: play FILE at real-time pace through the same loop")
+    p.add_argument("--realtime-priority", action="store_true",
+                   help="run the loop at real-time priority (SCHED_FIFO), as DAWs run audio "
+                   "threads: other work on the machine then cannot delay a block")
 
 
 def parse_gains(text: str) -> Dict[str, float]:
@@ -474,13 +477,15 @@ def live_command(args: argparse.Namespace) -> int:
     print(f"{separator!r}: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
           f"{device.sample_rate:g} Hz, plus {buffers} samples ({1000 * buffers / device.sample_rate:.1f} ms) "
           "of device buffers; Ctrl-C stops", flush=True)
-    last = {"underruns": 0}
+    if args.realtime_priority:
+        print(live.raise_priority(), flush=True)
+    last = {"underruns": 0, "late": 0}
 
     def report(stats) -> None:
-        if stats.underruns != last["underruns"]:
+        if (stats.underruns, stats.late_blocks) != (last["underruns"], last["late"]):
             print(f"  {stats.blocks * stats.buffer_size / stats.sample_rate:7.1f} s: "
-                  f"{stats.underruns} under-run(s) so far", flush=True)
-            last["underruns"] = stats.underruns
+                  f"{stats.underruns} under-run(s), {stats.late_blocks} late block(s) so far", flush=True)
+            last["underruns"], last["late"] = stats.underruns, stats.late_blocks
     with stop_on_signals() as stop:
         stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
     print(stats.summary())
