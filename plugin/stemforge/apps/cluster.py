@@ -145,9 +145,11 @@ class _Driver:
         self.starting: Dict = {}  # ready() call -> worker still loading the model
         self.running: Dict = {}   # run() call -> (job index, worker)
         self.started = 0
+        self.count = self.failed_starts = 0
         self.began = time.perf_counter()
 
     def batch(self, count: int) -> BatchReport:
+        self.count = count
         for _ in range(count):
             self.start_worker()
         try:
@@ -183,7 +185,12 @@ class _Driver:
             worker = self.starting.pop(call)
             try:
                 ray.get(call)
-            except ray.exceptions.RayActorError:  # died while loading: try another
+            except ray.exceptions.RayActorError as e:  # died while loading: try another
+                self.failed_starts += 1
+                if self.failed_starts >= MAX_ATTEMPTS * self.count:  # not bad luck: a setup fault
+                    raise ExportError(f"workers cannot start on the cluster ({_first_line(e)}); is "
+                                      "stemforge installed on every node, with Ray's version "
+                                      "and Python's?") from None
                 self.start_worker()
                 return
             self.idle.append(worker)
