@@ -4,9 +4,10 @@
     python bench/cluster.py [--files 12] [--seconds 60] [--model studio]
 
 Writes a small catalogue (the shared test arrangement, 16-bit stereo 44.1 kHz), then
-exports all four stems of it three ways, each driver in a fresh process: locally with
-one process (-j 1, what `stemforge separate` does by default), and on a Ray cluster
-of a head and two worker nodes on this machine (bench/loopback_cluster.py: separate
+exports all four stems of it in fresh driver processes: locally with one process (-j 1,
+what `stemforge separate` does by default; also with OMP_NUM_THREADS=1, the environment
+Ray gives a worker of one CPU, so that the cluster's own cost reads apart from that), and
+on a Ray cluster of a head and two worker nodes on this machine (bench/loopback_cluster.py: separate
 `ray start` processes, loopback only) with 1 and with 2 worker processes, then locally
 once more (how much a shared machine's load moved meanwhile). Prints side by side:
 
@@ -147,33 +148,43 @@ def main() -> None:
             f.write(music(args.seconds, seed=i) * 0.9)
     plugin = str(HERE.parent / "plugin")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [plugin, os.environ.get("PYTHONPATH")]))}
-    results = {"local, 1 process": run_measure([], inputs, root / "local", args.model,
-                                               env={**os.environ, **env})}
-    with LoopbackCluster(workers=2, env=env) as cluster:
-        for workers in (1, 2):
-            results[f"cluster, {workers} worker{'s' * (workers > 1)}"] = run_measure(
-                cluster.command([]), inputs, root / f"cluster{workers}", args.model,
-                cluster.address, workers, env=cluster.env)
-    # once more after the cluster runs: how much the shared machine moved meanwhile
-    results["local, again"] = run_measure([], inputs, root / "local-again", args.model,
-                                          env={**os.environ, **env})
-    shutil.rmtree(root, ignore_errors=True)
+    # Ray starts a worker of one CPU with OMP_NUM_THREADS=1; a local run leaves it unset.
+    # Both local variants are measured so that the cluster's own cost can be read apart.
+    local_envs = {"local, 1 process": {**os.environ, **env},
+                  "local, OMP=1": {**os.environ, **env, "OMP_NUM_THREADS": "1"}}
+    results: Dict[str, Dict[str, float]] = {}
+    try:
+        for name, local_env in local_envs.items():
+            results[name] = run_measure([], inputs, root / f"out{len(results)}", args.model,
+                                        env=local_env)
+        with LoopbackCluster(workers=2, env=env) as cluster:
+            for workers in (1, 2):
+                results[f"cluster, {workers} worker{'s' * (workers > 1)}"] = run_measure(
+                    cluster.command([]), inputs, root / f"out{len(results)}", args.model,
+                    cluster.address, workers, env=cluster.env)
+        for name, local_env in local_envs.items():  # again: how much the shared machine moved
+            results[name + ", again"] = run_measure([], inputs, root / f"out{len(results)}",
+                                                    args.model, env=local_env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
     local = results["local, 1 process"]
     one = results["cluster, 1 worker"]
-    overhead = one["wait_per_file"] - local["wait_per_file"]
+    overhead = one["wait_per_file"] - results["local, OMP=1"]["wait_per_file"]
     print(f"{args.files} files of {args.seconds:.0f} s, model {args.model}, one torch thread per "
           f"file; 2 cores, shared with training jobs at the time")
-    print(f"{'':<18} {'wall s':>7} {'h/h all':>8} {'h/h files':>10} {'vs local':>9} "
+    print(f"{'':<25} {'wall s':>7} {'h/h all':>8} {'h/h files':>10} {'vs local':>9} "
           f"{'RTF/worker':>11} {'before 1st s':>13} {'wait/file ms':>13}")
     for name, r in results.items():
-        print(f"{name:<18} {r['wall']:>7.1f} {r['audio'] / r['wall']:>8.1f} "
+        print(f"{name:<25} {r['wall']:>7.1f} {r['audio'] / r['wall']:>8.1f} "
               f"{r['audio'] / r['files']:>10.1f} {local['files'] / r['files']:>8.2f}x "
               f"{r['busy'] / r['audio']:>11.3f} {r['before_first']:>13.1f} "
               f"{r['wait_per_file'] * 1000:>13.0f}")
-    print(f"overhead per file on the cluster (1 worker, wait/file beyond local): "
+    print(f"overhead per file on the cluster (1 worker, wait/file beyond local OMP=1): "
           f"{overhead * 1000:.0f} ms; fixed cost before the first file: "
           f"{one['before_first'] - local['before_first']:+.1f} s beyond local")
+    print("(OMP=1: OMP_NUM_THREADS=1 in the environment, as Ray gives its workers; "
+          "h/h = audio hours per hour; 'files' = first file handed out to last result)")
     print("\n".join(projection(one, results["cluster, 2 workers"], overhead, args.seconds,
                                args.mount_mb_s)))
 

@@ -155,7 +155,7 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     if cluster is not None and not dry_run:  # a dry run reads headers only: no cluster needed
         from .cluster import run_on_cluster
         return run_on_cluster(cluster, [j.for_every_node() for j in file_jobs], files, model,
-                              export_file, lambda job: job.remove_partials(), workers=workers,
+                              export_file, FileJob.remove_partials, workers=workers,
                               threads=threads, stop=stop, reporter=reporter)
 
     def work(index: int, path: Path) -> FileResult:
