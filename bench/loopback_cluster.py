@@ -59,6 +59,7 @@ class LoopbackCluster:
         self.workers, self.cpus_per_worker = workers, cpus_per_worker
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.address = f"127.0.0.1:{PORT}"
+        self.client_address = "ray://127.0.0.1:10001"  # Ray Client, which `ray start --head` serves
         self.holder: Optional[subprocess.Popen] = None
         self.namespace: Optional[str] = None
         self.temp_dir = ""
@@ -129,18 +130,19 @@ class LoopbackCluster:
         return found
 
     def stop(self) -> None:
-        """End every process in the namespace, by id. Not `ray stop`: it finds Ray's
-        processes by name on the whole machine, other users' clusters included."""
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-            pids = self.processes()
-            for pid in pids:
+        """Kill every process in the namespace, by id: all of them are this cluster's and
+        hold nothing worth a graceful end (Ray's daemons take 10 s and more over SIGTERM).
+        Not `ray stop`: it finds Ray's processes by name on the whole machine, other
+        users' clusters included. Raises RuntimeError if a process survives."""
+        deadline = time.monotonic() + 10
+        while self.processes() and time.monotonic() < deadline:
+            for pid in self.processes():  # again and again: a dying raylet may start a worker
                 try:
-                    os.kill(pid, sig)
+                    os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            deadline = time.monotonic() + wait
-            while self.processes() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            time.sleep(0.1)
+        left = self.processes()
         if self.holder is not None:
             try:
                 self.holder.wait(timeout=10)
@@ -150,3 +152,5 @@ class LoopbackCluster:
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
         self.namespace = None
+        if left:
+            raise RuntimeError(f"processes {left} of the test cluster outlived SIGKILL")

@@ -103,13 +103,14 @@ def test_a_cluster_export_is_byte_identical_to_the_local_one(cluster, catalogue,
     assert f"cluster: {TRACKS}/{TRACKS} files" in result.stdout  # the driver's progress
 
 
-def test_a_preset_on_the_cluster_from_python_gives_the_local_bytes(cluster, catalogue, tmp_path):
+def test_a_preset_on_the_cluster_through_ray_client_from_python_gives_the_local_bytes(
+        cluster, catalogue, tmp_path):
     inputs = sorted(catalogue.glob("*.wav"))[:2]
     expected = stemforge.export(inputs, tmp_path / "local", model="live", two_stems="vocals",
                                 format="flac")
     assert expected.ok and len(expected.written) == 4
     code = ("import sys, stemforge; r = stemforge.export(sys.argv[2:], sys.argv[1], model='live', "
-            f"two_stems='vocals', format='flac', cluster={cluster.address!r}); "
+            f"two_stems='vocals', format='flac', cluster={cluster.client_address!r}); "
             "print(*[x.status for x in r.files])")
     result = subprocess.run(cluster.command([sys.executable, "-c", code, tmp_path / "cluster", *inputs]),
                             capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cluster.env)
