@@ -27,7 +27,8 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, TypeVar
+from types import ModuleType
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from ..core.model import Model, load_model
 from ..errors import ExportError
@@ -42,7 +43,7 @@ POLL_SECONDS = 0.2  # how often the driver looks at `stop` while it waits for re
 INSTALL_HINT = "pip install 'stemforge[cluster]'"
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     """Ray, or an error that says how to install it (it is an optional extra)."""
     try:
         import ray
@@ -76,7 +77,7 @@ class FileWorker:
         return run_one(input_path, lambda: self.run_job(job, self.model))
 
 
-def connect(address: str):
+def connect(address: str) -> Tuple[ModuleType, bool]:
     """Join the Ray cluster at `address` ("auto", "HOST:PORT" or "ray://HOST:PORT");
     returns ray and whether this call connected (and so must disconnect)."""
     ray = import_ray()
@@ -91,7 +92,7 @@ def connect(address: str):
     return ray, True
 
 
-def worker_count(ray, workers: Optional[int], threads: int, address: str) -> int:
+def worker_count(ray: ModuleType, workers: Optional[int], threads: int, address: str) -> int:
     """Workers asked for, else one per `threads` CPUs of the cluster."""
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if cpus < threads:
@@ -134,8 +135,9 @@ class _Driver:
     """The driver's loop: hands files to free workers, collects results, replaces dead
     workers and starts their files again, stops cleanly."""
 
-    def __init__(self, ray, new_worker, jobs: Sequence, paths: Sequence[Path],
-                 remove_partials: Callable, stop: threading.Event, reporter: Reporter):
+    def __init__(self, ray: ModuleType, new_worker: Callable[[], Any], jobs: Sequence,
+                 paths: Sequence[Path], remove_partials: Callable, stop: threading.Event,
+                 reporter: Reporter):
         self.ray, self.new_worker, self.jobs, self.paths = ray, new_worker, jobs, paths
         self.remove_partials, self.stop, self.reporter = remove_partials, stop, reporter
         self.results: List[Optional[FileResult]] = [None] * len(jobs)
@@ -227,7 +229,8 @@ class _Driver:
         """Kill every worker; then no file in progress can still be written, and their
         partial files are removed (a rerun would overwrite them anyway)."""
         ray = self.ray
-        for worker in list(self.idle) + list(self.starting.values()) + [w for _, w in self.running.values()]:
+        busy = [worker for _, worker in self.running.values()]
+        for worker in self.idle + list(self.starting.values()) + busy:
             ray.kill(worker, no_restart=True)
         if self.running:
             ray.wait(list(self.running), num_returns=len(self.running), timeout=30)
