@@ -217,3 +217,23 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path):
 def test_workers_without_a_cluster_is_refused():
     result = run_cli("separate", "song.wav", "--workers", "2")
     assert result.returncode == 2 and "--cluster" in result.stderr
+
+
+def test_workers_that_cannot_start_end_the_run_with_an_error_not_a_loop(cluster, catalogue, tmp_path):
+    """Workers whose model does not load die as they start: after a bounded number of
+    replacements the run stops and says what to check."""
+    not_a_model = tmp_path / "broken.ts"
+    not_a_model.write_bytes(b"not a model")
+    code = ("import sys, types; from pathlib import Path; "
+            "from stemforge.apps.cluster import run_on_cluster; from stemforge.errors import ExportError\n"
+            "model = types.SimpleNamespace(path=Path(sys.argv[1]), name='broken')\n"
+            "try:\n"
+            f"    run_on_cluster({cluster.address!r}, [1], [Path('x.wav')], model, print, print)\n"
+            "except ExportError as e:\n"
+            "    print(e)")
+    result = subprocess.run(cluster.command([sys.executable, "-c", code, not_a_model]),
+                            capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cluster.env)
+    assert result.returncode == 0, result.stderr
+    assert "workers cannot start on the cluster" in result.stdout, result.stdout + result.stderr
+    assert "is stemforge installed on every node" in result.stdout
+    assert "ModelError" in result.stdout and "broken.ts: not a TorchScript model file" in result.stdout

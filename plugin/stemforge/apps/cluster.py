@@ -22,6 +22,7 @@ so a killed worker never leaves a file under its final name half written.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -190,7 +191,7 @@ class _Driver:
             except ray.exceptions.RayActorError as e:  # died while loading: try another
                 self.failed_starts += 1
                 if self.failed_starts >= MAX_ATTEMPTS * self.count:  # not bad luck: a setup fault
-                    raise ExportError(f"workers cannot start on the cluster ({_first_line(e)}); is "
+                    raise ExportError(f"workers cannot start on the cluster ({_last_line(e)}); is "
                                       "stemforge installed on every node, with Ray's version "
                                       "and Python's?") from None
                 self.start_worker()
@@ -239,5 +240,16 @@ class _Driver:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    lines = _lines(error)
+    return lines[0] if lines else type(error).__name__
+
+
+def _last_line(error: BaseException) -> str:
+    """A failed actor start ends its message with the exception its __init__ raised."""
+    lines = _lines(error)
+    return lines[-1] if lines else type(error).__name__
+
+
+def _lines(error: BaseException) -> List[str]:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Ray colours names for terminals
+    return [line.strip() for line in text.splitlines() if line.strip()]
