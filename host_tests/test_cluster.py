@@ -144,6 +144,31 @@ def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster,
     assert tree(tmp_path / "out") == local  # no partial file, under any name
 
 
+def test_a_file_whose_worker_dies_on_every_try_is_reported_failed(cluster, catalogue, tmp_path):
+    """As if the file itself killed its worker each time: a bounded number of tries, then
+    a failure that says so, and nothing left behind."""
+    command = cluster.command([sys.executable, "-m", "stemforge", *SEPARATE, catalogue / "track 0.wav",
+                               "-o", tmp_path / "out", "--cluster", cluster.address])
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=cluster.env)
+    kills = set()
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while driver.poll() is None and time.monotonic() < deadline:
+            for pid in set(cluster.worker_processes("ray::FileWorker.run")) - kills:
+                os.kill(pid, signal.SIGKILL)
+                kills.add(pid)
+            time.sleep(0.01)
+        out, err = driver.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        driver.kill()
+    assert driver.returncode == 1, err
+    assert len(kills) == 3 and err.count("starting again on another worker") == 2, err
+    assert "its worker died on each of 3 tries" in err
+    assert "0 of 1 file(s) exported; 1 failed" in err
+    assert not list((tmp_path / "out").glob("*"))  # no partial file, no folder made for one
+
+
 def test_a_corrupt_input_fails_once_and_is_not_retried(cluster, catalogue, local, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()

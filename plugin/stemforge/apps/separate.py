@@ -86,9 +86,15 @@ class FileJob:
         return replace(self, plan=replace(self.plan, path=self.plan.path.absolute()))
 
     def remove_partials(self) -> None:
-        """What a worker killed mid-file leaves: its hidden partial files."""
+        """What a worker killed mid-file leaves: its hidden partial files, and the folder
+        made for them if nothing else is in it (as a local run's abort does)."""
         for target in self.plan.targets:
             partial_path(target).unlink(missing_ok=True)
+        for folder in {t.parent for t in self.plan.targets}:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): keep it
+                pass
 
 
 def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stems", *,
