@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import ray  # noqa: F401  (the cluster tests must fail, not skip, where Ray is missing)
 from pedalboard.io import AudioFile
