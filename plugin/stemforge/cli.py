@@ -38,9 +38,10 @@ class Progress(Reporter):
         self._position: Dict[Path, str] = {}
 
     @classmethod
-    def for_terminal(cls, quiet: bool, jobs: int = 1) -> "Progress":
+    def for_terminal(cls, quiet: bool, jobs: int = 1, cluster: bool = False) -> "Progress":
+        # one bar follows one file: files at once (-j, a cluster) get plain lines
         tty = sys.stderr.isatty() and sys.stdout.isatty()
-        return cls("quiet" if quiet else "bar" if tty and jobs == 1 else "lines")
+        return cls("quiet" if quiet else "bar" if tty and jobs == 1 and not cluster else "lines")
 
     def say(self, text: str, error: bool = False) -> None:
         if self.mode != "quiet" or error:
@@ -67,6 +68,18 @@ class Progress(Reporter):
         elif share - self._last.get(path, 0.0) >= 0.25 or share == 1.0:
             self._last[path] = share
             self.say(f"{where} {path.name}: {100 * share:.0f}% (RTF {rtf:.3f}, ETA {eta:.0f}s)")
+
+    def retrying(self, path: Path, reason: str) -> None:
+        self.say(f"stemforge: {path}: starting again on another worker: {reason}", error=True)
+
+    def overall(self, finished: int, total: int, audio_s: float, busy_s: float,
+                elapsed: float) -> None:
+        if self.mode == "quiet" or not finished:
+            return
+        rtf = f", RTF {busy_s / audio_s:.3f} per worker" if audio_s else ""
+        eta = elapsed / finished * (total - finished)
+        self.say(f"cluster: {finished}/{total} files, {audio_s / max(elapsed, 1e-9):.2f} audio "
+                 f"hours per hour{rtf}, ETA {eta:.0f}s")
 
     def finish(self, r: FileResult) -> None:
         if r.status == "failed":
@@ -175,12 +188,20 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=positive_int, default=1, help="files in parallel (default: 1)")
     add_threads_flag(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run the files on a Ray cluster: auto, "
+                   "HOST:PORT or ray://HOST:PORT; inputs and output must be at the same paths "
+                   "on every node (a shared mount); needs pip install 'stemforge[cluster]'")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="with --cluster: worker "
+                   "processes, each holding the model (default: one per --threads CPUs)")
 
 
 def separate_command(args: argparse.Namespace) -> int:
     from .apps.separate import export
     from .core.model import load_model
-    progress = Progress.for_terminal(args.quiet, args.jobs)
+    if args.workers and not args.cluster:
+        return fail("--workers counts a cluster's worker processes: give --cluster too "
+                    "(-j N runs N files at once on this machine)", 2)
+    progress = Progress.for_terminal(args.quiet, args.jobs, cluster=bool(args.cluster))
     try:
         model = load_model(chosen_model(args))
         if model.info.untrained:
@@ -193,7 +214,8 @@ def separate_command(args: argparse.Namespace) -> int:
                             filename=args.filename, sessions=[k for k in args.session.split(",") if k],
                             recursive=args.recursive, overwrite=args.overwrite,
                             dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
-                            preset_label=args.preset, reporter=progress, stop=stop)
+                            preset_label=args.preset, reporter=progress, stop=stop,
+                            cluster=args.cluster, workers=args.workers)
     except (ExportError, ModelError) as e:
         return fail(str(e), 2)
     if report.interrupted:

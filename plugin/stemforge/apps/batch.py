@@ -72,13 +72,34 @@ class Reporter:
     def finish(self, result: FileResult) -> None:
         """A file is done, skipped, planned or failed."""
 
+    def retrying(self, path: Path, reason: str) -> None:
+        """A file starts again elsewhere: the process that ran it died (a cluster run)."""
+
+    def overall(self, finished: int, total: int, audio_seconds: float, busy_seconds: float,
+                elapsed: float) -> None:
+        """After each file of a cluster run: files finished of `total`, the audio they held,
+        the worker time they took, and the wall time since the batch began."""
+
+
+# What a bad input raises: the file's failure, reported with its reason, never retried.
+FILE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def run_one(path: Path, work: Callable[[], FileResult]) -> FileResult:
+    """`work()`, or the file's failure if it raises one of FILE_ERRORS. Local runs and
+    cluster workers both go through here, so a file is judged the same way in either."""
+    try:
+        return work()
+    except FILE_ERRORS as e:
+        return FileResult(path, "failed", message=str(e))
+
 
 def run_files(paths: Sequence[Path], work: Callable[[int, Path], FileResult], jobs: int = 1,
               stop: Optional[threading.Event] = None,
               reporter: Optional[Reporter] = None) -> BatchReport:
-    """Run `work(index, path)` over `paths`, `jobs` at a time. An OSError, ValueError or
-    RuntimeError is the file's failure (reported, the batch goes on); Interrupted ends
-    the batch cleanly."""
+    """Run `work(index, path)` over `paths`, `jobs` at a time, in this process. One of
+    FILE_ERRORS is the file's failure (reported, the batch goes on); Interrupted ends
+    the batch cleanly. (apps.cluster runs the same work on a Ray cluster.)"""
     stop = stop or threading.Event()
     reporter = reporter or Reporter()
     results: List[Optional[FileResult]] = [None] * len(paths)
@@ -94,11 +115,9 @@ def run_files(paths: Sequence[Path], work: Callable[[int, Path], FileResult], jo
             position = started[0]
         reporter.start(position, len(paths), path)
         try:
-            result = work(index, path)
+            result = run_one(path, lambda: work(index, path))  # a bad input: report it, go on
         except Interrupted:
             return
-        except (OSError, ValueError, RuntimeError) as e:  # a bad input: report it, go on
-            result = FileResult(path, "failed", message=str(e))
         results[index] = result
         reporter.finish(result)
 
@@ -131,10 +150,11 @@ def torch_threads_for_batch(threads: Optional[int]) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def check_counts(jobs: int, threads: Optional[int]) -> None:
+def check_counts(jobs: int, threads: Optional[int], name: str = "jobs") -> None:
+    """Refuse counts that are not whole numbers of at least 1 (`threads` may be None)."""
     from ..errors import ExportError
-    for name, value in (("jobs", jobs), ("threads", threads)):
-        if value is None and name == "threads":
+    for what, value in ((name, jobs), ("threads", threads)):
+        if value is None and what == "threads":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ExportError(f"{name} must be a whole number of at least 1, got {value!r}")
+            raise ExportError(f"{what} must be a whole number of at least 1, got {value!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -67,14 +67,44 @@ class _Plan:
         return list(self.stems.values()) + list(self.sessions.values())
 
 
+@dataclass(frozen=True)
+class FileJob:
+    """One input's export, all but the loaded model: what `export_file` needs. A local run
+    calls it in a thread; a cluster worker receives it pickled (see apps.cluster)."""
+
+    plan: _Plan
+    names: List[str]                     # the model stems to write
+    extra: Dict[str, Dict[str, float]]   # weighted sums to write (no_STEM)
+    bit_depth: Optional[int]
+    overwrite: bool
+    dry_run: bool
+
+    def for_every_node(self) -> "FileJob":
+        """The job with an absolute input path: another process, on another node, has
+        another current folder (the targets are absolute already). `absolute`, not
+        `resolve`: a link's own name is the track's name, as in a local run."""
+        return replace(self, plan=replace(self.plan, path=self.plan.path.absolute()))
+
+    def remove_partials(self) -> None:
+        """What a worker killed mid-file leaves: its hidden partial files, and the folder
+        made for them if nothing else is in it (as a local run's abort does)."""
+        for target in self.plan.targets:
+            partial_path(target).unlink(missing_ok=True)
+        for folder in {t.parent for t in self.plan.targets}:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): keep it
+                pass
+
+
 def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stems", *,
            model: Union[Model, str, None] = None, stems: Optional[Sequence[str]] = None,
            two_stems: Optional[str] = None, format: str = "wav", bit_depth: Optional[int] = None,
            filename: str = DEFAULT_TEMPLATE, sessions: Sequence[str] = (), recursive: bool = False,
            overwrite: bool = False, dry_run: bool = False, jobs: int = 1,
            threads: Optional[int] = None, preset_label: Optional[str] = None,
-           reporter: Optional[Reporter] = None,
-           stop: Optional[threading.Event] = None) -> BatchReport:
+           reporter: Optional[Reporter] = None, stop: Optional[threading.Event] = None,
+           cluster: Optional[str] = None, workers: Optional[int] = None) -> BatchReport:
     """Export the stems of `inputs` (files, folders, glob patterns) into `output`.
 
     model: a preset name, a model file or a loaded Model (default: the studio preset).
@@ -87,6 +117,11 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     preset_label: what {preset} in `filename` says (default: the model's name).
     reporter: hears each file's start, progress and result (see apps.batch.Reporter).
     stop: set it to stop cleanly (no partial file is left).
+    cluster: a Ray cluster's address ("auto", "HOST:PORT", "ray://HOST:PORT") to run the
+        files on, one actor per worker process holding the model (see apps.cluster);
+        inputs and output must be at the same paths on every node (a shared mount).
+        `jobs` is then ignored; workers: actors (default: one per `threads` CPUs the
+        cluster has).
 
     Raises ExportError (or ModelError) before any audio is written when the request
     cannot be met; a file that cannot be read is a "failed" entry in the report.
@@ -101,6 +136,8 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
         raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
                           f"{', '.join(SESSION_KINDS)}")
     check_counts(jobs, threads)
+    if workers is not None:
+        check_counts(workers, None, name="workers")
     check_output_folder(out)
     model = model if isinstance(model, Model) else load_model(model)
     names, extra = output_gains(model, stems, two_stems)
@@ -120,11 +157,15 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
                            {k: folder / f"{path.stem}{SESSION_KINDS[k]}" for k in kinds}))
     check_targets({p.path: p.targets for p in plans}, files,
                   hint='put {index} in --filename, e.g. "{index:02d}-{track}/{stem}.{ext}"')
-    plan_of = {p.path: p for p in plans}
+    file_jobs = [FileJob(p, names, extra, bit_depth, overwrite, dry_run) for p in plans]
+    if cluster is not None and not dry_run:  # a dry run reads headers only: no cluster needed
+        from .cluster import run_on_cluster
+        return run_on_cluster(cluster, [j.for_every_node() for j in file_jobs], files, model,
+                              export_file, FileJob.remove_partials, workers=workers,
+                              threads=threads, stop=stop, reporter=reporter)
 
     def work(index: int, path: Path) -> FileResult:
-        return _export_file(plan_of[path], model, names, extra, bit_depth, overwrite, dry_run,
-                            stop, reporter or Reporter())
+        return export_file(file_jobs[index], model, stop, reporter or Reporter())
 
     with torch_threads_for_batch(threads):
         return run_files(files, work, jobs, stop, reporter)
@@ -134,9 +175,13 @@ def _missing(targets: Iterable[Path], overwrite: bool) -> List[Path]:
     return [t for t in targets if overwrite or not t.exists()]
 
 
-def _export_file(plan: _Plan, model: Model, names: List[str], extra: Dict[str, Dict[str, float]],
-                 bit_depth: Optional[int], overwrite: bool, dry_run: bool,
-                 stop: Optional[threading.Event], reporter: Reporter) -> FileResult:
+def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = None,
+                reporter: Optional[Reporter] = None) -> FileResult:
+    """Export one input: file -> reader -> StemSplitter (resampler, block engine, model)
+    -> stems -> StemWriter (partial files, renamed when complete) -> sessions. The one
+    per-file function: local runs and cluster workers both call it."""
+    plan, names, extra, bit_depth = job.plan, job.names, job.extra, job.bit_depth
+    overwrite, dry_run, reporter = job.overwrite, job.dry_run, reporter or Reporter()
     path = plan.path
     stems_to_do = bool(_missing(plan.stems.values(), overwrite))
     sessions_to_do = {k: t for k, t in plan.sessions.items() if t in _missing([t], overwrite)}

@@ -213,6 +213,15 @@ def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: 
     return "\n".join(lines) + "\n"
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date: the same export gives the same bytes, whenever and on
+    whichever machine it runs (a cluster's output is compared with the local one's)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o600 << 16  # what writestr gives a member named by a string
+    return info
+
+
 def write_session(kind: str, path: Path, tracks: List[SessionTrack], sample_rate: int,
                   channels: int, frames: int, title: str = "", regions: Sequence[Region] = ()) -> Path:
     """Write a `kind` ("dawproject" or "reaper") session to `path`, atomically; `regions`
@@ -224,9 +233,9 @@ def write_session(kind: str, path: Path, tracks: List[SessionTrack], sample_rate
     with atomic_path(path) as tmp:
         if kind == "dawproject":
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr("project.xml", _dawproject_xml(tracks, path, sample_rate, channels,
-                                                           seconds, regions))
-                z.writestr("metadata.xml", _metadata_xml(title or path.stem))
+                z.writestr(_member("project.xml"), _dawproject_xml(tracks, path, sample_rate,
+                                                                   channels, seconds, regions))
+                z.writestr(_member("metadata.xml"), _metadata_xml(title or path.stem))
         else:
             tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds, regions))
     return path
