@@ -85,7 +85,14 @@ class Pipeline:
 
     def _mix_to_host(self, stems: np.ndarray) -> np.ndarray:
         """(batch, stems, model channels, n) -> (outputs * host channels, n)."""
-        y = np.tensordot(self.mix, stems, axes=([1], [1]))  # (outputs, batch, channels, n)
+        # A weighted sum per output, not np.tensordot: a 4 x 4 by (4, n) product goes to
+        # OpenBLAS, whose threads then spin on the other core after every call (measured:
+        # `stemforge separate` on 60 s used 3.3 s of CPU instead of 1.9, and took 1.5x the time).
+        y = np.zeros((self.outputs,) + stems.shape[:1] + stems.shape[2:], np.float32)
+        for o, weights in enumerate(self.mix):
+            for s, w in enumerate(weights):
+                if w != 0:
+                    y[o] += w * stems[:, s]  # (outputs, batch, channels, n)
         c, ch = self.model.channels, self.host_channels
         if c == ch:
             y = y[:, 0]
