@@ -101,7 +101,7 @@ def projection(one: Dict[str, float], two: Dict[str, float], overhead: float,
     lines = ["", f"Projection: N machines of 2 worker processes each, for {tracks} tracks of "
              f"{minutes:.0f} min ({hours:.0f} audio hours). Assumptions:",
              f"  - a worker exports {per_worker:.1f} audio hours per hour (this run, 1 worker, "
-             "files alone; the machine was shared with training);",
+             "files alone);",
              f"  - two workers on one machine reach {efficiency:.0%} of twice one (measured "
              "here); machines add linearly (each file is independent, no traffic between workers);",
              f"  - the shared mount carries {mount_mb_s:.0f} MB/s (--mount-mb-s): a worker moves "
@@ -172,7 +172,8 @@ def main() -> None:
     one = results["cluster, 1 worker"]
     overhead = one["wait_per_file"] - results["local, OMP=1"]["wait_per_file"]
     print(f"{args.files} files of {args.seconds:.0f} s, model {args.model}, one torch thread per "
-          f"file; 2 cores, shared with training jobs at the time")
+          f"file; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (other jobs "
+          "on the machine count)")
     print(f"{'':<25} {'wall s':>7} {'h/h all':>8} {'h/h files':>10} {'vs local':>9} "
           f"{'RTF/worker':>11} {'before 1st s':>13} {'wait/file ms':>13}")
     for name, r in results.items():
