@@ -87,7 +87,8 @@ class Pipeline:
         """(batch, stems, model channels, n) -> (outputs * host channels, n)."""
         # A weighted sum per output, not np.tensordot: a 4 x 4 by (4, n) product goes to
         # OpenBLAS, whose threads then spin on the other core after every call (measured:
-        # `stemforge separate` on 60 s used 3.3 s of CPU instead of 1.9, and took 1.5x the time).
+        # `stemforge separate` on 60 s used 3.3 s of CPU instead of 2.0; bench/cluster.py: a local
+        # export ran at half the speed of one with OMP_NUM_THREADS=1, now at the same).
         y = np.zeros((self.outputs,) + stems.shape[:1] + stems.shape[2:], np.float32)
         for o, weights in enumerate(self.mix):
             for s, w in enumerate(weights):
