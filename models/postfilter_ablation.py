@@ -1,0 +1,103 @@
+"""Does offline post-processing of a trained preset's stems gain anything?
+
+    python models/postfilter_ablation.py [--preset studio] [--clips 24]
+
+Scores, on training excerpts (never the held-out split), the preset as shipped beside a
+multichannel Wiener filter (spatial covariance per stem over the whole excerpt, as in
+norbert; 0 and 1 EM iterations), a channel-swap average and a half-hop shift average.
+Every variant keeps the stems summing to the mix. Results: models/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from masknet import MaskNet  # noqa: E402
+from train import STEMS, WEIGHTS, sdr, separate_whole, validation_set  # noqa: E402
+
+N_FFT, HOP = 4096, 1024
+WINDOW = np.hanning(N_FFT + 1)[:-1]
+
+
+def stft(x: np.ndarray) -> np.ndarray:
+    """(..., n) -> (..., frames, bins), zero-padded so that istft(stft(x)) == x."""
+    pad = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(N_FFT, N_FFT + (-x.shape[-1]) % HOP)])
+    frames = np.lib.stride_tricks.sliding_window_view(pad, N_FFT, axis=-1)[..., ::HOP, :]
+    return np.fft.rfft(frames * WINDOW, axis=-1)
+
+
+def istft(spec: np.ndarray, n: int) -> np.ndarray:
+    frames = np.fft.irfft(spec, n=N_FFT, axis=-1) * WINDOW
+    count = spec.shape[-2]
+    out = np.zeros(spec.shape[:-2] + ((count - 1) * HOP + N_FFT,))
+    norm = np.zeros(out.shape[-1])
+    for t in range(count):
+        out[..., t * HOP:t * HOP + N_FFT] += frames[..., t, :]
+        norm[t * HOP:t * HOP + N_FFT] += WINDOW ** 2
+    return (out / np.maximum(norm, 1e-8))[..., N_FFT:N_FFT + n]
+
+
+def wiener(stems: np.ndarray, mix: np.ndarray, iterations: int = 0, eps: float = 1e-10) -> np.ndarray:
+    """Multichannel Wiener filter of (S, 2, n) stem estimates of the (2, n) `mix`."""
+    x = stft(mix)
+    y = stft(stems)
+    for _ in range(iterations + 1):
+        power = (np.abs(y) ** 2).mean(1)  # (S, T, F)
+        spatial = np.einsum("sctf,sdtf->sfcd", y, y.conj()) / (power.sum(1)[:, :, None, None] + eps)
+        cov = power[:, :, :, None, None] * spatial[:, None]  # (S, T, F, 2, 2)
+        gain = cov @ np.linalg.inv(cov.sum(0) + eps * np.eye(2))[None]
+        y = np.einsum("stfcd,dtf->sctf", gain, x)
+    out = istft(y, mix.shape[-1])
+    return (out + (mix - out.sum(0)) / len(out)).astype(np.float32)  # the eps residual, shared
+
+
+def main(argv: list | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="studio")
+    parser.add_argument("--clips", type=int, default=24, help="half rendered, half real training excerpts")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    meta = json.loads((WEIGHTS / f"{args.preset}.json").read_text())
+    net = MaskNet(**meta["config"])
+    net.load_state_dict(torch.load(WEIGHTS / f"{args.preset}.pt", weights_only=True))
+    net.eval()
+    net.mask_sharpness = meta.get("mask_sharpness", 1.0)
+
+    @torch.no_grad()
+    def separate(mix: np.ndarray, shift: int = 0) -> np.ndarray:
+        y = separate_whole(net, torch.from_numpy(np.ascontiguousarray(np.pad(mix, ((0, 0), (shift, 0))))))
+        return y[..., shift:shift + mix.shape[-1]]
+
+    scores: dict = {}
+    for name, stems, split_known in validation_set(args.clips // 2, args.clips // 2, split="train"):
+        group = "real" if name.startswith("real:") else "rendered"
+        mix = stems.sum(0)
+        plain = separate(mix)
+        swapped = separate(mix[::-1])[:, ::-1]
+        shifted = separate(mix, net.hop // 2)
+        variants = {
+            "none": plain,
+            "wiener, 0 iterations": wiener(plain, mix, 0),
+            "wiener, 1 iteration": wiener(plain, mix, 1),
+            "channel-swap average": (plain + swapped) / 2,
+            "half-hop shift average": (plain + shifted) / 2,
+        }
+        for variant, est in variants.items():
+            pairs = [(s, est[i], stems[i]) for i, s in enumerate(STEMS)] if split_known else \
+                [("vocals", est[3], stems[3]), ("accompaniment", est[:3].sum(0), stems[2])]
+            for stem, e, ref in pairs:
+                if np.abs(ref).max() > 1e-4:
+                    scores.setdefault(variant, {}).setdefault(f"{group} {stem}", []).append(sdr(e, ref))
+    for variant, table in scores.items():
+        means = {k: round(float(np.mean(v)), 2) for k, v in table.items()}
+        print(f"{variant:24s} mean {np.mean(list(means.values())):.3f} {json.dumps(means)}")
+
+
+if __name__ == "__main__":
+    main()
