@@ -226,7 +226,9 @@ def loss_fn(net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff
     `other` slot), drums + bass + other are compared with it as a whole. Each example
     counts relative to its mixture's level, as the model's output scales with it.
     `vocals_weight` counts the vocals stem that many times the others (run 3: the
-    acapella is the product's first job and studio's vocals the target it missed)."""
+    acapella is the product's first job and studio's vocals the target it missed). It
+    matters only where all four stems are known: with masks summing to one and stems
+    to the mix, the accompaniment's error is minus the vocals' error."""
     mix = stems.sum(1)
     k = net.lookahead_frames
     gains = lowpass_gains(cutoff_hz, net.n_bins)  # (B, bins)
