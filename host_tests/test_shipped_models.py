@@ -105,8 +105,9 @@ def test_presets_separate_a_real_song_better_than_the_mix(real_clip, name):
     assert np.mean(list(gains.values())) >= 3.0, f"{name}: {gains}"
 
 
-# Issue 9's Must target, not met yet by the presets of campaign run 1 (models/README.md): on
-# this electronic excerpt the classic DSP baseline's low-band split and REPET-SIM do well.
+# Issue 9's Must target, not met yet on this excerpt (models/README.md): after campaign run 3
+# studio's vocals beat the DSP baseline here (11.0 vs 10.4 dB) but not its 4-stem mean: on
+# this electronic excerpt the baseline's 200 Hz split and HPSS do well on drums and bass.
 # strict: the day a retrained preset beats it, this test fails until the marker goes.
 @pytest.mark.xfail(strict=True, reason="issue 9: the presets do not yet beat classic DSP on every real clip")
 @pytest.mark.parametrize("name", ["studio", "live"])
