@@ -338,7 +338,7 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
           run: str = "", front: str = "", init: str = "", steps: int = 0, vocals_weight: float = 0.0) -> None:
     """Train `preset` for `minutes` of wall clock; `run` names an experiment (its own
     checkpoint folder; its weights stay there), `front` overrides the preset's front end,
-    `vocals_weight` (0: keep the run's, else 1) weighs the vocals stem in the loss."""
+    `vocals_weight` weighs the vocals stem in the loss (0 keeps a resumed run's, 1 for a new one)."""
     keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
