@@ -1,6 +1,6 @@
 """Does offline post-processing of a trained preset's stems gain anything?
 
-    python models/postfilter_ablation.py [--preset studio] [--clips 24]
+    python models/postfilter_ablation.py [--preset studio] [--clips 24] [--weights DIR]
 
 Scores, on training excerpts (never the held-out split), the preset as shipped beside a
 multichannel Wiener filter (spatial covariance per stem over the whole excerpt, as in
@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 
@@ -22,25 +23,15 @@ from masknet import MaskNet  # noqa: E402
 from train import STEMS, WEIGHTS, sdr, separate_whole, validation_set  # noqa: E402
 
 N_FFT, HOP = 4096, 1024
-WINDOW = np.hanning(N_FFT + 1)[:-1]
 
 
 def stft(x: np.ndarray) -> np.ndarray:
-    """(..., n) -> (..., frames, bins), zero-padded so that istft(stft(x)) == x."""
-    pad = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(N_FFT, N_FFT + (-x.shape[-1]) % HOP)])
-    frames = np.lib.stride_tricks.sliding_window_view(pad, N_FFT, axis=-1)[..., ::HOP, :]
-    return np.fft.rfft(frames * WINDOW, axis=-1)
+    """(..., n) -> (..., frames, bins)."""
+    return np.swapaxes(librosa.stft(x, n_fft=N_FFT, hop_length=HOP), -1, -2)
 
 
 def istft(spec: np.ndarray, n: int) -> np.ndarray:
-    frames = np.fft.irfft(spec, n=N_FFT, axis=-1) * WINDOW
-    count = spec.shape[-2]
-    out = np.zeros(spec.shape[:-2] + ((count - 1) * HOP + N_FFT,))
-    norm = np.zeros(out.shape[-1])
-    for t in range(count):
-        out[..., t * HOP:t * HOP + N_FFT] += frames[..., t, :]
-        norm[t * HOP:t * HOP + N_FFT] += WINDOW ** 2
-    return (out / np.maximum(norm, 1e-8))[..., N_FFT:N_FFT + n]
+    return librosa.istft(np.swapaxes(spec, -1, -2), n_fft=N_FFT, hop_length=HOP, length=n)
 
 
 def wiener(stems: np.ndarray, mix: np.ndarray, iterations: int = 0, eps: float = 1e-10) -> np.ndarray:
@@ -61,11 +52,13 @@ def main(argv: list | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="studio")
     parser.add_argument("--clips", type=int, default=24, help="half rendered, half real training excerpts")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS,
+                        help="folder with <preset>.pt and .json (default: the shipped weights)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    meta = json.loads((WEIGHTS / f"{args.preset}.json").read_text())
+    meta = json.loads((args.weights / f"{args.preset}.json").read_text())
     net = MaskNet(**meta["config"])
-    net.load_state_dict(torch.load(WEIGHTS / f"{args.preset}.pt", weights_only=True))
+    net.load_state_dict(torch.load(args.weights / f"{args.preset}.pt", weights_only=True))
     net.eval()
     net.mask_sharpness = meta.get("mask_sharpness", 1.0)
 
