@@ -71,7 +71,8 @@ def test_the_record_mix_bus_acts_on_every_stem_alike():
         alone = RecordMix(random.Random(seed)).bus(stems)
         whole = RecordMix(random.Random(seed)).bus(stems.sum(0)[None])[0]
         assert np.all(np.isfinite(alone))
-        np.testing.assert_allclose(alone.sum(0), whole, atol=1e-4)  # float32 IIR rounding; a nonlinear bus is off by 0.1
+        # float32 IIR rounding at low shelf frequencies reaches 1e-4; a per-stem (nonlinear) bus is off by 0.1
+        np.testing.assert_allclose(alone.sum(0), whole, atol=1e-3)
 
 
 def test_a_record_mix_keeps_every_stem_finite_and_in_place():
