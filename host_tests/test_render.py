@@ -116,6 +116,8 @@ def test_render_from_python(workspace):
     (lambda t: t.replace('"Compressor"', '"Compresor"'), "plan.toml:12: unknown plugin 'Compresor' (did you mean Compressor?)"),
     (lambda t: t.replace("ratio = 3", "ratio = 3\nknee_db = 2"), "plan.toml:16: Compressor has no parameter 'knee_db'"),
     (lambda t: t.replace('stem = "vocals"', 'stem = "voice"'), "plan.toml:7: unknown stem 'voice'"),
+    (lambda t: t.replace('stem = "vocals"', 'gains = { vocals = 0.0 }\ngains_db = { drums = 0.0 }'),
+     "plan.toml:11: give gains (linear) or gains_db (decibels), not both"),
     (lambda t: t.replace('"song.wav"', '"nosong.wav"'), "plan.toml:1: no such input file"),
     (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\nformat = "wma"'), "plan.toml:17: unknown format 'wma'"),
 ])

@@ -278,6 +278,9 @@ def _stemforge_processor(entry: dict, where: str, check: _Checker, after: int) -
     stem = check.get(entry, "stem", (str,), None, after)
     gains = check.gains(entry, "gains", after)
     gains_db = check.gains(entry, "gains_db", after)
+    if gains is not None and gains_db is not None:  # one would silently replace the other
+        raise PlanError(f"{check.where('gains_db', after)}: give gains (linear) or gains_db "
+                        "(decibels), not both; write every stem's gain in one of them")
     if gains_db is not None:
         gains = {k: 10 ** (float(v) / 20) for k, v in gains_db.items()}
     residual = check.get(entry, "residual", (str,), "auto", after)
