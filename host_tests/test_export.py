@@ -2,6 +2,7 @@
 on the cases new users hit (issue 10, part 3)."""
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -185,6 +186,23 @@ def test_a_file_that_fails_mid_export_leaves_no_empty_output_folder(tmp_path):
     result = run("separate", bad, good, "-o", tmp_path / "out", "--model", "fixture-stream")
     assert result.returncode == 1 and "NaN" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]
+
+
+def test_a_model_that_returns_nan_fails_its_file_and_writes_nothing(tmp_path, stream_model):
+    """No output file ever holds NaN or Inf: the one writer checks every block, fails the
+    file naming what made the audio, and leaves no partial stem (nor the folder made for it)."""
+    broken = copy.copy(stream_model)
+
+    def step(x, state):
+        y, state = stream_model.step(x, state)
+        y[..., -1] = float("inf")
+        return y, state
+    broken.step = step
+    good = write(tmp_path / "good.wav", 1.0)
+    report = stemforge.export(good, tmp_path / "out", model=broken)
+    assert [r.status for r in report.files] == ["failed"]
+    assert "the model fixture-stream gave NaN or Inf for " in report.files[0].message
+    assert not (tmp_path / "out").exists()
 
 
 def test_globs_take_only_audio_and_no_hidden_files(tmp_path):

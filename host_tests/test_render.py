@@ -127,6 +127,21 @@ def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, mess
     assert not (workspace / "rendered").exists()
 
 
+@pytest.mark.parametrize("chain, stage", [
+    ('plugin = "HighpassFilter"\ncutoff_frequency_hz = -100', "stage 1 of the chain (pedalboard.Highpass "
+     "cutoff_frequency_hz=-100) returned NaN or Inf"),
+    ('plugin = "stemforge"\nmodel = "fixture-stream"\n[[chain]]\nplugin = "Gain"\ngain_db = 1000',
+     "stage 2 of the chain (pedalboard.Gain gain_db=1000) returned NaN or Inf"),
+])
+def test_a_stage_that_returns_nan_or_inf_fails_the_file_naming_the_stage(workspace, chain, stage):
+    """Out-of-range parameters that pedalboard accepts blow the audio up: the file fails,
+    naming the stage, and nothing is written (no NaN or Inf file, no partial file)."""
+    result = run(f'inputs = ["song.wav"]\n[[chain]]\n{chain}\n[output]\nfolder = "rendered"\n',
+                 workspace)
+    assert result.returncode == 1 and stage in result.stderr, result.stderr
+    assert not (workspace / "rendered").exists()
+
+
 def test_render_never_overwrites_its_inputs(workspace):
     song = workspace / "album" / "one.wav"
     before = song.read_bytes()

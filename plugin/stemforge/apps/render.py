@@ -141,7 +141,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
     restore = _stage_track_stats(source, chain, stop)
     start = time.perf_counter()
     try:
-        with StemWriter({"out": target}, out_rate, channels, bit_depth) as writer:
+        with StemWriter({"out": target}, out_rate, channels, bit_depth, stage="the chain") as writer:
             chain.prepare(rate, channels)
             done = 0
 

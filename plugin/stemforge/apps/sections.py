@@ -405,7 +405,8 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
         if cut:
             for i, song in enumerate(songs, 1):
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
-                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth) as writer:
+                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth,
+                                stage=f"the recording {audio.name}") as writer:
                     for block in source.blocks(stop, int(song.start * rate), int(song.end * rate)):
                         writer.write({"song": block})
                     written += writer.commit()

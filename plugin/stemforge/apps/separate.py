@@ -201,7 +201,8 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
             splitter = StemSplitter(model, source.sample_rate, source.channels, names, outputs=extra)
             if splitter.needs_track_stats:
                 splitter.set_track_stats(source.track_stats(stop))
-            with StemWriter(plan.stems, source.sample_rate, source.channels, bit_depth) as writer:
+            with StemWriter(plan.stems, source.sample_rate, source.channels, bit_depth,
+                            stage=f"the model {model.name}") as writer:
                 for block in source.blocks(stop):
                     writer.write(splitter.push(block))
                     reporter.update(path, source.file.tell() / source.sample_rate, source.seconds,

@@ -138,13 +138,17 @@ def write_text(target: Path, text: str) -> Path:
 class StemWriter:
     """Writes named audio outputs atomically: all renamed on `commit`, or none.
 
-    As a context manager it aborts (removes its partial files) when the block
-    raises, Ctrl-C included."""
+    Every block is checked before it is written: NaN or Inf (a plugin or model
+    that blew up) fails the whole file with an ExportError naming `stage`, what
+    made the audio. As a context manager it aborts (removes its partial files)
+    when the block raises, Ctrl-C included."""
 
     def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
-                 bit_depth: Optional[int] = None):
+                 bit_depth: Optional[int] = None, stage: str = "the processing"):
         self.targets = targets
+        self.stage = stage
         self.partials = {s: partial_path(t) for s, t in targets.items()}
+        self._written = {s: 0 for s in targets}
         self._files: Dict[str, AudioFile] = {}
         self._created: List[Path] = []
         try:
@@ -165,9 +169,16 @@ class StemWriter:
             self.abort()
 
     def write(self, parts: Dict[str, np.ndarray]) -> None:
+        for s, audio in parts.items():  # all checked before any is written
+            if not np.isfinite(audio).all():
+                channel, sample = np.argwhere(~np.isfinite(audio))[0]
+                raise ExportError(f"{self.stage} gave NaN or Inf for {self.targets[s].name} (first at "
+                                  f"sample {self._written[s] + sample}, channel {channel}); the "
+                                  "file was not written")
         for s, audio in parts.items():
             if audio.shape[1]:
                 self._files[s].write(audio)
+                self._written[s] += audio.shape[1]
 
     def _close(self) -> None:
         for f in self._files.values():
