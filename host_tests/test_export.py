@@ -205,6 +205,27 @@ def test_a_model_that_returns_nan_fails_its_file_and_writes_nothing(tmp_path, st
     assert not (tmp_path / "out").exists()
 
 
+def test_a_stem_above_0_dbfs_in_an_integer_format_is_reported_as_clipped(tmp_path):
+    """Float audio above 0 dBFS survives only in 32-bit float WAV: elsewhere it is clipped,
+    the stems miss the mix there, and the run says so, naming the file and the peak."""
+    loud = tmp_path / "loud.wav"
+    with AudioFile(str(loud), "w", 44100, 2, bit_depth=32) as f:
+        x = music(0.5)
+        f.write(1.5 * x / np.abs(x).max())
+    result = run("separate", loud, "-o", tmp_path / "flac", "--model", "fixture-stream",
+                 "--two-stems", "vocals", "--format", "flac")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {loud}: clipped at 0 dBFS: no_vocals.flac peaks at " in result.stderr
+    assert "32-bit float WAV" in result.stderr and "lower the gain" in result.stderr
+    report = stemforge.export(loud, tmp_path / "wav", model="fixture-stream", two_stems="vocals")
+    assert report.ok and report.files[0].warnings == []  # the default, 32-bit float WAV, keeps it
+    parts = []
+    for p in report.written:
+        with AudioFile(str(p)) as f:
+            parts.append(f.read(f.frames))
+    assert np.abs(parts[1]).max() > 1.0
+
+
 def test_globs_take_only_audio_and_no_hidden_files(tmp_path):
     write(tmp_path / "song.wav")
     (tmp_path / "cover.jpg").write_bytes(b"\xff\xd8\xff")

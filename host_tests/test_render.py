@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
+import pedalboard
 import pytest
 from pedalboard import Compressor, HighpassFilter
 from pedalboard.io import AudioFile
@@ -140,6 +142,15 @@ def test_a_stage_that_returns_nan_or_inf_fails_the_file_naming_the_stage(workspa
                  workspace)
     assert result.returncode == 1 and stage in result.stderr, result.stderr
     assert not (workspace / "rendered").exists()
+
+
+def test_render_above_0_dbfs_to_an_integer_format_warns(workspace):
+    gain = [pedalboard.Gain(gain_db=20.0)]
+    with pytest.warns(UserWarning, match=r"song.wav: clipped at 0 dBFS: song.flac peaks at .*flac 24-bit"):
+        stemforge.render(workspace / "song.wav", gain, workspace / "flac", format="flac")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 32-bit float WAV keeps it: nothing to say
+        stemforge.render(workspace / "song.wav", gain, workspace / "wav")
 
 
 def test_render_never_overwrites_its_inputs(workspace):

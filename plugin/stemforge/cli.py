@@ -93,6 +93,8 @@ class Progress(Reporter):
             rtf = f", RTF {r.seconds / r.audio_seconds:.3f}" if r.audio_seconds else ""
             self.say(f"{r.input} -> {folder}/ ({', '.join(p.name for p in r.outputs)}) in "
                      f"{r.seconds:.1f} s{rtf}")
+            for warning in r.warnings:
+                self.say(f"stemforge: warning: {r.input}: {warning}", error=True)
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -551,7 +553,8 @@ def sections_command(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             songs, written = split_file(args.input, args.output, chosen_model(args), rules, outputs,
                                         args.cut, args.format, args.bit_depth, args.threads,
-                                        report, stop)
+                                        report, stop, warn=lambda text: progress.say(
+                                            f"stemforge: warning: {args.input}: {text}", error=True))
     except Interrupted:
         return fail("interrupted; nothing was written but whole files", 130)
     except (ExportError, ModelError, ValueError, OSError, RuntimeError) as e:

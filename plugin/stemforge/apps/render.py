@@ -37,8 +37,9 @@ import re
 import threading
 import time
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pedalboard
@@ -73,6 +74,9 @@ def render(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir: PathL
                           overwrite=overwrite)
     if report.failed:
         raise ExportError(f"{report.failed[0].input}: {report.failed[0].message}")
+    for r in report.files:
+        for text in r.warnings:
+            warnings.warn(f"{r.input}: {text}", stacklevel=2)
     return report.written
 
 
@@ -104,10 +108,10 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
             return FileResult(path, "skipped", [targets[path]], "exists, skipped (overwrite to redo)")
         with open_audio(path) as source:
             start = time.perf_counter()
-            written = _render_file(source, chain, targets[path], bit_depth, sample_rate, reporter,
-                                   stop)
+            written, clipping = _render_file(source, chain, targets[path], bit_depth, sample_rate,
+                                             reporter, stop)
             return FileResult(path, "done", [written], seconds=time.perf_counter() - start,
-                              audio_seconds=source.seconds)
+                              audio_seconds=source.seconds, warnings=[clipping] if clipping else [])
 
     # a chain is one stream at a time: files one after another
     return run_files(files, work, 1, stop, reporter)
@@ -133,7 +137,8 @@ def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Ev
 
 def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional[int],
                  sample_rate: Optional[int], reporter: Reporter,
-                 stop: Optional[threading.Event]) -> Path:
+                 stop: Optional[threading.Event]) -> Tuple[Path, str]:
+    """Render one file; returns the file written and the writer's clipping warning ("" if none)."""
     rate, channels, frames = source.sample_rate, source.channels, source.frames
     out_rate = sample_rate or rate
     resampler = StreamResampler(rate, out_rate, channels)
@@ -158,7 +163,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
             emit(chain.flush(), last=True)
             if done < expected:  # the resampler's last fraction of a sample
                 writer.write({"out": np.zeros((channels, expected - done), np.float32)})
-            return writer.commit()[0]
+            return writer.commit()[0], writer.clipping()
     finally:
         chain.reset()
         for plugin, stats in restore:

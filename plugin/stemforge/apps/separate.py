@@ -197,6 +197,7 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
             return FileResult(path, "planned", todo, audio_seconds=source.seconds)
         start = time.perf_counter()
         written: List[Path] = []
+        warnings: List[str] = []
         if stems_to_do:
             splitter = StemSplitter(model, source.sample_rate, source.channels, names, outputs=extra)
             if splitter.needs_track_stats:
@@ -209,10 +210,11 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
                                     time.perf_counter() - start)
                 writer.write(splitter.flush())
                 written += writer.commit()
+                warnings = [writer.clipping()] if writer.clipping() else []
         tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t)
                                                                  for s, t in plan.stems.items()]
         for kind, target in sessions_to_do.items():
             written.append(write_session(kind, target, tracks, source.sample_rate,
                                          source.channels, source.frames, title=path.stem))
         return FileResult(path, "done", written, seconds=time.perf_counter() - start,
-                          audio_seconds=source.seconds)
+                          audio_seconds=source.seconds, warnings=warnings)

@@ -140,7 +140,8 @@ class StemWriter:
 
     Every block is checked before it is written: NaN or Inf (a plugin or model
     that blew up) fails the whole file with an ExportError naming `stage`, what
-    made the audio. As a context manager it aborts (removes its partial files)
+    made the audio; `clipping()` says which outputs went above 0 dBFS in a format
+    that cannot store it (all but 32-bit float WAV). As a context manager it aborts (removes its partial files)
     when the block raises, Ctrl-C included."""
 
     def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
@@ -149,11 +150,17 @@ class StemWriter:
         self.stage = stage
         self.partials = {s: partial_path(t) for s, t in targets.items()}
         self._written = {s: 0 for s in targets}
+        self._peaks: Dict[str, float] = {}  # outputs whose format clips at 0 dBFS: their peak
+        self._format = ""
         self._files: Dict[str, AudioFile] = {}
         self._created: List[Path] = []
         try:
             for s, p in self.partials.items():
-                depth = check_format(p.suffix.lstrip(".").lower(), bit_depth)
+                fmt = p.suffix.lstrip(".").lower()
+                depth = check_format(fmt, bit_depth)
+                if not (fmt == "wav" and depth == 32):  # integers (and Vorbis) stop at 0 dBFS
+                    self._peaks[s] = 0.0
+                    self._format = f"{fmt} {depth}-bit" if depth else fmt
                 _make_parent(p, self._created)
                 self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
                                            **({"bit_depth": depth} if depth else {}))
@@ -177,8 +184,22 @@ class StemWriter:
                                   "file was not written")
         for s, audio in parts.items():
             if audio.shape[1]:
+                if s in self._peaks:
+                    self._peaks[s] = max(self._peaks[s], float(np.abs(audio).max()))
                 self._files[s].write(audio)
                 self._written[s] += audio.shape[1]
+
+    def clipping(self) -> str:
+        """A warning if an output went above 0 dBFS in a format that clips it (the stems
+        then no longer add up to the input there), else ""."""
+        over = {s: peak for s, peak in self._peaks.items() if peak > 1.0}
+        if not over:
+            return ""
+        peaks = ", ".join(f"{self.targets[s].name} peaks at {p:.2f} ({20 * np.log10(p):+.1f} dBFS)"
+                          for s, p in over.items())
+        return (f"clipped at 0 dBFS: {peaks}; {self._format} stores nothing above 0 dBFS, so "
+                "the outputs no longer add up to the input there. 32-bit float WAV (format wav, "
+                "bit depth 32: the default) keeps it, or lower the gain first")
 
     def _close(self) -> None:
         for f in self._files.values():
