@@ -226,6 +226,28 @@ def test_a_stem_above_0_dbfs_in_an_integer_format_is_reported_as_clipped(tmp_pat
     assert np.abs(parts[1]).max() > 1.0
 
 
+def test_links_that_lead_nowhere_are_reported_not_a_traceback(tmp_path):
+    """A symbolic link loop (or a link to a missing file) named, or in a folder, is a bad
+    input reported with its reason; as the output folder it is refused before any work."""
+    inputs = tmp_path / "in"
+    write(inputs / "good.wav")
+    (inputs / "a.wav").symlink_to("b.wav")
+    (inputs / "b.wav").symlink_to("a.wav")
+    (inputs / "gone.wav").symlink_to("missing.wav")
+    loop = "a symbolic link to b.wav, and it leads back to itself (a loop); point it at an audio file"
+    for args in (["a.wav", "good.wav", "gone.wav"], ["."]):
+        result = run("separate", *args, "-o", tmp_path / "out", "--model", "fixture-stream", "--overwrite",
+                     cwd=inputs)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"skipped a.wav: a.wav: {loop}" in result.stderr
+        assert "gone.wav: a symbolic link to missing.wav, and what it points to does not exist" in result.stderr
+        assert (tmp_path / "out" / "good" / "vocals.wav").is_file()
+    (tmp_path / "o1").symlink_to("o2")
+    (tmp_path / "o2").symlink_to("o1")
+    result = run("separate", inputs / "good.wav", "-o", tmp_path / "o1", "--model", "fixture-stream")
+    assert result.returncode == 2 and "o1 is a symbolic link that leads nowhere" in result.stderr, result.stderr
+
+
 def test_globs_take_only_audio_and_no_hidden_files(tmp_path):
     write(tmp_path / "song.wav")
     (tmp_path / "cover.jpg").write_bytes(b"\xff\xd8\xff")

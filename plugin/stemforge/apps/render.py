@@ -333,7 +333,7 @@ def load_plan(path: Union[str, Path]) -> dict:
     resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
     files = find_inputs(resolved, recursive, exclude=[folder])
     for f in files:
-        if not f.is_file():
+        if not f.is_file() and not f.is_symlink():  # a bad link: open_audio says what it is
             raise PlanError(f"{where}: no such input file {f}")
         try:
             with open_audio(f):

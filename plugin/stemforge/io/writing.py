@@ -69,6 +69,9 @@ def target_path(out_dir: Path, template: str, **fields) -> Path:
 
 def check_output_folder(out_dir: Path) -> None:
     for p in (out_dir, *out_dir.parents):
+        if p.is_symlink() and not p.exists():  # resolving it would raise: say what it is
+            raise ExportError(f"output folder {out_dir}: {p} is a symbolic link that leads "
+                              "nowhere (a loop, or a missing target); choose another output folder")
         if p.exists():
             if not p.is_dir():
                 raise ExportError(f"output folder {out_dir}: {p} is a file, not a folder; "
@@ -86,9 +89,10 @@ def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
             if t in owner and owner[t] != source:
                 raise ExportError(f"{owner[t]} and {source} would both write {t}; {hint}")
             owner[t] = source
-    resolved = {Path(i).resolve() for i in inputs}
+    from .reading import resolved
+    sources = {resolved(Path(i)) for i in inputs}
     for t, source in owner.items():
-        if t in resolved:
+        if t in sources:
             raise ExportError(f"{source}: would overwrite the input {t}; choose another output "
                               "folder or name")
 
