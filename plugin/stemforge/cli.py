@@ -486,7 +486,8 @@ def live_command(args: argparse.Namespace) -> int:
         if args.simulate:
             with open_audio(args.simulate) as source:
                 audio, rate = source.read_all(), source.sample_rate
-            device = live.SimulatedDevice(audio, rate, args.buffer_size, args.queue)
+            device = live.SimulatedDevice(audio, rate, args.buffer_size, args.queue,
+                                          name=str(args.simulate))
         else:
             device = live.AudioStreamDevice(args.input, args.output, args.sample_rate,
                                             args.buffer_size, args.channels, args.queue)
@@ -511,7 +512,10 @@ def live_command(args: argparse.Namespace) -> int:
                   f"{stats.underruns} under-run(s), {stats.late_blocks} late block(s) so far", flush=True)
             last["underruns"], last["late"] = stats.underruns, stats.late_blocks
     with stop_on_signals() as stop:
-        stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
+        try:
+            stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
+        except (ValueError, RuntimeError) as e:  # e.g. a device that delivers NaN
+            return fail(str(e))
     print(stats.summary())
     return 0 if stats.underruns == 0 else 3
 
