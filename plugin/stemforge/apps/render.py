@@ -236,9 +236,23 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
             raise PlanError(f"{where}: no plugin file {name!r}")
         parameters = check.get(entry, "parameters", (dict,), {}, after)
         try:
-            return pedalboard.load_plugin(name, parameter_values=parameters)
+            plugin = pedalboard.load_plugin(name)
         except (ImportError, RuntimeError, ValueError, TypeError) as e:
             raise PlanError(f"{where}: cannot load {name}: {str(e).splitlines()[0]}") from None
+        # Checked here, key by key: pedalboard's own check of an unknown name fails on
+        # its way to the message (AttributeError '_parameter_weakrefs').
+        accepted = sorted(plugin.parameters)
+        unknown = [k for k in parameters if k not in accepted]
+        if unknown:
+            raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} has no "
+                            f"parameter {unknown[0]!r}; it takes {', '.join(accepted) or 'none'}")
+        for key, value in parameters.items():
+            try:
+                setattr(plugin, key, value)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} parameter "
+                                f"{key} = {value!r}: {str(e).splitlines()[0]}") from None
+        return plugin
     cls = getattr(pedalboard, name, None)
     if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name in (
             "Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"):
@@ -255,16 +269,16 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
                         f"it takes {', '.join(accepted)}")
     try:
         plugin = cls()
-    except (TypeError, ValueError):  # a plugin with required arguments: all at once
+    except (TypeError, ValueError, RuntimeError):  # a plugin with required arguments: all at once
         try:
             return cls(**params)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:  # Convolution: a missing file
             raise PlanError(f"{where}: bad value for {name} ({', '.join(params) or 'no parameters'}): "
                             f"{str(e).splitlines()[0]}") from None
     for key, value in params.items():  # one by one, so that an error names its key
         try:
             setattr(plugin, key, value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:
             reason = ("wrong type" if isinstance(e, TypeError) else str(e).splitlines()[0])
             raise PlanError(f"{check.where(key, after)}: {name}.{key} = {value!r}: {reason}") from None
     return plugin
@@ -301,7 +315,13 @@ def load_plan(path: Union[str, Path]) -> dict:
     """Read and check a plan; returns the arguments of `render_batch` (inputs, chain,
     output_dir and the output options)."""
     path = Path(path)
-    text = path.read_text()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # TOML is UTF-8; editors on Windows may add a BOM
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise PlanError(f"{path}:{line}: the plan is not UTF-8 text (byte {raw[e.start]:#04x}); "
+                        "save it as UTF-8") from None
     try:
         plan = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
