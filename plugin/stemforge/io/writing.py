@@ -145,8 +145,8 @@ class StemWriter:
     Every block is checked before it is written: NaN or Inf (a plugin or model
     that blew up) fails the whole file with an ExportError naming `stage`, what
     made the audio; `clipping()` says which outputs went above 0 dBFS in a format
-    that cannot store it (all but 32-bit float WAV). As a context manager it aborts (removes its partial files)
-    when the block raises, Ctrl-C included."""
+    that cannot store it (all but 32-bit float WAV). As a context manager it
+    aborts (removes its partial files) when the block raises, Ctrl-C included."""
 
     def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
                  bit_depth: Optional[int] = None, stage: str = "the processing"):
@@ -182,7 +182,7 @@ class StemWriter:
     def write(self, parts: Dict[str, np.ndarray]) -> None:
         for s, audio in parts.items():  # all checked before any is written
             if not np.isfinite(audio).all():
-                channel, sample = np.argwhere(~np.isfinite(audio))[0]
+                sample, channel = np.argwhere(~np.isfinite(audio.T))[0]  # the earliest sample
                 raise ExportError(f"{self.stage} gave NaN or Inf for {self.targets[s].name} (first at "
                                   f"sample {self._written[s] + sample}, channel {channel}); the "
                                   "file was not written")
