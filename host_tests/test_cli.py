@@ -91,6 +91,41 @@ def test_a_killed_export_leaves_no_partial_stem_and_a_rerun_completes(tmp_path, 
     assert not list(out.rglob(".*partial*"))
 
 
+CTRL_C = """
+import os, runpy, signal, sys
+when = sys.argv.pop(1)
+if when == "importing torch":
+    class Hook:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch":
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+    sys.meta_path.insert(0, Hook())
+else:
+    import torch
+    load = torch.jit.load
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return load(*args, **kwargs)
+    torch.jit.load = interrupted
+runpy.run_module("stemforge", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["importing torch", "loading the model"])
+def test_ctrl_c_before_the_batch_is_one_line_and_exit_130(tmp_path, when):
+    """Ctrl-C (SIGINT, sent by the process to itself at that moment) in the first seconds:
+    one short line, no traceback, exit status 130, as during the batch."""
+    src = tmp_path / "song.wav"
+    long_file(src, 1 / 60)
+    done = subprocess.run([sys.executable, "-c", CTRL_C, when, "separate", src, "-o", tmp_path / "out",
+                           "--model", "fixture-stream"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130 and done.stderr.strip() == "stemforge: interrupted", done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("template", ["../{stem}.{ext}", "{track}/../../{stem}.{ext}",
                                       "/tmp/{stem}.{ext}"])
 def test_no_template_writes_outside_the_output_folder(tmp_path, template):

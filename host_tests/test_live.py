@@ -104,6 +104,21 @@ def test_cli_errors_say_what_to_do(tmp_path):
     assert done.returncode == 1 and "--list-devices" in done.stderr
 
 
+def test_cli_simulate_refuses_a_file_holding_nan_clearly(tmp_path):
+    x = music(0.5, seed=3)
+    x[1, 10000] = np.nan
+    path = tmp_path / "nan.wav"
+    with AudioFile(str(path), "w", RATE, 2, bit_depth=32) as f:
+        f.write(x)
+    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--model", "fixture-stream",
+                           "--stem", "vocals", "--simulate", path], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{path} holds NaN or Inf (first at sample 10000, channel 1)" in done.stderr
+    with pytest.raises(ValueError, match="holds NaN or Inf"):
+        SimulatedDevice(x, RATE)
+
+
 def test_cli_simulate_refuses_more_than_two_channels_clearly(tmp_path):
     six = tmp_path / "six_channels.wav"
     with AudioFile(str(six), "w", RATE, 6, bit_depth=16) as f:

@@ -83,13 +83,18 @@ class SimulatedDevice:
 
     def __init__(self, audio: np.ndarray, sample_rate: float, buffer_size: int = 256,
                  queue: int = DEFAULT_QUEUE, clock: Callable[[], float] = time.perf_counter,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, name: str = "the simulated input"):
         if audio.ndim != 2:
             raise ValueError("audio must be (channels, samples)")
         if audio.shape[0] not in (1, 2):
-            raise ValueError(f"the simulated input has {audio.shape[0]} channels; stemforge live "
+            raise ValueError(f"{name} has {audio.shape[0]} channels; stemforge live "
                              "plays mono or stereo: mix the file down, or split it into mono or "
                              "stereo files and simulate each")
+        bad = ~np.isfinite(audio.T)  # (samples, channels): the first hit is the earliest sample
+        if bad.any():  # refused now, with its place in the file, not by the loop mid-run
+            sample, channel = np.argwhere(bad)[0]
+            raise ValueError(f"{name} holds NaN or Inf (first at sample {sample}, channel "
+                             f"{channel}); clean it first (stemforge separate refuses it too)")
         self.audio = np.ascontiguousarray(audio, np.float32)
         self.sample_rate, self.buffer_size, self.queue = float(sample_rate), int(buffer_size), int(queue)
         self.channels = self.audio.shape[0]

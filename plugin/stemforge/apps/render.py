@@ -37,8 +37,9 @@ import re
 import threading
 import time
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pedalboard
@@ -73,6 +74,9 @@ def render(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir: PathL
                           overwrite=overwrite)
     if report.failed:
         raise ExportError(f"{report.failed[0].input}: {report.failed[0].message}")
+    for r in report.files:
+        for text in r.warnings:
+            warnings.warn(f"{r.input}: {text}", stacklevel=2)
     return report.written
 
 
@@ -104,10 +108,10 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
             return FileResult(path, "skipped", [targets[path]], "exists, skipped (overwrite to redo)")
         with open_audio(path) as source:
             start = time.perf_counter()
-            written = _render_file(source, chain, targets[path], bit_depth, sample_rate, reporter,
-                                   stop)
+            written, clipping = _render_file(source, chain, targets[path], bit_depth, sample_rate,
+                                             reporter, stop)
             return FileResult(path, "done", [written], seconds=time.perf_counter() - start,
-                              audio_seconds=source.seconds)
+                              audio_seconds=source.seconds, warnings=[clipping] if clipping else [])
 
     # a chain is one stream at a time: files one after another
     return run_files(files, work, 1, stop, reporter)
@@ -133,7 +137,8 @@ def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Ev
 
 def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional[int],
                  sample_rate: Optional[int], reporter: Reporter,
-                 stop: Optional[threading.Event]) -> Path:
+                 stop: Optional[threading.Event]) -> Tuple[Path, str]:
+    """Render one file; returns the file written and the writer's clipping warning ("" if none)."""
     rate, channels, frames = source.sample_rate, source.channels, source.frames
     out_rate = sample_rate or rate
     resampler = StreamResampler(rate, out_rate, channels)
@@ -141,7 +146,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
     restore = _stage_track_stats(source, chain, stop)
     start = time.perf_counter()
     try:
-        with StemWriter({"out": target}, out_rate, channels, bit_depth) as writer:
+        with StemWriter({"out": target}, out_rate, channels, bit_depth, stage="the chain") as writer:
             chain.prepare(rate, channels)
             done = 0
 
@@ -158,7 +163,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
             emit(chain.flush(), last=True)
             if done < expected:  # the resampler's last fraction of a sample
                 writer.write({"out": np.zeros((channels, expected - done), np.float32)})
-            return writer.commit()[0]
+            return writer.commit()[0], writer.clipping()
     finally:
         chain.reset()
         for plugin, stats in restore:
@@ -231,9 +236,23 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
             raise PlanError(f"{where}: no plugin file {name!r}")
         parameters = check.get(entry, "parameters", (dict,), {}, after)
         try:
-            return pedalboard.load_plugin(name, parameter_values=parameters)
+            plugin = pedalboard.load_plugin(name)
         except (ImportError, RuntimeError, ValueError, TypeError) as e:
             raise PlanError(f"{where}: cannot load {name}: {str(e).splitlines()[0]}") from None
+        # Checked here, key by key: pedalboard's own check of an unknown name fails on
+        # its way to the message (AttributeError '_parameter_weakrefs').
+        accepted = sorted(plugin.parameters)
+        unknown = [k for k in parameters if k not in accepted]
+        if unknown:
+            raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} has no "
+                            f"parameter {unknown[0]!r}; it takes {', '.join(accepted) or 'none'}")
+        for key, value in parameters.items():
+            try:
+                setattr(plugin, key, value)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} parameter "
+                                f"{key} = {value!r}: {str(e).splitlines()[0]}") from None
+        return plugin
     cls = getattr(pedalboard, name, None)
     if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name in (
             "Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"):
@@ -250,16 +269,16 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
                         f"it takes {', '.join(accepted)}")
     try:
         plugin = cls()
-    except (TypeError, ValueError):  # a plugin with required arguments: all at once
+    except (TypeError, ValueError, RuntimeError):  # a plugin with required arguments: all at once
         try:
             return cls(**params)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:  # Convolution: a missing file
             raise PlanError(f"{where}: bad value for {name} ({', '.join(params) or 'no parameters'}): "
                             f"{str(e).splitlines()[0]}") from None
     for key, value in params.items():  # one by one, so that an error names its key
         try:
             setattr(plugin, key, value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:
             reason = ("wrong type" if isinstance(e, TypeError) else str(e).splitlines()[0])
             raise PlanError(f"{check.where(key, after)}: {name}.{key} = {value!r}: {reason}") from None
     return plugin
@@ -278,6 +297,9 @@ def _stemforge_processor(entry: dict, where: str, check: _Checker, after: int) -
     stem = check.get(entry, "stem", (str,), None, after)
     gains = check.gains(entry, "gains", after)
     gains_db = check.gains(entry, "gains_db", after)
+    if gains is not None and gains_db is not None:  # one would silently replace the other
+        raise PlanError(f"{check.where('gains_db', after)}: give gains (linear) or gains_db "
+                        "(decibels), not both; write every stem's gain in one of them")
     if gains_db is not None:
         gains = {k: 10 ** (float(v) / 20) for k, v in gains_db.items()}
     residual = check.get(entry, "residual", (str,), "auto", after)
@@ -293,7 +315,13 @@ def load_plan(path: Union[str, Path]) -> dict:
     """Read and check a plan; returns the arguments of `render_batch` (inputs, chain,
     output_dir and the output options)."""
     path = Path(path)
-    text = path.read_text()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # TOML is UTF-8; editors on Windows may add a BOM
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise PlanError(f"{path}:{line}: the plan is not UTF-8 text (byte {raw[e.start]:#04x}); "
+                        "save it as UTF-8") from None
     try:
         plan = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -325,7 +353,7 @@ def load_plan(path: Union[str, Path]) -> dict:
     resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
     files = find_inputs(resolved, recursive, exclude=[folder])
     for f in files:
-        if not f.is_file():
+        if not f.is_file() and not f.is_symlink():  # a bad link: open_audio says what it is
             raise PlanError(f"{where}: no such input file {f}")
         try:
             with open_audio(f):

@@ -197,21 +197,24 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
             return FileResult(path, "planned", todo, audio_seconds=source.seconds)
         start = time.perf_counter()
         written: List[Path] = []
+        warnings: List[str] = []
         if stems_to_do:
             splitter = StemSplitter(model, source.sample_rate, source.channels, names, outputs=extra)
             if splitter.needs_track_stats:
                 splitter.set_track_stats(source.track_stats(stop))
-            with StemWriter(plan.stems, source.sample_rate, source.channels, bit_depth) as writer:
+            with StemWriter(plan.stems, source.sample_rate, source.channels, bit_depth,
+                            stage=f"the model {model.name}") as writer:
                 for block in source.blocks(stop):
                     writer.write(splitter.push(block))
                     reporter.update(path, source.file.tell() / source.sample_rate, source.seconds,
                                     time.perf_counter() - start)
                 writer.write(splitter.flush())
                 written += writer.commit()
+                warnings = [writer.clipping()] if writer.clipping() else []
         tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t)
                                                                  for s, t in plan.stems.items()]
         for kind, target in sessions_to_do.items():
             written.append(write_session(kind, target, tracks, source.sample_rate,
                                          source.channels, source.frames, title=path.stem))
         return FileResult(path, "done", written, seconds=time.perf_counter() - start,
-                          audio_seconds=source.seconds)
+                          audio_seconds=source.seconds, warnings=warnings)

@@ -21,7 +21,9 @@ stay one result; `StemSplitter` and `separate` (exports) resample at soxr HQ.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Tuple, Union
+import functools
+import threading
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -34,6 +36,25 @@ from .pipeline import Pipeline
 from .resample import check_rate, check_resampling
 
 ModelLike = Union[Model, str, None]
+
+BUSY = ("this StemSeparator is already processing a call in another thread; a processor holds "
+        "one stream's state, so concurrent calls would corrupt each other's audio: give each "
+        "thread its own StemSeparator (they can share one loaded model: "
+        "StemSeparator(stemforge.load_model(...), ...))")
+
+
+def _one_thread_at_a_time(method: Callable) -> Callable:
+    """Refuse a call while another thread is inside one (`BUSY`), instead of letting two
+    threads interleave one stream's state; the thread inside may call on (re-entrant)."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(BUSY)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return call
 
 
 def as_model(model: ModelLike, device: str = "cpu") -> Model:
@@ -89,6 +110,9 @@ class StemSeparator:
     resampling: "low-delay" (soxr QQ in, LQ out: `live` within 25 ms at 48 and
         96 kHz) or "hq" (soxr HQ, ~40 ms more latency away from the model's rate),
         used by all three call styles alike so that they give one result.
+
+    One processor is one stream: a call made while another thread's call on the same
+    processor is running raises RuntimeError (`BUSY`); threads each use their own.
     """
 
     is_effect = True
@@ -110,6 +134,9 @@ class StemSeparator:
         self._layout = CHANNELS_FIRST  # the caller's layout on the latest call
         self._mode: Optional[str] = None  # "stream" or "block" while a stream is in progress
         self._delay_line: Optional[SampleFifo] = None
+        # Taken without waiting by every call that touches the stream's state: a second
+        # thread would interleave its samples with the first's (wrong audio, no error).
+        self._busy = threading.RLock()
         # Models that normalise by the whole track (Demucs): offline calls measure their
         # input; streams use these (mean, std) if set, else a running estimate.
         self.track_stats: Optional[Tuple[float, float]] = None
@@ -125,6 +152,7 @@ class StemSeparator:
         return f"<stemforge.StemSeparator {self.model.name} {what}>"
 
     # -- life cycle --------------------------------------------------------------------
+    @_one_thread_at_a_time
     def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST) -> None:
         """Set up for streams at `sample_rate` with `channels` channels (JUCE's prepareToPlay)
         whose buffers are laid out as `layout` ("channels-first", pedalboard's (channels,
@@ -144,6 +172,7 @@ class StemSeparator:
             self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
                                       np.array([self._direct]), self.threads, self.resampling)
 
+    @_one_thread_at_a_time
     def reset(self) -> None:
         """Forget the stream in progress; the next call starts a new one."""
         if self._pipeline is not None:
@@ -182,6 +211,7 @@ class StemSeparator:
         self._layout = layout
         return x, layout
 
+    @_one_thread_at_a_time
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
         """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream.
@@ -208,6 +238,7 @@ class StemSeparator:
 
     __call__ = process
 
+    @_one_thread_at_a_time
     def flush(self) -> np.ndarray:
         """End the stream: return the remaining aligned samples and reset."""
         if self._pipeline is None or self._mode != "stream":
@@ -216,6 +247,7 @@ class StemSeparator:
         self.reset()
         return from_channels_first(y, self._layout)
 
+    @_one_thread_at_a_time
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
         check_array(block)

@@ -11,7 +11,9 @@ MP3 inputs are read as pedalboard decodes them, decoder delay included (about
 """
 from __future__ import annotations
 
+import errno
 import glob
+import os
 import struct
 import threading
 from contextlib import contextmanager
@@ -36,13 +38,29 @@ def _hidden(path: Path, root: Optional[Path] = None) -> bool:
     return any(p.startswith(".") for p in parts)
 
 
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute path if it is a symbolic link loop (resolve raises
+    then, RuntimeError or OSError by Python version): the loop is reported when the file
+    is opened, as a bad input, not as a traceback here."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
+
+
 def _inside(path: Path, folders: Sequence[Path]) -> bool:
-    resolved = path.resolve()
-    return any(resolved == f or f in resolved.parents for f in folders)
+    where = resolved(path)
+    return any(where == f or f in where.parents for f in folders)
 
 
 def is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _file_or_bad_link(path: Path) -> bool:
+    """A file, or a link that leads nowhere (a loop, a missing target): reported when it is
+    opened rather than silently left out."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def find_inputs(items: Iterable[str], recursive: bool = False,
@@ -53,7 +71,7 @@ def find_inputs(items: Iterable[str], recursive: bool = False,
     anything inside an `exclude` folder (the output folder: a rerun inside the album
     must not separate the previous stems). A file named explicitly is taken as it is,
     and reported when it is read if it is not audio."""
-    skip = [Path(f).resolve() for f in exclude]
+    skip = [resolved(Path(f)) for f in exclude]
     found: List[Path] = []
     for item in items:
         path = Path(item)
@@ -61,18 +79,18 @@ def find_inputs(items: Iterable[str], recursive: bool = False,
             pattern = "**/*" if recursive else "*"
             # an output folder inside this one is left out; this folder itself, named as the
             # output, is not (then the target checks refuse what would replace an input)
-            inner = [f for f in skip if f != path.resolve()]
-            found += sorted(p for p in path.glob(pattern) if p.is_file() and is_audio_name(p)
+            inner = [f for f in skip if f != resolved(path)]
+            found += sorted(p for p in path.glob(pattern) if _file_or_bad_link(p) and is_audio_name(p)
                             and not _hidden(p, path) and not _inside(p, inner))
         elif not path.exists() and glob.has_magic(item):
             # glob already leaves out dot names unless the pattern spells them
             found += sorted(p for p in map(Path, glob.glob(item, recursive=recursive))
-                            if p.is_file() and is_audio_name(p) and not _inside(p, skip))
+                            if _file_or_bad_link(p) and is_audio_name(p) and not _inside(p, skip))
         else:
             found.append(path)
     unique, seen = [], set()
     for p in found:
-        key = p.resolve()
+        key = resolved(p)
         if key not in seen:
             seen.add(key)
             unique.append(p)
@@ -247,6 +265,15 @@ def open_audio(path: Path, max_channels: Optional[int] = 2) -> Iterator[Source]:
     says what to do."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            try:
+                os.stat(path)
+                what = "it leads to something that is not a file"
+            except OSError as e:
+                what = ("it leads back to itself (a loop)" if e.errno == errno.ELOOP else
+                        "what it points to does not exist")
+            raise ExportError(f"{path}: a symbolic link to {os.readlink(path)}, and {what}; "
+                              "point it at an audio file")
         raise ExportError(f"{path}: no such file")
     try:
         f = AudioFile(str(path))

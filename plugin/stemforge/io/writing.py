@@ -69,6 +69,9 @@ def target_path(out_dir: Path, template: str, **fields) -> Path:
 
 def check_output_folder(out_dir: Path) -> None:
     for p in (out_dir, *out_dir.parents):
+        if p.is_symlink() and not p.exists():  # resolving it would raise: say what it is
+            raise ExportError(f"output folder {out_dir}: {p} is a symbolic link that leads "
+                              "nowhere (a loop, or a missing target); choose another output folder")
         if p.exists():
             if not p.is_dir():
                 raise ExportError(f"output folder {out_dir}: {p} is a file, not a folder; "
@@ -86,9 +89,10 @@ def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
             if t in owner and owner[t] != source:
                 raise ExportError(f"{owner[t]} and {source} would both write {t}; {hint}")
             owner[t] = source
-    resolved = {Path(i).resolve() for i in inputs}
+    from .reading import resolved
+    sources = {resolved(Path(i)) for i in inputs}
     for t, source in owner.items():
-        if t in resolved:
+        if t in sources:
             raise ExportError(f"{source}: would overwrite the input {t}; choose another output "
                               "folder or name")
 
@@ -138,18 +142,29 @@ def write_text(target: Path, text: str) -> Path:
 class StemWriter:
     """Writes named audio outputs atomically: all renamed on `commit`, or none.
 
-    As a context manager it aborts (removes its partial files) when the block
-    raises, Ctrl-C included."""
+    Every block is checked before it is written: NaN or Inf (a plugin or model
+    that blew up) fails the whole file with an ExportError naming `stage`, what
+    made the audio; `clipping()` says which outputs went above 0 dBFS in a format
+    that cannot store it (all but 32-bit float WAV). As a context manager it
+    aborts (removes its partial files) when the block raises, Ctrl-C included."""
 
     def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
-                 bit_depth: Optional[int] = None):
+                 bit_depth: Optional[int] = None, stage: str = "the processing"):
         self.targets = targets
+        self.stage = stage
         self.partials = {s: partial_path(t) for s, t in targets.items()}
+        self._written = {s: 0 for s in targets}
+        self._peaks: Dict[str, float] = {}  # outputs whose format clips at 0 dBFS: their peak
+        self._format = ""
         self._files: Dict[str, AudioFile] = {}
         self._created: List[Path] = []
         try:
             for s, p in self.partials.items():
-                depth = check_format(p.suffix.lstrip(".").lower(), bit_depth)
+                fmt = p.suffix.lstrip(".").lower()
+                depth = check_format(fmt, bit_depth)
+                if not (fmt == "wav" and depth == 32):  # integers (and Vorbis) stop at 0 dBFS
+                    self._peaks[s] = 0.0
+                    self._format = f"{fmt} {depth}-bit" if depth else fmt
                 _make_parent(p, self._created)
                 self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
                                            **({"bit_depth": depth} if depth else {}))
@@ -165,9 +180,30 @@ class StemWriter:
             self.abort()
 
     def write(self, parts: Dict[str, np.ndarray]) -> None:
+        for s, audio in parts.items():  # all checked before any is written
+            if not np.isfinite(audio).all():
+                sample, channel = np.argwhere(~np.isfinite(audio.T))[0]  # the earliest sample
+                raise ExportError(f"{self.stage} gave NaN or Inf for {self.targets[s].name} (first at "
+                                  f"sample {self._written[s] + sample}, channel {channel}); the "
+                                  "file was not written")
         for s, audio in parts.items():
             if audio.shape[1]:
+                if s in self._peaks:
+                    self._peaks[s] = max(self._peaks[s], float(np.abs(audio).max()))
                 self._files[s].write(audio)
+                self._written[s] += audio.shape[1]
+
+    def clipping(self) -> str:
+        """A warning if an output went above 0 dBFS in a format that clips it (the stems
+        then no longer add up to the input there), else ""."""
+        over = {s: peak for s, peak in self._peaks.items() if peak > 1.0}
+        if not over:
+            return ""
+        peaks = ", ".join(f"{self.targets[s].name} peaks at {p:.2f} ({20 * np.log10(p):+.1f} dBFS)"
+                          for s, p in over.items())
+        return (f"clipped at 0 dBFS: {peaks}; {self._format} stores nothing above 0 dBFS, so "
+                "the outputs no longer add up to the input there. 32-bit float WAV (format wav, "
+                "bit depth 32: the default) keeps it, or lower the gain first")
 
     def _close(self) -> None:
         for f in self._files.values():
