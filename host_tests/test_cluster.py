@@ -25,7 +25,7 @@ from conftest import MODELS, ROOT, music, run_cli
 from loopback_cluster import LoopbackCluster
 
 FIXTURE = str(MODELS / "fixture-stream.ts")
-RUN_TIMEOUT = 240  # seconds for one driver run on the busy 2-core machine
+RUN_TIMEOUT = 600  # seconds: a guard against a hang, generous for a busy 2-core machine
 TRACKS = 6
 
 

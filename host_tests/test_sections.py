@@ -165,7 +165,7 @@ def test_voiced_share_of_noise_and_voice_does_not_depend_on_the_rate():
 def test_errors_are_clear(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "stemforge", "sections", *map(str, args)],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=300)
     done = run(tmp_path / "missing.wav", "-o", tmp_path / "out")
     assert done.returncode == 1 and "no such file" in done.stderr
     song = tmp_path / "s.wav"

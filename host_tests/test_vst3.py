@@ -377,7 +377,7 @@ def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir
     message loop, and the new model plays."""
     block = 128
     run = subprocess.run([str(rt_host), BUNDLE, before, after, str(rate), str(block), "3"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines() if line.startswith("latency"))
     lat_before, lat_after = map(int, lines["latency"].split())
@@ -423,8 +423,8 @@ def test_model_error_mid_stream_is_silence_and_a_message(model_dir, capfd):
     second = plugin.process(loud, 44100, buffer_size=512, reset=False)  # the model throws
     third = plugin.process(quiet, 44100, buffer_size=512, reset=False)
     assert np.any(first) and not np.any(second[:, 1024:]) and not np.any(third)
-    err = ""
-    for _ in range(50):  # the loader thread reports it (printing is not real-time safe)
+    err, deadline = "", time.monotonic() + 120  # a guard against a hang, not a speed limit
+    while time.monotonic() < deadline:  # the loader thread reports it (printing is not real-time safe)
         err += capfd.readouterr().err
         if "boom" in err:
             break
@@ -443,7 +443,7 @@ def test_missing_libtorch_is_a_clear_message(tmp_path):
         print("silent" if not np.any(y) else "sound")
     """)
     env = dict(os.environ, STEMFORGE_TORCH_LIB=str(tmp_path / "nowhere"))
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "silent" in run.stdout
     assert "STEMFORGE_TORCH_LIB" in run.stderr and "libc10.so" in run.stderr, run.stderr
@@ -458,7 +458,7 @@ def test_torch_lib_folder_from_the_environment():
         print("sound" if np.any(y) else "silent")
     """)
     env = dict(os.environ, STEMFORGE_TORCH_LIB=os.path.join(os.path.dirname(torch.__file__), "lib"))
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "sound" in run.stdout, run.stderr
 
