@@ -1,4 +1,5 @@
-"""The command line as a subprocess: stems of files, streamed from disk, written atomically."""
+"""The command line as a subprocess: stems of files, streamed from disk, written atomically.
+Options refused before any work run main() in this process (conftest.cli_here)."""
 from __future__ import annotations
 
 import subprocess
@@ -34,11 +35,11 @@ def test_separate_exports_aligned_stems_that_sum_to_the_file(tmp_path):
     assert again.returncode == 0 and "complete, skipped" in again.stdout
 
 
-def test_without_a_trained_default_the_cli_says_what_to_do(tmp_path):
+def test_without_a_trained_default_the_cli_says_what_to_do(tmp_path, cli_here):
     src = tmp_path / "song.wav"
     with AudioFile(str(src), "w", 44100, 1) as f:
         f.write(music(0.5, channels=1))
-    result = run("separate", src, "-o", tmp_path / "out", "--model", "no-such-model")
+    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "no-such-model")
     assert result.returncode == 2 and "'no-such-model' not found" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -93,25 +94,25 @@ def test_a_killed_export_leaves_no_partial_stem_and_a_rerun_completes(tmp_path, 
 
 @pytest.mark.parametrize("template", ["../{stem}.{ext}", "{track}/../../{stem}.{ext}",
                                       "/tmp/{stem}.{ext}"])
-def test_no_template_writes_outside_the_output_folder(tmp_path, template):
+def test_no_template_writes_outside_the_output_folder(tmp_path, template, cli_here):
     src = tmp_path / "song.wav"
     with AudioFile(str(src), "w", 44100, 2) as f:
         f.write(music(0.3))
-    result = run("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--filename", template)
+    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--filename", template)
     assert result.returncode == 2 and "outside the output folder" in result.stderr  # before any work
     assert not [p for p in tmp_path.rglob("*") if p.suffix == ".wav" and p != src]
 
 
-def test_track_names_cannot_escape_and_inputs_are_never_overwritten(tmp_path):
+def test_track_names_cannot_escape_and_inputs_are_never_overwritten(tmp_path, cli_here):
     out = tmp_path / "out"
     (out / "song").mkdir(parents=True)
     victim = out / "song" / "vocals.wav"
     with AudioFile(str(victim), "w", 44100, 2) as f:
         f.write(music(0.3))
     before = victim.read_bytes()
-    result = run("separate", victim, "-o", out, "--model", "fixture-stream", "--filename",
-                 "song/{stem}.{ext}", "--overwrite")
+    result = cli_here("separate", victim, "-o", out, "--model", "fixture-stream", "--filename",
+                      "song/{stem}.{ext}", "--overwrite")
     assert result.returncode == 2 and "would overwrite the input" in result.stderr  # before any work
     assert victim.read_bytes() == before
 
@@ -146,12 +147,12 @@ def test_formats_two_stems_dry_run_folders_and_jobs(tmp_path):
     assert sorted(p.parent.name for p in (tmp_path / "top").rglob("*.ogg")) == ["a", "b"]
 
 
-def test_bad_options_fail_before_any_work(tmp_path):
+def test_bad_options_fail_before_any_work(tmp_path, cli_here):
     for args, message in ((["--format", "flac", "--bit-depth", "32"], "flac takes bit depths 16, 24"),
                           (["--filename", "{track}.{ext}"], "needs {stem}"),
                           (["--filename", "{song}/{stem}.{ext}"], "unknown field(s) {song}"),
                           (["--two-stems", "guitar"], "--two-stems guitar")):
-        result = run("separate", "missing.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                     *args)
+        result = cli_here("separate", "missing.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
+                          *args)
         assert result.returncode in (1, 2) and message in result.stderr, (args, result.stderr)
         assert not (tmp_path / "out").exists()

@@ -238,8 +238,8 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_workers_without_a_cluster_is_refused():
-    result = run_cli("separate", "song.wav", "--workers", "2")
+def test_workers_without_a_cluster_is_refused(cli_here):
+    result = cli_here("separate", "song.wav", "--workers", "2")
     assert result.returncode == 2 and "--cluster" in result.stderr
 
 

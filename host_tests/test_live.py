@@ -17,7 +17,7 @@ from pedalboard.io import AudioFile
 
 import stemforge
 from conftest import MODELS, music
-from stemforge.apps import live
+from stemforge.apps import live as live_app
 from stemforge.apps.live import SimulatedDevice, run_live
 
 RATE = 44100
@@ -78,11 +78,11 @@ def simulated(x, queue=3, cost=lambda k: 0.0, processor=None):
     return device, Costing(processor or Passthrough(), clock, cost), clock
 
 
-def test_the_live_preset_is_played_block_by_block_at_the_device_pace():
+def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):
     """What is played is the separator's block-by-block output, one buffer per period of
     the device's clock; blocks that cost less than a buffer lasts never under-run."""
     x = music(2.0, seed=11)
-    sep = stemforge.StemSeparator("live", stem="vocals", threads=1)
+    sep = stemforge.StemSeparator(live, stem="vocals", threads=1)
     device, costing, clock = simulated(x, cost=lambda k: 0.9 * PERIOD, processor=sep)
     stats = run_live(costing, device)
     blocks = int(np.ceil(x.shape[1] / 256))
@@ -91,7 +91,7 @@ def test_the_live_preset_is_played_block_by_block_at_the_device_pace():
     # paced by the clock: the loop waited for each buffer to be recorded
     assert clock.now == pytest.approx((blocks + 0.9) * PERIOD)
     assert stats.load == pytest.approx(0.9)
-    reference = stemforge.StemSeparator("live", stem="vocals", threads=1)
+    reference = stemforge.StemSeparator(live, stem="vocals", threads=1)
     reference.prepare(RATE, 2)
     expected = np.concatenate([reference.process_block(device.audio[:, i:i + 256], RATE)
                                for i in range(0, x.shape[1], 256)], axis=1)
@@ -144,7 +144,7 @@ def test_seconds_and_stop_end_the_loop():
     device, costing, _ = simulated(x)
     assert run_live(costing, device, seconds=0.1).blocks == int(np.ceil(0.1 * RATE / 256))
     device, costing, _ = simulated(x)
-    stop = live.threading.Event()
+    stop = live_app.threading.Event()
     stop.set()
     assert run_live(costing, device, stop=stop).blocks == 0
 
@@ -163,7 +163,7 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
     from stemforge.cli import main
     from stemforge.core.processor import StemSeparator
     clock = SimulatedTime()
-    monkeypatch.setattr(live, "SimulatedDevice", lambda audio, rate, buffer_size, queue: SimulatedDevice(
+    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue: SimulatedDevice(
         audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep))
     process_block, calls = StemSeparator.process_block, []
 
