@@ -134,7 +134,7 @@ class LoopbackCluster:
         hold nothing worth a graceful end (Ray's daemons take 10 s and more over SIGTERM).
         Not `ray stop`: it finds Ray's processes by name on the whole machine, other
         users' clusters included. Raises RuntimeError if a process survives."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # SIGKILLed processes end late on a busy machine
         while self.processes() and time.monotonic() < deadline:
             for pid in self.processes():  # again and again: a dying raylet may start a worker
                 try:

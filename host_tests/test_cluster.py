@@ -25,7 +25,7 @@ from conftest import MODELS, ROOT, music, run_cli
 from loopback_cluster import LoopbackCluster
 
 FIXTURE = str(MODELS / "fixture-stream.ts")
-RUN_TIMEOUT = 240  # seconds for one driver run on the busy 2-core machine
+RUN_TIMEOUT = 600  # seconds: a guard against a hang, generous for a busy 2-core machine
 TRACKS = 6
 
 
@@ -238,8 +238,8 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_workers_without_a_cluster_is_refused():
-    result = run_cli("separate", "song.wav", "--workers", "2")
+def test_workers_without_a_cluster_is_refused(cli_here):
+    result = cli_here("separate", "song.wav", "--workers", "2")
     assert result.returncode == 2 and "--cluster" in result.stderr
 
 

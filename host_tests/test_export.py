@@ -55,10 +55,10 @@ def test_export_is_the_library_api_of_separate(tmp_path):
 ])
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_two_inputs_that_would_write_one_file_are_refused_before_any_audio(tmp_path, layout, args,
-                                                                          overwrite):
+                                                                          overwrite, cli_here):
     for name in layout:
         write(tmp_path / name)
-    result = run("separate", *args, "-o", "out", "--model", "fixture-stream", *overwrite, cwd=tmp_path)
+    result = cli_here("separate", *args, "-o", "out", "--model", "fixture-stream", *overwrite, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "would both write" in result.stderr and "{index}" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -118,10 +118,10 @@ def test_a_truncated_file_is_reported_and_skipped(tmp_path, ext, keep):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["full"]
 
 
-def test_mp3_output_is_refused_with_its_reason_before_any_work(tmp_path):
+def test_mp3_output_is_refused_with_its_reason_before_any_work(tmp_path, cli_here):
     src = write(tmp_path / "song.wav", rate=96000)
-    result = run("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--format", "mp3")
+    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--format", "mp3")
     assert result.returncode == 2 and "mp3 output is refused" in result.stderr
     assert "line up" in result.stderr and "flac" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -154,9 +154,9 @@ def test_index_takes_number_format_specs(tmp_path, template, folder):
     assert (tmp_path / "out" / folder / "vocals.wav").is_file()
 
 
-def test_a_bad_format_spec_is_refused_before_any_work(tmp_path):
-    result = run("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--filename", "{track:d}/{stem}.{ext}")
+def test_a_bad_format_spec_is_refused_before_any_work(tmp_path, cli_here):
+    result = cli_here("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--filename", "{track:d}/{stem}.{ext}")
     assert result.returncode == 2 and "{index} is a number" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -258,19 +258,19 @@ def test_globs_take_only_audio_and_no_hidden_files(tmp_path):
     assert audio_files(tmp_path / "out") == ["song/vocals.wav"]
 
 
-def test_an_unknown_stem_is_refused_once_up_front(tmp_path):
+def test_an_unknown_stem_is_refused_once_up_front(tmp_path, cli_here):
     for name in ("a.wav", "b.wav"):
         write(tmp_path / name)
-    result = run("separate", tmp_path / "a.wav", tmp_path / "b.wav", "-o", tmp_path / "out",
-                 "--model", "fixture-stream", "--stems", "vocal")
+    result = cli_here("separate", tmp_path / "a.wav", tmp_path / "b.wav", "-o", tmp_path / "out",
+                      "--model", "fixture-stream", "--stems", "vocal")
     assert result.returncode == 2 and result.stderr.count("--stems vocal") == 1
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("fmt", ["ogg", "mp3"])
-def test_a_bit_depth_for_a_lossy_format_is_an_error(tmp_path, fmt):
-    result = run("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--format", fmt, "--bit-depth", "24")
+def test_a_bit_depth_for_a_lossy_format_is_an_error(tmp_path, fmt, cli_here):
+    result = cli_here("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--format", fmt, "--bit-depth", "24")
     assert result.returncode == 2 and ("no bit depth" in result.stderr or "refused" in result.stderr)
 
 
@@ -283,10 +283,10 @@ def test_dry_run_lists_only_what_would_be_written(tmp_path):
     assert "1 of 2 file(s) would be exported, 1 already complete" in dry.stdout
 
 
-def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path):
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path, cli_here):
     src = write(tmp_path / "song.wav")
     (tmp_path / "taken").write_text("a file")
-    result = run("separate", src, "-o", tmp_path / "taken", "--model", "fixture-stream")
+    result = cli_here("separate", src, "-o", tmp_path / "taken", "--model", "fixture-stream")
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr
     assert "Errno" not in result.stderr
 

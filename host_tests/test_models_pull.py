@@ -363,12 +363,23 @@ def test_a_cut_download_restarts_without_range_and_resumes_after_a_failed_run(fr
 def test_two_concurrent_pulls_download_once(catalogue, checkpoints, fresh, tmp_path, monkeypatch):
     monkeypatch.setenv("STEMFORGE_HOME", str(tmp_path / "home"))
     results, errors, waited = [], [], []
-    start = threading.Barrier(2)
+    start, other_waits = threading.Barrier(2), threading.Event()
+
+    def on_wait():
+        waited.append(1)
+        other_waits.set()
+
+    def progress(name, done, total):
+        # The pull that holds the lock goes on once the other waits for it: the two overlap
+        # however the threads are scheduled (on a busy machine one could otherwise finish
+        # before the other starts). Only pulls that never wait let the timeout run out, once.
+        if not other_waits.wait(timeout=300):
+            other_waits.set()
 
     def one():
         start.wait()
         try:
-            results.append(pull("umxhq", catalogue=catalogue, on_wait=lambda: waited.append(1)))
+            results.append(pull("umxhq", catalogue=catalogue, on_wait=on_wait, progress=progress))
         except Exception as e:  # reported below
             errors.append(e)
     threads = [threading.Thread(target=one) for _ in range(2)]

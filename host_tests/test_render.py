@@ -71,6 +71,12 @@ def run_plan(folder, name="plan.toml"):
                           text=True, cwd=folder, timeout=300)
 
 
+def refused(cli_here, plan_text: str, folder, name="plan.toml"):
+    """run(), for a plan refused before any audio: `stemforge render` in this process (cli_here)."""
+    (folder / name).write_text(plan_text)
+    return cli_here("render", name, cwd=folder)
+
+
 @pytest.fixture()
 def workspace(tmp_path):
     with AudioFile(str(tmp_path / "song.wav"), "w", 44100, 2, bit_depth=32) as f:
@@ -130,8 +136,8 @@ def test_render_from_python(workspace):
     (lambda t: t.replace('"song.wav"', '"nosong.wav"'), "plan.toml:1: no such input file"),
     (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\nformat = "wma"'), "plan.toml:17: unknown format 'wma'"),
 ])
-def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, message):
-    result = run(edit(ACAPELLA), workspace)
+def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, message, cli_here):
+    result = refused(cli_here, edit(ACAPELLA), workspace)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (workspace / "rendered").exists()
 
@@ -186,7 +192,7 @@ def test_a_vst3_parameter_the_plugin_lacks_is_named(workspace):
     assert not (workspace / "rendered").exists()
 
 
-def test_render_never_overwrites_its_inputs(workspace):
+def test_render_never_overwrites_its_inputs(workspace, cli_here):
     song = workspace / "album" / "one.wav"
     before = song.read_bytes()
     sep = stemforge.StemSeparator("fixture-stream", stem="vocals")
@@ -194,7 +200,7 @@ def test_render_never_overwrites_its_inputs(workspace):
         stemforge.render(song, [sep], workspace / "album", overwrite=True)
     plan = KARAOKE.replace('folder = "karaoke"', 'folder = "album"\noverwrite = true').replace(
         "recursive = true", "recursive = false").replace("sample_rate = 48000\n", "")
-    result = run(plan, workspace)
+    result = refused(cli_here, plan, workspace)
     assert result.returncode == 2 and "would overwrite the input" in result.stderr, result.stderr
     assert song.read_bytes() == before
 
@@ -215,9 +221,9 @@ def test_render_never_overwrites_its_inputs(workspace):
     (lambda t: t.replace("ratio = 3", "ratio = 0.5"), "plan.toml:15: Compressor.ratio = 0.5: Compressor ratio must be"),
     (lambda t: t.replace('"song.wav"', '"song.wav", "broken.wav"'), "broken.wav: cannot read it as audio"),
 ])
-def test_a_plan_of_the_wrong_types_fails_before_any_audio_naming_the_key(workspace, edit, message):
+def test_a_plan_of_the_wrong_types_fails_before_any_audio_naming_the_key(workspace, edit, message, cli_here):
     (workspace / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    result = run(edit(ACAPELLA), workspace)
+    result = refused(cli_here, edit(ACAPELLA), workspace)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (workspace / "rendered").exists() and not (workspace / "out").exists()

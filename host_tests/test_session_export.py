@@ -74,10 +74,8 @@ def test_reaper_project_parses_back_with_aligned_items(exported):
     assert project.find("SAMPLERATE")[1] == "48000"
 
 
-def test_unknown_session_format_is_refused_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", "x.wav", "--model",
-                             "fixture-stream", "--session", "logic"], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+def test_unknown_session_format_is_refused_before_any_work(tmp_path, cli_here):
+    result = cli_here("separate", "x.wav", "--model", "fixture-stream", "--session", "logic", cwd=tmp_path)
     assert result.returncode == 2 and "unknown --session logic" in result.stderr
 
 

@@ -79,7 +79,8 @@ class LiveStats:
 class SimulatedDevice:
     """A device clock without hardware: buffer k of `audio` (channels, n) can be read at
     t0 + (k + 1) * B / sr, and the output plays buffer k at t0 + (k + 1 + queue) * B / sr;
-    a buffer written later than that is an under-run. ``output`` is what was played."""
+    a buffer written later than that is an under-run. ``output`` is what was played.
+    `clock` and `sleep` are the wall clock's unless given: the tests give a simulated one."""
 
     def __init__(self, audio: np.ndarray, sample_rate: float, buffer_size: int = 256,
                  queue: int = DEFAULT_QUEUE, clock: Callable[[], float] = time.perf_counter,
@@ -239,14 +240,16 @@ def run_live(separator, device, *, seconds: Optional[float] = None,
                       device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)))
     limit = None if seconds is None else int(np.ceil(seconds * device.sample_rate / device.buffer_size))
     every = max(1, int(device.sample_rate / device.buffer_size))
+    # processing is timed on the device's clock: a SimulatedDevice's may be simulated time
+    clock = getattr(device, "clock", time.perf_counter)
     try:
         while not (stop is not None and stop.is_set()) and (limit is None or stats.blocks < limit):
             if getattr(device, "finished", False):
                 break
             block = device.read()
-            start = time.perf_counter()
+            start = clock()
             out = separator.process_block(block, device.sample_rate)
-            stats.add(time.perf_counter() - start)
+            stats.add(clock() - start)
             device.write(out)
             stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
             if report is not None and stats.blocks % every == 0:
