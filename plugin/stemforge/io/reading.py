@@ -25,6 +25,7 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from ..core.engine import RunningStats
+from ..core.layout import first_non_finite
 from ..core.resample import MAX_RATE, MIN_RATE
 from ..errors import ExportError, Interrupted
 from .formats import AUDIO_EXTENSIONS
@@ -242,6 +243,14 @@ class Source:
             if block.shape[1] == 0:
                 raise ExportError(f"{self.path}: the file ends early: {self.file.tell()} of "
                                   f"{end} samples readable")
+            # checked here, where the block's place in the file is known (a processor
+            # downstream sees only the block)
+            bad = first_non_finite(block)
+            if bad is not None:
+                at = self.file.tell() - block.shape[1] + bad[0]
+                raise ExportError(f"{self.path} holds NaN or Inf (first at sample {at}, channel "
+                                  f"{bad[1]}, {at / self.sample_rate:.3f} s in); export the file "
+                                  "again from its source, or replace those samples")
             yield block
 
     def track_stats(self, stop: Optional[threading.Event] = None) -> Tuple[float, float]:
