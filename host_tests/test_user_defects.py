@@ -52,3 +52,37 @@ def test_a_nan_is_reported_at_its_sample_in_the_file_not_in_the_block(tmp_path, 
     assert status == 1 and "first at sample 100000" in err and "Traceback" not in err
     with pytest.raises(ValueError, match="first at sample 100000, channel 1"):
         stemforge.StemSeparator(MODEL)(x, 44100)
+
+
+# -- 12: an output folder that is the input folder ----------------------------------------
+
+@pytest.mark.parametrize("template", ["{track}/{stem}.{ext}", "{stem}/{track}.{ext}",
+                                      "{index:02d}-{track}/{stem}.{ext}"])
+def test_a_recursive_rerun_into_the_input_folder_skips_its_complete_outputs(tmp_path, capsys,
+                                                                             template):
+    album = tmp_path / "album"
+    song(album / "song.wav")
+    song(album / "cd2" / "other song.wav")
+    args = ["separate", album, "-r", "-o", album, "--model", MODEL, "--stems", "vocals,drums",
+            "--filename", template]
+    assert cli(capsys, *args)[0] == 0
+    written = sorted(p for p in album.rglob("*") if p.is_file())
+    assert len(written) == 2 + 2 * 2
+    status, out, err = cli(capsys, *args)
+    assert status == 0 and "0 of 2 file(s) exported, 2 already complete" in out, err
+    assert sorted(p for p in album.rglob("*") if p.is_file()) == written
+    if template == "{track}/{stem}.{ext}":  # a file named explicitly is taken as it is
+        with pytest.raises(stemforge.apps.separate.ExportError, match="would overwrite the input"):
+            stemforge.export([album, album / "song" / "vocals.wav"], album, model=MODEL,
+                             recursive=True, dry_run=True)
+
+
+def test_a_rerender_into_the_input_folder_skips_its_outputs(tmp_path, capsys):
+    song(tmp_path / "song.wav")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('inputs = ["."]\n[[chain]]\nplugin = "Gain"\ngain_db = -6\n'
+                    '[output]\nfolder = "."\nfilename = "{track}-quiet.{ext}"\n')
+    assert cli(capsys, "render", plan)[0] == 0
+    status, out, err = cli(capsys, "render", plan)
+    assert status == 0 and "0 file(s) rendered, 1 skipped" in out, err
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["song-quiet.wav", "song.wav"]

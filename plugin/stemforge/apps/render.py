@@ -39,7 +39,7 @@ import time
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pedalboard
@@ -53,7 +53,7 @@ from ..errors import ExportError
 from ..io.formats import check_format
 from ..io.reading import Source, find_inputs, open_audio
 from ..io.writing import (StemWriter, check_output_folder, check_targets, check_template,
-                          target_path)
+                          target_path, template_outputs)
 from .batch import BatchReport, FileResult, Reporter, run_files
 
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
@@ -94,7 +94,8 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
     if sample_rate is not None:
         check_rate(sample_rate)
     check_output_folder(out)
-    files = find_inputs([str(i) for i in items], recursive, exclude=[out])
+    files = find_inputs([str(i) for i in items], recursive, exclude=[out],
+                        outputs_of=lambda found: _earlier_outputs(found, out, filename, format))
     if not files:
         raise ExportError("no audio files found in " + " ".join(map(str, items)))
     chain = chain if isinstance(chain, Chain) else Chain(chain)
@@ -115,6 +116,11 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
 
     # a chain is one stream at a time: files one after another
     return run_files(files, work, 1, stop, reporter)
+
+
+def _earlier_outputs(found: List[Path], out: Path, filename: str, format: str) -> Set[Path]:
+    """What an earlier render wrote into an output folder that is also an input folder."""
+    return template_outputs(found, out, filename, [""], ext=format, model="", preset="")
 
 
 def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Event]) -> list:
@@ -351,7 +357,13 @@ def load_plan(path: Union[str, Path]) -> dict:
     folder = Path(check.get(out, "folder", (str,), "rendered", out_line))
     folder = folder if folder.is_absolute() else base / folder
     resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
-    files = find_inputs(resolved, recursive, exclude=[folder])
+    options = dict(format=check.get(out, "format", (str,), "wav", out_line),
+                   bit_depth=check.get(out, "bit_depth", (int,), None, out_line),
+                   sample_rate=check.get(out, "sample_rate", (int,), None, out_line),
+                   filename=check.get(out, "filename", (str,), DEFAULT_RENDER_TEMPLATE, out_line),
+                   overwrite=check.get(out, "overwrite", (bool,), False, out_line))
+    files = find_inputs(resolved, recursive, exclude=[folder], outputs_of=lambda found: (
+        _earlier_outputs(found, folder, options["filename"], options["format"])))
     for f in files:
         if not f.is_file() and not f.is_symlink():  # a bad link: open_audio says what it is
             raise PlanError(f"{where}: no such input file {f}")
@@ -373,11 +385,6 @@ def load_plan(path: Union[str, Path]) -> dict:
             raise PlanError(f"{where}: a [[chain]] entry needs plugin = \"...\" (a name in quotes)")
         chain.append(_stemforge_processor(entry, where, check, line) if entry["plugin"] == "stemforge"
                      else _native_plugin(entry, where, check, line))
-    options = dict(format=check.get(out, "format", (str,), "wav", out_line),
-                   bit_depth=check.get(out, "bit_depth", (int,), None, out_line),
-                   sample_rate=check.get(out, "sample_rate", (int,), None, out_line),
-                   filename=check.get(out, "filename", (str,), DEFAULT_RENDER_TEMPLATE, out_line),
-                   overwrite=check.get(out, "overwrite", (bool,), False, out_line))
     try:
         check_format(options["format"], options["bit_depth"])
         check_template(options["filename"], need_stem=False, option="filename")

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..core.model import Model, load_model
 from ..core.processor import StemSplitter
@@ -30,7 +30,7 @@ from ..io.reading import find_inputs, open_audio
 from ..io.sessions import FORMATS as SESSION_KINDS
 from ..io.sessions import SessionTrack, write_session
 from ..io.writing import (DEFAULT_TEMPLATE, StemWriter, check_output_folder, check_targets,
-                          check_template, partial_path, target_path)
+                          check_template, partial_path, target_path, template_outputs)
 from .batch import (BatchReport, FileResult, Reporter, check_counts, run_files,
                     torch_threads_for_batch)
 
@@ -141,10 +141,17 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     check_output_folder(out)
     model = model if isinstance(model, Model) else load_model(model)
     names, extra = output_gains(model, stems, two_stems)
-    files = find_inputs([str(i) for i in items], recursive, exclude=[out])
+    label = preset_label or model.name
+
+    def earlier_outputs(found: List[Path]) -> Set[Path]:  # an output folder that holds inputs
+        # whichever stems the earlier run wrote
+        every = list(model.stems) + [f"no_{s}" for s in model.stems]
+        return template_outputs(found, out, filename, every, ext=format, model=model.name,
+                                preset=label)
+    files = find_inputs([str(i) for i in items], recursive, exclude=[out],
+                        outputs_of=earlier_outputs)
     if not files:
         raise ExportError("no audio files found in " + " ".join(map(str, items)))
-    label = preset_label or model.name
     plans = []
     for index, path in enumerate(files):
         targets = {s: target_path(out, filename, track=path.stem, stem=s, ext=format,

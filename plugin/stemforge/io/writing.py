@@ -16,7 +16,7 @@ import re
 import string
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
 
 import numpy as np
 from pedalboard.io import AudioFile
@@ -65,6 +65,50 @@ def target_path(out_dir: Path, template: str, **fields) -> Path:
         raise ExportError(f"--filename {template!r} would write {target}, outside the output "
                           f"folder {root}")
     return target
+
+
+def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems: Sequence[str],
+                     **fields) -> Set[Path]:
+    """The files (resolved) among `files` that `template` under `out_dir` names as an output
+    of another of them, whatever its {index}: what an earlier run wrote when the output
+    folder is also an input folder. `stems` are the stem names; `fields` the other fields'
+    values but track (each file's own) and index (any)."""
+    formatter = string.Formatter()
+
+    def text(value: str, spec: str, conversion: Optional[str]) -> str:  # as target_path writes it
+        return formatter.format_field(formatter.convert_field(safe_part(value), conversion), spec)
+    pattern, track_fields = [], []
+    try:
+        for literal, field, spec, conversion in formatter.parse(template):
+            pattern.append(re.escape(literal))
+            if field == "track":
+                pattern.append(f"(?P<t{len(track_fields)}>[^/]+)")
+                track_fields.append((spec, conversion))
+            elif field == "stem":
+                pattern.append("(?:" + "|".join(re.escape(text(s, spec, conversion))
+                                                for s in stems) + ")")
+            elif field == "index":
+                pattern.append("[^/]*")
+            elif field is not None:
+                pattern.append(re.escape(text(str(fields[field]), spec, conversion)))
+    except (ValueError, TypeError, KeyError):  # a bad template: check_template says why
+        return set()
+    from .reading import resolved  # a link loop among the files does not raise
+    regex = re.compile("".join(pattern))
+    owners: Dict[tuple, Set[Path]] = {}
+    for f in files:
+        key = tuple(text(f.stem, spec, conversion) for spec, conversion in track_fields)
+        owners.setdefault(key, set()).add(resolved(f))
+    root, outputs = resolved(out_dir), set()
+    for f in files:
+        where = resolved(f)
+        if root not in where.parents:
+            continue
+        match = regex.fullmatch(where.relative_to(root).as_posix())
+        if match and owners.get(tuple(match.group(f"t{i}") for i in range(len(track_fields))),
+                                set()) - {where}:
+            outputs.add(where)
+    return outputs
 
 
 def check_output_folder(out_dir: Path) -> None:
