@@ -86,3 +86,28 @@ def test_a_rerender_into_the_input_folder_skips_its_outputs(tmp_path, capsys):
     status, out, err = cli(capsys, "render", plan)
     assert status == 0 and "0 file(s) rendered, 1 skipped" in out, err
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["song-quiet.wav", "song.wav"]
+
+
+# -- 13: the name template's extension is checked with the other options ------------------
+
+@pytest.mark.parametrize("template, fmt, says", [
+    ("{stem}", "wav", "has no extension, but the format is wav"),
+    ("{stem}.mp3", "wav", "ends in .mp3, but the format is wav"),
+    ("{stem}.flac", "wav", "ends in .flac, but the format is wav"),
+    ("{track}/{stem}.txt", "flac", "ends in .txt, but the format is flac"),
+])
+def test_a_template_extension_that_is_not_the_format_exits_2_before_the_model_loads(
+        tmp_path, capsys, template, fmt, says):
+    status, _, err = cli(capsys, "separate", tmp_path / "missing.wav", "-o", tmp_path / "out",
+                         "--model", "no-such-model", "--format", fmt, "--filename", template)
+    assert status == 2 and says in err and "{ext}" in err and "no-such-model" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_render_plan_names_its_filename_that_is_not_the_format(tmp_path, capsys):
+    song(tmp_path / "song.wav")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('inputs = ["song.wav"]\n\n[output]\nformat = "flac"\n'
+                    'filename = "{track}.txt"\n')
+    status, _, err = cli(capsys, "render", plan)
+    assert status == 2 and "plan.toml:3" in err and "ends in .txt, but the format is flac" in err

@@ -201,13 +201,16 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def separate_command(args: argparse.Namespace) -> int:
-    from .apps.separate import export
+    from .apps.separate import check_options, export
     from .core.model import ModelError, load_model
     if args.workers and not args.cluster:
         return fail("--workers counts a cluster's worker processes: give --cluster too "
                     "(-j N runs N files at once on this machine)", 2)
     progress = Progress.for_terminal(args.quiet, args.jobs, cluster=bool(args.cluster))
+    sessions = [k for k in args.session.split(",") if k]
     try:
+        check_options(args.format, args.bit_depth, args.filename, sessions, args.jobs,
+                      args.threads, args.workers)  # before the model loads
         model = load_model(chosen_model(args))
         if model.info.untrained:
             print(f"stemforge: {model.name} is an UNTRAINED test fixture: its stems are not a "
@@ -216,7 +219,7 @@ def separate_command(args: argparse.Namespace) -> int:
             report = export(args.inputs, args.output, model=model,
                             stems=args.stems.split(",") if args.stems else None,
                             two_stems=args.two_stems, format=args.format, bit_depth=args.bit_depth,
-                            filename=args.filename, sessions=[k for k in args.session.split(",") if k],
+                            filename=args.filename, sessions=sessions,
                             recursive=args.recursive, overwrite=args.overwrite,
                             dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
                             preset_label=args.preset, reporter=progress, stop=stop,

@@ -90,7 +90,7 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = Path(output_dir)
     bit_depth = check_format(format, bit_depth)
-    check_template(filename, need_stem=False)
+    check_template(filename, need_stem=False, fmt=format)
     if sample_rate is not None:
         check_rate(sample_rate)
     check_output_folder(out)
@@ -387,7 +387,8 @@ def load_plan(path: Union[str, Path]) -> dict:
                      else _native_plugin(entry, where, check, line))
     try:
         check_format(options["format"], options["bit_depth"])
-        check_template(options["filename"], need_stem=False, option="filename")
+        check_template(options["filename"], need_stem=False, option="filename",
+                       fmt=options["format"])
         if options["sample_rate"] is not None:
             check_rate(options["sample_rate"])
         check_output_folder(folder)

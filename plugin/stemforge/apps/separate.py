@@ -53,6 +53,24 @@ def output_gains(model: Model, stems: Optional[Sequence[str]], two_stems: Option
     return wanted, {}
 
 
+def check_options(format: str, bit_depth: Optional[int], filename: str, sessions: Sequence[str],
+                  jobs: int = 1, threads: Optional[int] = None, workers: Optional[int] = None
+                  ) -> Tuple[Optional[int], List[str]]:
+    """The options that need no model, checked together (the command line calls this before
+    the model loads); returns the bit depth to write and the session kinds."""
+    bit_depth = check_format(format, bit_depth)
+    check_template(filename, fmt=format)
+    kinds = list(sessions)
+    unknown = [k for k in kinds if k not in SESSION_KINDS]
+    if unknown:
+        raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
+                          f"{', '.join(SESSION_KINDS)}")
+    check_counts(jobs, threads)
+    if workers is not None:
+        check_counts(workers, None, name="workers")
+    return bit_depth, kinds
+
+
 @dataclass
 class _Plan:
     """One input's targets, decided before any audio is written."""
@@ -128,16 +146,7 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     """
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = Path(output)
-    bit_depth = check_format(format, bit_depth)
-    check_template(filename)
-    kinds = list(sessions)
-    unknown = [k for k in kinds if k not in SESSION_KINDS]
-    if unknown:
-        raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
-                          f"{', '.join(SESSION_KINDS)}")
-    check_counts(jobs, threads)
-    if workers is not None:
-        check_counts(workers, None, name="workers")
+    bit_depth, kinds = check_options(format, bit_depth, filename, sessions, jobs, threads, workers)
     check_output_folder(out)
     model = model if isinstance(model, Model) else load_model(model)
     names, extra = output_gains(model, stems, two_stems)

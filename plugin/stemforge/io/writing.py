@@ -29,8 +29,10 @@ TEMPLATE_FIELDS = {"track", "stem", "ext", "model", "preset", "index"}
 _EXAMPLE = dict(track="song", stem="vocals", ext="wav", model="studio", preset="studio", index=1)
 
 
-def check_template(template: str, need_stem: bool = True, option: str = "--filename") -> None:
-    """Refuse a template with unknown fields or bad format specs, before any work."""
+def check_template(template: str, need_stem: bool = True, option: str = "--filename",
+                   fmt: Optional[str] = None) -> None:
+    """Refuse a template with unknown fields or bad format specs, or (given the output
+    format `fmt`) whose names would not end in that format's extension, before any work."""
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as e:
@@ -46,6 +48,14 @@ def check_template(template: str, need_stem: bool = True, option: str = "--filen
     except (ValueError, TypeError, IndexError, KeyError) as e:
         raise ExportError(f"{option} {template!r}: {e} ({{index}} is a number, e.g. "
                           "{index:02d}; the other fields are text)") from None
+    if fmt is not None:
+        # the writer picks the encoder by the name's extension: it must be the format's
+        suffix = Path(template.format(**dict(_EXAMPLE, ext=fmt))).suffix.lower()
+        if suffix != f".{fmt}":
+            has = f"ends in {suffix}" if suffix else "has no extension"
+            raise ExportError(f"{option} {template!r} {has}, but the format is {fmt}: end the "
+                              f"name with .{{ext}} (e.g. \"{{track}}/{{stem}}.{{ext}}\"), or "
+                              "choose the format that matches")
 
 
 def safe_part(text: str) -> str:
