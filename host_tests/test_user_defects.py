@@ -111,3 +111,28 @@ def test_a_render_plan_names_its_filename_that_is_not_the_format(tmp_path, capsy
                     'filename = "{track}.txt"\n')
     status, _, err = cli(capsys, "render", plan)
     assert status == 2 and "plan.toml:3" in err and "ends in .txt, but the format is flac" in err
+
+
+# -- 14: hidden partial names stay within the filesystem's limit --------------------------
+
+@pytest.mark.parametrize("name", ["x" * 240, "é" * 120])  # 240 bytes: the longest names pass
+def test_a_long_track_name_with_sessions_is_exported_and_a_rerun_skips_it(tmp_path, capsys, name):
+    src = song(tmp_path / f"{name}.wav")
+    args = ["separate", src, "-o", tmp_path / "out", "--model", MODEL, "--stems", "vocals",
+            "--session", "reaper,dawproject"]
+    status, out, err = cli(capsys, *args)
+    assert status == 0 and "1 of 1 file(s) exported" in out, err
+    folder = tmp_path / "out" / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{name}.dawproject", f"{name}.rpp", "vocals.wav"])
+    status, out, err = cli(capsys, *args)
+    assert status == 0 and "1 already complete" in out, err
+
+
+def test_long_partial_names_fit_and_stay_unique():
+    from stemforge.io.writing import partial_path
+    a, b = (Path("/out") / ("y" * 248 + end + ".dawproject") for end in ("a", "b"))
+    pa, pb = partial_path(a), partial_path(b)
+    assert pa != pb and pa.parent == a.parent and pa.name.startswith(".yyy")
+    assert pa.suffix == ".dawproject" and max(len(pa.name.encode()), len(pb.name.encode())) <= 255
+    assert partial_path(Path("/out/vocals.wav")).name == ".vocals.partial.wav"

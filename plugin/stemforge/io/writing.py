@@ -11,6 +11,7 @@ so an interruption never leaves a file under its final name half written.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import string
@@ -151,9 +152,23 @@ def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
                               "folder or name")
 
 
+# Longest file name, in bytes, on the filesystems stemforge writes to (ext4, APFS, NTFS, ...).
+NAME_MAX = 255
+
+
 def partial_path(target: Path) -> Path:
-    """Hidden, next to the target, with the target's suffix (which picks the format)."""
-    return target.with_name(f".{target.stem}.partial{target.suffix}")
+    """Hidden, next to the target, with the target's suffix (which picks the format). A
+    name that would be longer than NAME_MAX bytes, though the target's is not, keeps the
+    start of the target's name and a digest of all of it, so that it stays unique."""
+    name = f".{target.stem}.partial{target.suffix}"
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return target.with_name(name)
+    # of the stem alone: every format's partial of one output has the same start
+    tail = f"~{hashlib.sha1(os.fsencode(target.stem)).hexdigest()[:12]}.partial{target.suffix}"
+    head = target.stem
+    while head and len(os.fsencode(f".{head}{tail}")) > NAME_MAX:
+        head = head[:-1]
+    return target.with_name(f".{head}{tail}")
 
 
 def _make_parent(target: Path, created: List[Path]) -> None:
