@@ -136,3 +136,64 @@ def test_long_partial_names_fit_and_stay_unique():
     assert pa != pb and pa.parent == a.parent and pa.name.startswith(".yyy")
     assert pa.suffix == ".dawproject" and max(len(pa.name.encode()), len(pb.name.encode())) <= 255
     assert partial_path(Path("/out/vocals.wav")).name == ".vocals.partial.wav"
+
+
+# -- 15: a full disk says so, and where ---------------------------------------------------
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 384 KiB tmpfs: a real full disk (needs the right to mount, as root has)."""
+    import os
+    import subprocess
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs",
+                                            str(folder)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root (the write seam's test runs anyway)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])  # ogg's encoder fails without a word
+def test_a_full_disk_is_reported_as_full_with_its_place(small_disk, tmp_path, fmt):
+    src = song(tmp_path / "song.wav", 3.0)
+    report = stemforge.export(src, small_disk / "out", model=MODEL, format=fmt)
+    assert [r.status for r in report.files] == ["failed"]
+    message = report.failed[0].message
+    assert f"the disk holding {small_disk}" in message and "is full" in message, message
+    assert not [p for p in small_disk.rglob("*") if p.is_file()]  # nothing half written
+
+
+def test_a_full_disk_at_the_write_seam_says_where(tmp_path, monkeypatch):
+    import errno
+    from stemforge.io import writing
+
+    class FullAfterOneBlock:
+        def __init__(self, *args, **kwargs):
+            self.file, self.blocks = AudioFile(*args, **kwargs), 0
+
+        def write(self, audio):
+            self.blocks += 1
+            if self.blocks > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.file.write(audio)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+    monkeypatch.setattr(writing, "AudioFile", FullAfterOneBlock)
+    src = song(tmp_path / "song.wav", 3.0)
+    report = stemforge.export(src, tmp_path / "out", model=MODEL)
+    message = report.failed[0].message
+    assert message.startswith(f"the disk holding {tmp_path / 'out' / 'song'} is full"), message
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(OSError, match=f"the disk holding {tmp_path} is full") as e:
+        with writing.atomic_path(tmp_path / "song.rpp") as partial:
+            partial.write_text("<REAPER_PROJECT")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert e.value.errno == errno.ENOSPC and not list(tmp_path.glob(".*"))

@@ -11,9 +11,11 @@ so an interruption never leaves a file under its final name half written.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import shutil
 import string
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 from pedalboard.io import AudioFile
 
-from ..errors import ExportError
+from ..errors import DiskFull, ExportError
 from .formats import check_format
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
@@ -171,6 +173,30 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f".{head}{tail}")
 
 
+# pedalboard's encoders say only "Unable to write data to audio file." (and the Ogg Vorbis
+# one says nothing): a failed or short write with less free space than this left is a
+# full disk. A block of stereo float audio takes 512 KiB.
+FULL_BELOW = 1 << 20
+
+
+def disk_full(target: Path, error: BaseException, guess: bool = False) -> Optional[DiskFull]:
+    """A DiskFull that says where, if `error` (writing `target`) is a full disk: an OSError
+    that says so, or with `guess` (an encoder's error, which does not say) any error while
+    less than FULL_BELOW bytes are free there; else None."""
+    said = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    folder = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
+    try:
+        free = shutil.disk_usage(folder).free if folder is not None else None
+    except OSError:
+        free = None
+    if not said and not (guess and free is not None and free < FULL_BELOW):
+        return None
+    left = f" ({free} bytes free)" if free is not None else ""
+    return DiskFull(errno.ENOSPC, f"the disk holding {folder} is full{left}: {target.name} could "
+                    "not be written there; free some space on it or choose another output "
+                    "folder (no partial file was left)")
+
+
 def _make_parent(target: Path, created: List[Path]) -> None:
     """mkdir -p, remembering the folders made so that an abort can remove them again."""
     missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
@@ -196,9 +222,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield partial
         os.replace(partial, target)
-    except BaseException:
+    except BaseException as e:
         partial.unlink(missing_ok=True)
         _remove_empty(created)
+        full = disk_full(target, e)
+        if full is not None:
+            raise full from None
         raise
 
 
@@ -214,8 +243,10 @@ class StemWriter:
     Every block is checked before it is written: NaN or Inf (a plugin or model
     that blew up) fails the whole file with an ExportError naming `stage`, what
     made the audio; `clipping()` says which outputs went above 0 dBFS in a format
-    that cannot store it (all but 32-bit float WAV). As a context manager it
-    aborts (removes its partial files) when the block raises, Ctrl-C included."""
+    that cannot store it (all but 32-bit float WAV). A full disk is a DiskFull that
+    says where, and `commit` renames only files that hold every sample written. As a
+    context manager it aborts (removes its partial files) when the block raises,
+    Ctrl-C included."""
 
     def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
                  bit_depth: Optional[int] = None, stage: str = "the processing"):
@@ -234,9 +265,12 @@ class StemWriter:
                 if not (fmt == "wav" and depth == 32):  # integers (and Vorbis) stop at 0 dBFS
                     self._peaks[s] = 0.0
                     self._format = f"{fmt} {depth}-bit" if depth else fmt
-                _make_parent(p, self._created)
-                self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
-                                           **({"bit_depth": depth} if depth else {}))
+                try:
+                    _make_parent(p, self._created)
+                    self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
+                                               **({"bit_depth": depth} if depth else {}))
+                except (OSError, RuntimeError) as e:
+                    raise disk_full(p, e, guess=True) or e
         except BaseException:
             self.abort()
             raise
@@ -259,7 +293,10 @@ class StemWriter:
             if audio.shape[1]:
                 if s in self._peaks:
                     self._peaks[s] = max(self._peaks[s], float(np.abs(audio).max()))
-                self._files[s].write(audio)
+                try:
+                    self._files[s].write(audio)
+                except (OSError, RuntimeError) as e:
+                    raise disk_full(self.partials[s], e, guess=True) or e
                 self._written[s] += audio.shape[1]
 
     def clipping(self) -> str:
@@ -275,18 +312,42 @@ class StemWriter:
                 "bit depth 32: the default) keeps it, or lower the gain first")
 
     def _close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files = {}
+        files, self._files = self._files, {}
+        failed = None
+        for s, f in files.items():
+            try:
+                f.close()
+            except (OSError, RuntimeError) as e:
+                failed = failed or disk_full(self.partials[s], e, guess=True) or e
+        if failed is not None:
+            raise failed
+
+    def _check_written(self) -> None:
+        """Each closed file holds every sample written: an encoder that could not write
+        (the Ogg Vorbis one, on a full disk) does not always say so."""
+        for s, p in self.partials.items():
+            try:
+                with AudioFile(str(p)) as f:
+                    held = f.frames
+            except (OSError, RuntimeError, ValueError):
+                held = 0
+            if held != self._written[s]:
+                short = RuntimeError(f"{self.targets[s]}: the file written holds {held} of "
+                                     f"{self._written[s]} samples")
+                raise disk_full(p, short, guess=True) or short
 
     def commit(self) -> List[Path]:
         self._close()
+        self._check_written()
         for s, target in self.targets.items():
             os.replace(self.partials[s], target)
         return list(self.targets.values())
 
     def abort(self) -> None:
-        self._close()
+        try:
+            self._close()
+        except (OSError, RuntimeError):  # removing what was written is all that is left to do
+            pass
         for p in self.partials.values():
             p.unlink(missing_ok=True)
         _remove_empty(self._created)
