@@ -197,3 +197,18 @@ def test_a_full_disk_at_the_write_seam_says_where(tmp_path, monkeypatch):
             partial.write_text("<REAPER_PROJECT")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert e.value.errno == errno.ENOSPC and not list(tmp_path.glob(".*"))
+
+
+# -- 16: the collision hint fits the template ---------------------------------------------
+
+def test_a_session_collision_does_not_ask_for_the_index_already_there(tmp_path, capsys):
+    for folder in "ab":
+        song(tmp_path / folder / "song.wav")
+    args = ["separate", tmp_path / "a" / "song.wav", tmp_path / "b" / "song.wav", "-o",
+            tmp_path / "out", "--model", MODEL, "--session", "reaper"]
+    status, _, err = cli(capsys, *args, "--filename", "{stem}/{index}.{ext}")
+    assert status == 2 and "song.rpp" in err and "sessions are named by track" in err, err
+    assert "put {index}" not in err
+    status, _, err = cli(capsys, *args)  # no {index}: that is the hint
+    assert status == 2 and 'put {index} in --filename, e.g. "{index:02d}-{track}' in err, err
+    assert not (tmp_path / "out").exists()

@@ -16,6 +16,7 @@ or one a kill prevented).
 """
 from __future__ import annotations
 
+import string
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -171,8 +172,13 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
         folder = next(iter(targets.values())).parent
         plans.append(_Plan(path, index, targets,
                            {k: folder / f"{path.stem}{SESSION_KINDS[k]}" for k in kinds}))
+    # with {index} in the name, no two inputs share a stem file: what they share is a session
+    # (named by track alone, in the first stem's folder)
+    has_index = "index" in {f for _, f, _, _ in string.Formatter().parse(filename)}
     check_targets({p.path: p.targets for p in plans}, files,
-                  hint='put {index} in --filename, e.g. "{index:02d}-{track}/{stem}.{ext}"')
+                  hint=("sessions are named by track, in the first stem's folder: give each input "
+                        "its own folder in --filename" if has_index else "put {index} in --filename")
+                  + ', e.g. "{index:02d}-{track}/{stem}.{ext}"')
     file_jobs = [FileJob(p, names, extra, bit_depth, overwrite, dry_run) for p in plans]
     if cluster is not None and not dry_run:  # a dry run reads headers only: no cluster needed
         from .cluster import run_on_cluster
