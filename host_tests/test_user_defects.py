@@ -212,3 +212,24 @@ def test_a_session_collision_does_not_ask_for_the_index_already_there(tmp_path, 
     status, _, err = cli(capsys, *args)  # no {index}: that is the hint
     assert status == 2 and 'put {index} in --filename, e.g. "{index:02d}-{track}' in err, err
     assert not (tmp_path / "out").exists()
+
+
+# -- 17: render plans: containers and inline chains -----------------------------------------
+
+@pytest.mark.parametrize("chain, line, says", [
+    ('[[chain]]\nplugin = "Pedalboard"\n', 2, "Pedalboard holds other plugins"),
+    ('[[chain]]\nplugin = "VST3Plugin"\n', 2, "loaded by path"),
+    ('chain = [\n  { plugin = "Gain", gain_db = -3 },  # [ a comment ]\n'
+     '  { plugin = "Bogus" },\n]\n', 4, "unknown plugin 'Bogus'"),
+    ('chain = [\n  { plugin = "stemforge", gains = { vocals = 0.0 } },\n\n'
+     '  { plugin = "HighpassFilter", bogus = 100 },\n]\n', 5, "has no parameter 'bogus'"),
+    ('\nchain = [{ plugin = "Gain" }, { plugin = "stemforge", stem = 3 }]\n', 3,
+     "stem must be text"),
+])
+def test_plan_errors_name_the_plugin_and_the_line(tmp_path, capsys, chain, line, says):
+    song(tmp_path / "song.wav")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('inputs = ["song.wav"]\n' + chain)
+    status, _, err = cli(capsys, "render", plan)
+    assert status == 2 and f"plan.toml:{line}: " in err and says in err, err
+    assert "did you mean Pedalboard" not in err

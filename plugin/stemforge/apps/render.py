@@ -193,6 +193,39 @@ def _line_of(text: str, pattern: str, occurrence: int = 0, after: int = 0) -> in
     return hits[min(occurrence, len(hits) - 1)] if hits else max(after, 1)
 
 
+def _inline_chain_lines(text: str) -> List[int]:
+    """The lines (1-based) where the tables of an inline ``chain = [{...}, {...}]`` begin, in
+    order (empty for [[chain]] tables); brackets in strings and comments do not count."""
+    start = re.search(r"^\s*chain\s*=\s*\[", text, re.M)
+    if start is None:
+        return []
+    lines, depth, quote, line = [], 0, None, text.count("\n", 0, start.end()) + 1
+    i = start.end() - 1
+    while i < len(text):
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif quote is not None:
+            if c == "\\" and quote == '"':
+                i += 1  # an escaped character
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            i = text.find("\n", i) - 1 if "\n" in text[i:] else len(text)
+        elif c in "[{":
+            depth += 1
+            if c == "{" and depth == 2:
+                lines.append(line)
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    return lines
+
+
 _TYPE_NAMES = {str: "text in quotes", bool: "true or false", int: "a whole number",
                float: "a number", dict: "a table such as { vocals = 0.0 }",
                list: "a list such as [\"song.wav\"]"}
@@ -206,7 +239,8 @@ class _Checker:
         self.path, self.text = path, text
 
     def where(self, key: str, after: int = 0) -> str:
-        line = _line_of(self.text, r"^\s*" + re.escape(key) + r"\s*=", after=after)
+        # a key starts its line, or follows { or , in an inline table
+        line = _line_of(self.text, r"(?:^|[{,])\s*" + re.escape(key) + r"\s*=", after=after)
         return f"{self.path}:{line}"
 
     def get(self, table: dict, key: str, types: tuple, default: Any = None, after: int = 0) -> Any:
@@ -235,6 +269,11 @@ class _Checker:
         return table
 
 
+# pedalboard classes that are not one effect a plan can name
+CONTAINERS = ("Pedalboard", "Chain", "Mix")
+LOADED_BY_PATH = ("ExternalPlugin", "VST3Plugin", "AudioUnitPlugin")
+
+
 def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
     name = entry["plugin"]
     if "/" in name or name.endswith((".vst3", ".component")):
@@ -259,11 +298,17 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
                 raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} parameter "
                                 f"{key} = {value!r}: {str(e).splitlines()[0]}") from None
         return plugin
+    if name in CONTAINERS:
+        raise PlanError(f"{where}: {name} holds other plugins; a plan's chain is the container: "
+                        "give each plugin its own [[chain]] entry, in order")
+    if name in LOADED_BY_PATH:
+        raise PlanError(f"{where}: VST3 and AU plugins are loaded by path: plugin = "
+                        "\"/path/to/Effect.vst3\" (parameters = { ... })")
     cls = getattr(pedalboard, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name in (
-            "Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"):
+    if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name == "Plugin":
         known = [n for n in dir(pedalboard) if isinstance(getattr(pedalboard, n), type)
-                 and issubclass(getattr(pedalboard, n), pedalboard.Plugin)]
+                 and issubclass(getattr(pedalboard, n), pedalboard.Plugin)
+                 and n not in CONTAINERS + LOADED_BY_PATH + ("Plugin",)]
         hint = difflib.get_close_matches(name, known + ["stemforge"], n=1)
         raise PlanError(f"{where}: unknown plugin {name!r}" + (f" (did you mean {hint[0]}?)" if hint else ""))
     params = {k: v for k, v in entry.items() if k != "plugin"}
@@ -376,8 +421,9 @@ def load_plan(path: Union[str, Path]) -> dict:
         raise PlanError(f"{where}: no audio files match {inputs}")
     chain_entries = check.get(plan, "chain", (list,), [])
     chain = []
+    inline = [] if re.search(CHAIN_HEADER, text, re.M) else _inline_chain_lines(text)
     for k, entry in enumerate(chain_entries):
-        line = _line_of(text, CHAIN_HEADER, k)
+        line = inline[k] if k < len(inline) else _line_of(text, CHAIN_HEADER, k)
         where = f"{path}:{line}"
         if not isinstance(entry, dict):
             raise PlanError(f"{where}: each chain entry is a [[chain]] table")
