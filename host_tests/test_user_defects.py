@@ -233,3 +233,27 @@ def test_plan_errors_name_the_plugin_and_the_line(tmp_path, capsys, chain, line,
     status, _, err = cli(capsys, "render", plan)
     assert status == 2 and f"plan.toml:{line}: " in err and says in err, err
     assert "did you mean Pedalboard" not in err
+
+
+# -- 18: a rerun in another format removes what a killed run left -------------------------
+
+def test_a_rerun_in_another_format_removes_a_killed_runs_partial_files(tmp_path):
+    from stemforge.io.writing import partial_path
+    src = song(tmp_path / "song.wav")
+    folder = tmp_path / "out" / "song"
+    left = [partial_path(folder / f"{stem}.wav") for stem in ("vocals", "drums")]
+    left += [partial_path(folder / "song.rpp")]  # as kill -9 leaves them: hidden, half written
+    for p in left[:2]:
+        write(p, music(0.1), bit_depth=32)
+    left[2].write_text("<REAPER_PROJECT")
+    keep = write(folder / ".mine.wav", music(0.1))  # a hidden file that is not stemforge's
+    report = stemforge.export(src, tmp_path / "out", model=MODEL, format="flac",
+                              sessions=["dawproject"])
+    assert report.ok
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".mine.wav", "bass.flac", "drums.flac", "other.flac", "song.dawproject", "vocals.flac"]
+    write(left[0], music(0.1), bit_depth=32)  # a rerun that skips removes them too
+    again = stemforge.export(src, tmp_path / "out", model=MODEL, format="flac",
+                             sessions=["dawproject"])
+    assert [r.status for r in again.files] == ["skipped"] and not left[0].exists()
+    assert keep.exists()

@@ -26,12 +26,13 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 from ..core.model import Model, load_model
 from ..core.processor import StemSplitter
 from ..errors import ExportError
-from ..io.formats import check_format
+from ..io.formats import AUDIO_EXTENSIONS, check_format
 from ..io.reading import find_inputs, open_audio
 from ..io.sessions import FORMATS as SESSION_KINDS
 from ..io.sessions import SessionTrack, write_session
 from ..io.writing import (DEFAULT_TEMPLATE, StemWriter, check_output_folder, check_targets,
-                          check_template, partial_path, target_path, template_outputs)
+                          check_template, partial_path, remove_partials, target_path,
+                          template_outputs)
 from .batch import (BatchReport, FileResult, Reporter, check_counts, run_files,
                     torch_threads_for_batch)
 
@@ -209,9 +210,12 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
     sessions_to_do = {k: t for k, t in plan.sessions.items() if t in _missing([t], overwrite)}
     if stems_to_do:
         sessions_to_do = dict(plan.sessions)  # new stems: their sessions are written anew
+    if not dry_run:  # leftovers of a run killed before it could clean up, in any format
+        for t in plan.stems.values():
+            remove_partials(t, AUDIO_EXTENSIONS)
+        folder = next(iter(plan.stems.values())).parent  # where the track's sessions go
+        remove_partials(folder / f"{path.stem}.session", SESSION_KINDS.values())
     if not stems_to_do and not sessions_to_do:
-        for t in plan.stems.values():  # leftovers of a run killed before it could clean up
-            partial_path(t).unlink(missing_ok=True)
         return FileResult(path, "skipped", plan.targets, "complete, skipped (overwrite to redo)")
     todo = (list(plan.stems.values()) if stems_to_do else []) + list(sessions_to_do.values())
     with open_audio(path) as source:

@@ -197,6 +197,13 @@ def disk_full(target: Path, error: BaseException, guess: bool = False) -> Option
                     "folder (no partial file was left)")
 
 
+def remove_partials(target: Path, suffixes: Iterable[str]) -> None:
+    """Remove what a killed run left for `target` in any of the formats `suffixes` name:
+    the hidden partial files of the same output (folder and name) under each suffix."""
+    for suffix in suffixes:
+        partial_path(target.with_suffix(suffix)).unlink(missing_ok=True)
+
+
 def _make_parent(target: Path, created: List[Path]) -> None:
     """mkdir -p, remembering the folders made so that an abort can remove them again."""
     missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
