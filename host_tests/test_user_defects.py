@@ -13,6 +13,7 @@ from pedalboard.io import AudioFile
 import stemforge
 from conftest import music
 from stemforge.cli import main
+from stemforge.errors import ExportError
 
 MODEL = "fixture-stream"
 
@@ -72,7 +73,7 @@ def test_a_recursive_rerun_into_the_input_folder_skips_its_complete_outputs(tmp_
     assert status == 0 and "0 of 2 file(s) exported, 2 already complete" in out, err
     assert sorted(p for p in album.rglob("*") if p.is_file()) == written
     if template == "{track}/{stem}.{ext}":  # a file named explicitly is taken as it is
-        with pytest.raises(stemforge.apps.separate.ExportError, match="would overwrite the input"):
+        with pytest.raises(ExportError, match="would overwrite the input"):
             stemforge.export([album, album / "song" / "vocals.wav"], album, model=MODEL,
                              recursive=True, dry_run=True)
 
@@ -257,3 +258,30 @@ def test_a_rerun_in_another_format_removes_a_killed_runs_partial_files(tmp_path)
                              sessions=["dawproject"])
     assert [r.status for r in again.files] == ["skipped"] and not left[0].exists()
     assert keep.exists()
+
+
+# -- 19: the Python API: one name where a list is meant, no booleans as counts -------------
+
+def test_the_api_takes_one_name_for_a_list_and_refuses_booleans_as_counts(tmp_path):
+    src = song(tmp_path / "song.wav")
+    report = stemforge.export(src, tmp_path / "out", model=MODEL, stems="vocals",
+                              sessions="reaper")
+    assert sorted(p.name for p in report.written) == ["song.rpp", "vocals.wav"]
+    x = music(0.2)
+    assert list(stemforge.separate(x, 44100, MODEL, stems="vocals")) == ["vocals"]
+    assert stemforge.StemSplitter(MODEL, 44100, 2, "drums").stems == ["drums"]
+    with pytest.raises(ExportError, match=r"unknown field\(s\) \{stem\} in --filename; use "
+                                          r"\{ext\}, \{index\}, \{track\}"):
+        stemforge.render(src, [], tmp_path / "rendered", filename="{track}-{stem}.{ext}")
+    assert not (tmp_path / "rendered").exists()
+    for call in (lambda: stemforge.StemSeparator(MODEL, threads=True),
+                 lambda: stemforge.separate(x, 44100, MODEL, threads=True),
+                 lambda: stemforge.StemSplitter(MODEL, 44100, 2, threads=True),
+                 lambda: stemforge.StemSplitter(MODEL, 44100, True)):
+        with pytest.raises(ValueError, match="True"):
+            call()
+    for call in (lambda: stemforge.StemSeparator(MODEL)(x, True),
+                 lambda: stemforge.separate(x, True, MODEL),
+                 lambda: stemforge.render(src, [], tmp_path / "rendered", sample_rate=True)):
+        with pytest.raises(ValueError, match="sample_rate must be a whole number of Hz, got True"):
+            call()

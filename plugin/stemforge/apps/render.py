@@ -58,6 +58,8 @@ from .batch import BatchReport, FileResult, Reporter, run_files
 
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
 DEFAULT_RENDER_TEMPLATE = "{track}.{ext}"
+# one file per input: no {stem}, {model} or {preset} to fill
+RENDER_FIELDS = {"track", "ext", "index"}
 PathLike = Union[str, Path]
 
 
@@ -90,7 +92,7 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = Path(output_dir)
     bit_depth = check_format(format, bit_depth)
-    check_template(filename, need_stem=False, fmt=format)
+    check_template(filename, need_stem=False, fmt=format, known=RENDER_FIELDS)
     if sample_rate is not None:
         check_rate(sample_rate)
     check_output_folder(out)
@@ -434,7 +436,7 @@ def load_plan(path: Union[str, Path]) -> dict:
     try:
         check_format(options["format"], options["bit_depth"])
         check_template(options["filename"], need_stem=False, option="filename",
-                       fmt=options["format"])
+                       fmt=options["format"], known=RENDER_FIELDS)
         if options["sample_rate"] is not None:
             check_rate(options["sample_rate"])
         check_output_folder(folder)

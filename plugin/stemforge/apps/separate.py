@@ -62,7 +62,7 @@ def check_options(format: str, bit_depth: Optional[int], filename: str, sessions
     the model loads); returns the bit depth to write and the session kinds."""
     bit_depth = check_format(format, bit_depth)
     check_template(filename, fmt=format)
-    kinds = list(sessions)
+    kinds = [sessions] if isinstance(sessions, str) else list(sessions)  # one, not its letters
     unknown = [k for k in kinds if k not in SESSION_KINDS]
     if unknown:
         raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
@@ -128,10 +128,12 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     """Export the stems of `inputs` (files, folders, glob patterns) into `output`.
 
     model: a preset name, a model file or a loaded Model (default: the studio preset).
-    stems: the stems to write (default: all); two_stems: STEM and no_STEM instead.
+    stems: the stems to write, a name or a list (default: all); two_stems: STEM and
+        no_STEM instead.
     format, bit_depth: see `stemforge.io.formats.FORMATS` (default bit depth per format).
     filename: the name template under `output` (see `stemforge.io.writing`).
-    sessions: DAW sessions to write beside the stems ("dawproject", "reaper").
+    sessions: DAW sessions to write beside the stems: "dawproject", "reaper" or both
+        in a list.
     jobs: files at once; threads: torch intra-op threads for the batch (default 1
         per file, measured fastest; torch's setting is restored afterwards).
     preset_label: what {preset} in `filename` says (default: the model's name).
@@ -147,6 +149,7 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     cannot be met; a file that cannot be read is a "failed" entry in the report.
     """
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
     out = Path(output)
     bit_depth, kinds = check_options(format, bit_depth, filename, sessions, jobs, threads, workers)
     check_output_folder(out)

@@ -82,7 +82,7 @@ def check_layout(layout: str) -> None:
 
 
 def check_channels(channels: int) -> None:
-    if channels not in (1, 2):
+    if isinstance(channels, bool) or channels not in (1, 2):
         raise ValueError(f"stemforge processes mono or stereo audio, got {channels} channels; "
                          "split multichannel audio into mono or stereo groups and process each")
 

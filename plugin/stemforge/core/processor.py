@@ -31,7 +31,7 @@ from .engine import track_stats
 from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
                      check_layout, from_channels_first, to_channels_first)
-from .model import Model, load_model
+from .model import Model, check_threads, load_model
 from .pipeline import Pipeline
 from .resample import check_rate, check_resampling
 
@@ -122,8 +122,7 @@ class StemSeparator:
                  gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
                  device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "low-delay"):
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        check_threads(threads)
         self.resampling = check_resampling(resampling)
         self.model = as_model(model, device)
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
@@ -267,7 +266,7 @@ class StemSplitter:
     """Several outputs of one stream, block by block: the streaming core of `separate`
     and of file export.
 
-    `stems` names model stems to output; `outputs` adds named weighted sums,
+    `stems` names model stems to output (a name or a list); `outputs` adds named weighted sums,
     e.g. ``{"no_vocals": {"vocals": 0.0}}`` (stems not named count 1.0, as in
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
@@ -284,6 +283,8 @@ class StemSplitter:
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
                  residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "hq"):
+        check_threads(threads)
+        stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
         m = as_model(model, device)
         self.model = m
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])

@@ -33,17 +33,18 @@ _EXAMPLE = dict(track="song", stem="vocals", ext="wav", model="studio", preset="
 
 
 def check_template(template: str, need_stem: bool = True, option: str = "--filename",
-                   fmt: Optional[str] = None) -> None:
-    """Refuse a template with unknown fields or bad format specs, or (given the output
-    format `fmt`) whose names would not end in that format's extension, before any work."""
+                   fmt: Optional[str] = None, known: Set[str] = TEMPLATE_FIELDS) -> None:
+    """Refuse a template with fields not in `known` or bad format specs, or (given the
+    output format `fmt`) whose names would not end in that format's extension, before any
+    work."""
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as e:
         raise ExportError(f"{option} {template!r}: {e}") from None
-    unknown = fields - TEMPLATE_FIELDS
+    unknown = fields - known
     if unknown:
         raise ExportError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in "
-                          f"{option}; use {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}")
+                          f"{option}; use {', '.join('{' + f + '}' for f in sorted(known))}")
     if need_stem and "stem" not in fields:
         raise ExportError(f"{option} needs {{stem}}, or every stem would get the same name")
     try:
