@@ -4,6 +4,7 @@ process (`stemforge.cli.main`), as `stemforge ...` runs it, without a new interp
 per call."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,28 @@ def test_the_api_takes_one_name_for_a_list_and_refuses_booleans_as_counts(tmp_pa
                  lambda: stemforge.render(src, [], tmp_path / "rendered", sample_rate=True)):
         with pytest.raises(ValueError, match="sample_rate must be a whole number of Hz, got True"):
             call()
+
+
+# -- 20: gains are checked where they are set ---------------------------------------------
+
+@pytest.mark.parametrize("gain", [float("nan"), float("inf"), 1e40, -1e4, True, "0.5"])
+def test_a_gain_that_is_not_a_sensible_number_is_refused_where_it_is_set(gain):
+    with pytest.raises(ValueError, match=re.escape(f"gain {gain!r} for vocals: a gain is a finite")):
+        stemforge.StemSeparator(MODEL, gains={"vocals": gain})
+    with pytest.raises(ValueError, match="a gain is a finite number"):
+        stemforge.StemSplitter(MODEL, 44100, 2, outputs={"mix": {"drums": gain}})
+
+
+def test_gains_within_the_bound_still_mix(tmp_path, capsys):
+    x = music(0.5)
+    stems = stemforge.separate(x, 44100, MODEL, resampling="low-delay")
+    y = stemforge.StemSeparator(MODEL, gains={"vocals": -1.0, "drums": 1000})(x, 44100)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, 1000 * stems["drums"] - stems["vocals"] + stems["bass"]
+                               + stems["other"], atol=2e-3)
+    song(tmp_path / "song.wav")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('inputs = ["song.wav"]\n\n[[chain]]\nplugin = "stemforge"\n'
+                    'gains_db = { drums = 1000.0 }\n')
+    status, _, err = cli(capsys, "render", plan)
+    assert status == 2 and "plan.toml:3: gain 1e+50 for drums" in err and "+60 dB" in err, err

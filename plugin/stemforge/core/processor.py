@@ -71,6 +71,11 @@ def residual_stem(model: Model, residual: Optional[str]) -> Optional[str]:
     return residual
 
 
+# The largest gain a stem may take: +60 dB is beyond any mix, and keeps audio of a
+# normal level far below float32's overflow (a gain of 1e40 wrote Inf).
+MAX_GAIN = 1000.0
+
+
 def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]],
                    residual: Optional[str]) -> Tuple[np.ndarray, float]:
     """The (stems,) weights and the input's weight of the single output."""
@@ -87,6 +92,11 @@ def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[st
         if unknown:
             raise ValueError(f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; "
                              f"this model has {', '.join(names)}")
+        for s, g in gains.items():  # a NaN or huge gain would write NaN or Inf in every sample
+            if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(g) or abs(g) > MAX_GAIN:
+                raise ValueError(f"gain {g!r} for {s}: a gain is a finite number within "
+                                 f"+-{MAX_GAIN:g} (+60 dB); 0.0 mutes a stem, 1.0 keeps it as it is")
         gain_of = {s: float(gains.get(s, 1.0)) for s in names}
     weights = np.array([gain_of[s] for s in names], np.float32)
     residual = residual_stem(model, residual)
@@ -102,7 +112,8 @@ class StemSeparator:
 
     stem: output this stem only, e.g. ``"vocals"`` for an acapella.
     gains: output the sum of all stems, each at its gain (1.0 if not named),
-        e.g. ``{"vocals": 0.0}`` for a karaoke version.
+        e.g. ``{"vocals": 0.0}`` for a karaoke version; a gain is a finite number
+        within +-MAX_GAIN (1000, +60 dB).
     residual: "auto", None or a stem name; which stem takes what the model's
         stems miss of the input (see `residual_stem`).
     threads: torch intra-op threads while this processor runs its model
