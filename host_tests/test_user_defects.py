@@ -311,3 +311,44 @@ def test_gains_within_the_bound_still_mix(tmp_path, capsys):
                     'gains_db = { drums = 1000.0 }\n')
     status, _, err = cli(capsys, "render", plan)
     assert status == 2 and "plan.toml:3: gain 1e+50 for drums" in err and "+60 dB" in err, err
+
+
+# -- 21: --stems, --two-stems and --seconds ----------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["--stems", "vocals,"], "argument --stems: 'vocals,' holds an empty name"),
+    (["--stems", "vocals,,drums"], "holds an empty name"),
+    (["--stems", ""], "argument --stems: name at least one stem"),
+    (["--stems", " "], "argument --stems: name at least one stem"),
+    (["--two-stems", ""], "argument --two-stems: name a stem"),
+])
+def test_stem_lists_with_empty_names_are_refused(tmp_path, capsys, args, says):
+    src = song(tmp_path / "song.wav")
+    status, _, err = cli(capsys, "separate", src, "-o", tmp_path / "out", "--model", MODEL, *args)
+    assert status == 2 and says in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_stems_with_spaces_and_an_empty_list_from_python(tmp_path, capsys):
+    src = song(tmp_path / "song.wav")
+    status, _, err = cli(capsys, "separate", src, "-o", tmp_path / "out", "--model", MODEL,
+                         "--stems", "vocals, drums")
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["drums.wav", "vocals.wav"]
+    with pytest.raises(ExportError, match="stems is empty"):
+        stemforge.export(src, tmp_path / "out2", model=MODEL, stems=[])
+
+
+@pytest.mark.parametrize("seconds", ["-1", "0", "nan", "inf", "soon"])
+def test_live_seconds_must_be_a_positive_number(tmp_path, capsys, seconds):
+    src = song(tmp_path / "song.wav")
+    status, out, err = cli(capsys, "live", "--simulate", src, "--model", MODEL,
+                           "--seconds", seconds)
+    assert status == 2 and "argument --seconds" in err and "buffers" not in out, (out, err)
+
+
+def test_run_live_refuses_a_duration_that_is_not_positive():
+    from stemforge.apps.live import SimulatedDevice, run_live
+    device = SimulatedDevice(music(0.1), 44100, clock=lambda: 0.0, sleep=lambda s: None)
+    with pytest.raises(ValueError, match="seconds must be above 0"):
+        run_live(stemforge.StemSeparator(MODEL), device, seconds=-1)

@@ -48,6 +48,9 @@ def output_gains(model: Model, stems: Optional[Sequence[str]], two_stems: Option
         if two_stems not in model.stems:
             raise ExportError(f"--two-stems {two_stems}: this model has {', '.join(model.stems)}")
         return [two_stems], {f"no_{two_stems}": {two_stems: 0.0}}
+    if stems is not None and not list(stems):  # not "all": that is None
+        raise ExportError("stems is empty: name at least one stem, or leave it out (None) for "
+                          f"all of {', '.join(model.stems)}")
     wanted = list(stems) if stems else list(model.stems)
     unknown = [s for s in wanted if s not in model.stems]
     if unknown:
