@@ -145,6 +145,35 @@ def add_output_format_flags(p: argparse.ArgumentParser, what: str = "") -> None:
                    "default: 32 for wav, 24 for flac and aiff; none for ogg")
 
 
+def stem_names(text: str) -> List[str]:
+    """--stems: comma-separated names, none of them empty (an empty --stems is not "all")."""
+    names = [name.strip() for name in text.split(",")]
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name at least one stem, e.g. --stems vocals,drums "
+                                         "(leave --stems out for all of them)")
+    if "" in names:
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; write stem names "
+                                         "separated by commas, e.g. vocals,drums")
+    return names
+
+
+def stem_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a stem, e.g. --two-stems vocals")
+    return text.strip()
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds above 0 (or leave "
+                                         "it out to run until Ctrl-C)")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -179,8 +208,10 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder (default: ./stems)")
     add_model_flags(p, "studio")
     stems = p.add_mutually_exclusive_group()
-    stems.add_argument("--stems", help="comma-separated stems to export (default: all)")
-    stems.add_argument("--two-stems", metavar="STEM", help="export STEM and no_STEM (e.g. vocals)")
+    stems.add_argument("--stems", type=stem_names, help="comma-separated stems to export "
+                       "(default: all)")
+    stems.add_argument("--two-stems", type=stem_name, metavar="STEM",
+                       help="export STEM and no_STEM (e.g. vocals)")
     add_output_format_flags(p)
     p.add_argument("--filename", default=DEFAULT_TEMPLATE,
                    help="name template under the output folder; fields {track} {stem} {ext} "
@@ -201,22 +232,25 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def separate_command(args: argparse.Namespace) -> int:
-    from .apps.separate import export
+    from .apps.separate import check_options, export
     from .core.model import ModelError, load_model
     if args.workers and not args.cluster:
         return fail("--workers counts a cluster's worker processes: give --cluster too "
                     "(-j N runs N files at once on this machine)", 2)
     progress = Progress.for_terminal(args.quiet, args.jobs, cluster=bool(args.cluster))
+    sessions = [k for k in args.session.split(",") if k]
     try:
+        check_options(args.format, args.bit_depth, args.filename, sessions, args.jobs,
+                      args.threads, args.workers)  # before the model loads
         model = load_model(chosen_model(args))
         if model.info.untrained:
             print(f"stemforge: {model.name} is an UNTRAINED test fixture: its stems are not a "
                   "separation (they do sum back to the mix)", file=sys.stderr)
         with stop_on_signals() as stop:
             report = export(args.inputs, args.output, model=model,
-                            stems=args.stems.split(",") if args.stems else None,
+                            stems=args.stems,
                             two_stems=args.two_stems, format=args.format, bit_depth=args.bit_depth,
-                            filename=args.filename, sessions=[k for k in args.session.split(",") if k],
+                            filename=args.filename, sessions=sessions,
                             recursive=args.recursive, overwrite=args.overwrite,
                             dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
                             preset_label=args.preset, reporter=progress, stop=stop,
@@ -452,7 +486,8 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
                    help="channels recorded and played (default: 2)")
     p.add_argument("--queue", type=positive_int, default=3, help="output buffers queued (default: 3)")
     add_threads_flag(p)
-    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--seconds", type=positive_seconds,
+                   help="stop after this long (default: Ctrl-C)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--simulate", type=Path, metavar="FILE",
                    help="no device: play FILE at real-time pace through the same loop")

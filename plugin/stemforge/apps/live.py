@@ -235,6 +235,8 @@ def run_live(separator, device, *, seconds: Optional[float] = None,
     """Run `separator` (a StemSeparator) on `device` until `seconds` of audio have passed,
     `stop` is set, or a SimulatedDevice runs out of audio; `report` is called about once
     a second with the running figures."""
+    if seconds is not None and not 0 < seconds < float("inf"):  # -1 ran no buffer at all
+        raise ValueError(f"seconds must be above 0 (None: until stopped), got {seconds!r}")
     separator.prepare(device.sample_rate, device.channels)
     stats = LiveStats(device.sample_rate, device.buffer_size, separator.latency_samples,
                       device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)))

@@ -141,6 +141,14 @@ def known_kinds() -> tuple:
 _threads_lock = threading.Lock()
 
 
+def check_threads(threads: Optional[int]) -> Optional[int]:
+    """`threads` if it is None or a whole number of at least 1 (True is not a count)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
+
+
 @contextmanager
 def torch_threads(threads: Optional[int]) -> Iterator[None]:
     """Run with `threads` intra-op threads, then restore the caller's setting.

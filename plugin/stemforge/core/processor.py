@@ -31,7 +31,7 @@ from .engine import track_stats
 from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
                      check_layout, from_channels_first, to_channels_first)
-from .model import Model, load_model
+from .model import Model, check_threads, load_model
 from .pipeline import Pipeline
 from .resample import check_rate, check_resampling
 
@@ -71,6 +71,11 @@ def residual_stem(model: Model, residual: Optional[str]) -> Optional[str]:
     return residual
 
 
+# The largest gain a stem may take: +60 dB is beyond any mix, and keeps audio of a
+# normal level far below float32's overflow (a gain of 1e40 wrote Inf).
+MAX_GAIN = 1000.0
+
+
 def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]],
                    residual: Optional[str]) -> Tuple[np.ndarray, float]:
     """The (stems,) weights and the input's weight of the single output."""
@@ -87,6 +92,11 @@ def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[st
         if unknown:
             raise ValueError(f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; "
                              f"this model has {', '.join(names)}")
+        for s, g in gains.items():  # a NaN or huge gain would write NaN or Inf in every sample
+            if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(g) or abs(g) > MAX_GAIN:
+                raise ValueError(f"gain {g!r} for {s}: a gain is a finite number within "
+                                 f"+-{MAX_GAIN:g} (+60 dB); 0.0 mutes a stem, 1.0 keeps it as it is")
         gain_of = {s: float(gains.get(s, 1.0)) for s in names}
     weights = np.array([gain_of[s] for s in names], np.float32)
     residual = residual_stem(model, residual)
@@ -102,7 +112,8 @@ class StemSeparator:
 
     stem: output this stem only, e.g. ``"vocals"`` for an acapella.
     gains: output the sum of all stems, each at its gain (1.0 if not named),
-        e.g. ``{"vocals": 0.0}`` for a karaoke version.
+        e.g. ``{"vocals": 0.0}`` for a karaoke version; a gain is a finite number
+        within +-MAX_GAIN (1000, +60 dB).
     residual: "auto", None or a stem name; which stem takes what the model's
         stems miss of the input (see `residual_stem`).
     threads: torch intra-op threads while this processor runs its model
@@ -122,8 +133,7 @@ class StemSeparator:
                  gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
                  device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "low-delay"):
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        check_threads(threads)
         self.resampling = check_resampling(resampling)
         self.model = as_model(model, device)
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
@@ -267,7 +277,7 @@ class StemSplitter:
     """Several outputs of one stream, block by block: the streaming core of `separate`
     and of file export.
 
-    `stems` names model stems to output; `outputs` adds named weighted sums,
+    `stems` names model stems to output (a name or a list); `outputs` adds named weighted sums,
     e.g. ``{"no_vocals": {"vocals": 0.0}}`` (stems not named count 1.0, as in
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
@@ -284,6 +294,8 @@ class StemSplitter:
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
                  residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "hq"):
+        check_threads(threads)
+        stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
         m = as_model(model, device)
         self.model = m
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])

@@ -19,12 +19,13 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from pedalboard.io import AudioFile
 
 from ..core.engine import RunningStats
+from ..core.layout import first_non_finite
 from ..core.resample import MAX_RATE, MIN_RATE
 from ..errors import ExportError, Interrupted
 from .formats import AUDIO_EXTENSIONS
@@ -64,36 +65,49 @@ def _file_or_bad_link(path: Path) -> bool:
 
 
 def find_inputs(items: Iterable[str], recursive: bool = False,
-                exclude: Sequence[Path] = ()) -> List[Path]:
+                exclude: Sequence[Path] = (),
+                outputs_of: Optional[Callable[[List[Path]], Set[Path]]] = None) -> List[Path]:
     """Files, folders (their audio files; all levels with `recursive`) and glob patterns.
 
     Folders and patterns yield only audio files (by suffix), never hidden files or
     anything inside an `exclude` folder (the output folder: a rerun inside the album
-    must not separate the previous stems). A file named explicitly is taken as it is,
-    and reported when it is read if it is not audio."""
+    must not separate the previous stems). A folder that is itself an `exclude` folder
+    yields its files but those that `outputs_of(all files found)` (resolved paths) says
+    are outputs of the others: there the earlier run's stems sit beside the inputs. A
+    file named explicitly is taken as it is, and reported when it is read if it is not
+    audio."""
     skip = [resolved(Path(f)) for f in exclude]
     found: List[Path] = []
+    in_output: Set[Path] = set()  # found by looking into an output folder
+    named: Set[Path] = set()
     for item in items:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             # an output folder inside this one is left out; this folder itself, named as the
-            # output, is not (then the target checks refuse what would replace an input)
+            # output, is not: there only what outputs_of recognises is left out
             inner = [f for f in skip if f != resolved(path)]
-            found += sorted(p for p in path.glob(pattern) if _file_or_bad_link(p) and is_audio_name(p)
-                            and not _hidden(p, path) and not _inside(p, inner))
+            files = sorted(p for p in path.glob(pattern) if _file_or_bad_link(p)
+                           and is_audio_name(p) and not _hidden(p, path) and not _inside(p, inner))
+            if resolved(path) in skip:
+                in_output.update(resolved(p) for p in files)
+            found += files
         elif not path.exists() and glob.has_magic(item):
             # glob already leaves out dot names unless the pattern spells them
             found += sorted(p for p in map(Path, glob.glob(item, recursive=recursive))
                             if _file_or_bad_link(p) and is_audio_name(p) and not _inside(p, skip))
         else:
             found.append(path)
+            named.add(resolved(path))  # named explicitly: taken as it is
     unique, seen = [], set()
     for p in found:
         key = resolved(p)
         if key not in seen:
             seen.add(key)
             unique.append(p)
+    if in_output and outputs_of is not None:
+        outputs = outputs_of(unique) & (in_output - named)
+        unique = [p for p in unique if resolved(p) not in outputs]
     return unique
 
 
@@ -242,6 +256,14 @@ class Source:
             if block.shape[1] == 0:
                 raise ExportError(f"{self.path}: the file ends early: {self.file.tell()} of "
                                   f"{end} samples readable")
+            # checked here, where the block's place in the file is known (a processor
+            # downstream sees only the block)
+            bad = first_non_finite(block)
+            if bad is not None:
+                at = self.file.tell() - block.shape[1] + bad[0]
+                raise ExportError(f"{self.path} holds NaN or Inf (first at sample {at}, channel "
+                                  f"{bad[1]}, {at / self.sample_rate:.3f} s in); export the file "
+                                  "again from its source, or replace those samples")
             yield block
 
     def track_stats(self, stop: Optional[threading.Event] = None) -> Tuple[float, float]:
