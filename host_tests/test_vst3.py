@@ -274,6 +274,33 @@ def test_model_change_and_latency_update(model_dir):
     close(y, reference("live", x, 44100, stem="vocals"))
 
 
+@pytest.mark.parametrize("name,rate,channels,block", [
+    ("fixture-stream", 44100, 2, 512), ("live", 48000, 1, 128), ("studio", 44100, 2, 1000)])
+def test_bypass_keeps_the_latency(model_dir, name, rate, channels, block):
+    """Bypassed, the plugin still reports its latency, so it must still delay the input by
+    it: pedalboard compensates the reported latency, and then gives back the input in place."""
+    x = music(1.0, rate, channels, seed=21)
+    plugin = load(name)
+    plugin.bypass = True
+    y = plugin(x, rate, buffer_size=block)
+    assert plugin.reported_latency_samples == python_latency(name, rate) > 0
+    np.testing.assert_array_equal(y, x)
+
+
+def test_bypass_during_playback_keeps_the_timing(model_dir):
+    rate = 44100
+    x = music(2.0, rate, seed=22)
+    plugin = load("fixture-stream", stem="vocals")
+    lat = python_latency("fixture-stream", rate)
+    half = x.shape[1] // 2
+    plugin.reset()
+    first = plugin.process(x[:, :half], rate, buffer_size=512, reset=False)
+    plugin.bypass = True
+    second = plugin.process(x[:, half:], rate, buffer_size=512, reset=False)
+    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, :half - lat])
+    np.testing.assert_array_equal(second, x[:, half - lat:x.shape[1] - lat])
+
+
 def test_state_restores_into_a_new_instance(model_dir):
     x = music(1.0, 48000, seed=10)
     a = load("fixture-mono-22k", output="mix", other_gain_db=-6.0, bass_mute=True)

@@ -390,6 +390,7 @@ void StemforgeProcessor::build() {
     next->inPtrs.resize(size_t(ch));
     for (int k = 0; k < info.num_stems * ch; ++k) next->stemPtrs[size_t(k)] = next->stems.getWritePointer(k);
     for (int k = 0; k < ch; ++k) next->dryPtrs[size_t(k)] = next->dry.getWritePointer(k);
+    next->bypass.init(ch, next->latency);
     const int latency = next->latency;
     {
         std::lock_guard<std::mutex> lock(streamLock);
@@ -472,6 +473,7 @@ void StemforgeProcessor::releaseResources() {}
 void StemforgeProcessor::reset() {
     std::lock_guard<std::mutex> lock(streamLock);
     gainsValid = false;
+    if (stream) stream->bypass.clear();
     if (stream && stream->engine) {
         char err[SF_ERROR_CHARS] = {0};
         if (EngineLibrary::get().engineReset(stream->engine, err, sizeof(err)) != 0) {
@@ -505,6 +507,7 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
     auto mainIn = getBusBuffer(buffer, true, 0);
     const int ch = mainIn.getNumChannels();
     if (s == nullptr || failed || ch != s->channels) return silenceAll(buffer);
+    s->bypass.process(mainIn.getArrayOfWritePointers(), ch, n, false);  // in step for a bypass to come
     const auto& info = s->model->info;
     const int S = info.num_stems;
 
@@ -581,6 +584,25 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         }
     }
     std::copy(gains, gains + S, lastGains);
+}
+
+// The host's bypass: the input delayed by the reported latency on the main output, so that a
+// host compensating that latency plays the track in place; the stem buses silent.
+void StemforgeProcessor::processBlockBypassed(juce::AudioBuffer<float>& buffer, juce::MidiBuffer&) {
+    const int n = buffer.getNumSamples();
+    const int inputs = std::min(getMainBusNumInputChannels(), buffer.getNumChannels());
+    for (int c = inputs; c < buffer.getNumChannels(); ++c) buffer.clear(c, 0, n);
+    if (n == 0) return;
+    if (isNonRealtime() && done.load() != requested.load()) {  // offline: the model it asked for
+        waitForBuild();
+        publishLatency();
+    }
+    std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
+    if (isNonRealtime()) lock.lock();
+    else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
+    if (stream == nullptr) return;  // no model: latency 0, the input as it is
+    auto mainIn = getBusBuffer(buffer, true, 0);
+    stream->bypass.process(mainIn.getArrayOfWritePointers(), mainIn.getNumChannels(), n, true);
 }
 
 // ----------------------------------------------------------------------------------- state

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "DelayLine.h"
 #include "EngineApi.h"
 
 namespace stemforge {
@@ -57,6 +58,7 @@ struct Stream {
     juce::AudioBuffer<float> stems, dry;
     std::vector<float*> stemPtrs, dryPtrs;
     std::vector<const float*> inPtrs;
+    DelayLine bypass;  // the input delayed by `latency`: the output while the host bypasses the plugin
 };
 
 class StemforgeProcessor : public juce::AudioProcessor,
@@ -72,6 +74,7 @@ public:
     void reset() override;
     bool isBusesLayoutSupported(const BusesLayout& layouts) const override;
     void processBlock(juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
+    void processBlockBypassed(juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
     using AudioProcessor::processBlock;
 
     juce::AudioProcessorEditor* createEditor() override;
