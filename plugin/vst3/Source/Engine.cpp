@@ -22,6 +22,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -275,19 +276,30 @@ private:
 // times, and the latency bound computed the same way holds for both.
 class Resampler {
 public:
-    ~Resampler() { if (s_) soxr_delete(s_); }
+    ~Resampler() {
+        if (s_) soxr_delete(s_);
+        if (spare_) soxr_delete(spare_);
+    }
     void init(int inRate, int outRate, int channels, int maxIn, unsigned long recipe) {
         in_ = inRate; out_ = outRate; channels_ = channels; recipe_ = recipe;
         identity_ = inRate == outRate;
         ratio_ = double(outRate) / double(inRate);
         if (identity_) return;
-        create();
+        s_ = create();
         inBuf_.assign(size_t(maxIn) * channels_, 0.0f);
         outCap_ = int(std::ceil(maxIn * ratio_)) + 65536;
         outBuf_.assign(size_t(outCap_) * channels_, 0.0f);
     }
     bool identity() const { return identity_; }
-    void reset() { if (s_) { soxr_delete(s_); s_ = nullptr; create(); } }
+    // Off the audio thread: a fresh resampler for the next reset (soxr_create allocates).
+    void makeSpare() {
+        if (identity_) return;
+        if (spare_) soxr_delete(spare_);
+        spare_ = nullptr;
+        spare_ = create();
+    }
+    // Real time: the fresh spare takes over; the used one waits for makeSpare to replace it.
+    void useSpare() { std::swap(s_, spare_); }
     // planar in (n samples) -> appended to `dst` (planar); false if dst is full or soxr fails
     bool process(const float* const* in, int n, Fifo& dst, std::string& error) {
         if (identity_) {
@@ -345,14 +357,15 @@ public:
     }
 
 private:
-    void create() {
+    soxr_t create() const {
         soxr_error_t err = nullptr;
         soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
         soxr_quality_spec_t q = soxr_quality_spec(recipe_, 0);
-        s_ = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
+        soxr_t s = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
         if (err) throw std::runtime_error(std::string("soxr: ") + err);
+        return s;
     }
-    soxr_t s_ = nullptr;
+    soxr_t s_ = nullptr, spare_ = nullptr;
     int in_ = 0, out_ = 0, channels_ = 0, outCap_ = 0;
     unsigned long recipe_ = SOXR_HQ;
     bool identity_ = true;
@@ -443,6 +456,11 @@ struct sf_engine {
     std::vector<float> hopBuf;  // (batch, model channels, hop), the model's input tensor
     torch::Tensor hopTensor;
     c10::List<at::Tensor> state, initialState;
+    // What a reset needs, made ahead off the audio thread (sf_engine_refresh): fresh resamplers
+    // and a fresh copy of the initial state; `used` keeps what a reset replaced until then,
+    // so that the audio thread neither allocates nor frees.
+    std::atomic<bool> sparesReady{false};
+    c10::List<at::Tensor> spareState, used;
     std::vector<const float*> ptrs;
     // window kind: stemforge.core.engine.WindowEngine in real-time mode (no flush)
     bool windowed = false, normalize = false, centered = false;
@@ -563,9 +581,27 @@ void sf_model_free(sf_model* m) {
     try { delete m; } catch (...) {}
 }
 
-static void resetEngine(sf_engine* e) {
-    e->resampleIn.reset();
-    e->resampleOut.reset();
+// Off the audio thread: the fresh resamplers and state the next reset swaps in.
+static void refreshSpares(sf_engine* e) {
+    if (e->sparesReady.load(std::memory_order_acquire)) return;
+    e->resampleIn.makeSpare();
+    e->resampleOut.makeSpare();
+    if (!e->windowed) {
+        c10::List<at::Tensor> fresh;
+        for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
+        e->spareState = fresh;
+        // `used` shares the spare's list until the reset: the reset's two assignments then only
+        // move references, and the list the stream ran on is released here, at the next refresh
+        e->used = e->spareState;
+    }
+    e->sparesReady.store(true, std::memory_order_release);
+}
+
+// Real time: a new stream, from the spares (false if they are not ready: nothing changed).
+static bool resetEngine(sf_engine* e) {
+    if (!e->sparesReady.load(std::memory_order_acquire)) return false;
+    e->resampleIn.useSpare();
+    e->resampleOut.useSpare();
     e->modelIn.clear();
     e->modelStems.clear();
     e->hostStems.clear();
@@ -580,11 +616,12 @@ static void resetEngine(sf_engine* e) {
         e->statTotal = e->statSquares = 0.0;
         std::fill(e->acc.begin(), e->acc.end(), 0.0f);
         std::fill(e->wsum.begin(), e->wsum.end(), 0.0f);
-        return;
+    } else {
+        e->used = e->state;  // handles: copying them only counts references
+        e->state = e->spareState;
     }
-    c10::List<at::Tensor> fresh;
-    for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
-    e->state = fresh;
+    e->sparesReady.store(false, std::memory_order_release);
+    return true;
 }
 
 // Stream positions [start, start + n) of the model-rate input into dst (rows of n), zeros
@@ -631,14 +668,16 @@ static std::pair<double, double> getStats(const sf_engine* e) {
     return {mean, std::sqrt(var) + 1e-8};
 }
 
-int sf_engine_reset(sf_engine* e, char* err, size_t errlen) {
+int sf_engine_reset(sf_engine* e, char*, size_t) { return resetEngine(e) ? 0 : SF_RESET_NOT_READY; }
+
+int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
     try {
-        resetEngine(e);
+        refreshSpares(e);
         return 0;
     } catch (const std::exception& ex) {
-        setError(err, errlen, "reset failed: " + lastLine(ex.what()));
+        setError(err, errlen, "cannot prepare a reset: " + lastLine(ex.what()));
     } catch (...) {
-        setError(err, errlen, "reset failed");
+        setError(err, errlen, "cannot prepare a reset");
     }
     return 1;
 }
@@ -723,7 +762,9 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
                 s = y->elements()[1];
             }
         }
+        refreshSpares(e.get());
         resetEngine(e.get());
+        refreshSpares(e.get());
         return e.release();
     } catch (const std::exception& ex) {
         setError(err, errlen, "cannot set up the model: " + lastLine(ex.what()));
