@@ -358,6 +358,33 @@ def test_state_restores_the_values_the_host_set(model_dir):
     assert (bool(b.bass_mute), bool(b.drums_mute)) == (True, False)
 
 
+def test_choices_are_published_as_lists_with_their_names(model_dir, tmp_path):
+    """model, stem and output reach a VST3 host as list parameters (kIsList) with a name per
+    value, read as hosts read them (plugin/vst3/tests/param_info.cpp: the SDK's interfaces), so
+    that Ardour shows names, not 0-1 numbers; the gains stay continuous."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to build the VST3 reader")
+    sdk = "/usr/share/juce/modules/juce_audio_processors/format_types/VST3_SDK"
+    exe = tmp_path / "param_info"
+    src = MODELS.parent / "plugin" / "vst3" / "tests" / "param_info.cpp"
+    subprocess.run(["g++", "-std=c++17", "-O1", str(src), f"{sdk}/pluginterfaces/base/funknown.cpp", f"-I{sdk}",
+                    "-ldl", "-o", str(exe)], check=True)
+    run = subprocess.run([str(exe), BUNDLE], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("\t") for line in run.stdout.splitlines()]
+    lists = {r[1]: int(r[3]) for r in rows if r[0] == "param"}
+    values: dict = {}
+    for r in rows:
+        if r[0] == "value":
+            values.setdefault(r[1], []).append(r[3])
+    assert lists["output"] == lists["stem"] == lists["model"] == 1
+    assert lists["drums gain"] == 0
+    assert values["output"] == ["stem", "mix"]
+    assert values["stem"] == list(STEMS)
+    menu = list(load().parameters["model"].valid_values)
+    assert values["model"] == menu and "fixture-stream" in menu and menu[-1] == "file"
+
+
 def test_state_names_a_model_missing_from_this_machine(model_dir, tmp_path):
     """A session saved where fixture-stream is in the model menu, opened where it is not:
     the plugin loads the file the session names."""
