@@ -802,7 +802,14 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
                     c10::InferenceMode guard;
                     auto out = e->model->module.forward({e->hopTensor, e->state}).toTuple();
                     y = out->elements()[0].toTensor().contiguous();
-                    e->state = out->elements()[1].toTensorList();
+                    auto next = out->elements()[1].toTensorList();
+                    // A state that views the model's input (x[..., -1:]) would see the next hop
+                    // written into the input buffer, which Python never reuses: copy it.
+                    for (size_t k = 0; k < next.size(); ++k) {
+                        const at::Tensor t = next.get(k);
+                        if (t.defined() && t.storage().is_alias_of(e->hopTensor.storage())) next.set(k, t.clone());
+                    }
+                    e->state = next;
                 }
                 if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
                     throw std::runtime_error("the model returned a tensor of the wrong shape");
