@@ -38,11 +38,11 @@ EngineLibrary& EngineLibrary::get() {
 
 EngineLibrary::EngineLibrary() {
     const juce::String torchHint =
-        juce::String("It needs the libtorch of the torch it was built with (") + STEMFORGE_TORCH_LIB_DIR
-        + "). If that Python environment moved or lost torch, rebuild the plugin from the environment that "
-          "has torch (python build.py plugin --install), or set STEMFORGE_TORCH_LIB to the folder holding "
-          "libtorch_cpu.so (python -c \"import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "
-          "'lib'))\") before starting the host.";
+        juce::String("The bundle carries the libtorch and libsoxr its engine needs, beside it in "
+                     "Contents/x86_64-linux (built against torch's ") + STEMFORGE_TORCH_LIB_DIR
+        + "). Copy the whole stemforge.vst3 folder again (python build.py plugin --install), or set "
+          "STEMFORGE_TORCH_LIB to a folder holding a libtorch_cpu.so of the same torch version before "
+          "starting the host.";
     // The folder given by STEMFORGE_TORCH_LIB first: its libraries, loaded globally, satisfy
     // the engine's dependencies by their names wherever the built-in search path points.
     if (const char* dir = std::getenv("STEMFORGE_TORCH_LIB"); dir && *dir) {
