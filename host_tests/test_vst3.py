@@ -522,15 +522,17 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     steps = {44100: ["live", "studio", "fixture-stream"], 48000: ["studio", "live"], 96000: ["live", "fixture-window"]}
     args = [f"{rate}:{','.join(models)}" for rate, models in steps.items()]
     run = subprocess.run([str(rt_host), "--scenario", BUNDLE, "128", "0.6", *args], capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=900)
     assert run.returncode == 0, run.stderr
     assert "JUCE Assertion failure" not in run.stderr, run.stderr
     lines = [line.split() for line in run.stdout.splitlines()]
     played = [(int(w[1]), w[3], int(w[5]), int(w[7]), int(w[9])) for w in lines if w[0] == "rate"]
     assert [(r, m) for r, m, *_ in played] == [(r, m) for r, ms in steps.items() for m in ms]
+    block = 128
     for rate, name, latency, blocks, silent in played:
         assert latency == python_latency(name, rate), (rate, name)
-        assert blocks - silent > blocks // 2, (rate, name, blocks, silent)  # it plays
+        # from the transport's restart: silence while the delay line fills, then the model plays
+        assert silent <= latency // block + 2 and blocks - silent >= 50, (rate, name, blocks, silent)
     resets = [int(w[1]) for w in lines if w[0] == "reset_allocations"]
     assert len(resets) == len(played) and resets == [0] * len(resets), resets
 

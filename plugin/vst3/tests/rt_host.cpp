@@ -14,8 +14,9 @@
 // switches to each next model while playing (from its message thread, whose loop it runs), and
 // stops and starts the transport from the audio thread (IAudioProcessor::setProcessing, which
 // JUCE's wrapper turns into reset()), counting the heap allocations made in those calls. Prints
-// one line per model ("rate R model M latency L blocks B silent S") and one per transport stop
-// ("reset_allocations N"). Built with JUCE_LOG_ASSERTIONS, the host logs every JUCE assertion
+// one line per model ("rate R model M latency L blocks B silent S", the blocks played since the
+// transport's restart, at least the latency's and 50 more, and the silent ones among them) and
+// one per transport stop ("reset_allocations N"). Built with JUCE_LOG_ASSERTIONS, the host logs every JUCE assertion
 // its hosting code hits ("JUCE Assertion failure in ..."), e.g. a plugin calling the host from
 // a thread other than its message thread.
 #include <JuceHeader.h>
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
     stop = true;
     audio.join();
     std::printf("latency %d %d\n", latencyBefore, plugin->getLatencySamples());
+    std::printf("switch blocks %ld\n", count[1]);  // played while the new model loaded
     for (int p = 0; p < 3; ++p)
         std::printf("phase %d blocks %ld silent %ld longest_ms %.3f\n", p, count[p], silent[p], 1e3 * longest[p]);
     plugin->releaseResources();
@@ -184,7 +186,7 @@ static int scenario(int argc, char** argv) {
         if (!choose(model, models[0])) { std::fprintf(stderr, "no model %s\n", models[0].toRawUTF8()); return 1; }
         plugin->releaseResources();
         plugin->prepareToPlay(rate, block);
-        std::atomic<bool> stop{false}, transport{false};
+        std::atomic<bool> stop{false}, transport{false}, restarted{false};
         std::atomic<long> blocks{0}, silent{0};
         std::thread audio([&] {
             juce::AudioBuffer<float> buffer(plugin->getTotalNumOutputChannels(), block);
@@ -200,6 +202,9 @@ static int scenario(int argc, char** argv) {
                     vst->setProcessing(true);
                     countHere = false;
                     std::printf("reset_allocations %ld\n", counted.load());
+                    blocks = 0;  // counted from the restart on
+                    silent = 0;
+                    restarted = true;
                 }
                 for (int c = 0; c < buffer.getNumChannels(); ++c)
                     for (int i = 0; i < block; ++i) buffer.setSample(c, i, c < 2 ? random.nextFloat() * 0.2f - 0.1f : 0.0f);
@@ -217,11 +222,12 @@ static int scenario(int argc, char** argv) {
                 for (int i = 0; i < 200 && plugin->getLatencySamples() == old; ++i) pump(0.05);
             }
             pump(seconds / 2);
+            restarted = false;
             transport = true;
-            pump(seconds / 2);
-            blocks = 0;
-            silent = 0;
-            pump(seconds / 2);  // counted after the switch and the transport's restart have settled
+            // counted from the transport's restart: the delay line's silence (the latency), then
+            // at least 50 blocks of the model (or 20 s)
+            const long need = plugin->getLatencySamples() / block + 50;
+            for (int i = 0; i < 400 && !(restarted && blocks >= need); ++i) pump(0.05);
             std::printf("rate %d model %s latency %d blocks %ld silent %ld\n", juce::roundToInt(rate),
                         models[m].toRawUTF8(), plugin->getLatencySamples(), blocks.load(), silent.load());
             std::fflush(stdout);
@@ -229,6 +235,7 @@ static int scenario(int argc, char** argv) {
         stop = true;
         audio.join();
     }
+    vst->release();  // queryInterface counted a reference: the plugin is destroyed only without it
     plugin->releaseResources();
     plugin.reset();
     return 0;
