@@ -7,12 +7,60 @@
 //
 // Prints: the latency before and after the switch (as the host sees it), the longest
 // processBlock call before, during and after the switch, and the number of silent blocks.
+//
+//   stemforge_rt_host --scenario BUNDLE BLOCK SECONDS RATE:MODEL,MODEL... [RATE:MODEL,...]...
+//
+// A session: for each rate in turn the host prepares the plugin with the first model, plays,
+// switches to each next model while playing (from its message thread, whose loop it runs), and
+// stops and starts the transport from the audio thread (IAudioProcessor::setProcessing, which
+// JUCE's wrapper turns into reset()), counting the heap allocations made in those calls. Prints
+// one line per model ("rate R model M latency L blocks B silent S", the blocks played since the
+// transport's restart, at least the latency's and 50 more, and the silent ones among them) and
+// one per transport stop ("reset_allocations N"). Built with JUCE_LOG_ASSERTIONS, the host logs every JUCE assertion
+// its hosting code hits ("JUCE Assertion failure in ..."), e.g. a plugin calling the host from
+// a thread other than its message thread.
 #include <JuceHeader.h>
+
+#include <pluginterfaces/vst/ivstaudioprocessor.h>
+#include <pluginterfaces/vst/ivstcomponent.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
+
+// Every allocation of the process passes here; those of the thread that set `countHere` count.
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+void __libc_free(void*);
+}
+static thread_local bool countHere = false;
+static std::atomic<long> counted{0};
+extern "C" void* malloc(size_t n) {
+    if (countHere) counted.fetch_add(1, std::memory_order_relaxed);
+    return __libc_malloc(n);
+}
+extern "C" void* calloc(size_t a, size_t b) {
+    if (countHere) counted.fetch_add(1, std::memory_order_relaxed);
+    return __libc_calloc(a, b);
+}
+extern "C" void* realloc(void* p, size_t n) {
+    if (countHere) counted.fetch_add(1, std::memory_order_relaxed);
+    return __libc_realloc(p, n);
+}
+extern "C" int posix_memalign(void** p, size_t align, size_t n) {
+    if (countHere) counted.fetch_add(1, std::memory_order_relaxed);
+    *p = __libc_memalign(align, n);
+    return *p ? 0 : 12;
+}
+extern "C" void* aligned_alloc(size_t align, size_t n) {
+    if (countHere) counted.fetch_add(1, std::memory_order_relaxed);
+    return __libc_memalign(align, n);
+}
+extern "C" void free(void* p) { __libc_free(p); }
 
 static juce::AudioProcessorParameter* findParameter(juce::AudioPluginInstance& p, const juce::String& name) {
     for (auto* param : p.getParameters())
@@ -32,7 +80,10 @@ static bool choose(juce::AudioProcessorParameter* param, const juce::String& tex
     return false;
 }
 
+static int scenario(int argc, char** argv);
+
 int main(int argc, char** argv) {
+    if (argc > 1 && juce::String(argv[1]) == "--scenario") return scenario(argc, argv);
     if (argc != 7) {
         std::fprintf(stderr, "usage: stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK SECONDS\n");
         return 2;
@@ -94,8 +145,97 @@ int main(int argc, char** argv) {
     stop = true;
     audio.join();
     std::printf("latency %d %d\n", latencyBefore, plugin->getLatencySamples());
+    std::printf("switch blocks %ld\n", count[1]);  // played while the new model loaded
     for (int p = 0; p < 3; ++p)
         std::printf("phase %d blocks %ld silent %ld longest_ms %.3f\n", p, count[p], silent[p], 1e3 * longest[p]);
+    plugin->releaseResources();
+    plugin.reset();
+    return 0;
+}
+
+// ------------------------------------------------------------------------------ --scenario
+static int scenario(int argc, char** argv) {
+    if (argc < 6) {
+        std::fprintf(stderr, "usage: stemforge_rt_host --scenario BUNDLE BLOCK SECONDS RATE:MODEL,MODEL...\n");
+        return 2;
+    }
+    juce::ScopedJuceInitialiser_GUI juce;
+    const juce::String bundle(argv[2]);
+    const int block = std::atoi(argv[3]);
+    const double seconds = std::atof(argv[4]);
+    juce::VST3PluginFormat format;
+    juce::OwnedArray<juce::PluginDescription> types;
+    format.findAllTypesForFile(types, bundle);
+    if (types.isEmpty()) { std::fprintf(stderr, "no plugin in %s\n", argv[2]); return 1; }
+    juce::String error;
+    auto plugin = format.createInstanceFromDescription(*types[0], 44100.0, block, error);
+    if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
+    auto* model = findParameter(*plugin, "model");
+    if (!model) { std::fprintf(stderr, "no model parameter\n"); return 1; }
+    // the processor's VST3 interface, to stop and start the transport as a DAW does
+    Steinberg::Vst::IAudioProcessor* vst = nullptr;
+    if (auto* component = static_cast<Steinberg::Vst::IComponent*>(plugin->getPlatformSpecificData()))
+        component->queryInterface(Steinberg::Vst::IAudioProcessor::iid, reinterpret_cast<void**>(&vst));
+    if (!vst) { std::fprintf(stderr, "no IAudioProcessor\n"); return 1; }
+    auto pump = [](double s) { juce::MessageManager::getInstance()->runDispatchLoopUntil(int(s * 1000)); };
+    plugin->setNonRealtime(false);
+    for (int a = 5; a < argc; ++a) {
+        const auto spec = juce::StringArray::fromTokens(juce::String(argv[a]), ":", "");
+        const double rate = spec[0].getDoubleValue();
+        const auto models = juce::StringArray::fromTokens(spec[1], ",", "");
+        if (!choose(model, models[0])) { std::fprintf(stderr, "no model %s\n", models[0].toRawUTF8()); return 1; }
+        plugin->releaseResources();
+        plugin->prepareToPlay(rate, block);
+        std::atomic<bool> stop{false}, transport{false}, restarted{false};
+        std::atomic<long> blocks{0}, silent{0};
+        std::thread audio([&] {
+            juce::AudioBuffer<float> buffer(plugin->getTotalNumOutputChannels(), block);
+            juce::MidiBuffer midi;
+            juce::Random random(1);
+            const auto period = std::chrono::duration<double>(block / rate);
+            auto next = std::chrono::steady_clock::now();
+            while (!stop) {
+                if (transport.exchange(false)) {  // stop and start, on the audio thread
+                    counted = 0;
+                    countHere = true;
+                    vst->setProcessing(false);
+                    vst->setProcessing(true);
+                    countHere = false;
+                    std::printf("reset_allocations %ld\n", counted.load());
+                    blocks = 0;  // counted from the restart on
+                    silent = 0;
+                    restarted = true;
+                }
+                for (int c = 0; c < buffer.getNumChannels(); ++c)
+                    for (int i = 0; i < block; ++i) buffer.setSample(c, i, c < 2 ? random.nextFloat() * 0.2f - 0.1f : 0.0f);
+                plugin->processBlock(buffer, midi);
+                ++blocks;
+                if (buffer.getMagnitude(0, 0, block) == 0.0f) ++silent;
+                next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
+                std::this_thread::sleep_until(next);
+            }
+        });
+        for (int m = 0; m < models.size(); ++m) {
+            if (m > 0) {
+                const int old = plugin->getLatencySamples();
+                if (!choose(model, models[m])) { std::fprintf(stderr, "no model %s\n", models[m].toRawUTF8()); stop = true; audio.join(); return 1; }
+                for (int i = 0; i < 200 && plugin->getLatencySamples() == old; ++i) pump(0.05);
+            }
+            pump(seconds / 2);
+            restarted = false;
+            transport = true;
+            // counted from the transport's restart: the delay line's silence (the latency), then
+            // at least 50 blocks of the model (or 20 s)
+            const long need = plugin->getLatencySamples() / block + 50;
+            for (int i = 0; i < 400 && !(restarted && blocks >= need); ++i) pump(0.05);
+            std::printf("rate %d model %s latency %d blocks %ld silent %ld\n", juce::roundToInt(rate),
+                        models[m].toRawUTF8(), plugin->getLatencySamples(), blocks.load(), silent.load());
+            std::fflush(stdout);
+        }
+        stop = true;
+        audio.join();
+    }
+    vst->release();  // queryInterface counted a reference: the plugin is destroyed only without it
     plugin->releaseResources();
     plugin.reset();
     return 0;
