@@ -3,10 +3,16 @@
 // processBlock back to back, and a model switch from the host's side while it plays.
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
-//   stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK SECONDS
+//   stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK
 //
-// Prints: the latency before and after the switch (as the host sees it), the longest
-// processBlock call before, during and after the switch, and the number of silent blocks.
+// Counted in blocks, never timed, so that the verdict does not depend on the machine's speed:
+// the old model plays its latency's blocks and 50 more; the host switches the model; the new
+// model's file cannot be opened (the load gate below holds the plugin's loader) until the audio
+// thread has played GATE_BLOCKS more blocks, which it can do only if no processBlock waits for
+// the load; then the new model plays its latency's blocks and 50 more. Prints the latency before
+// and after the switch (as the host sees it), the gate ("gate held H blocks B timed_out T"), and
+// per phase (before, while switching, after) the blocks played, the silent ones and the longest
+// processBlock call (a measurement, not asserted).
 //
 //   stemforge_rt_host --scenario BUNDLE BLOCK SECONDS RATE:MODEL,MODEL... [RATE:MODEL,...]...
 //
@@ -24,9 +30,12 @@
 #include <pluginterfaces/vst/ivstaudioprocessor.h>
 #include <pluginterfaces/vst/ivstcomponent.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 // Every allocation of the process passes here; those of the thread that set `countHere` count.
@@ -62,6 +71,33 @@ extern "C" void* aligned_alloc(size_t align, size_t n) {
 }
 extern "C" void free(void* p) { __libc_free(p); }
 
+// The load gate. The plugin opens a model file (std::ifstream, i.e. fopen64) before
+// torch::jit::load reads it; while the gate is closed, an open of the gated file from any thread
+// but the host's message thread waits until the audio thread opens the gate (or 120 s pass, a
+// guard against a hang, reported as timed_out). A plugin whose processBlock waited for the load
+// would never let the audio thread get there.
+static constexpr long GATE_BLOCKS = 20;
+static std::thread::id messageThread;
+static std::atomic<const char*> gatedFile{nullptr};  // the file name's tail, e.g. "/live.ts"
+static std::atomic<bool> gateClosed{false};
+static std::atomic<long> gateHeld{0}, gateTimedOut{0};
+extern "C" FILE* fopen64(const char* path, const char* mode) {
+    using Fopen = FILE* (*)(const char*, const char*);
+    static const auto real = reinterpret_cast<Fopen>(dlsym(RTLD_NEXT, "fopen64"));
+    const char* tail = gatedFile.load();
+    if (tail && path && gateClosed.load() && std::this_thread::get_id() != messageThread) {
+        const size_t n = std::strlen(path), k = std::strlen(tail);
+        if (n >= k && std::strcmp(path + n - k, tail) == 0) {
+            ++gateHeld;
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+            while (gateClosed.load() && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (gateClosed.exchange(false)) ++gateTimedOut;
+        }
+    }
+    return real(path, mode);
+}
+
 static juce::AudioProcessorParameter* findParameter(juce::AudioPluginInstance& p, const juce::String& name) {
     for (auto* param : p.getParameters())
         if (param->getName(64) == name) return param;
@@ -84,15 +120,15 @@ static int scenario(int argc, char** argv);
 
 int main(int argc, char** argv) {
     if (argc > 1 && juce::String(argv[1]) == "--scenario") return scenario(argc, argv);
-    if (argc != 7) {
-        std::fprintf(stderr, "usage: stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK SECONDS\n");
+    if (argc != 6) {
+        std::fprintf(stderr, "usage: stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;
+    messageThread = std::this_thread::get_id();
     const juce::String bundle(argv[1]), from(argv[2]), to(argv[3]);
     const double rate = std::atof(argv[4]);
     const int block = std::atoi(argv[5]);
-    const double seconds = std::atof(argv[6]);
 
     juce::VST3PluginFormat format;
     juce::OwnedArray<juce::PluginDescription> types;
@@ -106,11 +142,13 @@ int main(int argc, char** argv) {
     plugin->setNonRealtime(false);
     plugin->prepareToPlay(rate, block);
     const int latencyBefore = plugin->getLatencySamples();
+    const std::string gated = "/" + to.toStdString() + ".ts";
+    gatedFile = gated.c_str();
 
     std::atomic<int> phase{0};  // 0 before the switch, 1 while switching, 2 after
     std::atomic<bool> stop{false};
     double longest[3] = {0, 0, 0};
-    long silent[3] = {0, 0, 0}, count[3] = {0, 0, 0};
+    std::atomic<long> silent[3] = {0, 0, 0}, count[3] = {0, 0, 0};
     std::thread audio([&] {
         juce::AudioBuffer<float> buffer(plugin->getTotalNumOutputChannels(), block);
         juce::MidiBuffer midi;
@@ -127,27 +165,35 @@ int main(int argc, char** argv) {
             longest[p] = std::max(longest[p], dt);
             ++count[p];
             if (buffer.getMagnitude(0, 0, block) == 0.0f) ++silent[p];
+            if (p == 1 && count[1] == GATE_BLOCKS) gateClosed = false;  // the audio thread got here
+            // the device's pace; a thread that falls behind catches up without sleeping
             next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
-            std::this_thread::sleep_until(next);  // the device's pace
+            std::this_thread::sleep_until(next);
         }
     });
-    auto pump = [](double s) {  // the host's message loop, as a DAW runs it
-        juce::MessageManager::getInstance()->runDispatchLoopUntil(int(s * 1000));
+    // the host's message loop, as a DAW runs it, until the audio thread has played `need` blocks
+    // of a phase (a guard of 10 minutes against a hang)
+    auto pumpUntil = [&](int p, long need) {
+        for (int i = 0; i < 60000 && count[p] < need; ++i)
+            juce::MessageManager::getInstance()->runDispatchLoopUntil(10);
     };
-    pump(seconds / 3);
+    pumpUntil(0, latencyBefore / block + 50);
+    gateClosed = true;
     phase = 1;
     if (!choose(model, to)) { std::fprintf(stderr, "no model %s\n", argv[3]); stop = true; audio.join(); return 1; }
-    // the switch is over when the host has been told the new latency (or after 10 s)
-    const int latencyOfOld = plugin->getLatencySamples();
-    for (int i = 0; i < 200 && plugin->getLatencySamples() == latencyOfOld; ++i) pump(0.05);
+    // the switch is over when the host has been told the new latency (the same guard)
+    for (int i = 0; i < 60000 && plugin->getLatencySamples() == latencyBefore; ++i)
+        juce::MessageManager::getInstance()->runDispatchLoopUntil(10);
     phase = 2;
-    pump(seconds / 3);
+    pumpUntil(2, plugin->getLatencySamples() / block + 50);
     stop = true;
     audio.join();
+    gateClosed = false;
     std::printf("latency %d %d\n", latencyBefore, plugin->getLatencySamples());
-    std::printf("switch blocks %ld\n", count[1]);  // played while the new model loaded
+    std::printf("gate held %ld blocks %ld timed_out %ld\n", gateHeld.load(), GATE_BLOCKS, gateTimedOut.load());
     for (int p = 0; p < 3; ++p)
-        std::printf("phase %d blocks %ld silent %ld longest_ms %.3f\n", p, count[p], silent[p], 1e3 * longest[p]);
+        std::printf("phase %d blocks %ld silent %ld longest_ms %.3f\n", p, count[p].load(), silent[p].load(),
+                    1e3 * longest[p]);
     plugin->releaseResources();
     plugin.reset();
     return 0;
@@ -219,15 +265,15 @@ static int scenario(int argc, char** argv) {
             if (m > 0) {
                 const int old = plugin->getLatencySamples();
                 if (!choose(model, models[m])) { std::fprintf(stderr, "no model %s\n", models[m].toRawUTF8()); stop = true; audio.join(); return 1; }
-                for (int i = 0; i < 200 && plugin->getLatencySamples() == old; ++i) pump(0.05);
+                for (int i = 0; i < 1200 && plugin->getLatencySamples() == old; ++i) pump(0.05);  // guard: 60 s
             }
             pump(seconds / 2);
             restarted = false;
             transport = true;
             // counted from the transport's restart: the delay line's silence (the latency), then
-            // at least 50 blocks of the model (or 20 s)
+            // at least 50 blocks of the model (a guard of 10 minutes against a hang)
             const long need = plugin->getLatencySamples() / block + 50;
-            for (int i = 0; i < 400 && !(restarted && blocks >= need); ++i) pump(0.05);
+            for (int i = 0; i < 12000 && !(restarted && blocks >= need); ++i) pump(0.05);
             std::printf("rate %d model %s latency %d blocks %ld silent %ld\n", juce::roundToInt(rate),
                         models[m].toRawUTF8(), plugin->getLatencySamples(), blocks.load(), silent.load());
             std::fflush(stdout);
