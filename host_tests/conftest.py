@@ -8,6 +8,7 @@ tests are about.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,13 @@ MODELS = ROOT / "models"
 sys.path.insert(0, str(ROOT / "bench"))
 from signals import music  # noqa: E402,F401  (shared with the benchmarks)
 FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
+
+# A non-interactive shell starts a background job (`pytest &`, `nohup pytest &` in a script)
+# with SIGINT ignored, and every process the tests start would inherit that: Python then
+# installs no Ctrl-C handler and Ray's workers ignore it, so the tests that press Ctrl-C would
+# see nothing happen. A handler (unlike SIG_IGN) is reset to the default in a started process.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @functools.lru_cache(maxsize=None)

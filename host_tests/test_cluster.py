@@ -225,6 +225,23 @@ def test_an_interrupted_driver_resumes_and_skips_finished_files(cluster, catalog
     assert tree(out) == local  # every file, and no partial file left
 
 
+def test_a_killed_workers_partials_wait_until_its_process_has_exited():
+    """ray.kill returns, and the killed worker's call fails, before its process has exited;
+    one still writing would leave a partial file the driver had already removed. The driver
+    asks the worker's node to wait for the process (wait_for_exit), which returns once it is
+    gone (an exited child not yet reaped counts as gone) and names one still running."""
+    from stemforge.apps.cluster import wait_for_exit
+    ends = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    stays = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert wait_for_exit([ends.pid], 300) == []
+        assert ends.poll() is not None  # it had exited when the wait returned
+        assert wait_for_exit([stays.pid, ends.pid], 0.1) == [stays.pid]
+    finally:
+        stays.kill()
+        stays.wait()
+
+
 def test_without_ray_the_error_says_how_to_install_it(tmp_path):
     src = tmp_path / "song.wav"
     with AudioFile(str(src), "w", 44100, 2) as f:

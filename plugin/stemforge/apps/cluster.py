@@ -22,6 +22,7 @@ so a killed worker never leaves a file under its final name half written.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 import threading
@@ -41,6 +42,9 @@ Job = TypeVar("Job")
 # the machine's fault (a kill, a lost node); dying on every try is the file's.
 MAX_ATTEMPTS = 3
 POLL_SECONDS = 0.2  # how often the driver looks at `stop` while it waits for results
+# ray.kill returns, and the killed actor's calls fail, before its process has exited; a
+# partial file is removed only once its writer is gone (or after this long, said in the log).
+EXIT_WAIT_SECONDS = 60.0
 INSTALL_HINT = "pip install 'stemforge[cluster]'"
 
 
@@ -69,13 +73,34 @@ class FileWorker:
         self.model: Model = load_model(path)
         self.run_job = run_job
 
-    def ready(self) -> str:
-        """Answers once the model is loaded: the worker's node address."""
+    def ready(self) -> Tuple[str, int]:
+        """Answers once the model is loaded: the worker's node and process id."""
         import ray
-        return ray.util.get_node_ip_address()
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def run(self, job, input_path: Path) -> FileResult:
         return run_one(input_path, lambda: self.run_job(job, self.model))
+
+
+def wait_for_exit(pids: Sequence[int], seconds: float) -> List[int]:
+    """Wait until the processes `pids` of this machine have exited; those still running
+    after `seconds`. Run on a worker's node, as a Ray task, after the worker was killed."""
+    deadline = time.monotonic() + seconds
+    running = list(pids)
+    while running:
+        running = [pid for pid in running if _running(pid)]
+        if not running or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return running
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie ("Z") has exited: it writes nothing
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
 
 
 CLIENT_ATTEMPTS = 3  # joins through Ray Client ("ray://") tried this often
@@ -157,6 +182,7 @@ class _Driver:
         self.pending: Deque[int] = deque(range(len(jobs)))
         self.idle: List = []
         self.starting: Dict = {}  # ready() call -> worker still loading the model
+        self.process: Dict = {}   # id(worker) -> (node id, process id), from ready()
         self.running: Dict = {}   # run() call -> (job index, worker)
         self.started = 0
         self.count = self.failed_starts = 0
@@ -198,7 +224,7 @@ class _Driver:
         if call in self.starting:
             worker = self.starting.pop(call)
             try:
-                ray.get(call)
+                self.process[id(worker)] = ray.get(call)
             except ray.exceptions.RayActorError as e:  # died while loading: try another
                 self.failed_starts += 1
                 if self.failed_starts >= MAX_ATTEMPTS * self.count:  # not bad luck: a setup fault
@@ -216,6 +242,7 @@ class _Driver:
         except ray.exceptions.RayActorError as e:  # the worker process died mid-file
             ray.kill(worker, no_restart=True)  # or is unreachable: it must not write on
             self.start_worker()
+            self.wait_for_exit([worker])
             self.remove_partials(self.jobs[index])
             if self.attempts[index] < MAX_ATTEMPTS:
                 self.reporter.retrying(self.paths[index], f"its worker died ({_first_line(e)})")
@@ -246,8 +273,35 @@ class _Driver:
             ray.kill(worker, no_restart=True)
         if self.running:
             ray.wait(list(self.running), num_returns=len(self.running), timeout=30)
+        self.wait_for_exit(busy)
         for index, _ in self.running.values():
             self.remove_partials(self.jobs[index])
+
+
+    def wait_for_exit(self, workers: Sequence) -> None:
+        """Return once the killed `workers`' processes have exited, asked of each one's node
+        (the driver may be on another machine); a node that is gone runs nothing any more."""
+        ray, by_node = self.ray, {}
+        for worker in workers:
+            if id(worker) in self.process:
+                node, pid = self.process[id(worker)]
+                by_node.setdefault(node, []).append(pid)
+        if not by_node:
+            return
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        waiter = ray.remote(num_cpus=0, max_retries=0)(wait_for_exit)
+        calls = {waiter.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                 .remote(pids, EXIT_WAIT_SECONDS): node for node, pids in by_node.items()}
+        for call, node in calls.items():
+            try:
+                running = ray.get(call, timeout=EXIT_WAIT_SECONDS + 30)
+            except Exception as e:  # the node is gone (and its processes with it), or unreachable
+                logging.getLogger(__name__).warning("cannot ask node %s whether its killed workers "
+                                                    "exited: %s", node, _first_line(e))
+                continue
+            if running:
+                logging.getLogger(__name__).warning("killed workers %s on node %s are still running "
+                                                    "after %.0f s", running, node, EXIT_WAIT_SECONDS)
 
 
 def _first_line(error: BaseException) -> str:
