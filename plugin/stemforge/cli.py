@@ -684,21 +684,29 @@ COMMANDS: List[Command] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """Every command with its arguments; with `only`, the arguments of that command alone
+    (the others keep their name and help): a command's arguments import what the command
+    needs (torch for the model flags), which `stemforge --help` should not wait for."""
     parser = argparse.ArgumentParser(prog="stemforge", description="Split music into stems.")
     parser.add_argument("--version", action="version", version=f"stemforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for c in COMMANDS:
         p = sub.add_parser(c.name, help=c.help, description=c.description or c.help,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        c.arguments(p)
+        if only is None or c.name == only:
+            c.arguments(p)
         p.set_defaults(run=c.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is not an option (the top level has only options
+    # without values: --help, --version)
+    command = next((a for a in argv if not a.startswith("-")), "")
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(only=command).parse_args(argv)
         return args.run(args)
     except KeyboardInterrupt:  # Ctrl-C outside a batch (loading torch or a model, a download)
         print("stemforge: interrupted", file=sys.stderr)
