@@ -30,7 +30,6 @@ import json
 import os
 import struct
 import sys
-import threading
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -138,9 +137,6 @@ def known_kinds() -> tuple:
     return tuple(ENGINES)
 
 
-_threads_lock = threading.Lock()
-
-
 def check_threads(threads: Optional[int]) -> Optional[int]:
     """`threads` if it is None or a whole number of at least 1 (True is not a count)."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -153,21 +149,22 @@ def check_threads(threads: Optional[int]) -> Optional[int]:
 def torch_threads(threads: Optional[int]) -> Iterator[None]:
     """Run with `threads` intra-op threads, then restore the caller's setting.
 
-    torch's thread count is process-wide, so processors that ask for a count
-    take turns (a lock) instead of changing it under each other's feet.
+    No lock: torch keeps the intra-op count per calling thread (OpenMP's per-thread
+    setting, MKL's local one), so processors in other threads keep theirs and run at the
+    same time. A loaded model needs no lock of its own either: its calls share no state
+    (a streaming model's state is passed in and out), so processors may share one model.
     """
     if threads is None:
         with torch.inference_mode():
             yield
         return
-    with _threads_lock:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            with torch.inference_mode():
-                yield
-        finally:
-            torch.set_num_threads(previous)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Model:
