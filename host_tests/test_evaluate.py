@@ -93,6 +93,23 @@ def test_silent_reference_stem_gives_null_not_nan(tmp_path):
     assert vocals["sdr"] is None
 
 
+def test_the_library_gives_the_same_report_as_the_command(tmp_path):
+    """The report (scores, summary, conventions, NaN as null) is the library's: a library
+    call gets the JSON `stemforge evaluate --json` writes."""
+    from stemforge.apps.evaluate import evaluate_folders, report_json
+    refs = references(21, seconds=2.0)
+    ests = with_error(refs, {s: 6.0 for s in STEMS}, 3)
+    refs["vocals"] = ests["vocals"] = np.zeros_like(refs["vocals"])
+    write(tmp_path / "ref", refs)
+    write(tmp_path / "est", ests)
+    done = cli(tmp_path / "ref", tmp_path / "est", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    text = report_json(evaluate_folders(tmp_path / "ref", tmp_path / "est"))
+    assert text == done.stdout.strip()
+    report = json.loads(text)
+    assert report["tracks"]["ref"]["vocals"]["sdr"] is None and "conventions" in report
+
+
 def test_mismatches_are_clear_errors(tmp_path, cli_here):
     refs = references(30, seconds=1.0)
     write(tmp_path / "ref", refs)

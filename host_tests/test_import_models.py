@@ -154,6 +154,28 @@ def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path, 
     assert done.returncode == 2 and "--overwrite" in done.stderr and out.read_bytes() == b"mine"
 
 
+def test_the_library_refuses_the_outputs_the_command_refuses(tmp_path, cli_here):
+    """import_model refuses what `stemforge import-model` refuses, with the same message,
+    before reading the checkpoint: not .ts, an existing file, the checkpoint itself."""
+    from stemforge.importers import ImportRefused, import_model
+    checkpoint = tmp_path / "model.th"
+    checkpoint.write_bytes(b"not read")
+    existing = tmp_path / "mine.ts"
+    existing.write_bytes(b"mine")
+    itself = tmp_path / "weights.ts"
+    itself.write_bytes(b"the checkpoint")
+    for source, out, message in [(checkpoint, tmp_path / "out.onnx", "end in .ts"),
+                                 (checkpoint, existing, "--overwrite"),
+                                 (itself, itself, "the checkpoint itself")]:
+        with pytest.raises(ImportRefused, match=message) as refused:
+            import_model("demucs", source, out, overwrite=source is itself)
+        done = cli_here("import-model", "demucs", source, "-o", out,
+                        *(["--overwrite"] if source is itself else []))
+        assert done.returncode == 2 and done.stderr == f"stemforge: {refused.value}\n"
+    assert existing.read_bytes() == b"mine" and itself.read_bytes() == b"the checkpoint"
+    assert not (tmp_path / "out.onnx").exists()
+
+
 # -- Open-Unmix -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
