@@ -86,3 +86,13 @@ def test_start_up_loads_neither_torch_nor_the_apps(code):
     heavy = {"torch", "numpy", "pedalboard", "soxr", "stemforge.core.model", "stemforge.apps.render",
              "stemforge.apps.separate", "stemforge.apps.sections"} & loaded
     assert not heavy, f"{code!r} imported {sorted(heavy)}"
+
+
+def test_the_default_model_is_named_in_one_place(monkeypatch):
+    """`stemforge separate` takes its default model from DEFAULT_MODEL, as load_model does."""
+    import stemforge.core.model as model
+    from stemforge.cli import build_parser, chosen_model
+    monkeypatch.setattr(model, "DEFAULT_MODEL", "live")
+    args = build_parser(only="separate").parse_args(["separate", "song.wav"])
+    assert chosen_model(args) == "live"
+    assert model.resolve(None) == model.resolve("live")
