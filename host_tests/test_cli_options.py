@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pedalboard.io import AudioFile
 
-from conftest import music, run_cli as run
+from host_tests.helpers import music, run_cli as run
 
 
 def test_version(cli_here):

@@ -21,8 +21,8 @@ import ray  # noqa: F401  (the cluster tests must fail, not skip, where Ray is m
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import MODELS, ROOT, music, run_cli
-from loopback_cluster import LoopbackCluster
+from host_tests.helpers import MODELS, ROOT, music, run_cli
+from bench.loopback_cluster import LoopbackCluster
 
 FIXTURE = str(MODELS / "fixture-stream.ts")
 RUN_TIMEOUT = 600  # seconds: a guard against a hang, generous for a busy 2-core machine

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from bsseval_cases import RATE, STEMS, references, with_error
+from host_tests.bsseval_cases import RATE, STEMS, references, with_error
+from host_tests.helpers import sdr
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -24,11 +25,6 @@ def write(folder: Path, stems: dict) -> None:
     for name, x in stems.items():
         with AudioFile(str(folder / f"{name}.wav"), "w", RATE, x.shape[0], bit_depth=32) as f:
             f.write(x.astype(np.float32))
-
-
-def global_sdr(ref, est) -> float:
-    ref, est = ref.astype(np.float64), est.astype(np.float64)
-    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - est) ** 2))
 
 
 def test_one_track_scores_match_the_errors_put_in(tmp_path):
@@ -45,7 +41,7 @@ def test_one_track_scores_match_the_errors_put_in(tmp_path):
     for s in STEMS:
         row = scores[s]
         assert row["global_sdr"] == pytest.approx(wanted[s], abs=0.01)
-        assert row["nsdr"] == pytest.approx(wanted[s] - global_sdr(refs[s], mix), abs=0.01)
+        assert row["nsdr"] == pytest.approx(wanted[s] - sdr(mix, refs[s]), abs=0.01)
         # White noise is neither interference nor a spatial error: BSS Eval calls it
         # artefacts (its distortion filters absorb a little of the noise, so SAR >= SDR).
         assert row["sdr"] == pytest.approx(wanted[s], abs=1.5)

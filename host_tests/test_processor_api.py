@@ -10,7 +10,7 @@ import torch
 
 import stemforge
 from stemforge import StemSeparator, separate
-from conftest import db, music
+from host_tests.helpers import db, music
 
 
 @pytest.fixture(scope="module")
