@@ -182,7 +182,7 @@ def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_mode
     """No process-wide lock around model calls: each thread's first model call waits inside
     the call until the other thread is inside one too (a lock held for every call would
     leave one thread waiting outside: the barrier breaks), and each sees its own torch
-    thread count while both run."""
+    thread count while both run; afterwards threads start with torch's count as before."""
     inside_both = threading.Barrier(2, timeout=60)
     first = threading.local()
     seen, errors, results = {}, [], {}
@@ -207,6 +207,13 @@ def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_mode
             results[threads] = StemSeparator(held[threads], stem="vocals", threads=threads)(x, 44100)
         except Exception as e:  # a broken barrier: the calls did not overlap
             errors.append(e)
+    def fresh_thread_count() -> int:  # what a thread that starts now is given
+        count = []
+        t = threading.Thread(target=lambda: count.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return count[0]
+    default = fresh_thread_count()
     workers = [threading.Thread(target=work, args=(n,), name=f"threads={n}") for n in (1, 2)]
     for t in workers:
         t.start()
@@ -214,6 +221,7 @@ def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_mode
         t.join()
     assert not errors, errors
     assert seen == {"threads=1": 1, "threads=2": 2}
+    assert fresh_thread_count() == default  # the process-wide default is restored too
     expected = StemSeparator(stream_model, stem="vocals")(x, 44100)
     for y in results.values():
         np.testing.assert_allclose(y, expected, atol=1e-6)

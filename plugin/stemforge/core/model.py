@@ -30,6 +30,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -145,26 +146,45 @@ def check_threads(threads: Optional[int]) -> Optional[int]:
     return threads
 
 
+# torch keeps the intra-op count per thread, but a thread takes its first count from a
+# process-wide default that every torch.set_num_threads also sets. So switching the count is
+# done under a lock (held for the switch, never during a model call), and a thread that first
+# enters while another thread's block runs restores the count outside the blocks, not the
+# borrowed one it started with.
+_switch_lock = threading.Lock()
+_running = 0  # torch_threads blocks with a count, in progress in any thread
+_outside = 0  # torch's count outside those blocks
+_entered = threading.local()
+
+
 @contextmanager
 def torch_threads(threads: Optional[int]) -> Iterator[None]:
     """Run with `threads` intra-op threads, then restore the caller's setting.
 
-    No lock: torch keeps the intra-op count per calling thread (OpenMP's per-thread
-    setting, MKL's local one), so processors in other threads keep theirs and run at the
-    same time. A loaded model needs no lock of its own either: its calls share no state
-    (a streaming model's state is passed in and out), so processors may share one model.
+    No lock around the model call: processors in several threads (on their own models or
+    one shared model: its calls share no state) run at the same time, each with its count.
     """
+    global _running, _outside
     if threads is None:
         with torch.inference_mode():
             yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    with _switch_lock:
+        previous = torch.get_num_threads()  # also fixes this thread's count if it had none
+        if _running == 0:
+            _outside = previous
+        elif not getattr(_entered, "before", False):
+            previous = _outside
+        _entered.before = True
+        _running += 1
+        torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
             yield
     finally:
-        torch.set_num_threads(previous)
+        with _switch_lock:
+            _running -= 1
+            torch.set_num_threads(previous)
 
 
 class Model:
