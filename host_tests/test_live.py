@@ -163,8 +163,8 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
     from stemforge.cli import main
     from stemforge.core.processor import StemSeparator
     clock = SimulatedTime()
-    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue: SimulatedDevice(
-        audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep))
+    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue, name="the simulated input": SimulatedDevice(
+        audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, name=name))
     process_block, calls = StemSeparator.process_block, []
 
     def stalling(self, block, sample_rate):
@@ -236,7 +236,7 @@ def test_cli_simulate_refuses_a_file_holding_nan_clearly(tmp_path):
                            "--stem", "vocals", "--simulate", path], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert f"{path} holds NaN or Inf (first at sample 10000, channel 1)" in done.stderr
+    assert f"{path} holds NaN or Inf (first at sample 10000, channel 1, 0.227 s in)" in done.stderr
     with pytest.raises(ValueError, match="holds NaN or Inf"):
         SimulatedDevice(x, RATE)
 

@@ -102,14 +102,15 @@ VOCAL_WEIGHTS = {"mir1k": 0.4, "eif": 0.2, "pjs": 0.15, "utau": 0.25}
 BAND_WEIGHTS = {"mir1k": 0.3, "gamemusic": 0.35, "eif": 0.2, "fof": 0.15}
 
 # How the remixer draws an example; recorded in weights/<preset>.json with every run.
-# Runs 1-3 (issue 9) used record_mix 0, cross_song 0 and levels "uniform".
+# Runs 1-3 (issue 9) used record_mix 0, cross_song 0 and levels "uniform"; the issue-19
+# ablation (models/README.md, "Training material that sounds like a record") chose these.
 DEFAULT_MIX = {
     "real_as_is": 0.2,       # a real recording with its own voice over its own band
     "real_voice": 0.6,       # else: a real voice (the rest rendered) ...
     "real_band": 0.4,        # ... over a real band (the rest rendered or cross-song)
-    "cross_song": 0.0,       # of the rendered bands: this share built from real stems of different songs
-    "record_mix": 0.0,       # share of examples mixed like a record (RecordMix)
-    "levels": "uniform",     # stem levels: "uniform" (runs 1-3) or "record" (a record's balance)
+    "cross_song": 0.3,       # of the rendered bands: this share built from real stems of different songs
+    "record_mix": 0.7,       # share of examples mixed like a record (RecordMix)
+    "levels": "record",      # stem levels: "uniform" (runs 1-3) or "record" (a record's balance)
     "instrumental": 0.08,
     "solo_voice": 0.05,
     "silent_stem": 0.1,

@@ -13,7 +13,8 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 1
+#define SF_ENGINE_ABI 2
+#define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_MAX_STEMS 16
 #define SF_ERROR_CHARS 1024
 
@@ -44,7 +45,13 @@ typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_cha
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
 // the latency an engine of this model would have at host_rate (-1 on error), without building it
 typedef int (*sf_model_latency_fn)(sf_model*, int host_rate);
+// A new stream (the state, the resamplers and the delay lines as created). Real-time safe: it
+// neither allocates, frees nor blocks; it swaps in what sf_engine_refresh prepared and returns
+// 0, or SF_RESET_NOT_READY (and changes nothing) if that is not ready yet.
 typedef int (*sf_engine_reset_fn)(sf_engine*, char* err, size_t errlen);
+// Off the audio thread, possibly while another thread processes: prepares the next reset
+// (allocates). sf_engine_create prepares the first. 0, or nonzero with a message in err.
+typedef int (*sf_engine_refresh_fn)(sf_engine*, char* err, size_t errlen);
 // n <= max_block samples of host_channels planar channels in; out: num_stems * host_channels
 // planar stem channels (stem-major) and host_channels channels of the input itself, both
 // delayed by sf_engine_latency samples. Returns 0, or nonzero with a message in err (the
@@ -61,6 +68,7 @@ sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max
 int sf_engine_latency(const sf_engine*);
 int sf_model_latency(sf_model*, int host_rate);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
+int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
                       char* err, size_t errlen);
 void sf_engine_free(sf_engine*);
