@@ -124,13 +124,11 @@ def main() -> None:
         from plugin.vst3 import build_plugin
         return build_plugin.main(sys.argv[2:])
     if sys.argv[1:2] == ["dist"]:  # the bundle and its licences, one archive for a release
-        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-        import build_plugin
+        from plugin.vst3 import build_plugin
         build_plugin.dist()
         return None
     if sys.argv[1:2] == ["validate"]:  # the validators (plugin/vst3/validate.py)
-        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-        import validate
+        from plugin.vst3 import validate
         return validate.main(sys.argv[2:])
     if sys.argv[1:2] == ["import-model"]:
         # The same command as `stemforge import-model`, for those who build models/ here.
