@@ -25,7 +25,6 @@ import hashlib
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -33,56 +32,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"
+# This checkout's stemforge, installed or not: the model files are built by its own save_model.
 sys.path.insert(0, str(ROOT / "plugin"))
-sys.path.insert(0, str(MODELS))
 
-from masknet import MaskNet, WindowMaskNet  # noqa: E402
+from models.fixtures import FIXTURES, STEMS, build_fixture  # noqa: E402
+from models.masknet import MaskNet  # noqa: E402
 from stemforge.core.model import ModelInfo, save_model  # noqa: E402
-
-STEMS = ("drums", "bass", "other", "vocals")
-FIXTURE_NOTE = ("UNTRAINED test fixture: fixed random weights (seed {seed}), not a separator. "
-                "It exercises the model contract, the engine and the hosts.")
-
-
-@dataclass
-class Fixture:
-    name: str
-    kind: str
-    sample_rate: int
-    channels: int
-    net: Dict = field(default_factory=dict)
-    window: int = 0
-    overlap: float = 0.0
-    seed: int = 0
-
-
-FIXTURES = [
-    Fixture("fixture-stream", "streaming", 44100, 2,
-            dict(n_fft=1024, hop=256, hidden=32, dilations=(1, 2, 4), lookahead_frames=2)),
-    Fixture("fixture-window", "window", 44100, 2,
-            dict(n_fft=512, hop=128, hidden=16, dilations=(1, 2), lookahead_frames=1),
-            window=8192, overlap=0.25, seed=1),
-    Fixture("fixture-mono-22k", "streaming", 22050, 1,
-            dict(n_fft=512, hop=128, hidden=16, dilations=(1, 2), lookahead_frames=1), seed=2),
-]
-
-
-def build_fixture(f: Fixture) -> tuple:
-    torch.manual_seed(f.seed)
-    net = MaskNet(stems=len(STEMS), channels=f.channels, **f.net).eval()
-    common = dict(name=f.name, version="0", sample_rate=f.sample_rate, stems=STEMS,
-                  channels=f.channels, sums_to_mix=True, untrained=True,
-                  description=FIXTURE_NOTE.format(seed=f.seed), training_data="none (random weights)",
-                  license="MIT")
-    if f.kind == "streaming":
-        info = ModelInfo(kind="streaming", lookahead=net.lookahead_samples,
-                         context=net.context_samples, hop=net.hop, window=net.hop, **common)
-        return net, info
-    stride = int((1 - f.overlap) * f.window)
-    info = ModelInfo(kind="window", lookahead=0, context=0, hop=stride, window=f.window,
-                     overlap=f.overlap, **common)
-    return WindowMaskNet(net, f.window).eval(), info
-
 
 TRAINING_DATA = ("real recordings (MIR-1K singers, Everything is Free stems, the PJS corpus, UTAU voice banks, "
                  "Debian game music and Frets on Fire songs; models/real.py) and stemforge's rendered corpus "
@@ -96,7 +51,7 @@ WEIGHTS_LICENSE = ("MIT (code and weights), with the conditions of their trainin
 def build_preset(name: str) -> tuple:
     """A trained preset: MaskNet with the weights in models/weights/<name>.pt."""
     import json
-    from presets import DESCRIPTIONS, PRESETS
+    from models.presets import DESCRIPTIONS, PRESETS
     training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
     config = dict(PRESETS[name], **training.get("config", {}))
     net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0),
@@ -146,7 +101,7 @@ def data_command(argv) -> None:
     parser.add_argument("--test", type=int, default=120, help="held-out clips")
     parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
     args = parser.parse_args(argv)
-    import corpus
+    from models import corpus
     corpus.render_corpus(args.train, args.test, args.jobs)
 
 
@@ -154,29 +109,26 @@ def main() -> None:
     if sys.argv[1:2] == ["data"]:
         return data_command(sys.argv[2:])
     if sys.argv[1:2] == ["real"]:
-        import real
+        from models import real
         return real.main(sys.argv[2:])
     if sys.argv[1:2] == ["demo"]:
-        import corpus
+        from models import corpus
         return corpus.render_demo(MODELS / "demo")
     if sys.argv[1:2] == ["train"]:
-        import train
+        from models import train
         return train.main(sys.argv[2:])
     if sys.argv[1:2] == ["tune"]:
-        import train
+        from models import train
         return train.tune_main(sys.argv[2:])
     if sys.argv[1:2] == ["plugin"]:  # the VST3 (plugin/vst3/build_plugin.py)
-        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-        import build_plugin
+        from plugin.vst3 import build_plugin
         return build_plugin.main(sys.argv[2:])
     if sys.argv[1:2] == ["dist"]:  # the bundle and its licences, one archive for a release
-        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-        import build_plugin
+        from plugin.vst3 import build_plugin
         build_plugin.dist()
         return None
     if sys.argv[1:2] == ["validate"]:  # the validators (plugin/vst3/validate.py)
-        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-        import validate
+        from plugin.vst3 import validate
         return validate.main(sys.argv[2:])
     if sys.argv[1:2] == ["import-model"]:
         # The same command as `stemforge import-model`, for those who build models/ here.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A catalogue's export on a Ray cluster beside the one-process local export.
 
-    python bench/cluster.py [--files 12] [--seconds 60] [--model studio]
+    python -m bench.cluster [--files 12] [--seconds 60] [--model studio]
 
 Writes a small catalogue (the shared test arrangement, 16-bit stereo 44.1 kHz), then
 exports all four stems of it in fresh driver processes: locally with one process (-j 1,
@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from loopback_cluster import LoopbackCluster  # noqa: E402
-from signals import music  # noqa: E402
+from bench.loopback_cluster import LoopbackCluster
+from bench.signals import music
 
 CATALOGUE = (10_000, 4.0)  # tracks, minutes each: a label's back catalogue, for the projection
 MOUNT_MB_S = 1100.0  # the shared mount's bandwidth in the projection: 10 GbE NFS
@@ -77,7 +76,7 @@ def measure(inputs: List[str], out: str, model: str, cluster: Optional[str],
 def run_measure(command_prefix: List[str], inputs: List[Path], out: Path, model: str,
                 cluster: Optional[str] = None, workers: Optional[int] = None,
                 env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
-    args = [sys.executable, __file__, "--measure", "--model", model, "--out", str(out),
+    args = [sys.executable, "-m", "bench.cluster", "--measure", "--model", model, "--out", str(out),
             *(["--cluster", cluster, "--workers", str(workers)] if cluster else []),
             *map(str, inputs)]
     result = subprocess.run(command_prefix + args, capture_output=True, text=True, timeout=3600,

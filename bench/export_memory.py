@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export cost of long files: real-time factor and peak memory of `stemforge separate`.
 
-    python bench/export_memory.py [--minutes 5 20] [--model studio]
+    python -m bench.export_memory [--minutes 5 20] [--model studio]
 
 Generates stereo 44.1 kHz 16-bit WAV files of the given lengths (the shared
 test arrangement, a minute at a time), exports all four stems of each with
@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from signals import music  # noqa: E402
+from bench.signals import music
 
 
 def write_long(path: Path, minutes: float) -> None:
@@ -34,7 +33,7 @@ def export(path: Path, out: Path, model: str) -> tuple:
     """(seconds, peak RSS in MB) of one `stemforge separate` run in its own process."""
     start = time.perf_counter()
     # A fresh interpreter per run, measuring its own peak (see bench/peak_rss.py).
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peak_rss import peak_rss_mb; "
+    code = ("import sys; from bench.peak_rss import peak_rss_mb; "
             "from stemforge.cli import main; rc = main(sys.argv[1:]); "
             "print('PEAK', peak_rss_mb() * 1024); sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, "separate", str(path), "-o", str(out),

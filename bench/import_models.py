@@ -1,6 +1,6 @@
 """Imported peers side by side with their own inference: HTDemucs and Open-Unmix.
 
-    python bench/import_models.py [--seconds 60] [--rss-minutes 10] [--threads 2]
+    python -m bench.import_models [--seconds 60] [--rss-minutes 10] [--threads 2]
 
 No weights can be downloaded here, so both peers are built at their released
 configurations with fixed random weights (the cost of inference does not
@@ -35,12 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from signals import music  # noqa: E402
-
-import stemforge  # noqa: E402
-from stemforge.importers import import_model  # noqa: E402
-from stemforge.importers.openunmix import openunmix_utils  # noqa: E402
+import stemforge
+from bench.signals import music
+from stemforge.importers import import_model
+from stemforge.importers.openunmix import openunmix_utils
 
 RATE = 44100
 STEMS = ["drums", "bass", "other", "vocals"]
@@ -133,13 +131,13 @@ def rss_child(kind: str, source: str, audio: str, out: str) -> None:
             run_demucs(load_demucs(Path(source)), x)
         else:
             run_umx(load_umx(Path(source)), x)
-    from peak_rss import peak_rss_mb
+    from bench.peak_rss import peak_rss_mb
     print(peak_rss_mb())
 
 
 def peak_rss(kind: str, source: Path, audio: Path, out: Path, threads: int) -> float:
-    code = (f"import sys, torch; torch.set_num_threads({threads}); sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            f"import import_models as b; b.rss_child({kind!r}, {str(source)!r}, {str(audio)!r}, {str(out)!r})")
+    code = (f"import torch; torch.set_num_threads({threads}); "
+            f"from bench import import_models as b; b.rss_child({kind!r}, {str(source)!r}, {str(audio)!r}, {str(out)!r})")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 

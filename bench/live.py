@@ -1,6 +1,6 @@
 """`stemforge live`'s loop on the wall clock: does this machine keep up?
 
-    python bench/live.py [--seconds 20] [--models live] [--buffers 128,256,512] [--rate 44100]
+    python -m bench.live [--seconds 20] [--models live] [--buffers 128,256,512] [--rate 44100]
                          [--queue 3] [--realtime-priority]
 
 The measurement the tests do not make (host_tests/test_live.py checks the loop's counting on
@@ -15,12 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from signals import music  # noqa: E402
+from bench.signals import music
 
 
 def cpu_model() -> str:

@@ -1,6 +1,6 @@
 """The VST3 beside Python's process_block: per-block time (mean, p99, max) and real-time factor.
 
-    python bench/plugin.py [--seconds 20] [--models live,studio] [--blocks 128,512] [--rates 44100]
+    python -m bench.plugin [--seconds 20] [--models live,studio] [--blocks 128,512] [--rates 44100]
                            [--realtime-priority]
 
 Both run one torch thread. The plugin is timed per call of pedalboard's
@@ -16,15 +16,11 @@ row was timed. Build the plugin first: python build.py plugin.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from signals import music  # noqa: E402
+from bench.signals import music
 
 RATE = 44100
 

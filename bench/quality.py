@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stem separation quality, side by side: input SDR, an oracle, a DSP baseline and models.
 
-    python bench/quality.py [--model NAME ...] [--clips 40] [--museval-clips 10]
+    python -m bench.quality [--model NAME ...] [--clips 40] [--museval-clips 10]
                             [--songs 6] [--speech 20] [--threads 2] [--json PATH]
 
 In one run, printing as it goes:
@@ -37,25 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
-from corpus import CORPUS, STEMS, load_clip  # noqa: E402
-import real_band  # noqa: E402
-import real_sets  # noqa: E402
-from baselines import dsp_baseline, irm_oracle  # noqa: E402
-
-import stemforge  # noqa: E402
-from stemforge.apps import evaluate  # noqa: E402
-from stemforge.apps.evaluate import SDR_EPS  # noqa: E402
+import stemforge
+from bench import real_band, real_sets
+from bench.baselines import dsp_baseline, irm_oracle
+from models.corpus import CORPUS, STEMS, load_clip
+from stemforge.apps import evaluate
+from stemforge.apps.evaluate import SDR_EPS
 
 RATE = 44100
 SILENT = 1e-4            # a reference with max |x| below this is silent: no SDR for it

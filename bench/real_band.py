@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The real-band section of bench/quality.py: real pop and rock songs with their true stems.
 
-    python bench/real_band.py [--model NAME ...] [--threads 1] [--placement]
+    python -m bench.real_band [--model NAME ...] [--threads 1] [--placement]
 
 Songs: the MUSDB18 test songs of models/band_validation.py (validation only: measured
 and used to choose, never trained on, never committed). Rows: `mix` (the input SDR),
@@ -20,19 +20,13 @@ A benchmark, not a test: it prints figures and exits 0.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "models"))
-import band_validation  # noqa: E402
-from baselines import dsp_baseline, irm_oracle  # noqa: E402
-
-from stemforge.apps.evaluate import global_sdr  # noqa: E402
+from bench.baselines import dsp_baseline, irm_oracle
+from models import band_validation
+from stemforge.apps.evaluate import global_sdr
 
 RATE = 44100
 STEMS = band_validation.STEMS

@@ -14,18 +14,13 @@ module scores on them:
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "models"))
-from corpus import STEMS  # noqa: E402
-from real import REAL, load_real  # noqa: E402
-
-from stemforge.apps.evaluate import global_sdr as sdr  # noqa: E402  (MDX SDR, the one definition)
+from models.corpus import STEMS
+from models.real import REAL, load_real
+from stemforge.apps.evaluate import global_sdr as sdr  # MDX SDR, the one definition
 
 RATE = 44100
 EXCERPT_S = 10.0
@@ -83,7 +78,7 @@ def parts_of(est: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 def oracle(refs: Dict[str, np.ndarray], mix: np.ndarray) -> Dict[str, np.ndarray]:
     """Ideal ratio masks from the known parts (four stems, or vocals + accompaniment); an
     accompaniment's estimate stands in `other`, so that drums + bass + other is it."""
-    from baselines import ideal_ratio_masks
+    from bench.baselines import ideal_ratio_masks
     est = dict(zip(refs, ideal_ratio_masks(mix, np.stack(list(refs.values())))))
     z = np.zeros_like(mix)
     full = {s: est.get(s, z) for s in STEMS}

@@ -1,4 +1,4 @@
-"""python bench/resampling.py [MODEL]: soxr recipes for real time, measured (README, "Resampling
+"""python -m bench.resampling [MODEL]: soxr recipes for real time, measured (README, "Resampling
 in real time").
 
 For each recipe pair (host -> model, model -> host) at 48 and 96 kHz: each resampler's worst
@@ -10,7 +10,7 @@ tones (passband droop, aliasing and images), the time per 128-sample block, and 
 separation SDR on 30 s of the held-out demo (models/demo/stems) resampled to 48 and 96 kHz
 through StemSeparator with each `resampling`.
 
-`python bench/resampling.py MODEL --held-out [N]`: instead, the model's SDR on the first N
+`python -m bench.resampling MODEL --held-out [N]`: instead, the model's SDR on the first N
 rendered held-out clips and N excerpts of the real held-out set (bench/real_sets.py), each
 resampled (soxr VHQ) to 48 and 96 kHz and separated there, beside the same clips at the
 model's own 44.1 kHz, where no resampler runs (issue 12: real time at every rate may cost at
@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 from soxr import soxr_ext
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from signals import music  # noqa: E402
+from bench.signals import music
 
 RECIPES = {"QQ": 0, "LQ": 1, "MQ": 2, "HQ": 4, "VHQ": 6,
            "HQ-minimum-phase": 4 | 0x30, "HQ-intermediate-phase": 4 | 0x10, "LQ-minimum-phase": 1 | 0x30}
@@ -186,9 +185,8 @@ def separation(model: str, seconds: float = 30.0) -> None:
 def held_out(model: str, count: int = 20) -> None:
     import soxr
     import stemforge
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-    from corpus import CORPUS, STEMS, load_clip
-    from real_sets import excerpts
+    from bench.real_sets import excerpts
+    from models.corpus import CORPUS, STEMS, load_clip
     from stemforge.apps.evaluate import global_sdr
     sep_model = stemforge.load_model(model)
     native = sep_model.sample_rate

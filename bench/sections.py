@@ -1,9 +1,9 @@
 """How well `stemforge sections` finds songs in long singing streams.
 
-    python bench/sections.py [--streams 4] [--minutes 25] [--model live] [--seed 100]
+    python -m bench.sections [--streams 4] [--minutes 25] [--model live] [--seed 100]
 
 Renders --streams recordings of about --minutes each with known truth
-(host_tests/streams.py: pop, rock and ballad songs of 2 to 4.5 minutes, some
+(bench/streams.py: pop, rock and ballad songs of 2 to 4.5 minutes, some
 sung back to back with a short pause, talk alone or over background music,
 silences; where Debian's asterisk-core-sounds-en-wav is installed, some of
 the talk is real recorded speech instead of the synthetic voice). Each is
@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "host_tests"))
-from streams import RATE, Part, render_stream  # noqa: E402
+from bench.streams import RATE, Part, render_stream
 
 SPEECH_DIR = Path("/usr/share/asterisk/sounds/en")
 
@@ -108,7 +106,7 @@ def score(found: list, truth: list) -> dict:
 
 
 def run_sections(path: Path, out: Path, model: str) -> tuple:
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from peak_rss import peak_rss_mb; "
+    code = ("import sys; from bench.peak_rss import peak_rss_mb; "
             "from stemforge.cli import main; "
             f"rc = main(['sections', {str(path)!r}, '-o', {str(out)!r}, '-m', {model!r}, '-q']); "
             "print('RSS', peak_rss_mb()); sys.exit(rc)")

@@ -26,7 +26,7 @@ def music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int
 
 
 def main() -> None:
-    """python bench/signals.py OUT.wav [SECONDS]: write the demo arrangement as a WAV file."""
+    """python -m bench.signals OUT.wav [SECONDS]: write the demo arrangement as a WAV file."""
     import sys
     from pedalboard.io import AudioFile
     out, seconds = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 20.0

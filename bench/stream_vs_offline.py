@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline vs streaming cost of the same model on the same audio, side by side.
 
-    python bench/stream_vs_offline.py [--model NAME ...] [--seconds 30] [--threads 1]
+    python -m bench.stream_vs_offline [--model NAME ...] [--seconds 30] [--threads 1]
 
 For each model, prints in one run: the offline time; the time of
 process(reset=False) (pedalboard-style streaming) and of process_block (a
@@ -19,26 +19,23 @@ what they measure.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-from signals import music  # noqa: E402
+import stemforge
+from bench.signals import music
 
-import stemforge  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LARGE = "untrained-bench-large"
 
 
 def build_large(folder: Path) -> Path:
     """A production-sized MaskNet with random weights, saved through the model contract."""
-    from build import Fixture, build_fixture
+    from models.fixtures import Fixture, build_fixture
     from stemforge.core.model import save_model
     module, info = build_fixture(Fixture(LARGE, "streaming", 44100, 2, dict(
         n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16), lookahead_frames=2)))

@@ -7,8 +7,9 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
+from host_tests.helpers import STEMS
+
 RATE = 44100
-STEMS = ("drums", "bass", "other", "vocals")
 
 
 def references(seed: int, seconds: float = 3.0) -> Dict[str, np.ndarray]:

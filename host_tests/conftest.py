@@ -1,4 +1,6 @@
-"""Shared fixtures: the UNTRAINED fixture models built by build.py, and test signals.
+"""Shared fixtures: the UNTRAINED fixture models built by build.py, the shipped presets,
+the CLI run in this process, and the small Demucs and Open-Unmix models the import tests
+build; the helpers the tests share are in host_tests/helpers.py.
 
 The fixture models have random weights: their stems are not a separation,
 but they run the whole contract (STFT, masks that sum to one, streaming
@@ -7,19 +9,15 @@ tests are about.
 """
 from __future__ import annotations
 
-import functools
+import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models"
-sys.path.insert(0, str(ROOT / "bench"))
-from signals import music  # noqa: E402,F401  (shared with the benchmarks)
-FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
+from host_tests.helpers import FIXTURES, MODELS, STEMS, loaded_model, run_cli
 
 # A non-interactive shell starts a background job (`pytest &`, `nohup pytest &` in a script)
 # with SIGINT ignored, and every process the tests start would inherit that: Python then
@@ -27,14 +25,6 @@ FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
 # see nothing happen. A handler (unlike SIG_IGN) is reset to the default in a started process.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-@functools.lru_cache(maxsize=None)
-def loaded_model(name_or_path: str):
-    """stemforge.load_model, once per run for each name or path (a load reads the file and
-    checks the model on a test input). Processors built on one model keep their own state."""
-    import stemforge
-    return stemforge.load_model(name_or_path)
 
 
 @pytest.fixture(scope="session")
@@ -58,45 +48,6 @@ def live(presets):
     return presets["live"]
 
 
-def db(residual: np.ndarray, reference: np.ndarray) -> float:
-    """Energy of `residual` relative to `reference`, in dB."""
-    return 10 * np.log10((np.sum(np.square(residual, dtype=np.float64)) + 1e-30)
-                         / np.sum(np.square(reference, dtype=np.float64)))
-
-
-def stream(processor, x: np.ndarray, sample_rate: int, sizes) -> np.ndarray:
-    """Feed (channels, samples) `x` through process(reset=False) in chunks of `sizes`
-    (cycled), then flush; return the concatenated output."""
-    processor.reset()
-    processor.prepare(sample_rate, x.shape[0]) if hasattr(processor, "prepare") else None
-    outs, i, k = [], 0, 0
-    while i < x.shape[1]:
-        size = sizes[k % len(sizes)]
-        outs.append(processor.process(x[:, i:i + size], sample_rate, reset=False))
-        i, k = i + size, k + 1
-    outs.append(processor.flush())
-    return np.concatenate([o for o in outs if o.size], axis=1)
-
-
-def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
-    """Run process_block over x followed by enough silence, and undo the reported latency."""
-    processor.prepare(sample_rate, x.shape[0])
-    latency = processor.latency_samples
-    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
-    out = [processor.process_block(padded[:, i:i + block], sample_rate)
-           for i in range(0, padded.shape[1], block)]
-    for o, i in zip(out, range(0, padded.shape[1], block)):
-        assert o.shape == padded[:, i:i + block].shape
-    return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
-
-
-def run_cli(*args, cwd=None) -> "subprocess.CompletedProcess":
-    """`stemforge ARGS...` as a subprocess, as a user runs it."""
-    import subprocess
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
-
-
 @pytest.fixture
 def cli_here(capfd, monkeypatch):
     """`stemforge ARGS...` run by main() in this process, as `python -m stemforge` runs it:
@@ -104,7 +55,6 @@ def cli_here(capfd, monkeypatch):
     torch: about 3 s of CPU each time). For the options, plans and inputs refused before any
     work; what does work runs as a subprocess (run_cli). An exception main() lets escape,
     which a user would see as a traceback, fails the test that called it."""
-    import subprocess
     from stemforge.cli import main
 
     def run(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -124,4 +74,65 @@ def cli_here(capfd, monkeypatch):
     return run
 
 
-sys.path.insert(0, str(Path(__file__).parent))
+# -- imported peers: small Demucs and Open-Unmix models with fixed random weights -------
+
+@pytest.fixture(scope="module")
+def demucs_checkpoint(tmp_path_factory) -> Path:
+    """A small HTDemucs (1 s segment), saved as Demucs saves its released models: a
+    package of class, arguments and half-precision state (demucs.states)."""
+    import torch
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import get_state
+    torch.manual_seed(0)
+    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1,
+                     bottom_channels=0, nfft=1024)
+    args, kwargs = model._init_args_kwargs
+    package = {"klass": HTDemucs, "args": args, "kwargs": kwargs,
+               "state": get_state(model, None, half=True), "training_args": {}}
+    path = tmp_path_factory.mktemp("demucs") / "small-htdemucs.th"
+    torch.save(package, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demucs_model(demucs_checkpoint, tmp_path_factory):
+    import stemforge
+    out = tmp_path_factory.mktemp("imported") / "htdemucs-small.ts"
+    done = run_cli("import-model", "demucs", demucs_checkpoint, "-o", out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "latency 44099 samples" in done.stdout
+    return stemforge.load_model(out)
+
+
+@pytest.fixture(scope="module")
+def umx_folder(tmp_path_factory) -> Path:
+    """A small Open-Unmix model folder as its training writes one: separator.json and,
+    per target, <target>.json (its arguments) and <target>.pth (its state)."""
+    import torch
+    from stemforge.importers.openunmix import openunmix_utils
+    openunmix_utils()
+    from openunmix.model import OpenUnmix
+    folder = tmp_path_factory.mktemp("umx") / "umx-small"
+    folder.mkdir()
+    torch.manual_seed(1)
+    n_fft, n_hop, max_bin = 1024, 256, 200
+    for target in STEMS:
+        model = OpenUnmix(nb_bins=n_fft // 2 + 1, nb_channels=2, hidden_size=16, max_bin=max_bin)
+        state = model.state_dict()
+        state["input_mean"] = 0.1 * torch.randn(max_bin)  # trained models are not at their init
+        state["input_scale"] = 1 + torch.rand(max_bin)
+        torch.save(state, folder / f"{target}.pth")
+        (folder / f"{target}.json").write_text(json.dumps(
+            {"args": {"nfft": n_fft, "nhop": n_hop, "nb_channels": 2, "hidden_size": 16}}))
+    (folder / "separator.json").write_text(json.dumps(
+        {"sample_rate": 44100, "nfft": n_fft, "nhop": n_hop, "nb_channels": 2}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def umx_model(umx_folder, tmp_path_factory):
+    import stemforge
+    out = tmp_path_factory.mktemp("imported") / "umx-small.ts"
+    done = run_cli("import-model", "openunmix", umx_folder, "-o", out, "--window", "1.5", timeout=600)
+    assert done.returncode == 0, done.stderr
+    return stemforge.load_model(out)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from bsseval_cases import CASES, RATE, as_read, checksum, errors_put_in
+from host_tests.bsseval_cases import CASES, RATE, as_read, checksum, errors_put_in
 from stemforge.apps.bsseval import bss_eval
 from stemforge.apps.evaluate import EvaluationError, evaluate_track
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import stemforge
-from conftest import MODELS, db, music
+from host_tests.helpers import MODELS, db, music
 
 try:
     BUNDLE = stemforge.plugin_path()

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from pedalboard.io import AudioFile
 
-from conftest import db, music, run_cli as run
+from host_tests.helpers import db, music, run_cli as run
 
 
 def test_separate_exports_aligned_stems_that_sum_to_the_file(tmp_path):

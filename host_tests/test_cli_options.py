@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pedalboard.io import AudioFile
 
-from conftest import music, run_cli as run
+from host_tests.helpers import music, run_cli as run
 
 
 def test_version(cli_here):
@@ -65,3 +65,34 @@ def test_sections_of_an_empty_file_is_an_error(tmp_path, cli_here):
     result = cli_here("sections", src, "-o", tmp_path / "out", "--model", "fixture-stream")
     assert result.returncode == 1 and "holds no audio" in result.stderr
     assert "0 song" not in result.stdout
+
+
+
+@pytest.mark.parametrize("code", [
+    "import stemforge",
+    "from stemforge.cli import main; main(['--help'])",
+])
+def test_start_up_loads_neither_torch_nor_the_apps(code):
+    """`import stemforge` and `stemforge --help` import torch, pedalboard and the apps only
+    when a name or a command needs them (bench/import_time.py measures how long they take)."""
+    import subprocess
+    import sys
+    probe = (f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+             "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stderr.split())
+    assert "stemforge" in loaded
+    heavy = {"torch", "numpy", "pedalboard", "soxr", "stemforge.core.model", "stemforge.apps.render",
+             "stemforge.apps.separate", "stemforge.apps.sections"} & loaded
+    assert not heavy, f"{code!r} imported {sorted(heavy)}"
+
+
+def test_the_default_model_is_named_in_one_place(monkeypatch):
+    """`stemforge separate` takes its default model from DEFAULT_MODEL, as load_model does."""
+    import stemforge.core.model as model
+    from stemforge.cli import build_parser, chosen_model
+    monkeypatch.setattr(model, "DEFAULT_MODEL", "live")
+    args = build_parser(only="separate").parse_args(["separate", "song.wav"])
+    assert chosen_model(args) == "live"
+    assert model.resolve(None) == model.resolve("live")

@@ -22,8 +22,8 @@ from pedalboard.io import AudioFile
 
 import stemforge
 from stemforge.errors import ExportError
-from conftest import MODELS, ROOT, music, run_cli
-from loopback_cluster import LoopbackCluster
+from host_tests.helpers import MODELS, ROOT, music, run_cli
+from bench.loopback_cluster import LoopbackCluster
 
 FIXTURE = str(MODELS / "fixture-stream.ts")
 RUN_TIMEOUT = 600  # seconds: a guard against a hang, generous for a busy 2-core machine

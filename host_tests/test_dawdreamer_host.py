@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stemforge import StemSeparator, separate
-from conftest import db, music
+from host_tests.helpers import db, music
 
 BUFFER_SIZES = [64, 128, 512, 4096]
 FAUST_BUS = 'import("stdfaust.lib"); process = par(i, 2, fi.lowpass(2, 6000) : *(0.8));'

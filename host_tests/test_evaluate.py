@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from bsseval_cases import RATE, STEMS, references, with_error
+from host_tests.bsseval_cases import RATE, STEMS, references, with_error
+from host_tests.helpers import sdr
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -24,11 +25,6 @@ def write(folder: Path, stems: dict) -> None:
     for name, x in stems.items():
         with AudioFile(str(folder / f"{name}.wav"), "w", RATE, x.shape[0], bit_depth=32) as f:
             f.write(x.astype(np.float32))
-
-
-def global_sdr(ref, est) -> float:
-    ref, est = ref.astype(np.float64), est.astype(np.float64)
-    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - est) ** 2))
 
 
 def test_one_track_scores_match_the_errors_put_in(tmp_path):
@@ -45,7 +41,7 @@ def test_one_track_scores_match_the_errors_put_in(tmp_path):
     for s in STEMS:
         row = scores[s]
         assert row["global_sdr"] == pytest.approx(wanted[s], abs=0.01)
-        assert row["nsdr"] == pytest.approx(wanted[s] - global_sdr(refs[s], mix), abs=0.01)
+        assert row["nsdr"] == pytest.approx(wanted[s] - sdr(mix, refs[s]), abs=0.01)
         # White noise is neither interference nor a spatial error: BSS Eval calls it
         # artefacts (its distortion filters absorb a little of the noise, so SAR >= SDR).
         assert row["sdr"] == pytest.approx(wanted[s], abs=1.5)
@@ -91,6 +87,23 @@ def test_silent_reference_stem_gives_null_not_nan(tmp_path):
     assert done.returncode == 0, done.stderr
     vocals = json.loads(done.stdout)["tracks"]["ref"]["vocals"]
     assert vocals["sdr"] is None
+
+
+def test_the_library_gives_the_same_report_as_the_command(tmp_path):
+    """The report (scores, summary, conventions, NaN as null) is the library's: a library
+    call gets the JSON `stemforge evaluate --json` writes."""
+    from stemforge.apps.evaluate import evaluate_folders, report_json
+    refs = references(21, seconds=2.0)
+    ests = with_error(refs, {s: 6.0 for s in STEMS}, 3)
+    refs["vocals"] = ests["vocals"] = np.zeros_like(refs["vocals"])
+    write(tmp_path / "ref", refs)
+    write(tmp_path / "est", ests)
+    done = cli(tmp_path / "ref", tmp_path / "est", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    text = report_json(evaluate_folders(tmp_path / "ref", tmp_path / "est"))
+    assert text == done.stdout.strip()
+    report = json.loads(text)
+    assert report["tracks"]["ref"]["vocals"]["sdr"] is None and "conventions" in report
 
 
 def test_mismatches_are_clear_errors(tmp_path, cli_here):

@@ -13,9 +13,9 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import MODELS, music, run_cli as run
+from host_tests.helpers import MODELS, STEMS, music, run_cli as run
 
-STEMS = ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+STEM_FILES = sorted(f"{s}.wav" for s in STEMS)
 
 
 def write(path: Path, seconds: float = 0.3, rate: int = 44100, channels: int = 2, **options) -> Path:
@@ -74,7 +74,7 @@ def test_a_rerun_inside_the_album_never_takes_its_stems_or_partials_as_inputs(tm
     second = run("separate", ".", "-r", "--model", "fixture-stream", cwd=album)
     assert second.returncode == 0, second.stderr
     assert "2 of 2" in second.stdout or "already complete" in second.stdout
-    assert audio_files(album / "stems") == sorted([f"a/{s}" for s in STEMS] + [f"b/{s}" for s in STEMS])
+    assert audio_files(album / "stems") == sorted([f"a/{s}" for s in STEM_FILES] + [f"b/{s}" for s in STEM_FILES])
 
 
 def test_aiff_is_written_with_its_default_bit_depth(tmp_path):

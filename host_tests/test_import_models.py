@@ -9,9 +9,7 @@ and ``demucs.apply.apply_model(shifts=0, split=True, overlap=0.25)``; Open-Unmix
 """
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,54 +17,22 @@ import pytest
 import torch
 
 import stemforge
-from conftest import blocks, music, stream
+from host_tests.helpers import STEMS, blocks, music, relative_error, run_cli, stream
 from stemforge.core.engine import track_stats
 
 RATE = 44100
-STEMS = ["drums", "bass", "other", "vocals"]
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
-
-
-def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
+    return run_cli(*args, timeout=600)
 
 
 # -- Demucs -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def demucs_checkpoint(tmp_path_factory) -> Path:
-    """A small HTDemucs (1 s segment), saved as Demucs saves its released models: a
-    package of class, arguments and half-precision state (demucs.states)."""
-    from demucs.htdemucs import HTDemucs
-    from demucs.states import get_state
-    torch.manual_seed(0)
-    model = HTDemucs(sources=STEMS, channels=8, depth=2, t_layers=1, segment=1,
-                     bottom_channels=0, nfft=1024)
-    args, kwargs = model._init_args_kwargs
-    package = {"klass": HTDemucs, "args": args, "kwargs": kwargs,
-               "state": get_state(model, None, half=True), "training_args": {}}
-    path = tmp_path_factory.mktemp("demucs") / "small-htdemucs.th"
-    torch.save(package, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def demucs_model(demucs_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("imported") / "htdemucs-small.ts"
-    done = cli("import-model", "demucs", demucs_checkpoint, "-o", out)
-    assert done.returncode == 0, done.stderr
-    assert "latency 44099 samples" in done.stdout
-    return stemforge.load_model(out)
-
-
 def demucs_reference(checkpoint: Path, x: np.ndarray) -> np.ndarray:
     """What demucs.api / demucs.separate compute, with shifts=0: (stems, channels, n);
     the benchmark times the same function."""
-    from import_models import load_demucs, run_demucs  # bench/, on the path via conftest
+    from bench.import_models import load_demucs, run_demucs
     return run_demucs(load_demucs(checkpoint), x)
 
 
@@ -77,7 +43,7 @@ def test_demucs_offline_equals_demucs_apply_model(demucs_checkpoint, demucs_mode
     x = music(seconds, seed=3)
     reference = demucs_reference(demucs_checkpoint, x)
     stems = stemforge.separate(x, RATE, demucs_model, residual=None)
-    assert list(stems) == STEMS and demucs_model.info.kind == "window"
+    assert list(stems) == list(STEMS) and demucs_model.info.kind == "window"
     for i, name in enumerate(STEMS):
         assert stems[name].shape == x.shape
         assert relative_error(stems[name], reference[i]) < 1e-4, name
@@ -141,7 +107,7 @@ def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path, 
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
     from demucs.hdemucs import HDemucs
     from demucs.states import get_state
-    hdemucs = HDemucs(sources=STEMS, channels=4, segment=2)
+    hdemucs = HDemucs(sources=list(STEMS), channels=4, segment=2)
     args, kwargs = hdemucs._init_args_kwargs
     torch.save({"klass": HDemucs, "args": args, "kwargs": kwargs,
                 "state": get_state(hdemucs, None), "training_args": {}}, tmp_path / "hd.th")
@@ -154,39 +120,29 @@ def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path, 
     assert done.returncode == 2 and "--overwrite" in done.stderr and out.read_bytes() == b"mine"
 
 
+def test_the_library_refuses_the_outputs_the_command_refuses(tmp_path, cli_here):
+    """import_model refuses what `stemforge import-model` refuses, with the same message,
+    before reading the checkpoint: not .ts, an existing file, the checkpoint itself."""
+    from stemforge.importers import ImportRefused, import_model
+    checkpoint = tmp_path / "model.th"
+    checkpoint.write_bytes(b"not read")
+    existing = tmp_path / "mine.ts"
+    existing.write_bytes(b"mine")
+    itself = tmp_path / "weights.ts"
+    itself.write_bytes(b"the checkpoint")
+    for source, out, message in [(checkpoint, tmp_path / "out.onnx", "end in .ts"),
+                                 (checkpoint, existing, "--overwrite"),
+                                 (itself, itself, "the checkpoint itself")]:
+        with pytest.raises(ImportRefused, match=message) as refused:
+            import_model("demucs", source, out, overwrite=source is itself)
+        done = cli_here("import-model", "demucs", source, "-o", out,
+                        *(["--overwrite"] if source is itself else []))
+        assert done.returncode == 2 and done.stderr == f"stemforge: {refused.value}\n"
+    assert existing.read_bytes() == b"mine" and itself.read_bytes() == b"the checkpoint"
+    assert not (tmp_path / "out.onnx").exists()
+
+
 # -- Open-Unmix -------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def umx_folder(tmp_path_factory) -> Path:
-    """A small Open-Unmix model folder as its training writes one: separator.json and,
-    per target, <target>.json (its arguments) and <target>.pth (its state)."""
-    from stemforge.importers.openunmix import openunmix_utils
-    openunmix_utils()
-    from openunmix.model import OpenUnmix
-    folder = tmp_path_factory.mktemp("umx") / "umx-small"
-    folder.mkdir()
-    torch.manual_seed(1)
-    n_fft, n_hop, max_bin = 1024, 256, 200
-    for target in STEMS:
-        model = OpenUnmix(nb_bins=n_fft // 2 + 1, nb_channels=2, hidden_size=16, max_bin=max_bin)
-        state = model.state_dict()
-        state["input_mean"] = 0.1 * torch.randn(max_bin)  # trained models are not at their init
-        state["input_scale"] = 1 + torch.rand(max_bin)
-        torch.save(state, folder / f"{target}.pth")
-        (folder / f"{target}.json").write_text(json.dumps(
-            {"args": {"nfft": n_fft, "nhop": n_hop, "nb_channels": 2, "hidden_size": 16}}))
-    (folder / "separator.json").write_text(json.dumps(
-        {"sample_rate": RATE, "nfft": n_fft, "nhop": n_hop, "nb_channels": 2}))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def umx_model(umx_folder, tmp_path_factory):
-    out = tmp_path_factory.mktemp("imported") / "umx-small.ts"
-    done = cli("import-model", "openunmix", umx_folder, "-o", out, "--window", "1.5")
-    assert done.returncode == 0, done.stderr
-    return stemforge.load_model(out)
-
 
 def umx_separator(folder: Path, targets):
     from stemforge.importers.openunmix import openunmix_utils

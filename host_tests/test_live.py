@@ -16,7 +16,7 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import MODELS, music
+from host_tests.helpers import MODELS, music
 from stemforge.apps import live as live_app
 from stemforge.apps.live import SimulatedDevice, run_live
 

@@ -12,7 +12,7 @@ import torch
 
 import stemforge
 from stemforge.core.model import METADATA_FILE, ModelInfo, save_model
-from conftest import FIXTURES, MODELS, ROOT
+from host_tests.helpers import FIXTURES, MODELS, ROOT
 
 
 def test_fixture_models_carry_their_metadata(models):

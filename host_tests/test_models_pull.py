@@ -26,18 +26,13 @@ import pytest
 import torch
 
 import stemforge
-from conftest import MODELS, music
+from host_tests.helpers import MODELS, STEMS, music, relative_error
 from stemforge.apps.models import PullError, pull
 from stemforge.io.download import DownloadError, download
 
 RATE = 44100
-STEMS = ["drums", "bass", "other", "vocals"]
 FT_WEIGHTS = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 UMX_CONFIG = {"sample_rate": RATE, "nfft": 1024, "nhop": 256, "nb_channels": 2, "hidden_size": 16}
-
-
-def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
 
 
 def cli(*args, home: Path) -> subprocess.CompletedProcess:
@@ -125,7 +120,7 @@ def htdemucs_bytes(seed: int) -> bytes:
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state
     torch.manual_seed(seed)
-    model = HTDemucs(sources=STEMS, channels=8, depth=2, t_layers=1, segment=1,
+    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1,
                      bottom_channels=0, nfft=1024)
     args, kwargs = model._init_args_kwargs
     buffer = io.BytesIO()
@@ -215,7 +210,7 @@ def demucs_reference(checkpoints: dict, names, weights, x: np.ndarray) -> np.nda
     import io
     from demucs.apply import BagOfModels
     from demucs.states import load_model
-    from import_models import run_demucs  # bench/
+    from bench.import_models import run_demucs
     models = [load_model(torch.load(io.BytesIO(checkpoints["files"][n]), weights_only=False)).eval()
               for n in names]
     return run_demucs(models[0] if weights is None else BagOfModels(models, weights), x)
@@ -229,7 +224,7 @@ def umx_reference(checkpoints: dict, folder: Path, x: np.ndarray) -> np.ndarray:
         (folder / f"{stem}.pth").write_bytes(checkpoints["files"][name])
         (folder / f"{stem}.json").write_text(json.dumps({"args": UMX_CONFIG}))
     (folder / "separator.json").write_text(json.dumps(UMX_CONFIG))
-    separator = openunmix_utils().load_separator(str(folder), targets=STEMS, niter=0)
+    separator = openunmix_utils().load_separator(str(folder), targets=list(STEMS), niter=0)
     separator.freeze()
     with torch.no_grad():
         return separator(torch.from_numpy(x)[None])[0].numpy()

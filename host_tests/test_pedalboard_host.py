@@ -8,7 +8,7 @@ from pedalboard import Compressor, Gain, HighpassFilter, Resample, Reverb
 from pedalboard.io import AudioFile
 
 from stemforge import Chain, StemSeparator
-from conftest import music, stream
+from host_tests.helpers import music, stream
 
 
 def test_pedalboard_itself_cannot_hold_a_python_processor(stream_model):

@@ -10,7 +10,7 @@ import torch
 
 import stemforge
 from stemforge import StemSeparator, separate
-from conftest import db, music
+from host_tests.helpers import db, music
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +175,56 @@ def test_processors_in_several_threads_do_not_disturb_each_other(stream_model):
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["two-models", "one-shared-model"])
+def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_model, shared):
+    """No process-wide lock around model calls: each thread's first model call waits inside
+    the call until the other thread is inside one too (a lock held for every call would
+    leave one thread waiting outside: the barrier breaks), and each sees its own torch
+    thread count while both run; afterwards threads start with torch's count as before."""
+    inside_both = threading.Barrier(2, timeout=60)
+    first = threading.local()
+    seen, errors, results = {}, [], {}
+
+    def observed(model):
+        held = copy.copy(model)
+
+        def step(x, state):
+            if not getattr(first, "done", False):
+                first.done = True
+                inside_both.wait()
+                seen[threading.current_thread().name] = torch.get_num_threads()
+            return model.step(x, state)
+        held.step = step
+        return held
+    one = observed(stream_model)
+    held = {1: one, 2: one if shared else observed(stemforge.load_model(stream_model.path))}
+    x = music(0.5)
+
+    def work(threads):
+        try:
+            results[threads] = StemSeparator(held[threads], stem="vocals", threads=threads)(x, 44100)
+        except Exception as e:  # a broken barrier: the calls did not overlap
+            errors.append(e)
+    def fresh_thread_count() -> int:  # what a thread that starts now is given
+        count = []
+        t = threading.Thread(target=lambda: count.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return count[0]
+    default = fresh_thread_count()
+    workers = [threading.Thread(target=work, args=(n,), name=f"threads={n}") for n in (1, 2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors, errors
+    assert seen == {"threads=1": 1, "threads=2": 2}
+    assert fresh_thread_count() == default  # the process-wide default is restored too
+    expected = StemSeparator(stream_model, stem="vocals")(x, 44100)
+    for y in results.values():
+        np.testing.assert_allclose(y, expected, atol=1e-6)
 
 
 def test_one_separator_refuses_a_second_thread_while_a_call_runs(stream_model, mix):

@@ -13,7 +13,7 @@ import pytest
 
 import stemforge
 from stemforge.core.pipeline import Pipeline, latency_of, resampler_holdbacks, resampler_recipes
-from conftest import blocks, music
+from host_tests.helpers import blocks, music
 
 BUDGET_SECONDS = 0.025
 RATES = [44100, 48000, 96000]

@@ -12,7 +12,7 @@ from pedalboard import Compressor, HighpassFilter
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import music
+from host_tests.helpers import music
 
 ACAPELLA = '''inputs = ["song.wav"]
 

@@ -15,7 +15,7 @@ from pedalboard.io import AudioFile
 
 from stemforge.apps.sections import FeatureStream, Rules, find_songs, pitch_frame, pitch_track
 from stemforge.io.sessions import DAWPROJECT_SCHEMAS
-from streams import Part, render_stream
+from bench.streams import Part, render_stream
 
 RATE = 44100
 PARTS = [Part("talk", 30), Part("song", 100), Part("silence", 8), Part("bgm-talk", 30),

@@ -13,12 +13,11 @@ import rpp
 from lxml import etree
 from pedalboard.io import AudioFile
 
-from conftest import music
+from host_tests.helpers import STEMS, music
 from stemforge.io.sessions import DAWPROJECT_SCHEMAS, SessionTrack, check_dawproject_xml, write_session
 from stemforge.errors import ExportError
 
 SCHEMAS = DAWPROJECT_SCHEMAS          # the project's copy of the official schema
-STEMS = ["drums", "bass", "other", "vocals"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def test_dawproject_validates_against_the_official_schema(exported):
         assert schema.validate(doc), schema.error_log
     project = etree.fromstring(archive.read("project.xml"))
     tracks = {t.get("name"): t for t in project.iter("Track") if t.get("name") != "Master"}
-    assert list(tracks) == ["my song"] + STEMS
+    assert list(tracks) == ["my song", *STEMS]
     assert tracks["my song"].find("Channel/Mute").get("value") == "true"
     assert all(tracks[s].find("Channel/Mute").get("value") == "false" for s in STEMS)
     for clip in project.iter("Clip"):
@@ -65,7 +64,7 @@ def test_reaper_project_parses_back_with_aligned_items(exported):
     src, folder = exported
     project = rpp.loads((folder / "my song.rpp").read_text())
     tracks = project.findall("TRACK")
-    assert [t.find("NAME")[1] for t in tracks] == ["my song"] + STEMS
+    assert [t.find("NAME")[1] for t in tracks] == ["my song", *STEMS]
     assert [t.find("MUTESOLO")[1] for t in tracks] == ["1", "0", "0", "0", "0"]
     for t in tracks:
         item = t.find("ITEM")

@@ -11,9 +11,8 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import MODELS, blocks
+from host_tests.helpers import MODELS, STEMS, blocks, sdr
 
-STEMS = ("drums", "bass", "other", "vocals")
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +24,6 @@ def demo():
             assert f.samplerate == 44100
             stems.append(f.read(f.frames))
     return np.stack(stems)
-
-
-def sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2))
 
 
 @pytest.mark.parametrize("name", ["studio", "live"])
@@ -119,7 +114,7 @@ def test_presets_separate_a_real_song_better_than_the_mix(real_clip, real_separa
 
 @pytest.fixture(scope="module")
 def dsp_of_real_clip(real_clip):
-    from baselines import dsp_baseline  # bench/baselines.py: HPSS, a 200 Hz split, REPET-SIM
+    from bench.baselines import dsp_baseline  # HPSS, a 200 Hz split, REPET-SIM
     return dsp_baseline(real_clip.sum(0))
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stemforge import StemSeparator
-from conftest import FIXTURES, blocks, music, stream
+from host_tests.helpers import FIXTURES, blocks, music, stream
 
 RATES = [8000, 22050, 44100, 48000, 96000, 192000]
 TOLERANCE = 1e-6  # float summation order differs when the model runs more hops per call

@@ -2,15 +2,11 @@
 training data: an untrained network's errors are fixed, only the weights change."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from masknet import MaskNet  # noqa: E402
-from train import loss_fn  # noqa: E402
+from models.masknet import MaskNet
+from models.train import loss_fn
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,7 @@ def test_the_record_mix_bus_acts_on_every_stem_alike():
     import random
 
     import numpy as np
-    from train import RecordMix
+    from models.train import RecordMix
 
     rng = np.random.default_rng(0)
     stems = (rng.standard_normal((4, 2, 44100)) * np.array([0.3, 0.1, 0.2, 0.4])[:, None, None]).astype(np.float32)
@@ -80,7 +76,7 @@ def test_a_record_mix_keeps_every_stem_finite_and_in_place():
     import random
 
     import numpy as np
-    from train import RecordMix
+    from models.train import RecordMix
 
     rng = np.random.default_rng(1)
     stems = (rng.standard_normal((4, 2, 22050)) * 0.2).astype(np.float32)

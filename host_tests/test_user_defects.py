@@ -12,7 +12,7 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
-from conftest import music
+from host_tests.helpers import music
 from stemforge.cli import main
 from stemforge.errors import ExportError
 

@@ -7,14 +7,11 @@ validator on the bundle when an earlier `python build.py validate` left it in th
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
-import validate  # noqa: E402
+from host_tests.helpers import ROOT
+from plugin.vst3 import validate
 
 
 def fake_bundle(tmp_path):

@@ -21,8 +21,7 @@ import pytest
 import torch
 
 import stemforge
-from conftest import MODELS, blocks, db, loaded_model, music
-from test_import_models import demucs_checkpoint, demucs_model, umx_folder, umx_model  # noqa: F401
+from host_tests.helpers import MODELS, STEMS, blocks, db, loaded_model, music
 
 try:
     BUNDLE = str(stemforge.plugin_path())
@@ -32,7 +31,6 @@ except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
 
 pedalboard = pytest.importorskip("pedalboard")
 
-STEMS = ("drums", "bass", "other", "vocals")
 TOL_DB = -80  # plugin against Python: float rounding only (measured about -120 dB)
 
 
@@ -136,8 +134,7 @@ def python_latency(name: str, rate: int, channels: int = 2) -> int:
 
 # ------------------------------------------------------------------------------ loading
 def test_build_says_what_to_install(monkeypatch):
-    sys.path.insert(0, str(MODELS.parent / "plugin" / "vst3"))
-    import build_plugin
+    from plugin.vst3 import build_plugin
     monkeypatch.setattr(build_plugin.shutil, "which", lambda tool: None if tool == "cmake" else "/usr/bin/" + tool)
     monkeypatch.setattr(build_plugin.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(build_plugin.Path, "is_file", lambda self: False)

@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from real import SOURCES_DIR, decode_audio, to_stereo_44k
+from models.sources import SOURCES_DIR, decode_audio, to_stereo_44k
 
 REPO = "sigsep/share"
 COMMIT = "6df8c29f3b4a218300ebfc816ff9663916f1f81c"

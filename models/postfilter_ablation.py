@@ -1,6 +1,6 @@
 """Does offline post-processing of a trained preset's stems gain anything?
 
-    python models/postfilter_ablation.py [--preset studio] [--clips 24] [--weights DIR]
+    python -m models.postfilter_ablation [--preset studio] [--clips 24] [--weights DIR]
 
 Scores, on training excerpts (never the held-out split), the preset as shipped beside a
 multichannel Wiener filter (spatial covariance per stem over the whole excerpt, as in
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from masknet import MaskNet  # noqa: E402
-from train import STEMS, WEIGHTS, sdr, separate_whole, validation_set  # noqa: E402
+from models.masknet import MaskNet
+from models.train import STEMS, WEIGHTS, sdr, separate_whole, validation_set
 
 N_FFT, HOP = 4096, 1024
 

@@ -27,101 +27,20 @@ fetches it (`--skip-missing` builds what is there and names what is not).
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from corpus import CORPUS, RATE
+from models.corpus import CORPUS, RATE
+from models.real_more import SOURCES_MORE
+from models.sources import (KNOWN_STEMS, Item, MissingSource, Source, decode_audio, repo_dir,
+                            repo_files, to_stereo_44k)
 
-SOURCES_DIR = Path(os.environ.get("STEMFORGE_SOURCES", Path.home() / ".cache" / "stemforge" / "sources"))
 REAL = CORPUS.parent / "real"
-KNOWN_STEMS = ("drums", "bass", "other", "vocals", "accompaniment")
-
-
-@dataclass
-class Item:
-    id: str                        # unique within its source, filename-safe
-    group: str                     # singer / song / voice bank: the unit of the held-out split
-    stems: Dict[str, np.ndarray]   # KNOWN_STEMS keys, float32 (2, n) at 44.1 kHz
-    rate: int                      # the recording's own sample rate (its bandwidth)
-
-
-@dataclass
-class Source:
-    name: str
-    where: str                     # how to get it, e.g. "github:owner/name"
-    licence: str
-    kind: str                      # "multitrack", "karaoke", "vocals" or "accompaniment"
-    items: Callable[[], Iterator[Item]]
-    test_groups: Tuple[str, ...] = ()
-    used_for: str = ""
-
-
-class MissingSource(RuntimeError):
-    pass
-
-
-def repo_dir(owner_name: str) -> Path:
-    """The git repository of github:owner/name, or MissingSource saying how to get it."""
-    path = SOURCES_DIR / owner_name.replace("/", "+")
-    if not path.exists():
-        raise MissingSource(f"{owner_name} not found at {path}: git clone https://github.com/{owner_name} {path}")
-    return path
-
-
-def repo_files(root: Path, prefix: str, suffixes: Tuple[str, ...]) -> Iterator[Tuple[str, Callable[[], bytes]]]:
-    """(path, reader) for files under `prefix` in a work tree or a bare repository.
-    Files a shallow snapshot left out raise on read; callers count them."""
-    bare = (root / "HEAD").is_file() and (root / "objects").is_dir()
-    work_tree = root / prefix
-    if not bare and work_tree.is_dir():
-        for p in sorted(work_tree.rglob("*")):
-            if p.is_file() and p.name.lower().endswith(suffixes):
-                yield str(p.relative_to(root)), p.read_bytes
-        return
-    git_dir = root / ".git" if (root / ".git").exists() else root
-    listing = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "HEAD"] + (["--", prefix] if prefix else []),
-                             check=True, capture_output=True).stdout.decode("utf-8", "replace")
-    for entry in sorted(filter(None, listing.split("\0"))):
-        meta, path = entry.split("\t", 1)
-        sha = meta.split()[2]
-        if path.lower().endswith(suffixes):
-            yield path, (lambda sha=sha: subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "blob", sha],
-                                                        check=True, capture_output=True).stdout)
-
-
-def decode_audio(data: bytes, suffix: str) -> Tuple[np.ndarray, int]:
-    """(channels, n) float32 and the file's rate; m4a through PyAV, the rest through pedalboard."""
-    if suffix.lower() in (".m4a", ".mp4", ".aac"):
-        import av
-        with av.open(io.BytesIO(data)) as container:
-            stream = container.streams.audio[0]
-            rate = stream.rate
-            frames = [f.to_ndarray() for f in container.decode(stream)]
-        fmt = stream.format.name if stream.format else "fltp"
-        x = np.concatenate(frames, axis=1) if fmt.endswith("p") else np.concatenate(
-            [f.reshape(-1, stream.channels).T for f in frames], axis=1)
-        return x.astype(np.float32), rate
-    from pedalboard.io import AudioFile
-    with AudioFile(io.BytesIO(data)) as f:
-        return f.read(f.frames).astype(np.float32), int(f.samplerate)
-
-
-def to_stereo_44k(x: np.ndarray, rate: int) -> np.ndarray:
-    import soxr
-    if x.shape[0] == 1:
-        x = np.repeat(x, 2, axis=0)
-    x = x[:2]
-    if rate != RATE:
-        x = soxr.resample(x.T, rate, RATE, quality="HQ").T
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- MIR-1K
@@ -192,6 +111,7 @@ def eif_items() -> Iterator[Item]:
 
 eif_items.missing = []  # type: ignore[attr-defined]
 
+# The one registry of training sources: these two, then models/real_more.py's.
 SOURCES: List[Source] = [
     Source("mir1k", "github:andabi/music-source-separation (dataset/mir-1k/Wavfile; the same files are in "
            "posenhuang/deeplearningsourceseparation)", "research use (MIR-1K, Hsu & Jang, 2010)",
@@ -200,15 +120,10 @@ SOURCES: List[Source] = [
     Source("eif", "github:ichbinsoftware/everythingisfree (src/N.Name/*_Stem_*.m4a)", "CC0 1.0",
            "multitrack", eif_items, EIF_TEST_SONGS,
            "real vocals and electronic stems, mapped by stem name; one song held out"),
+    *SOURCES_MORE,
 ]
 
 
-def all_sources() -> List[Source]:
-    try:
-        from real_more import SOURCES_MORE
-    except ImportError:
-        SOURCES_MORE = []
-    return SOURCES + list(SOURCES_MORE)
 
 
 def write_item(path: Path, item: Item, source: Source) -> None:
@@ -231,7 +146,7 @@ def load_real(path: Path) -> Tuple[Dict[str, np.ndarray], dict]:
 def build_real(names: Optional[List[str]] = None, skip_missing: bool = False) -> None:
     """Decode every source's items into REAL/<split>/; existing items are kept."""
     missing = []
-    for source in all_sources():
+    for source in SOURCES:
         if names and source.name not in names:
             continue
         counts = {"train": [0, 0.0], "test": [0, 0.0]}

@@ -1,10 +1,10 @@
 """More real recordings for real.py: solo singing and vocal-free accompaniment.
 
-    python models/real_more.py            # decode every source, print items / minutes / groups / missing
-    python models/real_more.py --screen   # re-run the vocal screen of the accompaniment tracks
+    python -m models.real_more            # decode every source, print items / minutes / groups / missing
+    python -m models.real_more --screen   # re-run the vocal screen of the accompaniment tracks
 
-real.py imports `SOURCES_MORE` (its `all_sources()`); each entry follows real.py's
-`Source` / `Item` contract (stems float32 (2, n) at 44.1 kHz, mono duplicated).
+real.py's registry `SOURCES` ends with `SOURCES_MORE`; each entry follows the `Source` /
+`Item` contract of models/sources.py (stems float32 (2, n) at 44.1 kHz, mono duplicated).
 
 | source | where | licence (terms, summarised) | minutes | kind | held out | how used |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -13,7 +13,7 @@ real.py imports `SOURCES_MORE` (its `all_sources()`); each entry follows real.py
 | `gamemusic` | Debian packages `wesnoth-1.16-music`, `warzone2100-music`, `ufoai-music` | wesnoth: GPL-2+ (debian/copyright); warzone2100: GPL-2+ (original OST), aftermath & legacy albums CC BY-SA 3.0 or GPL-2+ (album license.txt); ufoai: GPL-2+ / CC BY 3.0 / CC BY-SA 3.0 per file (debian/copyright) | 218.8: wesnoth 74.6 (38 tracks), warzone2100 62.5 (25), ufoai 81.8 (36; cap 80) | accompaniment | none | orchestral / electronic instrumentals, at most 150 s of each track; 17 of 132 tracks dropped by title or vocal screen (`DROPPED`) |
 | `fof` | Debian packages `fretsonfire-songs-muldjord`, `fretsonfire-songs-sectoid` | muldjord: CC BY-SA 3.0 (credit Muldjord); sectoid: Expat (MIT) | 26.9 (8 songs: sectoid 13.5 with both stems, muldjord 13.3 guitar only) | accompaniment | none | real band stems: `other` = guitar.ogg (lead guitar), `accompaniment` = song.ogg (the band without it; the full instrumental is their sum). No folder has a vocal / no-vocal pair (only song.ogg + guitar.ogg); Muldjord's song.ogg screened as vocal (probably growls), so those 4 items carry `other` only |
 
-Decoding all four sources takes about 50 s on one thread (`python models/real_more.py`).
+Decoding all four sources takes about 50 s on one thread (`python -m models.real_more`).
 
 Left out, and why:
 - **milk-en** (github:oxygen-dioxide/milk-en): its terms say "The source audio of this voicebank can only
@@ -36,7 +36,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -44,9 +43,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real import (MissingSource, RATE, Item, Source, decode_audio, repo_dir,  # noqa: E402
-                  repo_files, to_stereo_44k)
+from models.corpus import RATE
+from models.sources import (Item, MissingSource, Source, decode_audio, repo_dir, repo_files,
+                            to_stereo_44k)
 
 SEED = 20261124
 

@@ -42,10 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from corpus import CORPUS, RATE, STEMS, load_clip
-from masknet import MaskNet
-from presets import PRESETS
-from real import KNOWN_STEMS, REAL, load_real
+from models.corpus import CORPUS, RATE, STEMS, load_clip
+from models.masknet import MaskNet
+from models.presets import PRESETS
+from models.real import REAL, load_real
+from models.sources import KNOWN_STEMS
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 SEGMENT_SECONDS = 4.0
@@ -518,7 +519,7 @@ def data_manifest(pool: RealPool, corpus_files: list) -> dict:
     """What the run trained on: each real source with its item count and minutes, the
     commits of the GitHub repositories and the versions of the Debian packages they came
     from, and the rendered corpus's clip count."""
-    from real import SOURCES_DIR
+    from models.sources import SOURCES_DIR
     sources: dict = {}
     for info, _, stems in pool.items:
         entry = sources.setdefault(info["source"], {"items": 0, "minutes": 0.0})

@@ -7,21 +7,20 @@ kept as museval gives them (Infinity, null). It needs museval (pip install musev
 because museval's package imports musdb and stempeg, ffmpeg and ffprobe on PATH. Run from
 the project's root:
 
-    python host_tests/data/make_bsseval_reference.py
+    python -m host_tests.data.make_bsseval_reference
 """
 from __future__ import annotations
 
 import importlib.metadata
 import json
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from host_tests.bsseval_cases import CASES, RATE, as_read, checksum
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from bsseval_cases import CASES, RATE, as_read, checksum  # noqa: E402
 
 
 def main() -> None:

@@ -206,7 +206,8 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("-o", "--output", type=Path, default=Path("stems"),
                    help="output folder (default: ./stems)")
-    add_model_flags(p, "studio")
+    from .core.model import DEFAULT_MODEL
+    add_model_flags(p, DEFAULT_MODEL)
     stems = p.add_mutually_exclusive_group()
     stems.add_argument("--stems", type=stem_names, help="comma-separated stems to export "
                        "(default: all)")
@@ -345,14 +346,8 @@ def import_arguments(p: argparse.ArgumentParser) -> None:
 def import_command(args: argparse.Namespace) -> int:
     from .core.model import load_model
     from .core.processor import StemSeparator
-    from .importers import import_model
+    from .importers import ImportRefused, import_model
     out = args.output
-    if out.suffix != ".ts":
-        return fail(f"{out}: model files end in .ts", 2)
-    if out.exists() and not args.overwrite:
-        return fail(f"{out} exists; --overwrite to replace it", 2)
-    if out.resolve() == args.checkpoint.resolve():
-        return fail(f"{out} is the checkpoint itself; choose another output", 2)
     options = dict(name=args.name, overlap=args.overlap)
     if args.kind == "demucs":
         options["segment"] = args.segment
@@ -360,8 +355,10 @@ def import_command(args: argparse.Namespace) -> int:
         options["window"] = args.window
         options["targets"] = args.targets.split(",") if args.targets else None
     try:
-        import_model(args.kind, args.checkpoint, out, **options)
+        import_model(args.kind, args.checkpoint, out, overwrite=args.overwrite, **options)
         model = load_model(out)
+    except ImportRefused as e:
+        return fail(str(e), 2)
     except (ImportError, OSError, ValueError) as e:  # ModelError is a ValueError
         return fail(str(e))
     sep = StemSeparator(model)
@@ -629,8 +626,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    import json
-    from .apps.evaluate import EvaluationError, evaluate_folders, format_table, summary
+    from .apps.evaluate import EvaluationError, evaluate_folders, format_table, report_json, summary
     from .io.writing import write_text
     quiet = args.json == "-"
     try:
@@ -638,18 +634,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
                                    None if quiet else lambda name, scores: print(format_table(scores, name)))
     except EvaluationError as e:
         return fail(str(e))
-    overall = summary(results)
-    report = {"tracks": results, "summary": overall,
-              "conventions": {"sdr/sir/sar/isr": "BSS Eval v4 as museval, median over 1 s frames; summary: "
-                              "median over tracks", "global_sdr/nsdr": "whole track (MDX); summary: "
-                              "mean over tracks"}}
-    # NaN (a silent stem's BSS Eval medians) is not JSON: null.
-    text = json.dumps(json.loads(json.dumps(report), parse_constant=lambda _: None), indent=1)
+    text = report_json(results)
     if quiet:
         print(text)
         return 0
     if len(results) > 1:
-        print(format_table(overall, f"summary over {len(results)} tracks"))
+        print(format_table(summary(results), f"summary over {len(results)} tracks"))
     if args.json:
         write_text(Path(args.json), text)
     return 0
@@ -684,21 +674,29 @@ COMMANDS: List[Command] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """Every command with its arguments; with `only`, the arguments of that command alone
+    (the others keep their name and help): a command's arguments import what the command
+    needs (torch for the model flags), which `stemforge --help` should not wait for."""
     parser = argparse.ArgumentParser(prog="stemforge", description="Split music into stems.")
     parser.add_argument("--version", action="version", version=f"stemforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for c in COMMANDS:
         p = sub.add_parser(c.name, help=c.help, description=c.description or c.help,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        c.arguments(p)
+        if only is None or c.name == only:
+            c.arguments(p)
         p.set_defaults(run=c.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is not an option (the top level has only options
+    # without values: --help, --version)
+    command = next((a for a in argv if not a.startswith("-")), "")
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(only=command).parse_args(argv)
         return args.run(args)
     except KeyboardInterrupt:  # Ctrl-C outside a batch (loading torch or a model, a download)
         print("stemforge: interrupted", file=sys.stderr)

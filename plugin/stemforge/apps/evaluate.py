@@ -20,6 +20,7 @@ else the sum of the reference stems.
 """
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -186,6 +187,24 @@ def summary(results: Mapping[str, Scores]) -> Scores:
                 stat = np.mean if metric in ("global_sdr", "nsdr") else np.median
                 out[s][metric] = float(stat(values))
     return out
+
+
+CONVENTIONS = {"sdr/sir/sar/isr": "BSS Eval v4 as museval, median over 1 s frames; summary: "
+               "median over tracks", "global_sdr/nsdr": "whole track (MDX); summary: "
+               "mean over tracks"}
+
+
+def report(results: Mapping[str, Scores]) -> dict:
+    """The scores per track, their summary and the conventions they follow, as
+    `stemforge evaluate --json` writes them (see `report_json`)."""
+    return {"tracks": results, "summary": summary(results), "conventions": CONVENTIONS}
+
+
+def report_json(results: Mapping[str, Scores]) -> str:
+    """`report` as the JSON text `stemforge evaluate --json` writes: NaN (a silent stem's
+    BSS Eval medians) is not JSON, so it is written as null."""
+    return json.dumps(json.loads(json.dumps(report(results)), parse_constant=lambda _: None),
+                      indent=1)
 
 
 def format_table(scores: Scores, title: str) -> str:

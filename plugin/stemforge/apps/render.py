@@ -447,8 +447,3 @@ def load_plan(path: Union[str, Path]) -> dict:
     except ValueError as e:
         raise PlanError(f"{path}:{out_line}: {e}") from None
     return {"inputs": files, "chain": chain, "output_dir": folder, "recursive": False, **options}
-
-
-def run_plan(path: Union[str, Path]) -> List[Path]:
-    plan = load_plan(path)
-    return render(plan.pop("inputs"), plan.pop("chain"), plan.pop("output_dir"), **plan)

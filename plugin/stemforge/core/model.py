@@ -99,9 +99,6 @@ class ModelInfo:
         return cls(**d)
 
 
-_threads_lock = threading.Lock()
-
-
 def check_threads(threads: Optional[int]) -> Optional[int]:
     """`threads` if it is None or a whole number of at least 1 (True is not a count)."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -110,24 +107,44 @@ def check_threads(threads: Optional[int]) -> Optional[int]:
     return threads
 
 
+# torch keeps the intra-op count per thread, but a thread takes its first count from a
+# process-wide default that every torch.set_num_threads also sets. So switching the count is
+# done under a lock (held for the switch, never during a model call), and a thread that first
+# enters while another thread's block runs restores the count outside the blocks, not the
+# borrowed one it started with.
+_switch_lock = threading.Lock()
+_running = 0  # torch_threads blocks with a count, in progress in any thread
+_outside = 0  # torch's count outside those blocks
+_entered = threading.local()
+
+
 @contextmanager
 def torch_threads(threads: Optional[int]) -> Iterator[None]:
     """Run with `threads` intra-op threads, then restore the caller's setting.
 
-    torch's thread count is process-wide, so processors that ask for a count
-    take turns (a lock) instead of changing it under each other's feet.
+    No lock around the model call: processors in several threads (on their own models or
+    one shared model: its calls share no state) run at the same time, each with its count.
     """
+    global _running, _outside
     if threads is None:
         with torch.inference_mode():
             yield
         return
-    with _threads_lock:
-        previous = torch.get_num_threads()
+    with _switch_lock:
+        previous = torch.get_num_threads()  # also fixes this thread's count if it had none
+        if _running == 0:
+            _outside = previous
+        elif not getattr(_entered, "before", False):
+            previous = _outside
+        _entered.before = True
+        _running += 1
         torch.set_num_threads(threads)
-        try:
-            with torch.inference_mode():
-                yield
-        finally:
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        with _switch_lock:
+            _running -= 1
             torch.set_num_threads(previous)
 
 

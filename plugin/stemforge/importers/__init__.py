@@ -20,10 +20,28 @@ from ..core.model import ModelInfo
 IMPORTERS = ("demucs", "openunmix")
 
 
+class ImportRefused(ValueError):
+    """An output the importer will not write (not .ts, an existing file, the checkpoint
+    itself); nothing was read or written, and the message says what to change."""
+
+
+def check_output(checkpoint: Path, out: Path, overwrite: bool = False) -> None:
+    """Refuse an output that is not a .ts file, exists (unless `overwrite`) or is the
+    checkpoint itself, before anything is read."""
+    if out.suffix != ".ts":
+        raise ImportRefused(f"{out}: model files end in .ts")
+    if out.exists() and not overwrite:
+        raise ImportRefused(f"{out} exists; --overwrite (overwrite=True) to replace it")
+    if out.resolve() == checkpoint.resolve():
+        raise ImportRefused(f"{out} is the checkpoint itself; choose another output")
+
+
 def import_model(kind: str, checkpoint: Union[str, os.PathLike], out: Union[str, os.PathLike],
-                 **options) -> ModelInfo:
-    """Import a `kind` ("demucs" or "openunmix") checkpoint into the model file `out`."""
+                 *, overwrite: bool = False, **options) -> ModelInfo:
+    """Import a `kind` ("demucs" or "openunmix") checkpoint into the model file `out`
+    (ImportRefused for an output `check_output` refuses)."""
     path = Path(checkpoint).expanduser()
+    check_output(path, Path(out), overwrite)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if kind == "demucs":

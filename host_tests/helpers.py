@@ -1,0 +1,74 @@
+"""What the tests share besides fixtures (those are in conftest.py): paths, the stem names,
+the test signal, level and SDR measures, and ways to feed a processor or run the CLI."""
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.signals import music  # noqa: F401  (the benchmarks' test signal, one definition)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
+STEMS = ("drums", "bass", "other", "vocals")
+
+
+@functools.lru_cache(maxsize=None)
+def loaded_model(name_or_path: str):
+    """stemforge.load_model, once per run for each name or path (a load reads the file and
+    checks the model on a test input). Processors built on one model keep their own state."""
+    import stemforge
+    return stemforge.load_model(name_or_path)
+
+
+def db(residual: np.ndarray, reference: np.ndarray) -> float:
+    """Energy of `residual` relative to `reference`, in dB."""
+    return 10 * np.log10((np.sum(np.square(residual, dtype=np.float64)) + 1e-30)
+                         / np.sum(np.square(reference, dtype=np.float64)))
+
+
+def sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Global SDR in dB (the MDX measure, without its epsilon), computed in float64."""
+    reference = np.asarray(reference, np.float64)
+    return -db(reference - np.asarray(estimate, np.float64), reference)
+
+
+def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
+
+
+def stream(processor, x: np.ndarray, sample_rate: int, sizes) -> np.ndarray:
+    """Feed (channels, samples) `x` through process(reset=False) in chunks of `sizes`
+    (cycled), then flush; return the concatenated output."""
+    processor.reset()
+    processor.prepare(sample_rate, x.shape[0]) if hasattr(processor, "prepare") else None
+    outs, i, k = [], 0, 0
+    while i < x.shape[1]:
+        size = sizes[k % len(sizes)]
+        outs.append(processor.process(x[:, i:i + size], sample_rate, reset=False))
+        i, k = i + size, k + 1
+    outs.append(processor.flush())
+    return np.concatenate([o for o in outs if o.size], axis=1)
+
+
+def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
+    """Run process_block over x followed by enough silence, and undo the reported latency."""
+    processor.prepare(sample_rate, x.shape[0])
+    latency = processor.latency_samples
+    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
+    out = [processor.process_block(padded[:, i:i + block], sample_rate)
+           for i in range(0, padded.shape[1], block)]
+    for o, i in zip(out, range(0, padded.shape[1], block)):
+        assert o.shape == padded[:, i:i + block].shape
+    return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
+
+
+def run_cli(*args, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`stemforge ARGS...` as a subprocess, as a user runs it (`timeout`: a guard against a
+    hang, not a measure)."""
+    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
