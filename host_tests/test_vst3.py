@@ -103,9 +103,11 @@ def close(y: np.ndarray, ref: np.ndarray, tol_db: float = TOL_DB) -> None:
     assert db(y - ref, ref) < tol_db, f"plugin differs from Python by {db(y - ref, ref):.1f} dB"
 
 
-def python_latency(name: str, rate: int, channels: int = 2) -> int:
-    sep = stemforge.StemSeparator(model_file(name))
-    sep.prepare(rate, channels)
+def python_latency(name: str, rate: int, channels: int = 2, realtime_block: int = 0) -> int:
+    """StemSeparator's latency; with realtime_block, that of StemSeparator(realtime=True) for
+    that block size: what the plugin reports to a host that plays in real time."""
+    sep = stemforge.StemSeparator(model_file(name), realtime=bool(realtime_block))
+    sep.prepare(rate, channels, block_size=realtime_block or None)
     return sep.latency_samples
 
 
@@ -381,7 +383,8 @@ def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir
     assert run.returncode == 0, run.stderr
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines() if line.startswith("latency"))
     lat_before, lat_after = map(int, lines["latency"].split())
-    assert (lat_before, lat_after) == (python_latency(before, rate), python_latency(after, rate))
+    assert (lat_before, lat_after) == (python_latency(before, rate, realtime_block=block),
+                                       python_latency(after, rate, realtime_block=block))
     phases = [dict(zip(*[iter(line.split()[2:])] * 2)) for line in run.stdout.splitlines()
               if line.startswith("phase")]
     budget_ms = 1e3 * block / rate

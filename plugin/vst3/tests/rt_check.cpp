@@ -2,12 +2,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
 //   g++ -O1 -std=c++17 rt_check.cpp -ldl -o rt_check
-//   rt_check BUNDLE MODEL.ts HOST_RATE CHANNELS BLOCK BLOCKS
+//   rt_check BUNDLE MODEL.ts HOST_RATE CHANNELS BLOCK BLOCKS [REALTIME]
 //
 // This executable defines malloc/calloc/realloc (forwarding to glibc), so every allocation
-// in the process, libtorch's and the engine's included, passes through a counter. It prints
-// one line per processed block: the allocations it made. Blocks in which no model call ran
-// must show 0: everything else the engine does is sized up front.
+// in the process, libtorch's and the engine's included, passes through a counter of the
+// calling thread's allocations. It prints one line per processed block: the allocations the
+// calling thread (the audio thread) made in it. Offline (REALTIME 0, the default), blocks in
+// which no model call ran must show 0: everything else the engine does is sized up front.
+// In real time (REALTIME 1) the model runs in the engine's worker thread: every block must
+// show 0.
 #include <dlfcn.h>
 
 #include <atomic>
@@ -28,31 +31,34 @@ void __libc_free(void*);
 
 static std::atomic<long> allocations{0};
 static std::atomic<bool> counting{false};
+static thread_local bool caller = false;  // set on the thread that calls sf_engine_process
 
 extern "C" void* malloc(size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_malloc(n);
 }
 extern "C" void* calloc(size_t a, size_t b) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_calloc(a, b);
 }
 extern "C" void* realloc(void* p, size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_realloc(p, n);
 }
 extern "C" int posix_memalign(void** p, size_t align, size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     *p = __libc_memalign(align, n);
     return *p ? 0 : 12;
 }
 extern "C" void free(void* p) { __libc_free(p); }
 
 int main(int argc, char** argv) {
-    if (argc != 7) {
-        std::fprintf(stderr, "usage: rt_check BUNDLE MODEL HOST_RATE CHANNELS BLOCK BLOCKS\n");
+    if (argc != 7 && argc != 8) {
+        std::fprintf(stderr, "usage: rt_check BUNDLE MODEL HOST_RATE CHANNELS BLOCK BLOCKS [REALTIME]\n");
         return 2;
     }
+    caller = true;
+    const int realtime = argc == 8 ? std::atoi(argv[7]) : 0;
     const std::string lib = std::string(argv[1]) + "/Contents/x86_64-linux/libstemforge_engine.so";
     const int rate = std::atoi(argv[3]), channels = std::atoi(argv[4]), block = std::atoi(argv[5]),
               count = std::atoi(argv[6]);
@@ -65,7 +71,7 @@ int main(int argc, char** argv) {
     sf_model_info info{};
     sf_model* model = load(argv[2], &info, err, sizeof(err));
     if (!model) { std::fprintf(stderr, "%s\n", err); return 1; }
-    sf_engine* engine = create(model, rate, channels, block, err, sizeof(err));
+    sf_engine* engine = create(model, rate, channels, block, realtime, err, sizeof(err));
     if (!engine) { std::fprintf(stderr, "%s\n", err); return 1; }
     const int S = info.num_stems;
     std::vector<std::vector<float>> in(static_cast<size_t>(channels), std::vector<float>(static_cast<size_t>(block)));
