@@ -129,12 +129,19 @@ class LoopbackCluster:
                 found.append(pid)
         return found
 
+    def logs(self, pattern: str = "ray_client_server*.err") -> str:
+        """The last lines of Ray's logs matching `pattern`, for a failing test's message:
+        the cluster's temporary folder is gone once it stops."""
+        found = sorted(Path(self.temp_dir).glob(f"session_*/logs/{pattern}")) if self.temp_dir else []
+        return "\n".join(f"== {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
+                         for p in found)
+
     def stop(self) -> None:
         """Kill every process in the namespace, by id: all of them are this cluster's and
         hold nothing worth a graceful end (Ray's daemons take 10 s and more over SIGTERM).
         Not `ray stop`: it finds Ray's processes by name on the whole machine, other
         users' clusters included. Raises RuntimeError if a process survives."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # SIGKILLed processes end late on a busy machine
         while self.processes() and time.monotonic() < deadline:
             for pid in self.processes():  # again and again: a dying raylet may start a worker
                 try:

@@ -6,6 +6,10 @@
 
 In one run, printing as it goes:
 
+0. Real band (first, the figure that leads the quality tables): the MUSDB18 test songs of
+   models/band_validation.py (validation only: never trained on, never committed), with
+   input SDR, IRM oracle, DSP baseline and each --model per stem and their 4-stem mean,
+   and each model's placement consistency (bench/real_band.py).
 1. Held-out corpus (the first --clips files of CORPUS/test/clip-*.npz, the mix
    being the exact sum of the stems). Rows: `mix` (every estimate is the mix:
    the input SDR), `IRM oracle` (ideal ratio masks from the true stems),
@@ -21,7 +25,8 @@ In one run, printing as it goes:
      10 log10(energy(vocals) / energy(mix)) of a 30 s excerpt at 20 s; lower is better;
    - vocal recall on telephone speech prompts (asterisk, 8 kHz voices never
      trained on): the share of the stems' energy that lands in `vocals`.
-3. The issue's targets next to the measured figures, met or missed by how much.
+3. The issue's targets (issue 19, real band music) next to the measured figures, met or
+   missed by how much.
    The SDR targets name `studio` and `live`; when a run lacks them, the first
    and second --model stand in, and the table says so.
 
@@ -44,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "models"))
 sys.path.insert(0, str(ROOT))
 from corpus import CORPUS, STEMS, load_clip  # noqa: E402
+import real_band  # noqa: E402
 import real_sets  # noqa: E402
 from baselines import dsp_baseline, irm_oracle  # noqa: E402
 
@@ -260,45 +266,53 @@ def role(models: List[str], name: str, index: int) -> Optional[str]:
     return models[index] if len(models) > index else None
 
 
-def targets(models: List[str], split: Dict[str, dict], real: Dict[str, Dict[str, float]],
-            solo: Dict[str, Dict[str, float]], level: Dict[str, Dict[str, float]],
-            leakage: Dict[str, Dict[str, float]]) -> List[dict]:
-    """Issue 9's targets on the real held-out set (Must, then Goal)."""
+# Issue 19's bounds: its validation table's DSP baseline (the issue's harness) where it is
+# stronger than this bench's own DSP figure, so a target met here is met by both measures.
+ISSUE19_DSP = {"drums": -0.10, "bass": 2.38, "other": -0.21, "vocals": 2.39, "mean": 1.11}
+RUN3_KARAOKE_VOCALS = 5.82  # studio run 3, real held-out vocals (bench/quality.py, issue 9)
+
+
+def targets(models: List[str], band: Dict[str, Dict[str, float]], real: Dict[str, Dict[str, float]],
+            solo: Dict[str, Dict[str, float]], placement: Dict[str, dict]) -> List[dict]:
+    """Issue 19's targets on the real-band validation songs (Must, then Goal)."""
     nan = float("nan")
     studio, live = role(models, "studio", 0), role(models, "live", 1)
     live = None if live == studio else live
-    dsp = real.get("DSP baseline", {})
+    dsp = {k: max(v, ISSUE19_DSP[k]) for k, v in band.get("DSP baseline", {}).items()}
 
     def tag(m: Optional[str], name: str) -> str:
         return name if m == name else f"{m or name} (for {name})" if m else f"{name} (not run)"
 
     rows = []
+    if studio:
+        mine = band.get(studio, {})
+        for part in STEMS:
+            rows.append(("Must", f"{tag(studio, 'studio')} band {part} - DSP's ({dsp.get(part, nan):.2f})",
+                         mine.get(part, nan) - dsp.get(part, nan), 0.0, True, "dB"))
+        rows.append(("Must", f"{tag(studio, 'studio')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
+                     mine.get("mean", nan) - dsp.get("mean", nan), 1.0, True, "dB"))
+        rows.append(("Must", f"{tag(studio, 'studio')} band vocals - DSP's ({dsp.get('vocals', nan):.2f})",
+                     mine.get("vocals", nan) - dsp.get("vocals", nan), 2.0, True, "dB"))
+        rows.append(("Must", f"{tag(studio, 'studio')} karaoke real held-out vocals (run 3: {RUN3_KARAOKE_VOCALS})",
+                     real.get(studio, {}).get("vocals", nan), RUN3_KARAOKE_VOCALS, True, "dB"))
+    if live:
+        rows.append(("Must", f"{tag(live, 'live')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
+                     band.get(live, {}).get("mean", nan) - dsp.get("mean", nan), 0.0, True, "dB"))
     for m, name in ((studio, "studio"), (live, "live")):
-        if m is None:
-            continue
-        for part in STEMS + ("accompaniment",):
-            mine, base = real.get(m, {}).get(part, nan), dsp.get(part, nan)
-            if not math.isnan(mine) and not math.isnan(base):
-                rows.append(("Must", f"{tag(m, name)} real {part} SDR - DSP's", mine - base, 0.0, True, "dB"))
-        rows.append(("Must", f"{tag(m, name)} solo voice kept in vocals", solo.get(m, {}).get("share", nan), 80.0, True, "%"))
-        rows.append(("Must", f"{tag(m, name)} vocals SDR spread over -20/0/+20 dB", level.get(m, {}).get("spread", nan), 0.5, False, "dB"))
+        if m:
+            rows.append(("Must", f"{tag(m, name)} solo voice kept in vocals", solo.get(m, {}).get("share", nan),
+                         95.0, True, "%"))
     if studio:
-        rows.append(("Must", f"{tag(studio, 'studio')} real vocals SDR - DSP's",
-                     real.get(studio, {}).get("vocals", nan) - dsp.get("vocals", nan), 2.0, True, "dB"))
-    for m, name, was in ((studio, "studio", 2.04), (live, "live", 3.00)):
-        if m in split:
-            rows.append(("Must", f"{tag(m, name)} rendered held-out mean SDR (was {was})",
-                         split[m]["summary"]["mean"]["global"], was, True, "dB"))
-    if studio:
-        rows.append(("Goal", f"{tag(studio, 'studio')} real vocals SDR", real.get(studio, {}).get("vocals", nan), 7.0, True, "dB"))
-        rows.append(("Goal", f"{tag(studio, 'studio')} real 4-stem mean - DSP's",
-                     real.get(studio, {}).get("mean", nan) - dsp.get("mean", nan), 3.0, True, "dB"))
-        rows.append(("Goal", f"{tag(studio, 'studio')} solo voice kept in vocals", solo.get(studio, {}).get("share", nan), 95.0, True, "%"))
+        rows.append(("Goal", f"{tag(studio, 'studio')} band 4-stem mean", band.get(studio, {}).get("mean", nan),
+                     5.0, True, "dB"))
+        rows.append(("Goal", f"{tag(studio, 'studio')} band vocals", band.get(studio, {}).get("vocals", nan),
+                     6.3, True, "dB"))
     if studio and live:
-        rows.append(("Goal", f"{tag(live, 'live')} real mean - {tag(studio, 'studio')}'s",
-                     real.get(live, {}).get("mean", nan) - real.get(studio, {}).get("mean", nan), -1.5, True, "dB"))
-    for m in models:
-        rows.append(("Info", f"{m} vocal leakage (instrumentals)", leakage.get(m, {}).get("mean", nan), -15.0, False, "dB"))
+        rows.append(("Goal", f"{tag(live, 'live')} band mean - {tag(studio, 'studio')}'s",
+                     band.get(live, {}).get("mean", nan) - band.get(studio, {}).get("mean", nan), -1.5, True, "dB"))
+    for m, name in ((studio, "studio"), (live, "live")):
+        for k, figures in (placement.get(m) or {}).items():
+            rows.append(("Goal", f"{tag(m, name)} placement consistency at {k}", figures["whole"], 25.0, True, "dB"))
     return [dict(kind=k, target=t, measured=v, bound=b, at_least=a, unit=u, verdict=verdict(v, b, a, u))
             for k, t, v, b, a, u in rows]
 
@@ -343,6 +357,7 @@ def main() -> None:
     parser.add_argument("--speech", type=int, default=20, help="speech prompts longer than 1 s")
     parser.add_argument("--model", action="append", help="model name or file, repeatable (default: studio, live)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--no-band", dest="band", action="store_false", help="skip the real-band section")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args()
 
@@ -351,6 +366,23 @@ def main() -> None:
     models = load_models(args.model or ["studio", "live"])
     baseline = {"DSP baseline": dsp_baseline}
     methods = {"mix": mix_estimates, "IRM oracle": irm_oracle, **baseline, **models}
+
+    band_summary: Dict[str, Dict[str, float]] = {}
+    placement: Dict[str, dict] = {}
+    if args.band:
+        try:
+            songs = real_band.band_validation.songs()
+        except real_band.band_validation.MissingValidationSet as e:
+            songs = []
+            print(f"real band: skipped: {e}")
+        if songs:
+            print(f"real band: {len(songs)} songs, {sum(x.shape[-1] for _, x in songs) / RATE:.1f} s, validation only "
+                  f"(models/band_validation.py); per song: mean global SDR over the four stems")
+            band_summary = real_band.score({"mix": mix_estimates, "IRM oracle": irm_oracle, **baseline, **models}, songs)
+            real_band.print_table(band_summary, "real band (global SDR, dB, whole songs, mean over songs)")
+            print(f"\nplacement consistency: stems of the first {real_band.PLACEMENT_SECONDS:g} s against those of the "
+                  f"same audio delayed by k samples (dB, mean over stems and songs)")
+            placement = real_band.placement_figures(models, songs)
 
     files = sorted((CORPUS / "test").glob("clip-*.npz"))[:args.clips]
     print(f"held-out split: {len(files)} clips of {CORPUS / 'test'}, museval on the first "
@@ -395,7 +427,7 @@ def main() -> None:
     recall = vocal_recall(real, speech)
     print("  " + " | ".join(f"{m} mean {recall[m]['mean']:.1f}%" for m in real))
 
-    rows = targets(list(models), split, real_summary, solo, level, leakage)
+    rows = targets(list(models), band_summary, real_summary, solo, placement)
     print_targets(rows)
     if args.json:
         args.json.write_text(json.dumps(jsonable(dict(
@@ -403,6 +435,7 @@ def main() -> None:
             clips=[p.stem for p in files],
             split={m: dict(summary=r["summary"], per_clip=r["scores"], seconds=r["seconds"],
                            museval_seconds=r["museval_seconds"]) for m, r in split.items()},
+            band=dict(summary=band_summary, placement=placement),
             real=dict(summary=real_summary, per_excerpt=real_scores), solo_voice=solo, level=level,
             leakage=leakage, recall=recall, targets=rows)), indent=1))
         print(f"\nwrote {args.json}")

@@ -7,6 +7,7 @@ tests are about.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -20,15 +21,33 @@ from signals import music  # noqa: E402,F401  (shared with the benchmarks)
 FIXTURES = ("fixture-stream", "fixture-window", "fixture-mono-22k")
 
 
+@functools.lru_cache(maxsize=None)
+def loaded_model(name_or_path: str):
+    """stemforge.load_model, once per run for each name or path (a load reads the file and
+    checks the model on a test input). Processors built on one model keep their own state."""
+    import stemforge
+    return stemforge.load_model(name_or_path)
+
+
 @pytest.fixture(scope="session")
 def models():
-    import stemforge
-    return {name: stemforge.load_model(MODELS / f"{name}.ts") for name in FIXTURES}
+    return {name: loaded_model(str(MODELS / f"{name}.ts")) for name in FIXTURES}
 
 
 @pytest.fixture(scope="session")
 def stream_model(models):
     return models["fixture-stream"]
+
+
+@pytest.fixture(scope="session")
+def presets():
+    """The shipped presets, loaded once for the whole run."""
+    return {name: loaded_model(str(MODELS / f"{name}.ts")) for name in ("studio", "live")}
+
+
+@pytest.fixture(scope="session")
+def live(presets):
+    return presets["live"]
 
 
 def db(residual: np.ndarray, reference: np.ndarray) -> float:
@@ -68,6 +87,33 @@ def run_cli(*args, cwd=None) -> "subprocess.CompletedProcess":
     import subprocess
     return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def cli_here(capfd, monkeypatch):
+    """`stemforge ARGS...` run by main() in this process, as `python -m stemforge` runs it:
+    the same exit status, stdout and stderr, without a new interpreter's start-up (importing
+    torch: about 3 s of CPU each time). For the options, plans and inputs refused before any
+    work; what does work runs as a subprocess (run_cli). An exception main() lets escape,
+    which a user would see as a traceback, fails the test that called it."""
+    import subprocess
+    from stemforge.cli import main
+
+    def run(*args, cwd=None) -> subprocess.CompletedProcess:
+        argv = [str(a) for a in args]
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            capfd.readouterr()
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse's errors, --help and --version
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["stemforge", *argv], code or 0, out, err)
+    return run
 
 
 sys.path.insert(0, str(Path(__file__).parent))

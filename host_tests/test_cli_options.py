@@ -9,9 +9,9 @@ from pedalboard.io import AudioFile
 from conftest import music, run_cli as run
 
 
-def test_version():
+def test_version(cli_here):
     import stemforge
-    result = run("--version")
+    result = cli_here("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"stemforge {stemforge.__version__}"
 
 
@@ -33,8 +33,8 @@ def test_every_option_has_help():
                 assert action.help, f"stemforge {name} {'/'.join(action.option_strings) or action.dest}"
 
 
-def test_render_help_shows_the_plan_format():
-    text = run("render", "--help").stdout
+def test_render_help_shows_the_plan_format(cli_here):
+    text = cli_here("render", "--help").stdout
     assert "see the README" not in text and "[[chain]]" in text and "[output]" in text
 
 
@@ -49,19 +49,19 @@ def test_commands_come_from_one_registry():
     (["--threshold", "2"], "--threshold 2: a probability"),
     (["--smooth", "-5"], "--smooth -5: seconds"),
 ])
-def test_sections_refuses_rules_out_of_range(tmp_path, args, message):
+def test_sections_refuses_rules_out_of_range(tmp_path, args, message, cli_here):
     src = tmp_path / "stream.wav"
     with AudioFile(str(src), "w", 44100, 2) as f:
         f.write(music(0.5))
-    result = run("sections", src, "-o", tmp_path / "out", "--model", "fixture-stream", *args)
+    result = cli_here("sections", src, "-o", tmp_path / "out", "--model", "fixture-stream", *args)
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_sections_of_an_empty_file_is_an_error(tmp_path):
+def test_sections_of_an_empty_file_is_an_error(tmp_path, cli_here):
     src = tmp_path / "empty.wav"
     with AudioFile(str(src), "w", 44100, 2):
         pass
-    result = run("sections", src, "-o", tmp_path / "out", "--model", "fixture-stream")
+    result = cli_here("sections", src, "-o", tmp_path / "out", "--model", "fixture-stream")
     assert result.returncode == 1 and "holds no audio" in result.stderr
     assert "0 song" not in result.stdout

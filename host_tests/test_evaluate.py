@@ -1,4 +1,5 @@
-"""`stemforge evaluate`, run as a subprocess on folders of stems with known errors."""
+"""`stemforge evaluate`, run as a subprocess on folders of stems with known errors (its refusals
+in this process: conftest.cli_here)."""
 from __future__ import annotations
 
 import json
@@ -92,17 +93,17 @@ def test_silent_reference_stem_gives_null_not_nan(tmp_path):
     assert vocals["sdr"] is None
 
 
-def test_mismatches_are_clear_errors(tmp_path):
+def test_mismatches_are_clear_errors(tmp_path, cli_here):
     refs = references(30, seconds=1.0)
     write(tmp_path / "ref", refs)
     write(tmp_path / "est", {s: x for s, x in refs.items() if s != "bass"})
-    done = cli(tmp_path / "ref", tmp_path / "est")
+    done = cli_here("evaluate", tmp_path / "ref", tmp_path / "est")
     assert done.returncode == 1 and "no estimate for bass" in done.stderr
     write(tmp_path / "est", {"bass": refs["bass"][:, :-10]})
-    done = cli(tmp_path / "ref", tmp_path / "est")
+    done = cli_here("evaluate", tmp_path / "ref", tmp_path / "est")
     assert done.returncode == 1 and "aligned with its reference" in done.stderr
-    done = cli(tmp_path / "ref", tmp_path / "nowhere")
+    done = cli_here("evaluate", tmp_path / "ref", tmp_path / "nowhere")
     assert done.returncode == 1 and "no such estimate folder" in done.stderr
     (tmp_path / "empty").mkdir()
-    done = cli(tmp_path / "empty", tmp_path / "est")
+    done = cli_here("evaluate", tmp_path / "empty", tmp_path / "est")
     assert done.returncode == 1 and "no stem files" in done.stderr

@@ -2,6 +2,7 @@
 on the cases new users hit (issue 10, part 3)."""
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -54,10 +55,10 @@ def test_export_is_the_library_api_of_separate(tmp_path):
 ])
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_two_inputs_that_would_write_one_file_are_refused_before_any_audio(tmp_path, layout, args,
-                                                                          overwrite):
+                                                                          overwrite, cli_here):
     for name in layout:
         write(tmp_path / name)
-    result = run("separate", *args, "-o", "out", "--model", "fixture-stream", *overwrite, cwd=tmp_path)
+    result = cli_here("separate", *args, "-o", "out", "--model", "fixture-stream", *overwrite, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "would both write" in result.stderr and "{index}" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -117,10 +118,10 @@ def test_a_truncated_file_is_reported_and_skipped(tmp_path, ext, keep):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["full"]
 
 
-def test_mp3_output_is_refused_with_its_reason_before_any_work(tmp_path):
+def test_mp3_output_is_refused_with_its_reason_before_any_work(tmp_path, cli_here):
     src = write(tmp_path / "song.wav", rate=96000)
-    result = run("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--format", "mp3")
+    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--format", "mp3")
     assert result.returncode == 2 and "mp3 output is refused" in result.stderr
     assert "line up" in result.stderr and "flac" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -153,9 +154,9 @@ def test_index_takes_number_format_specs(tmp_path, template, folder):
     assert (tmp_path / "out" / folder / "vocals.wav").is_file()
 
 
-def test_a_bad_format_spec_is_refused_before_any_work(tmp_path):
-    result = run("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--filename", "{track:d}/{stem}.{ext}")
+def test_a_bad_format_spec_is_refused_before_any_work(tmp_path, cli_here):
+    result = cli_here("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--filename", "{track:d}/{stem}.{ext}")
     assert result.returncode == 2 and "{index} is a number" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -187,6 +188,66 @@ def test_a_file_that_fails_mid_export_leaves_no_empty_output_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]
 
 
+def test_a_model_that_returns_nan_fails_its_file_and_writes_nothing(tmp_path, stream_model):
+    """No output file ever holds NaN or Inf: the one writer checks every block, fails the
+    file naming what made the audio, and leaves no partial stem (nor the folder made for it)."""
+    broken = copy.copy(stream_model)
+
+    def step(x, state):
+        y, state = stream_model.step(x, state)
+        y[..., -1] = float("inf")
+        return y, state
+    broken.step = step
+    good = write(tmp_path / "good.wav", 1.0)
+    report = stemforge.export(good, tmp_path / "out", model=broken)
+    assert [r.status for r in report.files] == ["failed"]
+    assert "the model fixture-stream gave NaN or Inf for " in report.files[0].message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stem_above_0_dbfs_in_an_integer_format_is_reported_as_clipped(tmp_path):
+    """Float audio above 0 dBFS survives only in 32-bit float WAV: elsewhere it is clipped,
+    the stems miss the mix there, and the run says so, naming the file and the peak."""
+    loud = tmp_path / "loud.wav"
+    with AudioFile(str(loud), "w", 44100, 2, bit_depth=32) as f:
+        x = music(0.5)
+        f.write(1.5 * x / np.abs(x).max())
+    result = run("separate", loud, "-o", tmp_path / "flac", "--model", "fixture-stream",
+                 "--two-stems", "vocals", "--format", "flac")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {loud}: clipped at 0 dBFS: no_vocals.flac peaks at " in result.stderr
+    assert "32-bit float WAV" in result.stderr and "lower the gain" in result.stderr
+    report = stemforge.export(loud, tmp_path / "wav", model="fixture-stream", two_stems="vocals")
+    assert report.ok and report.files[0].warnings == []  # the default, 32-bit float WAV, keeps it
+    parts = []
+    for p in report.written:
+        with AudioFile(str(p)) as f:
+            parts.append(f.read(f.frames))
+    assert np.abs(parts[1]).max() > 1.0
+
+
+def test_links_that_lead_nowhere_are_reported_not_a_traceback(tmp_path):
+    """A symbolic link loop (or a link to a missing file) named, or in a folder, is a bad
+    input reported with its reason; as the output folder it is refused before any work."""
+    inputs = tmp_path / "in"
+    write(inputs / "good.wav")
+    (inputs / "a.wav").symlink_to("b.wav")
+    (inputs / "b.wav").symlink_to("a.wav")
+    (inputs / "gone.wav").symlink_to("missing.wav")
+    loop = "a symbolic link to b.wav, and it leads back to itself (a loop); point it at an audio file"
+    for args in (["a.wav", "good.wav", "gone.wav"], ["."]):
+        result = run("separate", *args, "-o", tmp_path / "out", "--model", "fixture-stream", "--overwrite",
+                     cwd=inputs)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"skipped a.wav: a.wav: {loop}" in result.stderr
+        assert "gone.wav: a symbolic link to missing.wav, and what it points to does not exist" in result.stderr
+        assert (tmp_path / "out" / "good" / "vocals.wav").is_file()
+    (tmp_path / "o1").symlink_to("o2")
+    (tmp_path / "o2").symlink_to("o1")
+    result = run("separate", inputs / "good.wav", "-o", tmp_path / "o1", "--model", "fixture-stream")
+    assert result.returncode == 2 and "o1 is a symbolic link that leads nowhere" in result.stderr, result.stderr
+
+
 def test_globs_take_only_audio_and_no_hidden_files(tmp_path):
     write(tmp_path / "song.wav")
     (tmp_path / "cover.jpg").write_bytes(b"\xff\xd8\xff")
@@ -197,19 +258,19 @@ def test_globs_take_only_audio_and_no_hidden_files(tmp_path):
     assert audio_files(tmp_path / "out") == ["song/vocals.wav"]
 
 
-def test_an_unknown_stem_is_refused_once_up_front(tmp_path):
+def test_an_unknown_stem_is_refused_once_up_front(tmp_path, cli_here):
     for name in ("a.wav", "b.wav"):
         write(tmp_path / name)
-    result = run("separate", tmp_path / "a.wav", tmp_path / "b.wav", "-o", tmp_path / "out",
-                 "--model", "fixture-stream", "--stems", "vocal")
+    result = cli_here("separate", tmp_path / "a.wav", tmp_path / "b.wav", "-o", tmp_path / "out",
+                      "--model", "fixture-stream", "--stems", "vocal")
     assert result.returncode == 2 and result.stderr.count("--stems vocal") == 1
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("fmt", ["ogg", "mp3"])
-def test_a_bit_depth_for_a_lossy_format_is_an_error(tmp_path, fmt):
-    result = run("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                 "--format", fmt, "--bit-depth", "24")
+def test_a_bit_depth_for_a_lossy_format_is_an_error(tmp_path, fmt, cli_here):
+    result = cli_here("separate", "x.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
+                      "--format", fmt, "--bit-depth", "24")
     assert result.returncode == 2 and ("no bit depth" in result.stderr or "refused" in result.stderr)
 
 
@@ -222,10 +283,10 @@ def test_dry_run_lists_only_what_would_be_written(tmp_path):
     assert "1 of 2 file(s) would be exported, 1 already complete" in dry.stdout
 
 
-def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path):
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path, cli_here):
     src = write(tmp_path / "song.wav")
     (tmp_path / "taken").write_text("a file")
-    result = run("separate", src, "-o", tmp_path / "taken", "--model", "fixture-stream")
+    result = cli_here("separate", src, "-o", tmp_path / "taken", "--model", "fixture-stream")
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr
     assert "Errno" not in result.stderr
 

@@ -132,11 +132,11 @@ def test_demucs_file_export_uses_the_whole_file(demucs_checkpoint, demucs_model,
             assert relative_error(f.read(f.frames), reference[i]) < 1e-4, name
 
 
-def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path):
+def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path, cli_here):
     junk = tmp_path / "junk.th"
     junk.write_bytes(b"not a checkpoint")
     out = tmp_path / "out.ts"
-    done = cli("import-model", "demucs", junk, "-o", out)
+    done = cli_here("import-model", "demucs", junk, "-o", out)
     assert done.returncode == 1 and "not a Demucs checkpoint" in done.stderr
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
     from demucs.hdemucs import HDemucs
@@ -145,12 +145,12 @@ def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path):
     args, kwargs = hdemucs._init_args_kwargs
     torch.save({"klass": HDemucs, "args": args, "kwargs": kwargs,
                 "state": get_state(hdemucs, None), "training_args": {}}, tmp_path / "hd.th")
-    done = cli("import-model", "demucs", tmp_path / "hd.th", "-o", out)
+    done = cli_here("import-model", "demucs", tmp_path / "hd.th", "-o", out)
     assert done.returncode == 1 and "HTDemucs" in done.stderr and not out.exists()
-    done = cli("import-model", "openunmix", tmp_path, "-o", out)
+    done = cli_here("import-model", "openunmix", tmp_path, "-o", out)
     assert done.returncode == 1 and "not an Open-Unmix model folder" in done.stderr
     out.write_bytes(b"mine")
-    done = cli("import-model", "demucs", demucs_checkpoint, "-o", out)
+    done = cli_here("import-model", "demucs", demucs_checkpoint, "-o", out)
     assert done.returncode == 2 and "--overwrite" in done.stderr and out.read_bytes() == b"mine"
 
 

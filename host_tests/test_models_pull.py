@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import stemforge
-from conftest import music
+from conftest import MODELS, music
 from stemforge.apps.models import PullError, pull
 from stemforge.io.download import DownloadError, download
 
@@ -363,12 +363,23 @@ def test_a_cut_download_restarts_without_range_and_resumes_after_a_failed_run(fr
 def test_two_concurrent_pulls_download_once(catalogue, checkpoints, fresh, tmp_path, monkeypatch):
     monkeypatch.setenv("STEMFORGE_HOME", str(tmp_path / "home"))
     results, errors, waited = [], [], []
-    start = threading.Barrier(2)
+    start, other_waits = threading.Barrier(2), threading.Event()
+
+    def on_wait():
+        waited.append(1)
+        other_waits.set()
+
+    def progress(name, done, total):
+        # The pull that holds the lock goes on once the other waits for it: the two overlap
+        # however the threads are scheduled (on a busy machine one could otherwise finish
+        # before the other starts). Only pulls that never wait let the timeout run out, once.
+        if not other_waits.wait(timeout=300):
+            other_waits.set()
 
     def one():
         start.wait()
         try:
-            results.append(pull("umxhq", catalogue=catalogue, on_wait=lambda: waited.append(1)))
+            results.append(pull("umxhq", catalogue=catalogue, on_wait=on_wait, progress=progress))
         except Exception as e:  # reported below
             errors.append(e)
     threads = [threading.Thread(target=one) for _ in range(2)]
@@ -415,6 +426,47 @@ def test_no_network_names_the_files_checksums_and_import_model(checkpoints, tmp_
     done = cli("models", "pull", "umxhq", "--catalogue", catalogue, home=home)
     assert done.returncode == 0, done.stderr
     assert stemforge.load_model(home / "models" / "umxhq.ts").info.license.startswith("CC BY-NC-SA")
+
+
+def not_utf8_metadata(source: Path, target: Path) -> None:
+    """`source` with its metadata saved as Latin-1 (a description holding an é)."""
+    import zipfile
+    with zipfile.ZipFile(source) as a, zipfile.ZipFile(target, "w") as b:
+        for name in a.namelist():
+            data = a.read(name)
+            if name.endswith("/extra/stemforge.json"):
+                data = data.decode().replace('"description": "', '"description": "caf\xe9 ').encode("latin-1")
+            b.writestr(name, data)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("record", "htdemucs.pull.json: unreadable pull record"),
+    ("model", "htdemucs.ts: not a readable model file"),
+    ("metadata", "htdemucs.ts: stemforge.json is not UTF-8 text"),
+])
+def test_damaged_pulled_files_are_reported_by_pull_and_list(checkpoints, tmp_path, damage, problem):
+    """A pulled model's files damaged on disk: `models list` shows the problem on its row,
+    `models pull` says what it is and what to do; neither is a traceback."""
+    catalogue = catalogue_file(tmp_path, f"http://127.0.0.1:{closed_port()}", checkpoints)
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    model, record = home / "models" / "htdemucs.ts", home / "models" / "htdemucs.pull.json"
+    model.write_bytes((MODELS / "fixture-stream.ts").read_bytes())
+    record.write_text(json.dumps({"source": "https://example.org", "files": [{"url": "https://example.org/x"}]}))
+    if damage == "record":
+        record.write_text("{not json")
+    elif damage == "model":
+        model.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        not_utf8_metadata(MODELS / "fixture-stream.ts", model)
+    listed = cli("models", "list", "--catalogue", catalogue, home=home)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    row = re.search(r"^htdemucs  \(.*\)\n((?:    .*\n)+)", listed.stdout, re.M).group(1)
+    assert f"problem: {home / 'models'}/{problem}" in row
+    pulled = cli("models", "pull", "htdemucs", "--catalogue", catalogue, home=home)
+    assert pulled.returncode == 1 and "Traceback" not in pulled.stderr, pulled.stderr
+    assert f"htdemucs was pulled before, but its files are damaged: {home / 'models'}/{problem}" in pulled.stderr
+    assert "`stemforge models pull htdemucs --force` pulls it again" in pulled.stderr
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000])

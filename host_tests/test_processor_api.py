@@ -1,6 +1,7 @@
 """StemSeparator's public API from plain Python: layouts, dtypes, options, bad input, threads."""
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -174,6 +175,44 @@ def test_processors_in_several_threads_do_not_disturb_each_other(stream_model):
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert torch.get_num_threads() == before
+
+
+def test_one_separator_refuses_a_second_thread_while_a_call_runs(stream_model, mix):
+    """One processor holds one stream's state: a call from another thread while a call
+    runs is refused with a message saying what to do, and the running call's audio is
+    untouched (unguarded, the threads' samples interleaved: wrong lengths, no error)."""
+    inside, release = threading.Event(), threading.Event()
+    held = copy.copy(stream_model)
+
+    def step(x, state):  # the first model call waits until the other thread has tried
+        if not inside.is_set():
+            inside.set()
+            release.wait()
+        return stream_model.step(x, state)
+    held.step = step
+    sep = StemSeparator(held, stem="vocals")
+    expected = StemSeparator(stream_model, stem="vocals")(mix, 44100)
+    result = {}
+
+    def first_call():
+        try:
+            result["audio"] = sep(mix, 44100)
+        finally:
+            inside.set()
+    first = threading.Thread(target=first_call)
+    first.start()
+    inside.wait()
+    try:
+        for call in (lambda: sep(mix, 44100), lambda: sep.process_block(mix[:, :256], 44100),
+                     lambda: sep.process(mix, 44100, reset=False), sep.flush, sep.reset,
+                     lambda: sep.prepare(44100, 2)):
+            with pytest.raises(RuntimeError, match="give each thread its own StemSeparator"):
+                call()
+    finally:
+        release.set()
+        first.join()
+    np.testing.assert_array_equal(result["audio"], expected)
+    np.testing.assert_array_equal(sep(mix, 44100), expected)  # free again once the call is over
 
 
 def one_sample_blocks(proc, x: np.ndarray, shape: str) -> np.ndarray:

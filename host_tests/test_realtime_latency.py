@@ -24,11 +24,6 @@ def budget(rate: int) -> int:
     return math.ceil(BUDGET_SECONDS * rate)  # 1103, 1200, 2400 samples
 
 
-@pytest.fixture(scope="module")
-def live():
-    return stemforge.load_model("live")
-
-
 @pytest.mark.parametrize("rate", EVERY_RATE)
 def test_live_latency_is_within_25_ms(live, rate):
     sep = stemforge.StemSeparator(live, stem="vocals")

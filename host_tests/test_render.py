@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
+import pedalboard
 import pytest
 from pedalboard import Compressor, HighpassFilter
 from pedalboard.io import AudioFile
@@ -61,8 +63,18 @@ format = "flac"
 
 def run(plan_text: str, folder, name="plan.toml"):
     (folder / name).write_text(plan_text)
+    return run_plan(folder, name)
+
+
+def run_plan(folder, name="plan.toml"):
     return subprocess.run([sys.executable, "-m", "stemforge", "render", name], capture_output=True,
                           text=True, cwd=folder, timeout=300)
+
+
+def refused(cli_here, plan_text: str, folder, name="plan.toml"):
+    """run(), for a plan refused before any audio: `stemforge render` in this process (cli_here)."""
+    (folder / name).write_text(plan_text)
+    return cli_here("render", name, cwd=folder)
 
 
 @pytest.fixture()
@@ -116,16 +128,71 @@ def test_render_from_python(workspace):
     (lambda t: t.replace('"Compressor"', '"Compresor"'), "plan.toml:12: unknown plugin 'Compresor' (did you mean Compressor?)"),
     (lambda t: t.replace("ratio = 3", "ratio = 3\nknee_db = 2"), "plan.toml:16: Compressor has no parameter 'knee_db'"),
     (lambda t: t.replace('stem = "vocals"', 'stem = "voice"'), "plan.toml:7: unknown stem 'voice'"),
+    (lambda t: t.replace('stem = "vocals"', 'gains = { vocals = 0.0 }\ngains_db = { drums = 0.0 }'),
+     "plan.toml:11: give gains (linear) or gains_db (decibels), not both"),
+    (lambda t: t.replace('"Compressor"\nthreshold_db = -18\nratio = 3', '"Convolution"\n'
+                         'impulse_response_filename = "no-such-ir.wav"'),
+     "plan.toml:12: bad value for Convolution (impulse_response_filename): Unable to load impulse"),
     (lambda t: t.replace('"song.wav"', '"nosong.wav"'), "plan.toml:1: no such input file"),
     (lambda t: t.replace('folder = "rendered"', 'folder = "rendered"\nformat = "wma"'), "plan.toml:17: unknown format 'wma'"),
 ])
-def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, message):
-    result = run(edit(ACAPELLA), workspace)
+def test_a_bad_plan_fails_before_any_audio_naming_the_line(workspace, edit, message, cli_here):
+    result = refused(cli_here, edit(ACAPELLA), workspace)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (workspace / "rendered").exists()
 
 
-def test_render_never_overwrites_its_inputs(workspace):
+@pytest.mark.parametrize("chain, stage", [
+    ('plugin = "HighpassFilter"\ncutoff_frequency_hz = -100', "stage 1 of the chain (pedalboard.Highpass "
+     "cutoff_frequency_hz=-100) returned NaN or Inf"),
+    ('plugin = "stemforge"\nmodel = "fixture-stream"\n[[chain]]\nplugin = "Gain"\ngain_db = 1000',
+     "stage 2 of the chain (pedalboard.Gain gain_db=1000) returned NaN or Inf"),
+])
+def test_a_stage_that_returns_nan_or_inf_fails_the_file_naming_the_stage(workspace, chain, stage):
+    """Out-of-range parameters that pedalboard accepts blow the audio up: the file fails,
+    naming the stage, and nothing is written (no NaN or Inf file, no partial file)."""
+    result = run(f'inputs = ["song.wav"]\n[[chain]]\n{chain}\n[output]\nfolder = "rendered"\n',
+                 workspace)
+    assert result.returncode == 1 and stage in result.stderr, result.stderr
+    assert not (workspace / "rendered").exists()
+
+
+def test_render_above_0_dbfs_to_an_integer_format_warns(workspace):
+    gain = [pedalboard.Gain(gain_db=20.0)]
+    with pytest.warns(UserWarning, match=r"song.wav: clipped at 0 dBFS: song.flac peaks at .*flac 24-bit"):
+        stemforge.render(workspace / "song.wav", gain, workspace / "flac", format="flac")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 32-bit float WAV keeps it: nothing to say
+        stemforge.render(workspace / "song.wav", gain, workspace / "wav")
+
+
+def test_a_plan_is_utf8_with_or_without_a_byte_order_mark(workspace):
+    (workspace / "plan.toml").write_bytes(b"\xef\xbb\xbf" + ACAPELLA.encode())  # as Notepad saves it
+    result = run_plan(workspace)
+    assert result.returncode == 0 and (workspace / "rendered" / "song-acapella.wav").is_file(), result.stderr
+    (workspace / "plan.toml").write_bytes(ACAPELLA.replace("\n\n[[chain]]", "\n# caf\xe9\n[[chain]]", 1)
+                                          .encode("latin-1"))
+    result = run_plan(workspace)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "plan.toml:2: the plan is not UTF-8 text (byte 0xe9); save it as UTF-8" in result.stderr
+
+
+def test_a_vst3_parameter_the_plugin_lacks_is_named(workspace):
+    try:
+        bundle = stemforge.plugin_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    plan = (f'inputs = ["song.wav"]\n\n[[chain]]\nplugin = "{bundle}"\nparameters = {{ bogus = 1 }}\n'
+            '\n[output]\nfolder = "rendered"\n')
+    result = run(plan, workspace)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "plan.toml:5: stemforge.vst3 has no parameter 'bogus'; it takes " in result.stderr
+    result = run(plan.replace("bogus = 1", 'stem = "voice"'), workspace)
+    assert result.returncode == 2 and "plan.toml:5: stemforge.vst3 parameter stem = 'voice': " in result.stderr
+    assert not (workspace / "rendered").exists()
+
+
+def test_render_never_overwrites_its_inputs(workspace, cli_here):
     song = workspace / "album" / "one.wav"
     before = song.read_bytes()
     sep = stemforge.StemSeparator("fixture-stream", stem="vocals")
@@ -133,7 +200,7 @@ def test_render_never_overwrites_its_inputs(workspace):
         stemforge.render(song, [sep], workspace / "album", overwrite=True)
     plan = KARAOKE.replace('folder = "karaoke"', 'folder = "album"\noverwrite = true').replace(
         "recursive = true", "recursive = false").replace("sample_rate = 48000\n", "")
-    result = run(plan, workspace)
+    result = refused(cli_here, plan, workspace)
     assert result.returncode == 2 and "would overwrite the input" in result.stderr, result.stderr
     assert song.read_bytes() == before
 
@@ -154,9 +221,9 @@ def test_render_never_overwrites_its_inputs(workspace):
     (lambda t: t.replace("ratio = 3", "ratio = 0.5"), "plan.toml:15: Compressor.ratio = 0.5: Compressor ratio must be"),
     (lambda t: t.replace('"song.wav"', '"song.wav", "broken.wav"'), "broken.wav: cannot read it as audio"),
 ])
-def test_a_plan_of_the_wrong_types_fails_before_any_audio_naming_the_key(workspace, edit, message):
+def test_a_plan_of_the_wrong_types_fails_before_any_audio_naming_the_key(workspace, edit, message, cli_here):
     (workspace / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    result = run(edit(ACAPELLA), workspace)
+    result = refused(cli_here, edit(ACAPELLA), workspace)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (workspace / "rendered").exists() and not (workspace / "out").exists()

@@ -162,10 +162,9 @@ def test_voiced_share_of_noise_and_voice_does_not_depend_on_the_rate():
     assert shares["voice", 44100] > 0.9 and shares["voice", 192000] > 0.9
 
 
-def test_errors_are_clear(tmp_path):
+def test_errors_are_clear(tmp_path, cli_here):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "stemforge", "sections", *map(str, args)],
-                              capture_output=True, text=True, timeout=120)
+        return cli_here("sections", *args)
     done = run(tmp_path / "missing.wav", "-o", tmp_path / "out")
     assert done.returncode == 1 and "no such file" in done.stderr
     song = tmp_path / "s.wav"

@@ -74,10 +74,8 @@ def test_reaper_project_parses_back_with_aligned_items(exported):
     assert project.find("SAMPLERATE")[1] == "48000"
 
 
-def test_unknown_session_format_is_refused_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", "x.wav", "--model",
-                             "fixture-stream", "--session", "logic"], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+def test_unknown_session_format_is_refused_before_any_work(tmp_path, cli_here):
+    result = cli_here("separate", "x.wav", "--model", "fixture-stream", "--session", "logic", cwd=tmp_path)
     assert result.returncode == 2 and "unknown --session logic" in result.stderr
 
 
@@ -100,14 +98,17 @@ def test_a_session_that_breaks_the_schema_is_refused_not_written(tmp_path):
     assert not bad.exists()
 
 
-@pytest.mark.parametrize("name", ["it's a \"mix\" `live`", "only `backticks` and 'single'"])
+@pytest.mark.parametrize("name", ["it's a \"mix\" `live`", "only `backticks` and 'single'",
+                                  "a line\nbreak"])
 def test_reaper_keeps_the_original_mix_whatever_quotes_its_name_holds(tmp_path, name):
-    """REAPER has no escape in strings: a path holding ", ' and ` cannot be written. The
+    """REAPER has no escape in strings: a path holding ", ' and ` cannot be written, nor one
+    holding a line break (REAPER reads line by line: "closing quote not found"). The
     session must still play the original mix (through a link beside the session)."""
     src = separate_with_sessions(tmp_path, name, 0.5, "reaper")
     folder = tmp_path / "out" / name
     project = rpp.loads((folder / f"{name}.rpp").read_text())
     files = [folder / t.find("ITEM").find("SOURCE").find("FILE")[1] for t in project.findall("TRACK")]
     assert len(files) == 5 and all(f.is_file() for f in files), files
+    assert "\n" not in project.findall("TRACK")[0].find("NAME")[1]
     assert files[0].read_bytes() == src.read_bytes()       # the muted first track: the mix
     assert [f.name for f in files[1:]] == [f"{s}.wav" for s in STEMS]

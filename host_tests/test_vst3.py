@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import stemforge
-from conftest import MODELS, blocks, db, music
+from conftest import MODELS, blocks, db, loaded_model, music
 from test_import_models import demucs_checkpoint, demucs_model, umx_folder, umx_model  # noqa: F401
 
 try:
@@ -94,7 +94,7 @@ def model_file(name: str):
 
 
 def reference(name: str, x: np.ndarray, rate: int, **kw) -> np.ndarray:
-    return stemforge.StemSeparator(model_file(name), **kw)(x, rate)
+    return stemforge.StemSeparator(loaded_model(str(model_file(name))), **kw)(x, rate)
 
 
 def close(y: np.ndarray, ref: np.ndarray, tol_db: float = TOL_DB) -> None:
@@ -106,7 +106,7 @@ def close(y: np.ndarray, ref: np.ndarray, tol_db: float = TOL_DB) -> None:
 def python_latency(name: str, rate: int, channels: int = 2, realtime_block: int = 0) -> int:
     """StemSeparator's latency; with realtime_block, that of StemSeparator(realtime=True) for
     that block size: what the plugin reports to a host that plays in real time."""
-    sep = stemforge.StemSeparator(model_file(name), realtime=bool(realtime_block))
+    sep = stemforge.StemSeparator(loaded_model(str(model_file(name))), realtime=bool(realtime_block))
     sep.prepare(rate, channels, block_size=realtime_block or None)
     return sep.latency_samples
 
@@ -261,7 +261,8 @@ def test_parameter_changes_take_effect_at_the_block(model_dir):
     n = x.shape[1]
     xx = np.concatenate([x, x], axis=1)
     gain = 10 ** (float(plugin.vocals_gain_db) / 20)
-    ref = stemforge.StemSeparator(model_file("fixture-stream"), gains={"vocals": gain})(xx, rate)
+    model = loaded_model(str(model_file("fixture-stream")))
+    ref = stemforge.StemSeparator(model, gains={"vocals": gain})(xx, rate)
     close(third[:, 512:], ref[:, n - lat + 512:2 * n - lat])
 
 
@@ -353,7 +354,7 @@ def test_engine_allocates_only_inside_model_calls(tmp_path, name, rate, channels
     # claim is about the steady state: from 8192 host samples on, only model calls allocate.
     skip = -(-8192 // block)
     allocs = allocs[skip:]
-    info = stemforge.load_model(model_file(name)).info
+    info = loaded_model(str(model_file(name))).info
     calls = int(len(allocs) * block * info.sample_rate / rate) // info.hop + 1  # model calls at most
     assert sum(a > 0 for a in allocs) <= calls
     assert sum(a == 0 for a in allocs) >= len(allocs) - calls
@@ -376,21 +377,28 @@ def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir
     """A DAW's view: processBlock in real-time mode, paced like a device, while the host
     switches the model. Loading takes hundreds of ms on the loader thread; no block waits for
     it (the old model plays until the swap), the host learns the new latency through its
-    message loop, and the new model plays."""
+    message loop, and the new model plays. Counted in blocks, not timed: the verdict does
+    not depend on the machine's speed (the longest block's time is printed, a measurement)."""
     block = 128
     run = subprocess.run([str(rt_host), BUNDLE, before, after, str(rate), str(block), "3"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines() if line.startswith("latency"))
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines()
+                 if line.startswith(("latency", "switch")))
     lat_before, lat_after = map(int, lines["latency"].split())
     assert (lat_before, lat_after) == (python_latency(before, rate, realtime_block=block),
                                        python_latency(after, rate, realtime_block=block))
     phases = [dict(zip(*[iter(line.split()[2:])] * 2)) for line in run.stdout.splitlines()
               if line.startswith("phase")]
-    budget_ms = 1e3 * block / rate
-    assert float(phases[1]["longest_ms"]) < 20 * budget_ms, run.stdout  # loading takes far longer
-    assert int(phases[2]["blocks"]) - int(phases[2]["silent"]) > 50, run.stdout  # the new model plays
+    # A processBlock that waited for the load would let at most the block already under way
+    # through; one that does not keeps playing the old model, a block every 2.9 ms, for as
+    # long as the load takes (hundreds of ms on the loader thread).
+    assert int(lines["switch"].split()[1]) >= 3, run.stdout
+    per_phase = int(1.0 * rate / block)  # each phase: a third of the 3 s, in blocks
+    assert int(phases[0]["blocks"]) >= per_phase, run.stdout
     assert int(phases[0]["silent"]) <= lat_before // block + 2, run.stdout
+    assert int(phases[2]["blocks"]) - int(phases[2]["silent"]) >= per_phase, run.stdout  # the new model plays
+    assert int(phases[2]["silent"]) <= lat_after // block + 2, run.stdout
 
 
 # ------------------------------------------------------------------------------- failures
@@ -426,8 +434,8 @@ def test_model_error_mid_stream_is_silence_and_a_message(model_dir, capfd):
     second = plugin.process(loud, 44100, buffer_size=512, reset=False)  # the model throws
     third = plugin.process(quiet, 44100, buffer_size=512, reset=False)
     assert np.any(first) and not np.any(second[:, 1024:]) and not np.any(third)
-    err = ""
-    for _ in range(50):  # the loader thread reports it (printing is not real-time safe)
+    err, deadline = "", time.monotonic() + 120  # a guard against a hang, not a speed limit
+    while time.monotonic() < deadline:  # the loader thread reports it (printing is not real-time safe)
         err += capfd.readouterr().err
         if "boom" in err:
             break
@@ -446,7 +454,7 @@ def test_missing_libtorch_is_a_clear_message(tmp_path):
         print("silent" if not np.any(y) else "sound")
     """)
     env = dict(os.environ, STEMFORGE_TORCH_LIB=str(tmp_path / "nowhere"))
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "silent" in run.stdout
     assert "STEMFORGE_TORCH_LIB" in run.stderr and "libc10.so" in run.stderr, run.stderr
@@ -461,7 +469,7 @@ def test_torch_lib_folder_from_the_environment():
         print("sound" if np.any(y) else "silent")
     """)
     env = dict(os.environ, STEMFORGE_TORCH_LIB=os.path.join(os.path.dirname(torch.__file__), "lib"))
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "sound" in run.stdout, run.stderr
 
@@ -531,7 +539,7 @@ def test_dawdreamer_renders_all_stems_on_their_buses(model_dir, rate, block):
     assert lat == python_latency("live", rate)
     assert y.shape[0] == 10  # main stereo + one stereo bus per stem
     # the plugin resamples as StemSeparator does by default: soxr's low-delay recipes
-    stems = stemforge.separate(x, rate, model_file("live"), resampling="low-delay")
+    stems = stemforge.separate(x, rate, loaded_model(str(model_file("live"))), resampling="low-delay")
     close(y[0:2], stems["vocals"])
     for i, stem in enumerate(STEMS):
         close(y[2 + 2 * i:4 + 2 * i], stems[stem])

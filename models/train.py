@@ -8,11 +8,14 @@ network sees far more mixtures than the corpus has clips. The mixture is the
 exact sum of the stems. The loss compares the separated stems with the true
 ones in the waveform and in the STFT magnitude.
 
-Checkpoints go to <cache>/train/<preset>/checkpoint.pt every few minutes and
-on exit; a new run resumes from it, or, without one, from the shipped weights in
-models/weights/ (pass a larger --minutes to train them further). The learning
-rate follows the wall-clock budget (warm-up, then cosine), so a resumed run
-continues the schedule.
+Checkpoints go to <cache>/train/<run>/checkpoint.pt every few minutes and on
+exit (with the remixer's and torch's random state); a new invocation resumes from
+it, or a new run starts from the shipped weights in models/weights/. The learning
+rate follows the step (warm-up, then cosine over --steps), never the wall clock, so
+a resumed run continues the same schedule and a repeated run repeats it; --minutes
+only ends an invocation early. weights/<preset>.json records the commit, the run's
+whole configuration (remix shares, source weights, schedule, seed, steps) and a
+manifest of the data it saw.
 When the budget is spent, the weights are written to models/weights/<preset>.pt
 for `python build.py` to turn into models/<preset>.ts.
 
@@ -29,8 +32,10 @@ import copy
 import ctypes
 import json
 import math
+import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,7 +66,8 @@ class RealPool:
                 for k in keys:
                     mapped = path.with_name(f"{path.stem}.{k}.npy")
                     if not mapped.exists():  # unpacked once; npz members cannot be mapped
-                        tmp = mapped.with_name(mapped.name + ".partial")
+                        # (a partial name per process: two runs may start at once)
+                        tmp = mapped.with_name(f"{mapped.name}.{os.getpid()}.partial")
                         with open(tmp, "wb") as f:
                             np.save(f, z[k])
                         tmp.replace(mapped)
@@ -69,6 +75,10 @@ class RealPool:
                 self.items.append((info, float(z["scale"]) / 32767, stems))
         self.vocals = self._by_source(lambda st: "vocals" in st)
         self.accompaniment = self._by_source(lambda st: any(k in st for k in INSTRUMENTAL))
+        # Items that hold a stem on its own (a multitrack's drums, a Frets on Fire guitar):
+        # the cross-song remix draws from these.
+        self.solo_stems = {k: [i for i, (_, _, st) in enumerate(self.items) if k in st]
+                           for k in ("drums", "bass", "other")}
 
     def _by_source(self, has) -> dict:
         out: dict = {}
@@ -89,6 +99,122 @@ INSTRUMENTAL = ("drums", "bass", "other", "accompaniment")
 # clips would otherwise crowd out the long recordings of the other sources.
 VOCAL_WEIGHTS = {"mir1k": 0.4, "eif": 0.2, "pjs": 0.15, "utau": 0.25}
 BAND_WEIGHTS = {"mir1k": 0.3, "gamemusic": 0.35, "eif": 0.2, "fof": 0.15}
+
+# How the remixer draws an example; recorded in weights/<preset>.json with every run.
+# Runs 1-3 (issue 9) used record_mix 0, cross_song 0 and levels "uniform"; the issue-19
+# ablation (models/README.md, "Training material that sounds like a record") chose these.
+DEFAULT_MIX = {
+    "real_as_is": 0.2,       # a real recording with its own voice over its own band
+    "real_voice": 0.6,       # else: a real voice (the rest rendered) ...
+    "real_band": 0.4,        # ... over a real band (the rest rendered or cross-song)
+    "cross_song": 0.3,       # of the rendered bands: this share built from real stems of different songs
+    "record_mix": 0.7,       # share of examples mixed like a record (RecordMix)
+    "levels": "record",      # stem levels: "uniform" (runs 1-3) or "record" (a record's balance)
+    "instrumental": 0.08,
+    "solo_voice": 0.05,
+    "silent_stem": 0.1,
+    "vocal_weights": VOCAL_WEIGHTS,
+    "band_weights": BAND_WEIGHTS,
+}
+
+# A record's balance, dB re a reference level, per stem (drums, bass, other, vocals):
+# centred on the median level of each stem in the Everything-is-Free training songs re
+# their mix (drums -1.3, other -3.9, vocals -2.8 dB; their bass is mostly missing, so
+# bass sits with the other instruments), spread as a mix engineer's choices do.
+RECORD_LEVELS = ((-1.5, 4.0), (-3.0, 4.0), (-3.5, 4.0), (-2.5, 5.0))
+
+
+class RecordMix:
+    """Effects that make a training mixture sound like a record, drawn per example.
+
+    Per stem: EQ (high-pass, shelves, a peak), compression at a threshold relative to the
+    stem's own level, saturation (mostly on `other`, where the guitars are), room or plate
+    reverb and stereo width. On the bus: one EQ applied to every stem and one compressor or
+    limiter whose gain, computed from the mix, multiplies every stem. Each stem is processed
+    on its own and the bus acts on each stem identically and linearly, so the mixture is
+    still exactly the sum of the stems.
+    """
+
+    DISTORTION = (0.1, 0.2, 0.35, 0.05)   # chance of saturation per stem
+    REVERB = (0.5, 0.1, 0.5, 0.6)          # chance of reverb per stem
+    WIDTH = ((0.0, 1.4), (0.0, 0.5), (0.2, 1.6), (0.0, 1.2))
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def _u(self, a: float, b: float) -> float:
+        return self.rng.uniform(a, b)
+
+    def stem(self, i: int, x: np.ndarray) -> np.ndarray:
+        import pedalboard as pb
+        peak = float(np.abs(x).max())
+        if peak < 1e-5:
+            return x
+        r, u = self.rng, self._u
+        fx = []
+        if i != 1 and r.random() < 0.5:
+            fx.append(pb.HighpassFilter(u(20, 150)))
+        if r.random() < 0.7:
+            fx.append(pb.LowShelfFilter(u(60, 250), u(-5, 5)))
+        if r.random() < 0.7:
+            fx.append(pb.PeakFilter(u(200, 5000), u(-6, 6), u(0.5, 2.5)))
+        if r.random() < 0.7:
+            fx.append(pb.HighShelfFilter(u(2500, 10000), u(-6, 5)))
+        level_db = 20 * math.log10(float(np.sqrt(np.mean(x ** 2))) / peak + 1e-9)
+        if r.random() < 0.6:  # thresholds relative to the stem, which arrives normalised to its peak
+            fx.append(pb.Compressor(threshold_db=level_db + u(-10, 3), ratio=u(1.5, 8),
+                                    attack_ms=u(1, 30), release_ms=u(40, 300)))
+        if r.random() < self.DISTORTION[i]:
+            fx.append(pb.Distortion(drive_db=u(3, 24)))
+        if r.random() < self.REVERB[i]:
+            fx.append(pb.Reverb(room_size=u(0.1, 0.85), damping=u(0.2, 0.8), wet_level=u(0.04, 0.3),
+                                dry_level=1.0, width=u(0.3, 1.0)))
+        y = pb.Pedalboard(fx)(np.ascontiguousarray(x / peak, dtype=np.float32), RATE) if fx else x / peak
+        width = u(*self.WIDTH[i])
+        mid, side = 0.5 * (y[0] + y[1]), 0.5 * (y[0] - y[1]) * width
+        y = np.stack([mid + side, mid - side])
+        out_peak = float(np.abs(y).max())
+        return (y * (peak / out_peak) if out_peak > 0 else y).astype(np.float32)
+
+    def bus(self, stems: np.ndarray) -> np.ndarray:
+        import pedalboard as pb
+        r, u = self.rng, self._u
+        if r.random() < 0.5:
+            board = pb.Pedalboard([pb.LowShelfFilter(u(60, 200), u(-3, 3)), pb.HighShelfFilter(u(3000, 9000), u(-3, 3))])
+            stems = np.stack([board(np.ascontiguousarray(s), RATE) for s in stems])  # linear: the sum holds
+        if r.random() < 0.6:
+            mix = stems.sum(0)
+            env = np.abs(mix).max(0).astype(np.float64)
+            limiter = r.random() < 0.5
+            attack, release = (u(0.0005, 0.002), u(0.02, 0.15)) if limiter else (u(0.003, 0.03), u(0.05, 0.4))
+            env = _envelope(env, math.exp(-1 / (attack * RATE)), math.exp(-1 / (release * RATE)))
+            peak = float(env.max())
+            if peak > 1e-6:
+                threshold = peak * 10 ** (-u(1, 8) / 20)
+                slope = 1.0 if limiter else 1 - 1 / u(2, 6)
+                gain = np.minimum(1.0, (threshold / np.maximum(env, 1e-12)) ** slope).astype(np.float32)
+                stems = stems * gain  # the same gain on every stem: the sum holds
+        return stems
+
+    def __call__(self, stems: np.ndarray, split_known: bool) -> np.ndarray:
+        out = stems.copy()
+        for i in (range(4) if split_known else (2, 3)):  # an unsplit accompaniment is a whole mix already
+            out[i] = self.stem(i, stems[i]) if split_known or i == 3 else stems[i]
+        return self.bus(out)
+
+
+def _envelope(x: np.ndarray, attack: float, release: float) -> np.ndarray:
+    """A peak follower with separate attack and release (one-pole smoothing), decimated by
+    32 and interpolated back: the gain of a bus compressor moves far slower than that."""
+    step = 32
+    coarse = x[: len(x) // step * step].reshape(-1, step).max(1) if len(x) >= step else x
+    a, r = attack ** step, release ** step
+    out = np.empty_like(coarse)
+    level = 0.0
+    for k, v in enumerate(coarse):
+        level = a * level + (1 - a) * v if v > level else r * level + (1 - r) * v
+        out[k] = level
+    return np.interp(np.arange(len(x)), np.arange(len(out)) * step + step // 2, out)
 
 
 def as_band(part: dict, length: int):
@@ -113,9 +239,12 @@ class Remixer:
     the whole mixture and every stem, so that bandwidth never tells a stem apart.
     """
 
-    def __init__(self, split: str = "train", seed: int = 0, real: "RealPool | None" = None):
+    def __init__(self, split: str = "train", seed: int = 0, real: "RealPool | None" = None,
+                 mix: "dict | None" = None):
         self.split, self.rng = split, random.Random(seed)
         self.real = real if real is not None else RealPool(split)
+        self.mix = dict(DEFAULT_MIX, **(mix or {}))
+        self.record = RecordMix(self.rng)
         self.refresh()
 
     def refresh(self) -> None:
@@ -143,11 +272,12 @@ class Remixer:
         return out, info["rate"]
 
     def _voice(self, length: int):
-        """Vocals (2, length) and its bandwidth: real singing 60 %, rendered 40 %.
-        (Run 1 used 75/25 and lost ground on the rendered split; run 2 65/35 gained on both
-        splits but not enough on the rendered one: run 3 gives it another share.)"""
-        if self.real.vocals and self.rng.random() < 0.60:
-            part, rate = self._real_part(self.real.pick(self.rng, self.real.vocals, VOCAL_WEIGHTS), ("vocals",), length)
+        """Vocals (2, length) and its bandwidth: real singing (share `real_voice`) or rendered.
+        (Run 1 used 75 % real and lost ground on the rendered split; run 2 65 % gained on both
+        splits but not enough on the rendered one: run 3 gave it another share, 60 %.)"""
+        if self.real.vocals and self.rng.random() < self.mix["real_voice"]:
+            part, rate = self._real_part(self.real.pick(self.rng, self.real.vocals, self.mix["vocal_weights"]),
+                                         ("vocals",), length)
             return part.get("vocals", np.zeros((2, length), np.float32)), rate
         clip = load_clip(self.rng.choice(self.files))
         return self._cut(clip[3], length, self._start(clip.shape[2], length)), RATE
@@ -155,18 +285,35 @@ class Remixer:
     def _band(self, length: int):
         """(drums, bass, other) or None with the accompaniment, split known or not."""
         r = self.rng.random()
-        if self.real.accompaniment and r < 0.40:  # run 1: 0.55, run 2: 0.45
-            part, rate = self._real_part(self.real.pick(self.rng, self.real.accompaniment, BAND_WEIGHTS),
+        if self.real.accompaniment and r < self.mix["real_band"]:  # run 1: 0.55, run 2: 0.45, run 3: 0.4
+            part, rate = self._real_part(self.real.pick(self.rng, self.real.accompaniment, self.mix["band_weights"]),
                                          INSTRUMENTAL, length)
             return (*as_band(part, length), rate)
         clip = load_clip(self.rng.choice(self.files))
-        return self._cut(clip[:3].reshape(6, -1), length, self._start(clip.shape[2], length)).reshape(3, 2, length), None, RATE
+        band = self._cut(clip[:3].reshape(6, -1), length, self._start(clip.shape[2], length)).reshape(3, 2, length)
+        if self.rng.random() < self.mix["cross_song"]:
+            return self._cross_song(band, length)
+        return band, None, RATE
+
+    def _cross_song(self, band: np.ndarray, length: int):
+        """Drums, bass and other each from a different real recording that has that stem on its
+        own (multitracks, Frets on Fire's guitars), each at its own offset; a stem no real
+        recording has keeps the rendered one in `band`."""
+        band, rates = band.copy(), [RATE]
+        for i, stem in enumerate(("drums", "bass", "other")):
+            have = self.real.solo_stems.get(stem)
+            if have:
+                part, rate = self._real_part(self.rng.choice(have), (stem,), length)
+                if stem in part:
+                    band[i] = part[stem]
+                    rates.append(rate)
+        return band, None, min(rates)
 
     def segment(self, length: int):
         """(stems (4, 2, length), split_known, cutoff_hz): a training example."""
         rates = []
         r = self.rng.random()
-        if r < 0.2 and self.real.items:
+        if r < self.mix["real_as_is"] and self.real.items:
             # A real recording as it is: its own voice over its own band.
             part, rate = self._real_part(self.rng.randrange(len(self.real.items)),
                                          ("drums", "bass", "other", "vocals", "accompaniment"), length)
@@ -177,27 +324,39 @@ class Remixer:
             voice, vrate = self._voice(length)
             band, accompaniment, brate = self._band(length)
             rates += [vrate, brate]
-        if self.rng.random() < 0.08:
-            voice = voice * 0  # instrumental
-        if self.rng.random() < 0.05:
-            band, accompaniment = None, np.zeros((2, length), np.float32)  # a solo voice
+        if self.rng.random() < self.mix["instrumental"]:
+            voice = voice * 0
+        if self.rng.random() < self.mix["solo_voice"]:
+            band, accompaniment = None, np.zeros((2, length), np.float32)
         out = np.zeros((4, 2, length), np.float32)
         if band is not None:
             for i in range(3):
-                if self.rng.random() < 0.1:
-                    continue  # a silent stem
-                out[i] = band[i] * 10 ** (self.rng.uniform(-9, 3) / 20)
+                if self.rng.random() < self.mix["silent_stem"]:
+                    continue
+                out[i] = band[i] * self._gain(i, band[i])
             split_known = True
         else:
-            out[2] = accompaniment * 10 ** (self.rng.uniform(-9, 3) / 20)
+            out[2] = accompaniment * self._gain(2, accompaniment)
             split_known = False
-        out[3] = voice * 10 ** (self.rng.uniform(-12, 6) / 20)
+        out[3] = voice * self._gain(3, voice)
+        if self.rng.random() < self.mix["record_mix"]:
+            out = self.record(out, split_known)
         if self.rng.random() < 0.5:
             out = out[:, ::-1]  # swap channels
         cutoff = min(rates) / 2
         if self.rng.random() < 0.25:
             cutoff = min(cutoff, self.rng.uniform(4000, 16000))
         return np.ascontiguousarray(out), split_known, cutoff
+
+    def _gain(self, i: int, x: np.ndarray) -> float:
+        """Stem i's gain: uniform (-9..+3 dB, vocals -12..+6, on the level the stem came with;
+        runs 1-3) or a record's balance (RECORD_LEVELS re an RMS of 0.1; the model is level
+        invariant, so only the balance matters)."""
+        if self.mix["levels"] == "uniform":
+            return 10 ** (self.rng.uniform(*((-12, 6) if i == 3 else (-9, 3))) / 20)
+        mean, spread = RECORD_LEVELS[i]
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        return 0.1 / rms * 10 ** (self.rng.gauss(mean, spread) / 20) if rms > 1e-5 else 1.0
 
     def batch(self, size: int, length: int):
         """(stems (B, 4, 2, n), split_known (B,), cutoff_hz (B,)): the low-pass at cutoff_hz
@@ -253,7 +412,7 @@ def sdr(est: np.ndarray, ref: np.ndarray) -> float:
     return float(10 * np.log10((np.sum(ref ** 2) + 1e-8) / (np.sum((ref - est) ** 2) + 1e-8)))
 
 
-def validation_set(rendered: int = 12, real: int = 12, split: str = "test") -> list:
+def validation_set(rendered: int = 12, real: int = 12, split: str = "test", band: bool = True) -> list:
     """(name, stems (4, 2, n), split_known) examples: the first rendered clips of `split`
     and fixed 8-second excerpts of its real recordings (models/real.py)."""
     examples = [(p.stem, load_clip(p), True) for p in sorted((CORPUS / split).glob("clip-*.npz"))[:rendered]]
@@ -270,7 +429,20 @@ def validation_set(rendered: int = 12, real: int = 12, split: str = "test") -> l
         else:
             out = np.stack([cut.get(k, z) for k in STEMS])
         examples.append((f"real:{path.stem}", out, "accompaniment" not in cut))
+    if band and split == "test":
+        examples += band_examples()
     return examples
+
+
+def band_examples() -> list:
+    """The real-band validation songs (models/band_validation.py: validation only, never
+    trained on), whole, as ("band:<song>", stems, True); none when the set is not fetched."""
+    import band_validation
+    try:
+        return [(f"band:{name}", stems, True) for name, stems in band_validation.songs()]
+    except band_validation.MissingValidationSet as e:
+        print(f"note: validating without the real-band set: {e}")
+        return []
 
 
 def separate_whole(net: MaskNet, mix: torch.Tensor) -> np.ndarray:
@@ -288,7 +460,7 @@ def validate(net: MaskNet, examples: list) -> dict:
     net.eval()
     scores: dict = {}
     for name, stems, split_known in examples:
-        group = "real" if name.startswith("real:") else "rendered"
+        group = name.split(":", 1)[0] if ":" in name else "rendered"
         y = separate_whole(net, torch.from_numpy(stems.sum(0)))
         pairs = [(s, y[i], stems[i]) for i, s in enumerate(STEMS)] if split_known else \
             [("vocals", y[3], stems[3]), ("accompaniment", y[:3].sum(0), stems[2])]
@@ -334,14 +506,59 @@ def keep_freed_memory() -> None:
 EMA_DECAY = 0.995
 
 
+def git_commit(path: Path) -> str:
+    """The commit of the repository holding `path`, with "+changes" if its tree differs."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "HEAD")
+    return head + ("+changes" if head and git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def data_manifest(pool: RealPool, corpus_files: list) -> dict:
+    """What the run trained on: each real source with its item count and minutes, the
+    commits of the GitHub repositories and the versions of the Debian packages they came
+    from, and the rendered corpus's clip count."""
+    from real import SOURCES_DIR
+    sources: dict = {}
+    for info, _, stems in pool.items:
+        entry = sources.setdefault(info["source"], {"items": 0, "minutes": 0.0})
+        entry["items"] += 1
+        entry["minutes"] = round(entry["minutes"] + next(iter(stems.values())).shape[1] / RATE / 60, 1)
+    repos = {}
+    for path in sorted(SOURCES_DIR.glob("*+*")):
+        git_dir = path / ".git" if (path / ".git").exists() else path
+        commit = subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        repos[path.name.replace("+", "/", 1)] = commit
+    packages = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "musescore-general-soundfont", "fluid-soundfont-gm",
+         "avldrums.lv2-soundfont", "hydrogen-drumkits", "mma", "fillets-ng-data", "wesnoth-1.16-music",
+         "warzone2100-music", "ufoai-music", "fretsonfire-songs-sectoid", "fretsonfire-songs-muldjord"],
+        capture_output=True, text=True).stdout.split()
+    return {"real": sources, "github": repos, "debian": packages,
+            "rendered": {"clips": len(corpus_files), "folder": str(CORPUS / "train")}}
+
+
+def lr_at(step: int, steps: int, lr: float) -> float:
+    """Warm-up over WARMUP_STEPS, then a cosine from lr to lr / 10 over `steps`: a function of
+    the step alone, so a resumed or repeated run follows the same schedule."""
+    progress = min(1.0, step / steps)
+    return lr * min(1.0, (step + 1) / WARMUP_STEPS) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
-          run: str = "", front: str = "", init: str = "", steps: int = 0, vocals_weight: float = 0.0) -> None:
-    """Train `preset` for `minutes` of wall clock; `run` names an experiment (its own
-    checkpoint folder; its weights stay there), `front` overrides the preset's front end,
-    `vocals_weight` weighs the vocals stem in the loss (0 keeps a resumed run's, 1 for a new one)."""
+          run: str = "", front: str = "", init: str = "", steps: int = 3000, vocals_weight: float = 0.0,
+          mix: "dict | None" = None, seed: int = 0) -> None:
+    """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
+    after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
+    later invocation resumes from, schedule, random state and all. `run` names an experiment
+    (its own checkpoint folder; its weights stay there), `front` overrides the preset's
+    front end, `vocals_weight` weighs the vocals stem in the loss (0 keeps a resumed run's,
+    1 for a new one), `mix` overrides the remixer's DEFAULT_MIX for a new run, `seed` seeds
+    a new run's random state."""
     keep_freed_memory()
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     run = run or preset
     folder = CORPUS.parent / "train" / run
     folder.mkdir(parents=True, exist_ok=True)
@@ -350,13 +567,20 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
     net = MaskNet(**config)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     state = {"step": 0, "seconds": 0.0, "log": [], "config": {k: list(v) if isinstance(v, tuple) else v
-                                                               for k, v in config.items()}}
+                                                               for k, v in config.items()},
+             "run_config": {"steps": steps, "lr": lr, "warmup_steps": WARMUP_STEPS, "schedule": "cosine to lr/10",
+                            "batch": batch, "segment_seconds": SEGMENT_SECONDS, "seed": seed,
+                            "ema_decay": EMA_DECAY, "mix": dict(DEFAULT_MIX, **(mix or {})),
+                            "commit": git_commit(Path(__file__).parent)}}
+    ckpt = None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
-        print(f"resumed {run} at step {state['step']} ({state['seconds'] / 60:.1f} min trained)")
+        state.setdefault("run_config", {"steps": steps, "lr": lr, "batch": batch, "mix": dict(DEFAULT_MIX)})
+        print(f"resumed {run} at step {state['step']} of {state['run_config']['steps']} "
+              f"({state['seconds'] / 60:.1f} min trained)")
     else:
         # A new run starts from the given weights (default: the shipped preset's), taking
         # every tensor whose shape still fits; a changed front end starts fresh.
@@ -365,9 +589,11 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
             fresh = load_matching(net, source)
             state["init"] = {"from": str(source.name), "fresh": fresh}
             print(f"{run}: initialised from {source} (fresh: {', '.join(fresh) or 'nothing'})")
+    run_config = state["run_config"]
+    steps, lr, batch = run_config["steps"], run_config["lr"], run_config["batch"]
     # The average starts from the weights the run starts or resumes with.
     averaged = copy.deepcopy(net)
-    if ckpt_path.exists() and "averaged" in ckpt:
+    if ckpt is not None and "averaged" in ckpt:
         averaged.load_state_dict(ckpt["averaged"])
     state.setdefault("averaged_since", state["step"])
     # A resumed run keeps its loss unless told otherwise; the change is logged with its step.
@@ -375,34 +601,36 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
         state.setdefault("changes", []).append({"step": state["step"], "vocals_weight": vocals_weight})
         state["vocals_weight"] = vocals_weight
     state.setdefault("vocals_weight", 1.0)
-    print(f"{run}: vocals weigh {state['vocals_weight']} in the loss", flush=True)
-    budget = minutes * 60
-    data = Remixer(seed=state["step"])
+    print(f"{run}: vocals weigh {state['vocals_weight']} in the loss; mix {json.dumps(run_config['mix'])}", flush=True)
+    data = Remixer(seed=run_config.get("seed", 0), mix=run_config["mix"])
+    if ckpt is not None and "random" in ckpt:  # the remixer and torch carry on where they stopped
+        data.rng.setstate(ckpt["random"]["remixer"])
+        torch.set_rng_state(ckpt["random"]["torch"])
+    state["data"] = data_manifest(data.real, data.files)
     examples = validation_set()
     length = int(SEGMENT_SECONDS * RATE) // net.hop * net.hop
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".partial")
         torch.save({"model": net.state_dict(), "averaged": averaged.state_dict(), "opt": opt.state_dict(),
-                    "state": state}, tmp)
+                    "state": state, "random": {"remixer": data.rng.getstate(), "torch": torch.get_rng_state()}},
+                   tmp)
         tmp.replace(ckpt_path)
+
+    def log_validation() -> None:
+        scores = validate(averaged if state["step"] else net, examples)
+        state["log"].append({"step": state["step"], "minutes": round(state["seconds"] / 60, 2), "sdr": scores})
+        print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    last_save = time.time()
+    started = last_save = time.time()
     if not state["log"]:
-        scores = validate(net, examples)
-        state["log"].append({"step": state["step"], "minutes": 0.0, "sdr": scores})
-        print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
+        log_validation()
     net.train()
-    # The schedule follows the wall-clock budget, or a step budget (ablations compare
-    # designs after the same number of steps, whatever else runs on the machine).
-    def progress() -> float:
-        return state["step"] / steps if steps else state["seconds"] / budget
-
-    while progress() < 1 and not stop["now"]:
+    while state["step"] < steps and not stop["now"] and not (minutes and time.time() - started > minutes * 60):
         t0 = time.time()
-        rate = lr * min(1.0, (state["step"] + 1) / WARMUP_STEPS) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress())))
+        rate = lr_at(state["step"], steps, lr)
         for group in opt.param_groups:
             group["lr"] = rate
         loss = loss_fn(net, *data.batch(batch, length), vocals_weight=state["vocals_weight"])
@@ -420,18 +648,15 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
         state["seconds"] += time.time() - t0
         if state["step"] % 20 == 0:
             print(f"{run} step {state['step']} loss {loss.item():.4f} lr {rate:.2e} "
-                  f"{state['seconds'] / 60:.1f} min, {100 * progress():.0f} %", flush=True)
+                  f"{state['seconds'] / 60:.1f} min, {100 * state['step'] / steps:.0f} %", flush=True)
         if state["step"] % VALIDATE_EVERY == 0:
             data.refresh()
-            scores = validate(averaged, examples)
-            state["log"].append({"step": state["step"], "minutes": state["seconds"] / 60, "sdr": scores})
-            print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
+            log_validation()
         if time.time() - last_save > 180:
             save()
             last_save = time.time()
-    scores = validate(averaged, examples)
-    state["log"].append({"step": state["step"], "minutes": state["seconds"] / 60, "sdr": scores})
-    print(f"{run} step {state['step']} held-out SDR {json.dumps(scores)}", flush=True)
+    if state["log"][-1]["step"] != state["step"]:
+        log_validation()
     save()
     out = WEIGHTS if run == preset else folder
     out.mkdir(exist_ok=True)
@@ -439,11 +664,12 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
     (out / f"{preset}.json").write_text(json.dumps(
         {"preset": preset, "run": run, "steps": state["step"], "train_minutes": round(state["seconds"] / 60, 1),
          "threads": threads, "batch": batch, "segment_seconds": SEGMENT_SECONDS, "config": state["config"],
+         "run_config": run_config, "data": state["data"],
          "averaged": {"decay": EMA_DECAY, "since_step": state["averaged_since"]},
          "vocals_weight": state["vocals_weight"], "changes": state.get("changes", []),
          "init": state.get("init"), "log": state["log"]}, indent=1))
-    print(f"wrote {out / f'{preset}.pt'} after {state['step']} steps; "
-          f"next: python build.py tune --preset {preset}")
+    done = "done" if state["step"] >= steps else f"stopped at step {state['step']} of {steps}: rerun to resume"
+    print(f"wrote {out / f'{preset}.pt'} ({done}); next: python build.py tune --preset {preset}")
 
 
 SHARPNESS_GRID = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
@@ -484,20 +710,29 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="build.py train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
-    parser.add_argument("--minutes", type=float, default=90, help="training budget (wall clock)")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="stop this invocation after M minutes with a checkpoint (0: run to the end)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--run", default="", help="experiment name (its own checkpoint; weights stay in it)")
     parser.add_argument("--front", choices=("linear", "conv"), default="", help="override the preset's front end")
     parser.add_argument("--init", default="", help="weights to start a new run from (default: the shipped preset's)")
-    parser.add_argument("--steps", type=int, default=0, help="a step budget instead of --minutes")
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="the run's length in steps; the learning rate's schedule follows it (a resumed run keeps its own)")
+    parser.add_argument("--seed", type=int, default=0, help="a new run's random seed")
+    parser.add_argument("--record-mix", type=float, default=None, help="share of examples mixed like a record")
+    parser.add_argument("--cross-song", type=float, default=None,
+                        help="share of rendered bands rebuilt from real stems of different songs")
+    parser.add_argument("--levels", choices=("uniform", "record"), default=None, help="how stem levels are drawn")
     parser.add_argument("--vocals-weight", type=float, default=0.0,
                         help="weigh the vocals stem this many times the others in the loss "
                              "(default: the resumed run's, else 1)")
     args = parser.parse_args(argv)
+    mix = {k: v for k, v in (("record_mix", args.record_mix), ("cross_song", args.cross_song),
+                             ("levels", args.levels)) if v is not None}
     train(args.preset, args.minutes, args.threads, args.batch, args.lr, args.run, args.front, args.init,
-          args.steps, args.vocals_weight)
+          args.steps, args.vocals_weight, mix, args.seed)
 
 
 if __name__ == "__main__":

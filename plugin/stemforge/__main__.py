@@ -1,5 +1,8 @@
 import sys
 
-from .cli import main
-
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command line itself loads (milliseconds)
+    print("stemforge: interrupted", file=sys.stderr)
+    sys.exit(130)
 sys.exit(main())

@@ -1,6 +1,9 @@
 """The command line: a thin face over the library. Each command parses its arguments and
 calls one library function (``stemforge.export``, ``stemforge.render``, ...); the
-commands are registered once, in COMMANDS."""
+commands are registered once, in COMMANDS.
+
+torch and pedalboard (seconds to load) are imported by the commands, not by this module,
+so that `main` already handles Ctrl-C while they load."""
 from __future__ import annotations
 
 import argparse
@@ -15,11 +18,9 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional
 
 from . import __version__
 from .apps.batch import DEFAULT_THREADS, FileResult, Reporter
-from .core.model import PRESETS, ModelError
 from .errors import ExportError, Interrupted
 from .io.formats import AUDIO_EXTENSIONS, FORMATS, format_help
 from .io.sessions import FORMATS as SESSION_KINDS
-from .io.writing import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
     from .apps.models import ModelRow
@@ -93,6 +94,8 @@ class Progress(Reporter):
             rtf = f", RTF {r.seconds / r.audio_seconds:.3f}" if r.audio_seconds else ""
             self.say(f"{r.input} -> {folder}/ ({', '.join(p.name for p in r.outputs)}) in "
                      f"{r.seconds:.1f} s{rtf}")
+            for warning in r.warnings:
+                self.say(f"stemforge: warning: {r.input}: {warning}", error=True)
 
 
 def fail(message: str, status: int = 1) -> int:
@@ -116,6 +119,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 # -- options shared by several commands, defined once ----------------------------------
 
 def add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
+    from .core.model import PRESETS
     which = p.add_mutually_exclusive_group()
     which.add_argument("--preset", choices=PRESETS, help=f"a shipped model (default: {default})")
     which.add_argument("-m", "--model", help="a model name or a .ts file that follows the model "
@@ -139,6 +143,35 @@ def add_output_format_flags(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--bit-depth", type=int, choices=[16, 24, 32],
                    help=f"{what}bit depth: 16 or 24 (integer) or 32 (float, wav only); "
                    "default: 32 for wav, 24 for flac and aiff; none for ogg")
+
+
+def stem_names(text: str) -> List[str]:
+    """--stems: comma-separated names, none of them empty (an empty --stems is not "all")."""
+    names = [name.strip() for name in text.split(",")]
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name at least one stem, e.g. --stems vocals,drums "
+                                         "(leave --stems out for all of them)")
+    if "" in names:
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; write stem names "
+                                         "separated by commas, e.g. vocals,drums")
+    return names
+
+
+def stem_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a stem, e.g. --two-stems vocals")
+    return text.strip()
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds above 0 (or leave "
+                                         "it out to run until Ctrl-C)")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -168,14 +201,17 @@ be read is reported and skipped; the exit status is 1 if any was.
 
 
 def separate_arguments(p: argparse.ArgumentParser) -> None:
+    from .io.writing import DEFAULT_TEMPLATE
     p.add_argument("inputs", nargs="+", help=f"audio files, folders or glob patterns ({AUDIO_KINDS})")
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("-o", "--output", type=Path, default=Path("stems"),
                    help="output folder (default: ./stems)")
     add_model_flags(p, "studio")
     stems = p.add_mutually_exclusive_group()
-    stems.add_argument("--stems", help="comma-separated stems to export (default: all)")
-    stems.add_argument("--two-stems", metavar="STEM", help="export STEM and no_STEM (e.g. vocals)")
+    stems.add_argument("--stems", type=stem_names, help="comma-separated stems to export "
+                       "(default: all)")
+    stems.add_argument("--two-stems", type=stem_name, metavar="STEM",
+                       help="export STEM and no_STEM (e.g. vocals)")
     add_output_format_flags(p)
     p.add_argument("--filename", default=DEFAULT_TEMPLATE,
                    help="name template under the output folder; fields {track} {stem} {ext} "
@@ -196,22 +232,25 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def separate_command(args: argparse.Namespace) -> int:
-    from .apps.separate import export
-    from .core.model import load_model
+    from .apps.separate import check_options, export
+    from .core.model import ModelError, load_model
     if args.workers and not args.cluster:
         return fail("--workers counts a cluster's worker processes: give --cluster too "
                     "(-j N runs N files at once on this machine)", 2)
     progress = Progress.for_terminal(args.quiet, args.jobs, cluster=bool(args.cluster))
+    sessions = [k for k in args.session.split(",") if k]
     try:
+        check_options(args.format, args.bit_depth, args.filename, sessions, args.jobs,
+                      args.threads, args.workers)  # before the model loads
         model = load_model(chosen_model(args))
         if model.info.untrained:
             print(f"stemforge: {model.name} is an UNTRAINED test fixture: its stems are not a "
                   "separation (they do sum back to the mix)", file=sys.stderr)
         with stop_on_signals() as stop:
             report = export(args.inputs, args.output, model=model,
-                            stems=args.stems.split(",") if args.stems else None,
+                            stems=args.stems,
                             two_stems=args.two_stems, format=args.format, bit_depth=args.bit_depth,
-                            filename=args.filename, sessions=[k for k in args.session.split(",") if k],
+                            filename=args.filename, sessions=sessions,
                             recursive=args.recursive, overwrite=args.overwrite,
                             dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
                             preset_label=args.preset, reporter=progress, stop=stop,
@@ -447,7 +486,8 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
                    help="channels recorded and played (default: 2)")
     p.add_argument("--queue", type=positive_int, default=3, help="output buffers queued (default: 3)")
     add_threads_flag(p)
-    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--seconds", type=positive_seconds,
+                   help="stop after this long (default: Ctrl-C)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--simulate", type=Path, metavar="FILE",
                    help="no device: play FILE at real-time pace through the same loop")
@@ -472,6 +512,7 @@ def parse_gains(text: str) -> Dict[str, float]:
 
 def live_command(args: argparse.Namespace) -> int:
     from .apps import live
+    from .core.model import ModelError
     from .core.processor import StemSeparator
     from .io.reading import open_audio
     if args.list_devices:
@@ -484,7 +525,8 @@ def live_command(args: argparse.Namespace) -> int:
         if args.simulate:
             with open_audio(args.simulate) as source:
                 audio, rate = source.read_all(), source.sample_rate
-            device = live.SimulatedDevice(audio, rate, args.buffer_size, args.queue)
+            device = live.SimulatedDevice(audio, rate, args.buffer_size, args.queue,
+                                          name=str(args.simulate))
         else:
             device = live.AudioStreamDevice(args.input, args.output, args.sample_rate,
                                             args.buffer_size, args.channels, args.queue)
@@ -511,7 +553,10 @@ def live_command(args: argparse.Namespace) -> int:
                   f"{stats.misses} missed hop(s) so far", flush=True)
             last.update(now)
     with stop_on_signals() as stop:
-        stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
+        try:
+            stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)
+        except (ValueError, RuntimeError) as e:  # e.g. a device that delivers NaN
+            return fail(str(e))
     print(stats.summary())
     return 0 if stats.underruns == 0 else 3
 
@@ -542,6 +587,7 @@ def sections_arguments(p: argparse.ArgumentParser) -> None:
 
 def sections_command(args: argparse.Namespace) -> int:
     from .apps.sections import RULE_HELP, Rules, split_file
+    from .core.model import ModelError
     progress = Progress.for_terminal(args.quiet)
     start = time.perf_counter()
 
@@ -553,7 +599,8 @@ def sections_command(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             songs, written = split_file(args.input, args.output, chosen_model(args), rules, outputs,
                                         args.cut, args.format, args.bit_depth, args.threads,
-                                        report, stop)
+                                        report, stop, warn=lambda text: progress.say(
+                                            f"stemforge: warning: {args.input}: {text}", error=True))
     except Interrupted:
         return fail("interrupted; nothing was written but whole files", 130)
     except (ExportError, ModelError, ValueError, OSError, RuntimeError) as e:
@@ -652,8 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a batch (loading torch or a model, a download)
+        print("stemforge: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,3 +8,10 @@ class ExportError(ValueError):
 
 class Interrupted(Exception):
     """The user asked to stop (Ctrl-C, SIGTERM)."""
+
+
+class DiskFull(OSError):
+    """No space left where an output is written; the message says where (errno ENOSPC)."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()

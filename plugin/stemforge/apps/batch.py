@@ -37,6 +37,7 @@ class FileResult:
     message: str = ""                # the reason a file failed or was skipped
     seconds: float = 0.0             # processing time
     audio_seconds: float = 0.0       # the input's duration
+    warnings: List[str] = field(default_factory=list)  # done, but not quite as asked (clipping)
 
 
 @dataclass

@@ -78,18 +78,29 @@ class FileWorker:
         return run_one(input_path, lambda: self.run_job(job, self.model))
 
 
+CLIENT_ATTEMPTS = 3  # joins through Ray Client ("ray://") tried this often
+
+
 def connect(address: str) -> Tuple[ModuleType, bool]:
     """Join the Ray cluster at `address` ("auto", "HOST:PORT" or "ray://HOST:PORT");
     returns ray and whether this call connected (and so must disconnect)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
-        raise ExportError(f"cannot join the Ray cluster at {address!r} ({type(e).__name__}: {e}); "
-                          "start one with `ray start --head` and give its address, "
-                          "e.g. --cluster HOST:6379") from None
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            break
+        except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+            # Ray Client's proxy on the head starts one server process per client; on a
+            # loaded head that start can fail once and work the next time.
+            if "Starting Ray client server failed" in str(e) and attempt < CLIENT_ATTEMPTS:
+                ray.shutdown()  # whatever the failed attempt left, before the next one
+                time.sleep(2.0 * attempt)
+                continue
+            raise ExportError(f"cannot join the Ray cluster at {address!r} ({type(e).__name__}: {e}); "
+                              "start one with `ray start --head` and give its address, "
+                              "e.g. --cluster HOST:6379") from None
     return ray, True
 
 

@@ -87,17 +87,23 @@ class LiveStats:
 class SimulatedDevice:
     """A device clock without hardware: buffer k of `audio` (channels, n) can be read at
     t0 + (k + 1) * B / sr, and the output plays buffer k at t0 + (k + 1 + queue) * B / sr;
-    a buffer written later than that is an under-run. ``output`` is what was played."""
+    a buffer written later than that is an under-run. ``output`` is what was played.
+    `clock` and `sleep` are the wall clock's unless given: the tests give a simulated one."""
 
     def __init__(self, audio: np.ndarray, sample_rate: float, buffer_size: int = 256,
                  queue: int = DEFAULT_QUEUE, clock: Callable[[], float] = time.perf_counter,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, name: str = "the simulated input"):
         if audio.ndim != 2:
             raise ValueError("audio must be (channels, samples)")
         if audio.shape[0] not in (1, 2):
-            raise ValueError(f"the simulated input has {audio.shape[0]} channels; stemforge live "
+            raise ValueError(f"{name} has {audio.shape[0]} channels; stemforge live "
                              "plays mono or stereo: mix the file down, or split it into mono or "
                              "stereo files and simulate each")
+        bad = ~np.isfinite(audio.T)  # (samples, channels): the first hit is the earliest sample
+        if bad.any():  # refused now, with its place in the file, not by the loop mid-run
+            sample, channel = np.argwhere(bad)[0]
+            raise ValueError(f"{name} holds NaN or Inf (first at sample {sample}, channel "
+                             f"{channel}); clean it first (stemforge separate refuses it too)")
         self.audio = np.ascontiguousarray(audio, np.float32)
         self.sample_rate, self.buffer_size, self.queue = float(sample_rate), int(buffer_size), int(queue)
         self.channels = self.audio.shape[0]
@@ -239,19 +245,23 @@ def run_live(separator, device, *, seconds: Optional[float] = None,
     """Run `separator` (a StemSeparator) on `device` until `seconds` of audio have passed,
     `stop` is set, or a SimulatedDevice runs out of audio; `report` is called about once
     a second with the running figures."""
+    if seconds is not None and not 0 < seconds < float("inf"):  # -1 ran no buffer at all
+        raise ValueError(f"seconds must be above 0 (None: until stopped), got {seconds!r}")
     separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
     stats = LiveStats(device.sample_rate, device.buffer_size, separator.latency_samples,
                       device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)))
     limit = None if seconds is None else int(np.ceil(seconds * device.sample_rate / device.buffer_size))
     every = max(1, int(device.sample_rate / device.buffer_size))
+    # processing is timed on the device's clock: a SimulatedDevice's may be simulated time
+    clock = getattr(device, "clock", time.perf_counter)
     try:
         while not (stop is not None and stop.is_set()) and (limit is None or stats.blocks < limit):
             if getattr(device, "finished", False):
                 break
             block = device.read()
-            start = time.perf_counter()
+            start = clock()
             out = separator.process_block(block, device.sample_rate)
-            stats.add(time.perf_counter() - start)
+            stats.add(clock() - start)
             device.write(out)
             stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
             stats.misses = getattr(separator, "misses", 0)

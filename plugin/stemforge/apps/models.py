@@ -166,8 +166,7 @@ def pull(name: str, *, catalogue: Union[str, os.PathLike, None] = None,
     paths = home_paths(name)
     with file_lock(paths["lock"], on_wait):
         if not force and paths["model"].is_file() and paths["record"].is_file():
-            record = json.loads(paths["record"].read_text())
-            return PullResult(name, paths["model"], read_info(paths["model"]), record["files"], True)
+            return _already_pulled(name, paths)
         _check_peer(entry)
         folder = paths["downloads"]
         fetched = [_fetch_file(entry, f, folder, mirror, progress, retries) for f in entry.files]
@@ -180,6 +179,22 @@ def pull(name: str, *, catalogue: Union[str, os.PathLike, None] = None,
         if not keep_downloads:
             shutil.rmtree(folder, ignore_errors=True)
     return PullResult(name, paths["model"], info, fetched)
+
+
+def _already_pulled(name: str, paths: Dict[str, Path]) -> PullResult:
+    """The earlier pull's result, read as `models list` reads it; damaged files (a record
+    that is not JSON, a model file that is not one) are a PullError saying what to do."""
+    try:
+        files = json.loads(paths["record"].read_text())["files"]
+        info = read_info(paths["model"])
+    except ModelError as e:
+        problem = str(e)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError: JSON and UTF-8 too
+        problem = f"{paths['record']}: unreadable pull record ({e})"
+    else:
+        return PullResult(name, paths["model"], info, files, True)
+    raise PullError(f"{name} was pulled before, but its files are damaged: {problem}. "
+                    f"`stemforge models pull {name} --force` pulls it again")
 
 
 def _check_peer(entry: CatalogueEntry) -> None:

@@ -37,8 +37,9 @@ import re
 import threading
 import time
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pedalboard
@@ -52,11 +53,13 @@ from ..errors import ExportError
 from ..io.formats import check_format
 from ..io.reading import Source, find_inputs, open_audio
 from ..io.writing import (StemWriter, check_output_folder, check_targets, check_template,
-                          target_path)
+                          target_path, template_outputs)
 from .batch import BatchReport, FileResult, Reporter, run_files
 
 STEMFORGE_KEYS = {"plugin", "preset", "model", "stem", "gains", "gains_db", "residual", "threads"}
 DEFAULT_RENDER_TEMPLATE = "{track}.{ext}"
+# one file per input: no {stem}, {model} or {preset} to fill
+RENDER_FIELDS = {"track", "ext", "index"}
 PathLike = Union[str, Path]
 
 
@@ -73,6 +76,9 @@ def render(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir: PathL
                           overwrite=overwrite)
     if report.failed:
         raise ExportError(f"{report.failed[0].input}: {report.failed[0].message}")
+    for r in report.files:
+        for text in r.warnings:
+            warnings.warn(f"{r.input}: {text}", stacklevel=2)
     return report.written
 
 
@@ -86,11 +92,12 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = Path(output_dir)
     bit_depth = check_format(format, bit_depth)
-    check_template(filename, need_stem=False)
+    check_template(filename, need_stem=False, fmt=format, known=RENDER_FIELDS)
     if sample_rate is not None:
         check_rate(sample_rate)
     check_output_folder(out)
-    files = find_inputs([str(i) for i in items], recursive, exclude=[out])
+    files = find_inputs([str(i) for i in items], recursive, exclude=[out],
+                        outputs_of=lambda found: _earlier_outputs(found, out, filename, format))
     if not files:
         raise ExportError("no audio files found in " + " ".join(map(str, items)))
     chain = chain if isinstance(chain, Chain) else Chain(chain)
@@ -104,13 +111,18 @@ def render_batch(inputs: Union[PathLike, Sequence[PathLike]], chain, output_dir:
             return FileResult(path, "skipped", [targets[path]], "exists, skipped (overwrite to redo)")
         with open_audio(path) as source:
             start = time.perf_counter()
-            written = _render_file(source, chain, targets[path], bit_depth, sample_rate, reporter,
-                                   stop)
+            written, clipping = _render_file(source, chain, targets[path], bit_depth, sample_rate,
+                                             reporter, stop)
             return FileResult(path, "done", [written], seconds=time.perf_counter() - start,
-                              audio_seconds=source.seconds)
+                              audio_seconds=source.seconds, warnings=[clipping] if clipping else [])
 
     # a chain is one stream at a time: files one after another
     return run_files(files, work, 1, stop, reporter)
+
+
+def _earlier_outputs(found: List[Path], out: Path, filename: str, format: str) -> Set[Path]:
+    """What an earlier render wrote into an output folder that is also an input folder."""
+    return template_outputs(found, out, filename, [""], ext=format, model="", preset="")
 
 
 def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Event]) -> list:
@@ -133,7 +145,8 @@ def _stage_track_stats(source: Source, chain: Chain, stop: Optional[threading.Ev
 
 def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional[int],
                  sample_rate: Optional[int], reporter: Reporter,
-                 stop: Optional[threading.Event]) -> Path:
+                 stop: Optional[threading.Event]) -> Tuple[Path, str]:
+    """Render one file; returns the file written and the writer's clipping warning ("" if none)."""
     rate, channels, frames = source.sample_rate, source.channels, source.frames
     out_rate = sample_rate or rate
     resampler = StreamResampler(rate, out_rate, channels)
@@ -141,7 +154,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
     restore = _stage_track_stats(source, chain, stop)
     start = time.perf_counter()
     try:
-        with StemWriter({"out": target}, out_rate, channels, bit_depth) as writer:
+        with StemWriter({"out": target}, out_rate, channels, bit_depth, stage="the chain") as writer:
             chain.prepare(rate, channels)
             done = 0
 
@@ -158,7 +171,7 @@ def _render_file(source: Source, chain: Chain, target: Path, bit_depth: Optional
             emit(chain.flush(), last=True)
             if done < expected:  # the resampler's last fraction of a sample
                 writer.write({"out": np.zeros((channels, expected - done), np.float32)})
-            return writer.commit()[0]
+            return writer.commit()[0], writer.clipping()
     finally:
         chain.reset()
         for plugin, stats in restore:
@@ -182,6 +195,39 @@ def _line_of(text: str, pattern: str, occurrence: int = 0, after: int = 0) -> in
     return hits[min(occurrence, len(hits) - 1)] if hits else max(after, 1)
 
 
+def _inline_chain_lines(text: str) -> List[int]:
+    """The lines (1-based) where the tables of an inline ``chain = [{...}, {...}]`` begin, in
+    order (empty for [[chain]] tables); brackets in strings and comments do not count."""
+    start = re.search(r"^\s*chain\s*=\s*\[", text, re.M)
+    if start is None:
+        return []
+    lines, depth, quote, line = [], 0, None, text.count("\n", 0, start.end()) + 1
+    i = start.end() - 1
+    while i < len(text):
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif quote is not None:
+            if c == "\\" and quote == '"':
+                i += 1  # an escaped character
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            i = text.find("\n", i) - 1 if "\n" in text[i:] else len(text)
+        elif c in "[{":
+            depth += 1
+            if c == "{" and depth == 2:
+                lines.append(line)
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    return lines
+
+
 _TYPE_NAMES = {str: "text in quotes", bool: "true or false", int: "a whole number",
                float: "a number", dict: "a table such as { vocals = 0.0 }",
                list: "a list such as [\"song.wav\"]"}
@@ -195,7 +241,8 @@ class _Checker:
         self.path, self.text = path, text
 
     def where(self, key: str, after: int = 0) -> str:
-        line = _line_of(self.text, r"^\s*" + re.escape(key) + r"\s*=", after=after)
+        # a key starts its line, or follows { or , in an inline table
+        line = _line_of(self.text, r"(?:^|[{,])\s*" + re.escape(key) + r"\s*=", after=after)
         return f"{self.path}:{line}"
 
     def get(self, table: dict, key: str, types: tuple, default: Any = None, after: int = 0) -> Any:
@@ -224,6 +271,11 @@ class _Checker:
         return table
 
 
+# pedalboard classes that are not one effect a plan can name
+CONTAINERS = ("Pedalboard", "Chain", "Mix")
+LOADED_BY_PATH = ("ExternalPlugin", "VST3Plugin", "AudioUnitPlugin")
+
+
 def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
     name = entry["plugin"]
     if "/" in name or name.endswith((".vst3", ".component")):
@@ -231,14 +283,34 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
             raise PlanError(f"{where}: no plugin file {name!r}")
         parameters = check.get(entry, "parameters", (dict,), {}, after)
         try:
-            return pedalboard.load_plugin(name, parameter_values=parameters)
+            plugin = pedalboard.load_plugin(name)
         except (ImportError, RuntimeError, ValueError, TypeError) as e:
             raise PlanError(f"{where}: cannot load {name}: {str(e).splitlines()[0]}") from None
+        # Checked here, key by key: pedalboard's own check of an unknown name fails on
+        # its way to the message (AttributeError '_parameter_weakrefs').
+        accepted = sorted(plugin.parameters)
+        unknown = [k for k in parameters if k not in accepted]
+        if unknown:
+            raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} has no "
+                            f"parameter {unknown[0]!r}; it takes {', '.join(accepted) or 'none'}")
+        for key, value in parameters.items():
+            try:
+                setattr(plugin, key, value)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise PlanError(f"{check.where('parameters', after)}: {Path(name).name} parameter "
+                                f"{key} = {value!r}: {str(e).splitlines()[0]}") from None
+        return plugin
+    if name in CONTAINERS:
+        raise PlanError(f"{where}: {name} holds other plugins; a plan's chain is the container: "
+                        "give each plugin its own [[chain]] entry, in order")
+    if name in LOADED_BY_PATH:
+        raise PlanError(f"{where}: VST3 and AU plugins are loaded by path: plugin = "
+                        "\"/path/to/Effect.vst3\" (parameters = { ... })")
     cls = getattr(pedalboard, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name in (
-            "Plugin", "Pedalboard", "Chain", "Mix", "ExternalPlugin", "VST3Plugin", "AudioUnitPlugin"):
+    if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or name == "Plugin":
         known = [n for n in dir(pedalboard) if isinstance(getattr(pedalboard, n), type)
-                 and issubclass(getattr(pedalboard, n), pedalboard.Plugin)]
+                 and issubclass(getattr(pedalboard, n), pedalboard.Plugin)
+                 and n not in CONTAINERS + LOADED_BY_PATH + ("Plugin",)]
         hint = difflib.get_close_matches(name, known + ["stemforge"], n=1)
         raise PlanError(f"{where}: unknown plugin {name!r}" + (f" (did you mean {hint[0]}?)" if hint else ""))
     params = {k: v for k, v in entry.items() if k != "plugin"}
@@ -250,16 +322,16 @@ def _native_plugin(entry: dict, where: str, check: _Checker, after: int):
                         f"it takes {', '.join(accepted)}")
     try:
         plugin = cls()
-    except (TypeError, ValueError):  # a plugin with required arguments: all at once
+    except (TypeError, ValueError, RuntimeError):  # a plugin with required arguments: all at once
         try:
             return cls(**params)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:  # Convolution: a missing file
             raise PlanError(f"{where}: bad value for {name} ({', '.join(params) or 'no parameters'}): "
                             f"{str(e).splitlines()[0]}") from None
     for key, value in params.items():  # one by one, so that an error names its key
         try:
             setattr(plugin, key, value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RuntimeError) as e:
             reason = ("wrong type" if isinstance(e, TypeError) else str(e).splitlines()[0])
             raise PlanError(f"{check.where(key, after)}: {name}.{key} = {value!r}: {reason}") from None
     return plugin
@@ -278,6 +350,9 @@ def _stemforge_processor(entry: dict, where: str, check: _Checker, after: int) -
     stem = check.get(entry, "stem", (str,), None, after)
     gains = check.gains(entry, "gains", after)
     gains_db = check.gains(entry, "gains_db", after)
+    if gains is not None and gains_db is not None:  # one would silently replace the other
+        raise PlanError(f"{check.where('gains_db', after)}: give gains (linear) or gains_db "
+                        "(decibels), not both; write every stem's gain in one of them")
     if gains_db is not None:
         gains = {k: 10 ** (float(v) / 20) for k, v in gains_db.items()}
     residual = check.get(entry, "residual", (str,), "auto", after)
@@ -293,7 +368,13 @@ def load_plan(path: Union[str, Path]) -> dict:
     """Read and check a plan; returns the arguments of `render_batch` (inputs, chain,
     output_dir and the output options)."""
     path = Path(path)
-    text = path.read_text()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # TOML is UTF-8; editors on Windows may add a BOM
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise PlanError(f"{path}:{line}: the plan is not UTF-8 text (byte {raw[e.start]:#04x}); "
+                        "save it as UTF-8") from None
     try:
         plan = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -323,9 +404,15 @@ def load_plan(path: Union[str, Path]) -> dict:
     folder = Path(check.get(out, "folder", (str,), "rendered", out_line))
     folder = folder if folder.is_absolute() else base / folder
     resolved = [str(Path(i) if Path(i).is_absolute() else base / i) for i in inputs]
-    files = find_inputs(resolved, recursive, exclude=[folder])
+    options = dict(format=check.get(out, "format", (str,), "wav", out_line),
+                   bit_depth=check.get(out, "bit_depth", (int,), None, out_line),
+                   sample_rate=check.get(out, "sample_rate", (int,), None, out_line),
+                   filename=check.get(out, "filename", (str,), DEFAULT_RENDER_TEMPLATE, out_line),
+                   overwrite=check.get(out, "overwrite", (bool,), False, out_line))
+    files = find_inputs(resolved, recursive, exclude=[folder], outputs_of=lambda found: (
+        _earlier_outputs(found, folder, options["filename"], options["format"])))
     for f in files:
-        if not f.is_file():
+        if not f.is_file() and not f.is_symlink():  # a bad link: open_audio says what it is
             raise PlanError(f"{where}: no such input file {f}")
         try:
             with open_audio(f):
@@ -336,8 +423,9 @@ def load_plan(path: Union[str, Path]) -> dict:
         raise PlanError(f"{where}: no audio files match {inputs}")
     chain_entries = check.get(plan, "chain", (list,), [])
     chain = []
+    inline = [] if re.search(CHAIN_HEADER, text, re.M) else _inline_chain_lines(text)
     for k, entry in enumerate(chain_entries):
-        line = _line_of(text, CHAIN_HEADER, k)
+        line = inline[k] if k < len(inline) else _line_of(text, CHAIN_HEADER, k)
         where = f"{path}:{line}"
         if not isinstance(entry, dict):
             raise PlanError(f"{where}: each chain entry is a [[chain]] table")
@@ -345,14 +433,10 @@ def load_plan(path: Union[str, Path]) -> dict:
             raise PlanError(f"{where}: a [[chain]] entry needs plugin = \"...\" (a name in quotes)")
         chain.append(_stemforge_processor(entry, where, check, line) if entry["plugin"] == "stemforge"
                      else _native_plugin(entry, where, check, line))
-    options = dict(format=check.get(out, "format", (str,), "wav", out_line),
-                   bit_depth=check.get(out, "bit_depth", (int,), None, out_line),
-                   sample_rate=check.get(out, "sample_rate", (int,), None, out_line),
-                   filename=check.get(out, "filename", (str,), DEFAULT_RENDER_TEMPLATE, out_line),
-                   overwrite=check.get(out, "overwrite", (bool,), False, out_line))
     try:
         check_format(options["format"], options["bit_depth"])
-        check_template(options["filename"], need_stem=False, option="filename")
+        check_template(options["filename"], need_stem=False, option="filename",
+                       fmt=options["format"], known=RENDER_FIELDS)
         if options["sample_rate"] is not None:
             check_rate(options["sample_rate"])
         check_output_folder(folder)

@@ -365,9 +365,11 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
                outputs: Sequence[str] = ("labels", "csv", "cue"), cut: bool = False,
                fmt: str = "wav", bit_depth: Optional[int] = None, threads: Optional[int] = None,
                progress: Optional[Callable[[float, float], None]] = None,
-               stop: Optional[threading.Event] = None) -> tuple:
+               stop: Optional[threading.Event] = None,
+               warn: Optional[Callable[[str], None]] = None) -> tuple:
     """Find the songs of the file `audio`, write `outputs` (and with `cut`, each song as
-    its own file) to `out_dir`; returns (songs, written paths). The file is read in
+    its own file) to `out_dir`; returns (songs, written paths); `warn` hears what was
+    written but not quite as asked (a song clipped at 0 dBFS). The file is read in
     blocks, twice with `cut`; nothing is written until the analysis is complete, and
     every file is written under a hidden name and renamed when whole."""
     from ..core.processor import StemSplitter
@@ -405,8 +407,11 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
         if cut:
             for i, song in enumerate(songs, 1):
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
-                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth) as writer:
+                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth,
+                                stage=f"the recording {audio.name}") as writer:
                     for block in source.blocks(stop, int(song.start * rate), int(song.end * rate)):
                         writer.write({"song": block})
                     written += writer.commit()
+                if writer.clipping() and warn is not None:
+                    warn(writer.clipping())
     return songs, written

@@ -13,6 +13,7 @@ True
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -23,6 +24,15 @@ from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_finite, check_l
 from .resample import check_rate
 
 MAX_FLUSH_ROUNDS = 64
+
+
+def _check_stage(y: np.ndarray, k: int, plugin) -> None:
+    """A stage that returns NaN or Inf (a parameter out of range: a negative cutoff, a
+    1000 dB gain) would spread it through every later stage: name it where it happens."""
+    if not np.isfinite(y).all():
+        name = re.sub(r" at 0x[0-9a-f]+", "", repr(plugin)).strip("<>")
+        raise ValueError(f"stage {k + 1} of the chain ({name}) returned NaN or Inf; check its "
+                         "parameters (a frequency or gain out of range?)")
 
 
 class _NativeStage:
@@ -167,8 +177,9 @@ class Chain:
                              "call reset() first")
         self._stream, self._layout, self._buffer_size = (rate, x.shape[0]), layout, buffer_size
         self._hint = (layout if layout != MONO_1D else CHANNELS_FIRST, x.shape[0])
-        for stage in self._stages:
+        for k, stage in enumerate(self._stages):
             x = stage.process(x, rate, buffer_size, reset)
+            _check_stage(x, k, stage.plugin)
         if reset:
             self.reset()
         return from_channels_first(x, layout)
@@ -181,8 +192,9 @@ class Chain:
             return np.zeros((0,), np.float32)
         rate, channels = self._stream
         tail = np.zeros((channels, 0), np.float32)
-        for stage in self._stages:
+        for k, stage in enumerate(self._stages):
             tail = np.concatenate([stage.process(tail, rate, self._buffer_size, False),
                                    stage.flush(rate, channels)], axis=1)
+            _check_stage(tail, k, stage.plugin)
         self.reset()
         return from_channels_first(tail, self._layout)

@@ -82,14 +82,23 @@ def check_layout(layout: str) -> None:
 
 
 def check_channels(channels: int) -> None:
-    if channels not in (1, 2):
+    if isinstance(channels, bool) or channels not in (1, 2):
         raise ValueError(f"stemforge processes mono or stereo audio, got {channels} channels; "
                          "split multichannel audio into mono or stereo groups and process each")
 
 
+def first_non_finite(x: np.ndarray) -> Optional[Tuple[int, int]]:
+    """(sample, channel) of the earliest NaN or Inf in (channels, samples) `x`, or None."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return None
+    sample = int(np.flatnonzero(bad.any(axis=0))[0])
+    return sample, int(np.flatnonzero(bad[:, sample])[0])
+
+
 def check_finite(x: np.ndarray) -> None:
     """NaN or Inf would silently spread through every stem: refuse them where they enter."""
-    if not np.isfinite(x).all():
-        channel, sample = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"audio contains NaN or Inf (first at sample {sample}, channel {channel}); "
+    where = first_non_finite(x)
+    if where is not None:
+        raise ValueError(f"audio contains NaN or Inf (first at sample {where[0]}, channel {where[1]}); "
                          "clean it first, e.g. np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)")

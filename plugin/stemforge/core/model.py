@@ -85,11 +85,15 @@ class ModelInfo:
         return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> "ModelInfo":
+    def from_json(cls, text: Union[str, bytes], where: str) -> "ModelInfo":
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ModelError(f"{where}: {METADATA_FILE} is not valid JSON ({e})") from None
+        except UnicodeDecodeError as e:  # bytes as read from the archive
+            raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start}); rebuild the file with build.py or stemforge's "
+                             "importers") from None
         if not isinstance(d, dict) or d.get("contract") != CONTRACT:
             raise ModelError(f"{where}: {METADATA_FILE} does not declare contract {CONTRACT!r}")
         types = {"name": str, "version": str, "kind": str, "sample_rate": int, "stems": list,
@@ -135,6 +139,14 @@ def known_kinds() -> tuple:
 
 
 _threads_lock = threading.Lock()
+
+
+def check_threads(threads: Optional[int]) -> Optional[int]:
+    """`threads` if it is None or a whole number of at least 1 (True is not a count)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
 
 
 @contextmanager
@@ -279,7 +291,7 @@ def read_info(path: Union[str, os.PathLike]) -> ModelInfo:
             names = [n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_FILE}")]
             if not names:
                 raise ModelError(f"{where}: no {METADATA_FILE} metadata inside")
-            text = archive.read(names[0]).decode("utf-8")
+            text = archive.read(names[0])
     except (zipfile.BadZipFile, OSError) as e:
         raise ModelError(f"{where}: not a readable model file ({e})") from None
     return ModelInfo.from_json(text, where)

@@ -24,7 +24,9 @@ stay one result; `StemSplitter` and `separate` (exports) resample at soxr HQ.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Tuple, Union
+import functools
+import threading
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -32,11 +34,30 @@ from .engine import track_stats
 from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
                      check_layout, from_channels_first, to_channels_first)
-from .model import Model, load_model
+from .model import Model, check_threads, load_model
 from .pipeline import Pipeline, realtime_headroom
 from .resample import check_rate, check_resampling
 
 ModelLike = Union[Model, str, None]
+
+BUSY = ("this StemSeparator is already processing a call in another thread; a processor holds "
+        "one stream's state, so concurrent calls would corrupt each other's audio: give each "
+        "thread its own StemSeparator (they can share one loaded model: "
+        "StemSeparator(stemforge.load_model(...), ...))")
+
+
+def _one_thread_at_a_time(method: Callable) -> Callable:
+    """Refuse a call while another thread is inside one (`BUSY`), instead of letting two
+    threads interleave one stream's state; the thread inside may call on (re-entrant)."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(BUSY)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return call
 
 
 def as_model(model: ModelLike, device: str = "cpu") -> Model:
@@ -51,6 +72,11 @@ def residual_stem(model: Model, residual: Optional[str]) -> Optional[str]:
     if residual is not None and residual not in model.stems:
         raise ValueError(f"residual stem {residual!r} is not one of the model's stems {model.stems}")
     return residual
+
+
+# The largest gain a stem may take: +60 dB is beyond any mix, and keeps audio of a
+# normal level far below float32's overflow (a gain of 1e40 wrote Inf).
+MAX_GAIN = 1000.0
 
 
 def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]],
@@ -69,6 +95,11 @@ def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[st
         if unknown:
             raise ValueError(f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; "
                              f"this model has {', '.join(names)}")
+        for s, g in gains.items():  # a NaN or huge gain would write NaN or Inf in every sample
+            if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(g) or abs(g) > MAX_GAIN:
+                raise ValueError(f"gain {g!r} for {s}: a gain is a finite number within "
+                                 f"+-{MAX_GAIN:g} (+60 dB); 0.0 mutes a stem, 1.0 keeps it as it is")
         gain_of = {s: float(gains.get(s, 1.0)) for s in names}
     weights = np.array([gain_of[s] for s in names], np.float32)
     residual = residual_stem(model, residual)
@@ -84,7 +115,8 @@ class StemSeparator:
 
     stem: output this stem only, e.g. ``"vocals"`` for an acapella.
     gains: output the sum of all stems, each at its gain (1.0 if not named),
-        e.g. ``{"vocals": 0.0}`` for a karaoke version.
+        e.g. ``{"vocals": 0.0}`` for a karaoke version; a gain is a finite number
+        within +-MAX_GAIN (1000, +60 dB).
     residual: "auto", None or a stem name; which stem takes what the model's
         stems miss of the input (see `residual_stem`).
     threads: torch intra-op threads while this processor runs its model
@@ -100,6 +132,9 @@ class StemSeparator:
         latency; a hop not ready in time is delivered with its input whole in `other`
         (the stems still sum to the input) and counted in `misses`.
     headroom: real time only: model samples the worker has for a hop (None: one hop).
+
+    One processor is one stream: a call made while another thread's call on the same
+    processor is running raises RuntimeError (`BUSY`); threads each use their own.
     """
 
     is_effect = True
@@ -110,9 +145,9 @@ class StemSeparator:
                  device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "low-delay", realtime: bool = False,
                  headroom: Optional[int] = None):
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        if headroom is not None and (not isinstance(headroom, int) or headroom < 1):
+        check_threads(threads)
+        if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int)
+                                     or headroom < 1):
             raise ValueError(f"headroom must be a positive number of model samples or None, "
                              f"got {headroom!r}")
         self.realtime, self.headroom = bool(realtime), headroom
@@ -130,6 +165,9 @@ class StemSeparator:
         self._layout = CHANNELS_FIRST  # the caller's layout on the latest call
         self._mode: Optional[str] = None  # "stream" or "block" while a stream is in progress
         self._delay_line: Optional[SampleFifo] = None
+        # Taken without waiting by every call that touches the stream's state: a second
+        # thread would interleave its samples with the first's (wrong audio, no error).
+        self._busy = threading.RLock()
         # Models that normalise by the whole track (Demucs): offline calls measure their
         # input; streams use these (mean, std) if set, else a running estimate.
         self.track_stats: Optional[Tuple[float, float]] = None
@@ -145,6 +183,7 @@ class StemSeparator:
         return f"<stemforge.StemSeparator {self.model.name} {what}>"
 
     # -- life cycle --------------------------------------------------------------------
+    @_one_thread_at_a_time
     def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST,
                 block_size: Optional[int] = None) -> None:
         """Set up for streams at `sample_rate` with `channels` channels (JUCE's prepareToPlay)
@@ -158,7 +197,8 @@ class StemSeparator:
         that completes the hop, so that the worker always has a block's time; None: blocks
         of up to a hop (longer ones may miss)."""
         check_layout(layout)
-        if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
+        if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int)
+                                       or block_size < 1):
             raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
         self._block_size = block_size
         self._build(sample_rate, channels)
@@ -182,6 +222,7 @@ class StemSeparator:
                                       np.array([self._direct]), self.threads, self.resampling,
                                       headroom, self._fallback, headroom or 0)
 
+    @_one_thread_at_a_time
     def reset(self) -> None:
         """Forget the stream in progress; the next call starts a new one."""
         if self._pipeline is not None:
@@ -226,6 +267,7 @@ class StemSeparator:
         self._layout = layout
         return x, layout
 
+    @_one_thread_at_a_time
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
         """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream.
@@ -252,6 +294,7 @@ class StemSeparator:
 
     __call__ = process
 
+    @_one_thread_at_a_time
     def flush(self) -> np.ndarray:
         """End the stream: return the remaining aligned samples and reset."""
         if self._pipeline is None or self._mode != "stream":
@@ -260,6 +303,7 @@ class StemSeparator:
         self.reset()
         return from_channels_first(y, self._layout)
 
+    @_one_thread_at_a_time
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
         check_array(block)
@@ -279,7 +323,7 @@ class StemSplitter:
     """Several outputs of one stream, block by block: the streaming core of `separate`
     and of file export.
 
-    `stems` names model stems to output; `outputs` adds named weighted sums,
+    `stems` names model stems to output (a name or a list); `outputs` adds named weighted sums,
     e.g. ``{"no_vocals": {"vocals": 0.0}}`` (stems not named count 1.0, as in
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
@@ -296,6 +340,8 @@ class StemSplitter:
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
                  residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
                  resampling: str = "hq"):
+        check_threads(threads)
+        stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
         m = as_model(model, device)
         self.model = m
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])

@@ -34,7 +34,7 @@ def check_resampling(resampling: str) -> str:
 
 def check_rate(sample_rate: float) -> int:
     if not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
-            or int(sample_rate) != sample_rate:
+            or isinstance(sample_rate, bool) or int(sample_rate) != sample_rate:
         raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
     rate = int(sample_rate)
     if not MIN_RATE <= rate <= MAX_RATE:

@@ -11,18 +11,21 @@ MP3 inputs are read as pedalboard decodes them, decoder delay included (about
 """
 from __future__ import annotations
 
+import errno
 import glob
+import os
 import struct
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from pedalboard.io import AudioFile
 
 from ..core.engine import RunningStats
+from ..core.layout import first_non_finite
 from ..core.resample import MAX_RATE, MIN_RATE
 from ..errors import ExportError, Interrupted
 from .formats import AUDIO_EXTENSIONS
@@ -36,46 +39,75 @@ def _hidden(path: Path, root: Optional[Path] = None) -> bool:
     return any(p.startswith(".") for p in parts)
 
 
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute path if it is a symbolic link loop (resolve raises
+    then, RuntimeError or OSError by Python version): the loop is reported when the file
+    is opened, as a bad input, not as a traceback here."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
+
+
 def _inside(path: Path, folders: Sequence[Path]) -> bool:
-    resolved = path.resolve()
-    return any(resolved == f or f in resolved.parents for f in folders)
+    where = resolved(path)
+    return any(where == f or f in where.parents for f in folders)
 
 
 def is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_EXTENSIONS
 
 
+def _file_or_bad_link(path: Path) -> bool:
+    """A file, or a link that leads nowhere (a loop, a missing target): reported when it is
+    opened rather than silently left out."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def find_inputs(items: Iterable[str], recursive: bool = False,
-                exclude: Sequence[Path] = ()) -> List[Path]:
+                exclude: Sequence[Path] = (),
+                outputs_of: Optional[Callable[[List[Path]], Set[Path]]] = None) -> List[Path]:
     """Files, folders (their audio files; all levels with `recursive`) and glob patterns.
 
     Folders and patterns yield only audio files (by suffix), never hidden files or
     anything inside an `exclude` folder (the output folder: a rerun inside the album
-    must not separate the previous stems). A file named explicitly is taken as it is,
-    and reported when it is read if it is not audio."""
-    skip = [Path(f).resolve() for f in exclude]
+    must not separate the previous stems). A folder that is itself an `exclude` folder
+    yields its files but those that `outputs_of(all files found)` (resolved paths) says
+    are outputs of the others: there the earlier run's stems sit beside the inputs. A
+    file named explicitly is taken as it is, and reported when it is read if it is not
+    audio."""
+    skip = [resolved(Path(f)) for f in exclude]
     found: List[Path] = []
+    in_output: Set[Path] = set()  # found by looking into an output folder
+    named: Set[Path] = set()
     for item in items:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             # an output folder inside this one is left out; this folder itself, named as the
-            # output, is not (then the target checks refuse what would replace an input)
-            inner = [f for f in skip if f != path.resolve()]
-            found += sorted(p for p in path.glob(pattern) if p.is_file() and is_audio_name(p)
-                            and not _hidden(p, path) and not _inside(p, inner))
+            # output, is not: there only what outputs_of recognises is left out
+            inner = [f for f in skip if f != resolved(path)]
+            files = sorted(p for p in path.glob(pattern) if _file_or_bad_link(p)
+                           and is_audio_name(p) and not _hidden(p, path) and not _inside(p, inner))
+            if resolved(path) in skip:
+                in_output.update(resolved(p) for p in files)
+            found += files
         elif not path.exists() and glob.has_magic(item):
             # glob already leaves out dot names unless the pattern spells them
             found += sorted(p for p in map(Path, glob.glob(item, recursive=recursive))
-                            if p.is_file() and is_audio_name(p) and not _inside(p, skip))
+                            if _file_or_bad_link(p) and is_audio_name(p) and not _inside(p, skip))
         else:
             found.append(path)
+            named.add(resolved(path))  # named explicitly: taken as it is
     unique, seen = [], set()
     for p in found:
-        key = p.resolve()
+        key = resolved(p)
         if key not in seen:
             seen.add(key)
             unique.append(p)
+    if in_output and outputs_of is not None:
+        outputs = outputs_of(unique) & (in_output - named)
+        unique = [p for p in unique if resolved(p) not in outputs]
     return unique
 
 
@@ -224,6 +256,14 @@ class Source:
             if block.shape[1] == 0:
                 raise ExportError(f"{self.path}: the file ends early: {self.file.tell()} of "
                                   f"{end} samples readable")
+            # checked here, where the block's place in the file is known (a processor
+            # downstream sees only the block)
+            bad = first_non_finite(block)
+            if bad is not None:
+                at = self.file.tell() - block.shape[1] + bad[0]
+                raise ExportError(f"{self.path} holds NaN or Inf (first at sample {at}, channel "
+                                  f"{bad[1]}, {at / self.sample_rate:.3f} s in); export the file "
+                                  "again from its source, or replace those samples")
             yield block
 
     def track_stats(self, stop: Optional[threading.Event] = None) -> Tuple[float, float]:
@@ -247,6 +287,15 @@ def open_audio(path: Path, max_channels: Optional[int] = 2) -> Iterator[Source]:
     says what to do."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            try:
+                os.stat(path)
+                what = "it leads to something that is not a file"
+            except OSError as e:
+                what = ("it leads back to itself (a loop)" if e.errno == errno.ELOOP else
+                        "what it points to does not exist")
+            raise ExportError(f"{path}: a symbolic link to {os.readlink(path)}, and {what}; "
+                              "point it at an audio file")
         raise ExportError(f"{path}: no such file")
     try:
         f = AudioFile(str(path))

@@ -9,9 +9,11 @@ not move them (it is left at the DAW's neutral 120 BPM, 4/4).
 
 Audio files are referenced, not copied, by paths relative to the session
 file (absolute where no relative path exists, e.g. another drive). REAPER
-cannot write a path holding all three of its quotes (", ' and `): such a
-file is reached through a hard link (else a symbolic link, else a copy)
-beside the session, with the backticks replaced.
+cannot write a path holding all three of its quotes (", ' and `), nor one
+holding a line break or another control character (it reads a project line
+by line): such a file is reached through a hard link (else a symbolic link,
+else a copy) beside the session, with the backticks and control characters
+replaced.
 
 Every DAWproject written is first checked against the official schema,
 carried with its MIT licence in ``io/schemas/dawproject/`` (from
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -150,11 +153,14 @@ def _metadata_xml(title: str) -> str:
 
 
 RPP_QUOTES = ('"', "'", "`")
+RPP_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would end the line mid-string
 
 
 def _rpp_string(text: str) -> str:
     """REAPER quotes strings with whichever quote the text does not contain; it has no
-    escape, so a text holding all three loses its backticks (as REAPER itself writes it)."""
+    escape, so a text holding all three loses its backticks (as REAPER itself writes it),
+    and control characters (a newline in a file name) become spaces."""
+    text = RPP_CONTROL.sub(" ", text)
     for q in RPP_QUOTES:
         if q not in text:
             return f"{q}{text}{q}"
@@ -163,13 +169,14 @@ def _rpp_string(text: str) -> str:
 
 def _rpp_file(audio: Path, session: Path) -> str:
     """The quoted FILE of `audio` in the REAPER session `session`. A path holding all three
-    quotes cannot be written: the file is then reached through a link beside the session,
-    named like it with ' for ` (a hard link, else a symbolic link, else a copy)."""
+    quotes or a control character cannot be written: the file is then reached through a
+    link beside the session, named like it with ' for ` and spaces for control characters
+    (a hard link, else a symbolic link, else a copy)."""
     ref = _reference(audio, session)
-    if not all(q in ref for q in RPP_QUOTES):
+    if not all(q in ref for q in RPP_QUOTES) and not RPP_CONTROL.search(ref):
         return _rpp_string(ref)
     folder = session.resolve().parent
-    name = audio.name.replace("`", "'")
+    name = RPP_CONTROL.sub(" ", audio.name.replace("`", "'"))
     stem, suffix = Path(name).stem, Path(name).suffix
     candidates = [name] + [f"{stem} (mix{f' {k}' if k > 1 else ''}){suffix}" for k in range(1, 100)]
     for candidate in candidates:
@@ -186,8 +193,8 @@ def _rpp_file(audio: Path, session: Path) -> str:
             except OSError:
                 shutil.copy2(audio, link)
         return _rpp_string(candidate)
-    raise ExportError(f"{audio}: REAPER cannot name a file holding \", ' and ` together, and "
-                      f"{folder} has no free name for a link to it; rename the file")
+    raise ExportError(f"{audio}: REAPER cannot name a file holding \", ' and ` together or a line "
+                      f"break, and {folder} has no free name for a link to it; rename the file")
 
 
 REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLAC", ".ogg": "VORBIS",
