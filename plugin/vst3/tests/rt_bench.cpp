@@ -3,14 +3,16 @@
 // thread paced like a device, each call timed.
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
-//   stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY
+//   stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
 // TIMES: written as raw float64, the seconds each processBlock call took.
 // PACE: blocks start at PACE x real time (0: back to back). PRIORITY: 1 runs the audio thread
-// at SCHED_FIFO 50, as JACK and DAWs do where the system allows it.
-// Prints the latency the plugin reports and what the audio thread got; with STEMFORGE_VERBOSE
-// set, the plugin says on stderr how many hops its model missed.
+// at SCHED_FIFO 50, as JACK and DAWs do where the system allows it. WARM: seconds of silence
+// played first, untimed (the model loads and its first calls settle), then the plugin is reset
+// so that its miss count starts with the timed input.
+// Prints the latency the plugin reports once it has played and what the audio thread got;
+// with STEMFORGE_VERBOSE set, the plugin says on stderr how many hops its model missed.
 #include <JuceHeader.h>
 
 #include <pthread.h>
@@ -37,8 +39,8 @@ static bool choose(juce::AudioPluginInstance& p, const juce::String& name, const
 }
 
 int main(int argc, char** argv) {
-    if (argc != 9) {
-        std::fprintf(stderr, "usage: stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY\n");
+    if (argc != 9 && argc != 10) {
+        std::fprintf(stderr, "usage: stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
     const int block = std::atoi(argv[4]);
     const double pace = std::atof(argv[7]);
     const bool priority = std::atoi(argv[8]) != 0;
+    const double warm = argc == 10 ? std::atof(argv[9]) : 0.0;
 
     std::ifstream in(argv[5], std::ios::binary | std::ios::ate);
     if (!in) { std::fprintf(stderr, "cannot read %s\n", argv[5]); return 1; }
@@ -67,7 +70,6 @@ int main(int argc, char** argv) {
     }
     plugin->setNonRealtime(false);
     plugin->prepareToPlay(rate, block);
-    std::printf("latency %d\n", plugin->getLatencySamples());
 
     const size_t blocks = total / size_t(block);
     std::vector<double> times(blocks);
@@ -84,6 +86,17 @@ int main(int argc, char** argv) {
         juce::MidiBuffer midi;
         const auto period = std::chrono::duration<double>(pace > 0 ? block / rate / pace : 0.0);
         auto next = std::chrono::steady_clock::now();
+        if (warm > 0) {
+            const auto warmPeriod = std::chrono::duration<double>(block / rate);
+            for (long b = 0; b < long(warm * rate / block); ++b) {
+                buffer.clear();
+                plugin->processBlock(buffer, midi);
+                next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(warmPeriod);
+                std::this_thread::sleep_until(next);
+            }
+            plugin->reset();
+            next = std::chrono::steady_clock::now();
+        }
         for (size_t b = 0; b < blocks; ++b) {
             buffer.clear();
             for (int c = 0; c < 2; ++c)
@@ -98,6 +111,8 @@ int main(int argc, char** argv) {
         }
     });
     audioThread.join();
+    // the latency as the host knows it once the stream plays (the model's, loaded by then)
+    std::printf("latency %d\n", plugin->getLatencySamples());
     std::printf("audio thread %s\n", priorityNote.c_str());
     std::ofstream out(argv[6], std::ios::binary);
     out.write(reinterpret_cast<const char*>(times.data()), std::streamsize(times.size() * sizeof(double)));
