@@ -502,7 +502,6 @@ void StemforgeProcessor::releaseResources() {
 void StemforgeProcessor::reset() {
     std::lock_guard<std::mutex> lock(streamLock);
     gainsValid = false;
-    misses = 0;  // the engine's count starts again with the stream
     if (stream && stream->engine) {
         char err[SF_ERROR_CHARS] = {0};
         if (EngineLibrary::get().engineReset(stream->engine, err, sizeof(err)) != 0) {
