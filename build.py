@@ -11,6 +11,8 @@
     python build.py tune --preset live|studio  # choose the mask sharpness on training clips
     python build.py import-model demucs|openunmix CHECKPOINT -o models/NAME.ts  # a peer's model
     python build.py plugin [--install]  # the VST3 at build/vst3/stemforge.vst3 (plugin/vst3/)
+    python build.py dist  # build/dist/stemforge-vst3-*.tar.gz: the bundle and its licences
+    python build.py validate --sources DIR  # Steinberg's validator and pluginval on the bundle
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -167,6 +169,15 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
         import build_plugin
         return build_plugin.main(sys.argv[2:])
+    if sys.argv[1:2] == ["dist"]:  # the bundle and its licences, one archive for a release
+        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
+        import build_plugin
+        build_plugin.dist()
+        return None
+    if sys.argv[1:2] == ["validate"]:  # the validators (plugin/vst3/validate.py)
+        sys.path.insert(0, str(ROOT / "plugin" / "vst3"))
+        import validate
+        return validate.main(sys.argv[2:])
     if sys.argv[1:2] == ["import-model"]:
         # The same command as `stemforge import-model`, for those who build models/ here.
         from stemforge.cli import main as stemforge_main

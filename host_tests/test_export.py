@@ -317,3 +317,4 @@ def test_fixtures_do_not_ship_in_the_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     models = sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".ts"))
     assert models == ["live.ts", "studio.ts"]
+    assert "stemforge/core/contract.json" in names  # the model contract the package reads

@@ -309,7 +309,7 @@ def test_cli_simulate_refuses_a_file_holding_nan_clearly(tmp_path):
                            "--stem", "vocals", "--simulate", path], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert f"{path} holds NaN or Inf (first at sample 10000, channel 1)" in done.stderr
+    assert f"{path} holds NaN or Inf (first at sample 10000, channel 1, 0.227 s in)" in done.stderr
     with pytest.raises(ValueError, match="holds NaN or Inf"):
         SimulatedDevice(x, RATE)
 

@@ -82,9 +82,9 @@ def test_bad_model_files_are_refused_at_load_time_naming_the_file(tmp_path, make
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.pop("stems"), "lacks 'stems'"),
-    (lambda d: d.update(sample_rate="44100"), "'sample_rate' must be int"),
+    (lambda d: d.update(sample_rate="44100"), "'sample_rate' must be an integer"),
     (lambda d: d.update(kind="magic"), "'kind' must be one of"),
-    (lambda d: d.update(channels=6), "'channels' must be 1 or 2"),
+    (lambda d: d.update(channels=6), "'channels' must be one of 1, 2, got 6"),
     (lambda d: d.update(contract="other/9"), "does not declare contract"),
 ])
 def test_incomplete_metadata_is_refused(tmp_path, edit, message):

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import List, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -76,9 +77,51 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
     # the engine beside the plugin binary: CMake copies it only when the plugin itself relinks
     shutil.copy2(cmake_dir / "libstemforge_engine.so", built / "Contents" / "x86_64-linux")
     shutil.copytree(built, BUNDLE, dirs_exist_ok=True)
+    carry_libraries(BUNDLE, torch_lib_dir())
     sync_presets(BUNDLE)
     print(f"build.py plugin: built {BUNDLE}")
     return BUNDLE
+
+
+def torch_lib_dir() -> Path:
+    import torch
+    return Path(torch.__file__).parent / "lib"
+
+
+# What the engine needs that a machine without this Python environment lacks: libtorch's
+# libraries (with the OpenMP runtime torch ships) and libsoxr. They go into the bundle beside
+# the engine, whose RUNPATH is $ORIGIN (CMakeLists.txt), so that copying the bundle is the
+# whole installation. The C and C++ runtimes are the system's, as for any Linux plugin.
+CARRIED = ("libtorch", "libc10", "libsoxr", "libgomp")
+
+
+def carried_libraries(engine: Path, torch_lib: Path) -> List[Tuple[str, Path]]:
+    """[(soname, file)] of the libraries the engine loads that the bundle carries, resolved as
+    the dynamic linker resolves them here, with torch's lib folder first."""
+    env = dict(os.environ, LD_LIBRARY_PATH=str(torch_lib))
+    listed = subprocess.run(["ldd", str(engine)], env=env, capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in listed.splitlines():
+        name, arrow, rest = line.strip().partition(" => ")
+        if not arrow or not name.startswith(CARRIED):
+            continue
+        where = rest.split(" (")[0].strip()
+        if where == "not found":
+            raise SystemExit(f"build.py plugin: the engine needs {name}, which is neither in {torch_lib} nor "
+                             "installed; reinstall torch or libsoxr0")
+        found.append((name, Path(where)))
+    return found
+
+
+def carry_libraries(bundle: Path, torch_lib: Path) -> None:
+    binaries = bundle / "Contents" / "x86_64-linux"
+    for name, src in carried_libraries(binaries / "libstemforge_engine.so", torch_lib):
+        dest = binaries / name  # under its soname, the name the engine and torch ask for
+        real = src.resolve()
+        if dest.is_file() and dest.stat().st_size == real.stat().st_size \
+                and dest.stat().st_mtime >= real.stat().st_mtime:
+            continue  # libtorch_cpu is 400 MB: copied once
+        shutil.copy2(real, dest)
 
 
 def sync_presets(bundle: Path) -> None:
@@ -101,6 +144,51 @@ def install(bundle: Path, where: Path = Path.home() / ".vst3") -> Path:
     shutil.copytree(bundle, target)
     print(f"build.py plugin: installed {target}")
     return target
+
+
+def dist(bundle: Path = BUNDLE, out: Path = ROOT / "build" / "dist") -> Path:
+    """`python build.py dist`: the built bundle and the licences of what it carries, in one
+    archive for a release (stemforge-vst3-VERSION-linux-x86_64.tar.gz)."""
+    import io
+    import json
+    import re
+    import tarfile
+    import zipfile
+    if not (bundle / "Contents" / "x86_64-linux" / "libtorch_cpu.so").is_file():
+        raise SystemExit(f"build.py dist: no self-contained bundle at {bundle}; build it with `python build.py plugin`")
+    version = re.search(r"project\(stemforge_vst3 VERSION ([0-9.]+)", (HERE / "CMakeLists.txt").read_text()).group(1)
+    top = f"stemforge-vst3-{version}-linux-x86_64"
+    torch_licence = next(Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/licenses/LICENSE"), None) \
+        or next(Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/LICENSE"), None)
+    soxr_licence = Path("/usr/share/doc/libsoxr0/copyright")
+    presets = []
+    for ts in sorted((bundle / "Contents" / "Resources" / "models").glob("*.ts")):
+        with zipfile.ZipFile(ts) as z:
+            meta = json.loads(z.read(next(n for n in z.namelist() if n.endswith("/extra/stemforge.json"))))
+        presets.append(f"{ts.name}: {meta['name']} {meta['version']}, licence {meta['license']}; "
+                       f"trained on {meta['training_data']}")
+    licences = {
+        "COPYING": (HERE / "COPYING").read_text(),  # the plugin: GPLv3 or later
+        "LICENSE.md": (HERE / "LICENSE.md").read_text(),
+        "libtorch-LICENSE": torch_licence.read_text() if torch_licence else "BSD-3-Clause (see pytorch.org)",
+        "libsoxr-copyright": soxr_licence.read_text() if soxr_licence.is_file() else "LGPL-2.1-or-later",
+        "PRESETS": "The shipped models (Contents/Resources/models):\n" + "\n".join(presets) + "\n",
+        "INSTALL": ("Copy stemforge.vst3 to ~/.vst3 (or /usr/lib/vst3 for all users) and rescan plugins in "
+                    "your host. Nothing else is needed: the bundle carries libtorch and libsoxr.\n"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    archive = out / f"{top}.tar.gz"
+    partial = archive.with_name("." + archive.name + ".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(bundle, arcname=f"{top}/stemforge.vst3")
+        for name, text in licences.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(f"{top}/licences/{name}" if name != "INSTALL" else f"{top}/INSTALL")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    partial.replace(archive)
+    print(f"build.py dist: {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
+    return archive
 
 
 def main(argv=None) -> None:

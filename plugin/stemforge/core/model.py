@@ -39,14 +39,10 @@ from typing import Iterator, List, Optional, Union
 
 import torch
 
-from .resample import MAX_RATE, MIN_RATE
+from .contract import CONTRACT, METADATA_FILE, ContractError, check_metadata
 
-METADATA_FILE = "stemforge.json"
-CONTRACT = "stemforge-model/1"
 DEFAULT_MODEL = "studio"
 PRESETS = ("live", "studio")  # the trained models that ship, loaded by name only
-TAILS = ("pad", "center", "trim")
-NORMALIZATIONS = ("none", "track")
 
 
 class ModelError(ValueError):
@@ -86,56 +82,21 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], where: str) -> "ModelInfo":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ModelError(f"{where}: {METADATA_FILE} is not valid JSON ({e})") from None
-        except UnicodeDecodeError as e:  # bytes as read from the archive
-            raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
-                             f"{e.start}); rebuild the file with build.py or stemforge's "
-                             "importers") from None
-        if not isinstance(d, dict) or d.get("contract") != CONTRACT:
-            raise ModelError(f"{where}: {METADATA_FILE} does not declare contract {CONTRACT!r}")
-        types = {"name": str, "version": str, "kind": str, "sample_rate": int, "stems": list,
-                 "channels": int, "lookahead": int, "context": int, "hop": int, "window": int,
-                 "sums_to_mix": bool, "description": str, "training_data": str, "license": str}
-        for key, typ in types.items():
-            if key not in d:
-                raise ModelError(f"{where}: metadata lacks {key!r}")
-            if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
-                raise ModelError(f"{where}: metadata {key!r} must be {typ.__name__}, got {d[key]!r}")
-        if d["kind"] not in known_kinds():
-            raise ModelError(f"{where}: metadata 'kind' must be one of {known_kinds()}, got {d['kind']!r}")
-        if not d["stems"] or not all(isinstance(s, str) and s for s in d["stems"]) \
-                or len(set(d["stems"])) != len(d["stems"]):
-            raise ModelError(f"{where}: metadata 'stems' must be distinct non-empty names")
-        if d["channels"] not in (1, 2):
-            raise ModelError(f"{where}: metadata 'channels' must be 1 or 2, got {d['channels']}")
-        if not MIN_RATE <= d["sample_rate"] <= MAX_RATE:
-            raise ModelError(f"{where}: metadata 'sample_rate' {d['sample_rate']} is outside "
-                             f"{MIN_RATE}-{MAX_RATE} Hz")
-        if d["hop"] <= 0 or d["window"] < d["hop"] or d["lookahead"] < 0 or d["context"] < 0:
-            raise ModelError(f"{where}: metadata needs 0 < hop <= window and lookahead, context >= 0")
-        if d.get("tail", "pad") not in TAILS:
-            raise ModelError(f"{where}: metadata 'tail' must be one of {TAILS}, got {d['tail']!r}")
-        if d.get("tail") == "center" and d.get("padded_window", 0) < d["window"]:
-            raise ModelError(f"{where}: tail 'center' needs padded_window >= window")
-        if d.get("input_normalization", "none") not in NORMALIZATIONS:
-            raise ModelError(f"{where}: metadata 'input_normalization' must be one of "
-                             f"{NORMALIZATIONS}, got {d['input_normalization']!r}")
-        if d["kind"] == "streaming" and (d.get("tail", "pad") != "pad"
-                                         or d.get("input_normalization", "none") != "none"):
-            raise ModelError(f"{where}: 'tail' and 'input_normalization' apply to window models only")
+        if isinstance(text, bytes):  # as read from the archive
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
+                                 f"{e.start}); rebuild the file with build.py or stemforge's "
+                                 "importers") from None
+        try:  # the checks of contract.json, shared with the VST3 engine
+            d = check_metadata(text)
+        except ContractError as e:
+            raise ModelError(f"{where}: {e}") from None
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["stems"] = tuple(d["stems"])
         return cls(**d)
-
-
-def known_kinds() -> tuple:
-    """The model kinds an engine runs (engine.ENGINES, the one table)."""
-    from .engine import ENGINES  # engine imports this module: look the table up when needed
-    return tuple(ENGINES)
 
 
 _threads_lock = threading.Lock()

@@ -6,6 +6,8 @@ from typing import Tuple
 import numpy as np
 import soxr
 
+from .contract import RESAMPLING as CONTRACT_RESAMPLING
+
 MIN_RATE, MAX_RATE = 8000, 192000
 
 # The soxr quality recipes of the two resamplers (host -> model, model -> host), by name,
@@ -21,8 +23,9 @@ MIN_RATE, MAX_RATE = 8000, 192000
 #   against HQ on music at 48 kHz (~21 dB on audio-band pink noise), a droop of ~3 dB at
 #   18 kHz, and cubic aliasing of content above the model's Nyquist; what is lost goes to
 #   the residual stem, so the stems of a model that sums to the mix still add up exactly.
-RESAMPLING = {"hq": ("HQ", ("HQ",)), "low-delay": ("QQ", ("LQ", "QQ"))}
-LOW_DELAY_OUT_SECONDS = 0.001
+# The table itself is the contract's (contract.json, "resampling"), which the VST3 engine reads too.
+RESAMPLING = {name: (p["in"], tuple(p["out"])) for name, p in CONTRACT_RESAMPLING["policies"].items()}
+LOW_DELAY_OUT_SECONDS = CONTRACT_RESAMPLING["out_holdback_seconds"]
 
 
 def check_resampling(resampling: str) -> str:
@@ -72,7 +75,7 @@ class StreamResampler:
         self.reset()
         return y
 
-    def worst_holdback(self, seconds: float = 0.5) -> float:
+    def worst_holdback(self, seconds: float = CONTRACT_RESAMPLING["probe_seconds"]) -> float:
         """The most output samples a fresh stream owes (input * ratio - output so far),
         over `seconds` of input fed one sample at a time; soxr's pattern repeats
         with its internal block, much shorter than that."""

@@ -21,6 +21,7 @@
 // intermediates through torch's allocator: that cannot be avoided with libtorch.
 
 #include "EngineApi.h"
+#include "Contract.h"
 
 #include <soxr.h>
 #include <torch/script.h>
@@ -48,7 +49,6 @@
 namespace {
 
 constexpr const char* kMetadataFile = "stemforge.json";
-constexpr const char* kContract = "stemforge-model/1";
 constexpr int kMinRate = 8000, kMaxRate = 192000;  // stemforge.core.resample
 constexpr int kWorkerStep = 32768;  // the most model-rate input the worker takes per run
 
@@ -66,101 +66,7 @@ std::string lastLine(const std::string& text) {  // torch's messages carry a C++
     return pos == std::string::npos ? s : s.substr(pos + 1);
 }
 
-// ---------------------------------------------------------------- metadata (a JSON object)
-struct Json {
-    enum Type { Null, Bool, Number, String, Array, Object } type = Null;
-    bool b = false;
-    double num = 0;
-    bool integral = false;
-    std::string str;
-    std::vector<Json> items;
-    std::map<std::string, Json> fields;
-};
-
-struct JsonParser {
-    const std::string& s;
-    size_t i = 0;
-    explicit JsonParser(const std::string& text) : s(text) {}
-    [[noreturn]] void fail(const std::string& why) {
-        throw std::runtime_error("not valid JSON (" + why + " at character " + std::to_string(i) + ")");
-    }
-    void ws() { while (i < s.size() && std::isspace((unsigned char)s[i])) ++i; }
-    Json value() {
-        ws();
-        if (i >= s.size()) fail("unexpected end");
-        char c = s[i];
-        Json j;
-        if (c == '{') {
-            j.type = Json::Object; ++i; ws();
-            if (i < s.size() && s[i] == '}') { ++i; return j; }
-            for (;;) {
-                ws(); if (i >= s.size() || s[i] != '"') fail("expected a key");
-                std::string key = string();
-                ws(); if (i >= s.size() || s[i] != ':') fail("expected ':'");
-                ++i; j.fields[key] = value(); ws();
-                if (i < s.size() && s[i] == ',') { ++i; continue; }
-                if (i < s.size() && s[i] == '}') { ++i; return j; }
-                fail("expected ',' or '}'");
-            }
-        }
-        if (c == '[') {
-            j.type = Json::Array; ++i; ws();
-            if (i < s.size() && s[i] == ']') { ++i; return j; }
-            for (;;) {
-                j.items.push_back(value()); ws();
-                if (i < s.size() && s[i] == ',') { ++i; continue; }
-                if (i < s.size() && s[i] == ']') { ++i; return j; }
-                fail("expected ',' or ']'");
-            }
-        }
-        if (c == '"') { j.type = Json::String; j.str = string(); return j; }
-        if (s.compare(i, 4, "true") == 0) { i += 4; j.type = Json::Bool; j.b = true; return j; }
-        if (s.compare(i, 5, "false") == 0) { i += 5; j.type = Json::Bool; return j; }
-        if (s.compare(i, 4, "null") == 0) { i += 4; return j; }
-        size_t start = i;
-        if (s[i] == '-') ++i;
-        bool integral = true;
-        while (i < s.size() && (std::isdigit((unsigned char)s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E'
-                                || s[i] == '+' || s[i] == '-')) {
-            if (!std::isdigit((unsigned char)s[i])) integral = false;
-            ++i;
-        }
-        if (i == start) fail("unexpected character");
-        j.type = Json::Number; j.integral = integral; j.num = std::stod(s.substr(start, i - start));
-        return j;
-    }
-    std::string string() {
-        ++i;  // the opening quote
-        std::string out;
-        while (i < s.size() && s[i] != '"') {
-            char c = s[i++];
-            if (c != '\\') { out += c; continue; }
-            if (i >= s.size()) fail("bad escape");
-            char e = s[i++];
-            switch (e) {
-                case 'n': out += '\n'; break;
-                case 't': out += '\t'; break;
-                case 'r': out += '\r'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'u': {
-                    if (i + 4 > s.size()) fail("bad escape");
-                    unsigned code = std::stoul(s.substr(i, 4), nullptr, 16); i += 4;
-                    if (code < 0x80) out += char(code);
-                    else if (code < 0x800) { out += char(0xC0 | (code >> 6)); out += char(0x80 | (code & 0x3F)); }
-                    else { out += char(0xE0 | (code >> 12)); out += char(0x80 | ((code >> 6) & 0x3F));
-                           out += char(0x80 | (code & 0x3F)); }
-                    break;
-                }
-                default: out += e;
-            }
-        }
-        if (i >= s.size()) fail("unterminated string");
-        ++i;
-        return out;
-    }
-};
-
+// ------------------------------------------------------------------------------- metadata
 struct Info {  // stemforge.core.model.ModelInfo, the fields the engine needs
     std::string name, version, kind, tail = "pad", normalization = "none";
     int sample_rate = 0, channels = 0, hop = 0, window = 0, lookahead = 0, context = 0, padded_window = 0;
@@ -169,71 +75,33 @@ struct Info {  // stemforge.core.model.ModelInfo, the fields the engine needs
     bool sums_to_mix = false, untrained = false;
 };
 
-// The checks of ModelInfo.from_json, with its messages.
+// The metadata as the contract (plugin/stemforge/core/contract.json, Contract.h) checks it, with
+// its messages: the same checks, in the same order, as stemforge.core.contract in Python.
 Info parseInfo(const std::string& text, const std::string& where) {
-    Json d;
+    stemforge::Json d;
     try {
-        JsonParser p(text);
-        d = p.value();
-    } catch (const std::exception& e) {
-        throw std::runtime_error(where + ": " + kMetadataFile + " is " + e.what());
+        d = stemforge::Contract::get().check(text);
+    } catch (const stemforge::ContractError& e) {
+        throw std::runtime_error(where + ": " + e.what());
     }
-    auto has = [&](const char* k) { return d.type == Json::Object && d.fields.count(k) > 0; };
-    if (!has("contract") || d.fields["contract"].type != Json::String || d.fields["contract"].str != kContract)
-        throw std::runtime_error(where + ": " + kMetadataFile + " does not declare contract '" + kContract + "'");
-    auto need = [&](const char* k, Json::Type t, bool integral = false) -> Json& {
-        if (!has(k)) throw std::runtime_error(where + ": metadata lacks '" + k + "'");
-        Json& v = d.fields[k];
-        if (v.type != t || (integral && !v.integral))
-            throw std::runtime_error(where + ": metadata '" + k + "' has the wrong type");
-        return v;
-    };
+    auto integer = [&](const char* k) { return int(d.at(k).num); };  // the contract bounds them
     Info info;
-    info.name = need("name", Json::String).str;
-    info.version = need("version", Json::String).str;
-    info.kind = need("kind", Json::String).str;
-    info.sample_rate = int(need("sample_rate", Json::Number, true).num);
-    info.channels = int(need("channels", Json::Number, true).num);
-    info.lookahead = int(need("lookahead", Json::Number, true).num);
-    info.context = int(need("context", Json::Number, true).num);
-    info.hop = int(need("hop", Json::Number, true).num);
-    info.window = int(need("window", Json::Number, true).num);
-    info.sums_to_mix = need("sums_to_mix", Json::Bool).b;
-    for (const char* k : {"description", "training_data", "license"}) need(k, Json::String);
-    for (auto& s : need("stems", Json::Array).items) {
-        if (s.type != Json::String || s.str.empty())
-            throw std::runtime_error(where + ": metadata 'stems' must be distinct non-empty names");
-        info.stems.push_back(s.str);
-    }
-    if (has("untrained") && d.fields["untrained"].type == Json::Bool) info.untrained = d.fields["untrained"].b;
-    if (has("tail") && d.fields["tail"].type == Json::String) info.tail = d.fields["tail"].str;
-    if (has("input_normalization") && d.fields["input_normalization"].type == Json::String)
-        info.normalization = d.fields["input_normalization"].str;
-    if (has("padded_window") && d.fields["padded_window"].type == Json::Number)
-        info.padded_window = int(d.fields["padded_window"].num);
-    if (has("transition_power") && d.fields["transition_power"].type == Json::Number)
-        info.transition_power = d.fields["transition_power"].num;
-    if (info.kind != "streaming" && info.kind != "window")
-        throw std::runtime_error(where + ": metadata 'kind' must be one of ('streaming', 'window'), got '"
-                                 + info.kind + "'");
-    if (info.stems.empty() || int(info.stems.size()) > SF_MAX_STEMS)
-        throw std::runtime_error(where + ": metadata 'stems' must name 1 to " + std::to_string(SF_MAX_STEMS)
-                                 + " stems");
-    if (info.channels != 1 && info.channels != 2)
-        throw std::runtime_error(where + ": metadata 'channels' must be 1 or 2, got "
-                                 + std::to_string(info.channels));
-    if (info.sample_rate < kMinRate || info.sample_rate > kMaxRate)
-        throw std::runtime_error(where + ": metadata 'sample_rate' " + std::to_string(info.sample_rate)
-                                 + " is outside 8000-192000 Hz");
-    if (info.hop <= 0 || info.window < info.hop || info.lookahead < 0 || info.context < 0)
-        throw std::runtime_error(where + ": metadata needs 0 < hop <= window and lookahead, context >= 0");
-    if (info.tail != "pad" && info.tail != "center" && info.tail != "trim")
-        throw std::runtime_error(where + ": metadata 'tail' must be one of ('pad', 'center', 'trim'), got '"
-                                 + info.tail + "'");
-    if (info.tail == "center" && info.padded_window < info.window)
-        throw std::runtime_error(where + ": tail 'center' needs padded_window >= window");
-    if (info.normalization != "none" && info.normalization != "track")
-        throw std::runtime_error(where + ": metadata 'input_normalization' must be one of ('none', 'track')");
+    info.name = d.at("name").str;
+    info.version = d.at("version").str;
+    info.kind = d.at("kind").str;
+    info.sample_rate = integer("sample_rate");
+    info.channels = integer("channels");
+    info.lookahead = integer("lookahead");
+    info.context = integer("context");
+    info.hop = integer("hop");
+    info.window = integer("window");
+    info.padded_window = integer("padded_window");
+    info.sums_to_mix = d.at("sums_to_mix").b;
+    info.untrained = d.at("untrained").b;
+    info.tail = d.at("tail").str;
+    info.normalization = d.at("input_normalization").str;
+    info.transition_power = d.at("transition_power").num;
+    for (const auto& s : d.at("stems").items) info.stems.push_back(s.str);
     return info;
 }
 
@@ -283,24 +151,36 @@ private:
 // ------------------------------------------------------------------------------ resampling
 // stemforge.core.resample.StreamResampler over python-soxr's ResampleStream(quality=...,
 // dtype="float32"): the same libsoxr calls (soxr_create with the recipe, float32 interleaved;
-// soxr_process on input chunks of 48000 * in / out samples with idone NULL and an output
+// soxr_process on input chunks of soxr_chunk_rate (contract.json) * in / out samples, as
+// python-soxr does internally, with idone NULL and an output
 // room of soxr_delay() + n * ratio + 1), so both sides produce the same samples at the same
 // times, and the latency bound computed the same way holds for both.
 class Resampler {
 public:
-    ~Resampler() { if (s_) soxr_delete(s_); }
+    ~Resampler() {
+        if (s_) soxr_delete(s_);
+        if (spare_) soxr_delete(spare_);
+    }
     void init(int inRate, int outRate, int channels, int maxIn, unsigned long recipe) {
         in_ = inRate; out_ = outRate; channels_ = channels; recipe_ = recipe;
         identity_ = inRate == outRate;
         ratio_ = double(outRate) / double(inRate);
         if (identity_) return;
-        create();
+        s_ = create();
         inBuf_.assign(size_t(maxIn) * channels_, 0.0f);
         outCap_ = int(std::ceil(maxIn * ratio_)) + 65536;
         outBuf_.assign(size_t(outCap_) * channels_, 0.0f);
     }
     bool identity() const { return identity_; }
-    void reset() { if (s_) { soxr_delete(s_); s_ = nullptr; create(); } }
+    // Off the audio thread: a fresh resampler for the next reset (soxr_create allocates).
+    void makeSpare() {
+        if (identity_) return;
+        if (spare_) soxr_delete(spare_);
+        spare_ = nullptr;
+        spare_ = create();
+    }
+    // Real time: the fresh spare takes over; the used one waits for makeSpare to replace it.
+    void useSpare() { std::swap(s_, spare_); }
     // planar in (n samples) -> appended to `dst` (planar); false if dst is full or soxr fails
     bool process(const float* const* in, int n, Fifo& dst, std::string& error) {
         if (identity_) {
@@ -313,7 +193,8 @@ public:
             for (int c = 0; c < channels_; ++c) inBuf_[size_t(i) * channels_ + c] = in[c][i];
         size_t olen = size_t(soxr_delay(s_) + n * ratio_ + 1);
         olen = std::min(olen, size_t(outCap_));
-        const size_t chunk = size_t(48000 * double(in_) / double(out_));
+        static const double chunkRate = stemforge::Contract::get().resampling().at("soxr_chunk_rate").num;
+        const size_t chunk = size_t(chunkRate * double(in_) / double(out_));
         size_t outPos = 0, odone = 0;
         soxr_error_t err = nullptr;
         for (size_t idx = 0; idx < size_t(n); idx += chunk) {
@@ -332,8 +213,8 @@ public:
     }
 
     // StreamResampler.worst_holdback: the most output samples a fresh stream owes over
-    // half a second of input fed one sample at a time.
-    static double worstHoldback(int inRate, int outRate, unsigned long recipe) {
+    // `seconds` of input fed one sample at a time.
+    static double worstHoldback(int inRate, int outRate, unsigned long recipe, double seconds) {
         if (inRate == outRate) return 0.0;
         soxr_error_t err = nullptr;
         soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
@@ -345,7 +226,7 @@ public:
         std::vector<float> out(65536);
         long got = 0;
         double worst = 0.0;
-        const long count = long(0.5 * inRate);
+        const long count = long(seconds * inRate);
         for (long n = 1; n <= count; ++n) {
             size_t olen = std::min(size_t(soxr_delay(s) + 1 * ratio + 1), out.size());
             size_t odone = 0;
@@ -358,14 +239,15 @@ public:
     }
 
 private:
-    void create() {
+    soxr_t create() const {
         soxr_error_t err = nullptr;
         soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
         soxr_quality_spec_t q = soxr_quality_spec(recipe_, 0);
-        s_ = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
+        soxr_t s = soxr_create(in_, out_, unsigned(channels_), &err, &io, &q, nullptr);
         if (err) throw std::runtime_error(std::string("soxr: ") + err);
+        return s;
     }
-    soxr_t s_ = nullptr;
+    soxr_t s_ = nullptr, spare_ = nullptr;
     int in_ = 0, out_ = 0, channels_ = 0, outCap_ = 0;
     unsigned long recipe_ = SOXR_HQ;
     bool identity_ = true;
@@ -373,15 +255,29 @@ private:
     std::vector<float> inBuf_, outBuf_;
 };
 
-// resample.recipes("low-delay", ...), StemSeparator's default and the only real-time path:
-// QQ (cubic, ~2 samples of hold-back) host -> model, since every filtered recipe holds back
-// 450+ samples converting down; LQ model -> host where it holds back at most 1 ms of host
-// audio (LOW_DELAY_OUT_SECONDS: 48 and 96 kHz from 44.1), else QQ. Measured in the README.
-constexpr double kLowDelayOutSeconds = 0.001;
+// resample.recipes(realtime_policy, ...), StemSeparator's default and the only real-time path,
+// from the contract's resampling table (contract.json, "resampling"; the measurements behind
+// it are in stemforge.core.resample and the README): the policy's recipe host -> model, and
+// the first of its recipes model -> host whose worst hold-back is within out_holdback_seconds
+// of host audio, else the last.
+unsigned long soxrRecipe(const std::string& name) {
+    static const std::map<std::string, unsigned long> known{
+        {"QQ", SOXR_QQ}, {"LQ", SOXR_LQ}, {"MQ", SOXR_MQ}, {"HQ", SOXR_HQ}, {"VHQ", SOXR_VHQ}};
+    auto it = known.find(name);
+    if (it == known.end()) throw std::logic_error("contract.json: unknown soxr recipe " + name);
+    return it->second;
+}
 
 std::pair<unsigned long, unsigned long> recipes(int hostRate, int modelRate) {
-    const bool lq = Resampler::worstHoldback(modelRate, hostRate, SOXR_LQ) <= kLowDelayOutSeconds * hostRate;
-    return {SOXR_QQ, lq ? SOXR_LQ : SOXR_QQ};
+    const auto& r = stemforge::Contract::get().resampling();
+    const auto& policy = r.at("policies").at(r.at("realtime_policy").str);
+    const auto& outs = policy.at("out").items;
+    const double limit = r.at("out_holdback_seconds").num * hostRate;
+    const double probe = r.at("probe_seconds").num;
+    for (size_t k = 0; k + 1 < outs.size(); ++k)
+        if (Resampler::worstHoldback(modelRate, hostRate, soxrRecipe(outs[k].str), probe) <= limit)
+            return {soxrRecipe(policy.at("in").str), soxrRecipe(outs[k].str)};
+    return {soxrRecipe(policy.at("in").str), soxrRecipe(outs.back().str)};
 }
 
 struct Resampling {
@@ -399,8 +295,9 @@ Resampling resampling(int hostRate, int modelRate) {
     if (it != cache.end()) return it->second;
     Resampling value;
     value.recipes = recipes(hostRate, modelRate);
-    value.holdbacks = std::make_pair(Resampler::worstHoldback(hostRate, modelRate, value.recipes.first),
-                                     Resampler::worstHoldback(modelRate, hostRate, value.recipes.second));
+    const double probe = stemforge::Contract::get().resampling().at("probe_seconds").num;
+    value.holdbacks = std::make_pair(Resampler::worstHoldback(hostRate, modelRate, value.recipes.first, probe),
+                                     Resampler::worstHoldback(modelRate, hostRate, value.recipes.second, probe));
     cache[key] = value;
     return value;
 }
@@ -466,6 +363,11 @@ struct sf_engine {
     std::vector<float> hopBuf;  // (batch, model channels, hop), the model's input tensor
     torch::Tensor hopTensor;
     c10::List<at::Tensor> state, initialState;
+    // What a reset needs, made ahead off the audio thread (sf_engine_refresh): fresh resamplers
+    // and a fresh copy of the initial state; `used` keeps what a reset replaced until then,
+    // so that the audio thread neither allocates nor frees.
+    std::atomic<bool> sparesReady{false};
+    c10::List<at::Tensor> spareState, used;
     std::vector<const float*> ptrs;
     // window kind: stemforge.core.engine.WindowEngine in real-time mode (no flush)
     bool windowed = false, normalize = false, centered = false;
@@ -490,13 +392,21 @@ struct sf_engine {
     std::vector<float> inRing;    // (batch * model channels) rows of capIn: input, by stream position
     std::vector<float> outRing;   // (stems * host channels) rows of capOut: stems, by stream position
     int capIn = 0, capOut = 0;
+    // Stream positions only grow: a reset (the audio thread's, real-time safe) starts the new
+    // stream at `origin`, past every position of the old one, and asks the worker (resetGen) to
+    // start its side afresh there; until it has (ackGen), nothing it made counts as ready.
     long long emitted = 0;        // the audio thread's: stems delivered
+    long long origin = 0;         // the audio thread's: where its stream starts
     std::atomic<long long> written{0}, gapEnd{0}, consumed{0};  // written by the audio thread only
+    std::atomic<long long> resetOrigin{0};
+    std::atomic<unsigned> resetGen{0};                          // written by the audio thread only
     std::atomic<long long> taken{0}, produced{0};               // written by the worker only
+    std::atomic<unsigned> ackGen{0}, failedGen{0};              // written by the worker only
+    long long workerOrigin = 0;   // the worker's: where its stream starts
     std::atomic<long long> misses{0};
     std::atomic<bool> workerFailed{false}, quit{false};
     std::string workerError;      // written before workerFailed is set
-    std::mutex work;              // held by the worker while it runs; reset and free take it
+    std::mutex work;              // held by the worker while it runs; free and sf_engine_hold take it
     sem_t wake;
     bool wakeReady = false, adopted = false;
     std::thread worker;
@@ -606,8 +516,27 @@ void sf_model_free(sf_model* m) {
     try { delete m; } catch (...) {}
 }
 
-// The model's side of a stream (the worker's, in real time): its state and input.
-static void resetModelSide(sf_engine* e) {
+// Off the audio thread: the fresh resamplers and state the next reset swaps in (in real time
+// the worker makes its own fresh state: only the resamplers are the audio thread's).
+static void refreshSpares(sf_engine* e) {
+    if (e->sparesReady.load(std::memory_order_acquire)) return;
+    e->resampleIn.makeSpare();
+    e->resampleOut.makeSpare();
+    if (!e->windowed && !e->realtime) {
+        c10::List<at::Tensor> fresh;
+        for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
+        e->spareState = fresh;
+        // `used` shares the spare's list until the reset: the reset's two assignments then only
+        // move references, and the list the stream ran on is released here, at the next refresh
+        e->used = e->spareState;
+    }
+    e->sparesReady.store(true, std::memory_order_release);
+}
+
+// The model's side of a stream (the worker's, in real time): its state and input. fromSpare:
+// the state prepared by refreshSpares (the offline reset, which must not allocate either);
+// else a fresh copy of the initial state (the worker's, which may allocate).
+static void resetModelSide(sf_engine* e, bool fromSpare) {
     e->modelIn.clear();
     e->workerStems.clear();
     e->toDrop = e->lookahead;
@@ -618,31 +547,46 @@ static void resetModelSide(sf_engine* e) {
         e->statTotal = e->statSquares = 0.0;
         std::fill(e->acc.begin(), e->acc.end(), 0.0f);
         std::fill(e->wsum.begin(), e->wsum.end(), 0.0f);
-        return;
+    } else if (fromSpare) {
+        e->used = e->state;  // handles: copying them only counts references
+        e->state = e->spareState;
+    } else {
+        c10::List<at::Tensor> fresh;
+        for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
+        e->state = fresh;
     }
-    c10::List<at::Tensor> fresh;
-    for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
-    e->state = fresh;
 }
 
-// The whole stream; in real time, with the worker held (e->work locked or not started).
-static void resetEngine(sf_engine* e) {
-    e->resampleIn.reset();
-    e->resampleOut.reset();
+// A new stream, from the spares (false if they are not ready: nothing changed). Real-time safe:
+// it neither allocates, frees nor waits; in real time it leaves the model's side to the worker,
+// which may be running the old stream's last hops meanwhile.
+static bool resetEngine(sf_engine* e) {
+    if (!e->sparesReady.load(std::memory_order_acquire)) return false;
+    e->resampleIn.useSpare();
+    e->resampleOut.useSpare();
     e->modelStems.clear();
     e->hostStems.clear();
     e->dry.clear();
     e->hostStems.appendZeros(e->latency);
     e->dry.appendZeros(e->latency);
-    e->audioIn.clear();
-    e->history.clear();
-    e->emitted = 0;
-    e->written = e->gapEnd = e->consumed = e->taken = e->produced = e->misses = 0;
-    e->workerFailed = false;
-    e->workerError.clear();
-    if (e->wakeReady)
-        while (sem_trywait(&e->wake) == 0) {}
-    resetModelSide(e);
+    if (e->realtime) {
+        e->audioIn.clear();
+        e->history.clear();
+        // past the old stream's input and past every stem the worker may still make of it
+        const long long origin = e->written.load(std::memory_order_relaxed) + e->P + 2 * e->hop;
+        e->origin = e->emitted = origin;
+        e->misses.store(0, std::memory_order_relaxed);
+        e->consumed.store(origin, std::memory_order_release);
+        e->resetOrigin.store(origin, std::memory_order_relaxed);
+        e->resetGen.store(e->resetGen.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        // after resetGen: a worker that sees this position sees the reset too
+        e->written.store(origin, std::memory_order_release);
+        if (e->wakeReady) sem_post(&e->wake);
+    } else {
+        resetModelSide(e, true);
+    }
+    e->sparesReady.store(false, std::memory_order_release);
+    return true;
 }
 
 // Stream positions [start, start + n) of the model-rate input into dst (rows of n), zeros
@@ -689,15 +633,16 @@ static std::pair<double, double> getStats(const sf_engine* e) {
     return {mean, std::sqrt(var) + 1e-8};
 }
 
-int sf_engine_reset(sf_engine* e, char* err, size_t errlen) {
+int sf_engine_reset(sf_engine* e, char*, size_t) { return resetEngine(e) ? 0 : SF_RESET_NOT_READY; }
+
+int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
     try {
-        std::lock_guard<std::mutex> hold(e->work);  // the worker's current run ends first
-        resetEngine(e);
+        refreshSpares(e);
         return 0;
     } catch (const std::exception& ex) {
-        setError(err, errlen, "reset failed: " + lastLine(ex.what()));
+        setError(err, errlen, "cannot prepare a reset: " + lastLine(ex.what()));
     } catch (...) {
-        setError(err, errlen, "reset failed");
+        setError(err, errlen, "cannot prepare a reset");
     }
     return 1;
 }
@@ -802,8 +747,15 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
                 s = y->elements()[1];
             }
         }
+        refreshSpares(e.get());
         resetEngine(e.get());
+        refreshSpares(e.get());
         if (e->realtime) {
+            // the worker's side of the first stream (resetEngine left it to the worker)
+            resetModelSide(e.get(), false);
+            e->workerOrigin = e->origin;
+            e->taken = e->produced = e->origin;
+            e->ackGen = e->resetGen.load();
             if (sem_init(&e->wake, 0, 0) != 0) throw std::runtime_error("cannot create the worker's semaphore");
             e->wakeReady = true;
             sf_engine* raw = e.get();
@@ -825,11 +777,12 @@ long long sf_engine_misses(const sf_engine* e) { return e ? e->misses.load(std::
 int sf_engine_sync(sf_engine* e, int timeoutMs) {
     if (!e || !e->realtime) return 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
-    while (!e->workerFailed.load(std::memory_order_acquire)) {
+    while (!(e->workerFailed.load(std::memory_order_acquire)
+             && e->failedGen.load(std::memory_order_relaxed) == e->resetGen.load(std::memory_order_relaxed))) {
         {
             // the worker takes its input with `work` held: free, and no whole hop waiting, it is idle
             std::unique_lock<std::mutex> idle(e->work, std::try_to_lock);
-            if (idle.owns_lock()
+            if (idle.owns_lock() && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)
                 && e->written.load(std::memory_order_acquire) - e->taken.load(std::memory_order_acquire) < e->hop)
                 return 0;
         }
@@ -961,7 +914,14 @@ static void runModel(sf_engine* e, int added, Fifo& out) {
             c10::InferenceMode guard;
             auto result = e->model->module.forward({e->hopTensor, e->state}).toTuple();
             y = result->elements()[0].toTensor().contiguous();
-            e->state = result->elements()[1].toTensorList();
+            auto next = result->elements()[1].toTensorList();
+            // A state that views the model's input (x[..., -1:]) would see the next hop
+            // written into the input buffer, which Python never reuses: copy it.
+            for (size_t k = 0; k < next.size(); ++k) {
+                const at::Tensor t = next.get(k);
+                if (t.defined() && t.storage().is_alias_of(e->hopTensor.storage())) next.set(k, t.clone());
+            }
+            e->state = next;
         }
         if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
             throw std::runtime_error("the model returned a tensor of the wrong shape");
@@ -1010,14 +970,26 @@ static void workerRun(sf_engine* e) {
     std::vector<float*> w(size_t(std::max(rows, outRows)));
     std::vector<const float*> r(static_cast<size_t>(outRows));
     while (!e->quit.load(std::memory_order_relaxed)) {
-        const long long written = e->written.load(std::memory_order_acquire);  // before gapEnd
+        const long long written = e->written.load(std::memory_order_acquire);  // before gapEnd, resetGen
+        const unsigned gen = e->resetGen.load(std::memory_order_acquire);
+        if (gen != e->ackGen.load(std::memory_order_relaxed)) {
+            // the audio thread reset the stream: the model's side starts afresh at its origin
+            const long long origin = e->resetOrigin.load(std::memory_order_relaxed);
+            resetModelSide(e, false);
+            e->workerOrigin = origin;
+            e->workerFailed.store(false, std::memory_order_relaxed);
+            e->produced.store(origin, std::memory_order_relaxed);
+            e->taken.store(origin, std::memory_order_relaxed);
+            e->ackGen.store(gen, std::memory_order_release);  // after produced and taken
+            continue;
+        }
         const long long gap = e->gapEnd.load(std::memory_order_acquire);
         const long long taken = e->taken.load(std::memory_order_relaxed);
         if (gap > taken) {
             // the ring overflowed: what the model has not reached is gone; start afresh at the
             // first whole hop after it (the schedule of due hops stays aligned)
-            const long long start = (gap + unit - 1) / unit * unit;
-            resetModelSide(e);
+            const long long o = e->workerOrigin, start = o + (gap - o + unit - 1) / unit * unit;
+            resetModelSide(e, false);
             e->produced.store(start, std::memory_order_release);
             e->taken.store(start, std::memory_order_release);
             continue;
@@ -1046,14 +1018,18 @@ static void workerLoop(sf_engine* e) {
         while (sem_wait(&e->wake) != 0 && errno == EINTR) {}
         if (e->quit.load()) return;
         std::lock_guard<std::mutex> hold(e->work);
-        if (e->workerFailed.load(std::memory_order_relaxed)) continue;  // until the next reset
+        if (e->workerFailed.load(std::memory_order_relaxed)
+            && e->resetGen.load(std::memory_order_acquire) == e->ackGen.load(std::memory_order_relaxed))
+            continue;  // until the next reset
         try {
             workerRun(e);
         } catch (const std::exception& ex) {
             e->workerError = lastLine(ex.what());
+            e->failedGen.store(e->ackGen.load(std::memory_order_relaxed), std::memory_order_relaxed);
             e->workerFailed.store(true, std::memory_order_release);
         } catch (...) {
             e->workerError = "unknown error";
+            e->failedGen.store(e->ackGen.load(std::memory_order_relaxed), std::memory_order_relaxed);
             e->workerFailed.store(true, std::memory_order_release);
         }
     }
@@ -1074,7 +1050,10 @@ static void adoptPriority(sf_engine* e) {
 // Real time: the block's model-rate input (audioIn) into the input ring, and the stems that are
 // due from the output ring into modelStems, the fallback for those the worker has not made.
 static void exchange(sf_engine* e) {
-    if (e->workerFailed.load(std::memory_order_acquire)) throw std::runtime_error(e->workerError);
+    const unsigned gen = e->resetGen.load(std::memory_order_relaxed);
+    // a failure of the stream before the last reset is not this stream's
+    if (e->workerFailed.load(std::memory_order_acquire) && e->failedGen.load(std::memory_order_relaxed) == gen)
+        throw std::runtime_error(e->workerError);
     if (!e->adopted) adoptPriority(e);
     const int rows = e->batch * e->modelChannels, ch = e->hostChannels, S = e->stems;
     const int n = e->audioIn.size();
@@ -1090,12 +1069,14 @@ static void exchange(sf_engine* e) {
     e->history.commit(n);
     e->audioIn.clear();
     e->written.store(end, std::memory_order_release);
-    if (end / e->hop != start / e->hop) sem_post(&e->wake);
-    const long long target = emittedAfter(e, end - e->headroom);
+    if ((end - e->origin) / e->hop != (start - e->origin) / e->hop) sem_post(&e->wake);
+    const long long target = e->origin + emittedAfter(e, end - e->origin - e->headroom);
     const int count = int(target - e->emitted);
     if (count <= 0) return;
     if (!e->modelStems.reserve(count)) throw std::runtime_error("internal error: the stem buffer is full");
-    const long long made = e->produced.load(std::memory_order_acquire);
+    // what the worker made counts once it has taken up this stream (its reset)
+    const long long made = e->ackGen.load(std::memory_order_acquire) == gen
+                               ? e->produced.load(std::memory_order_acquire) : e->emitted;
     const int ready = int(std::clamp(made - e->emitted, 0LL, (long long)count));
     float* dst[2 * SF_MAX_STEMS];
     for (int k = 0; k < S * ch; ++k) dst[k] = e->modelStems.writePtr(k);

@@ -13,7 +13,8 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 2
+#define SF_ENGINE_ABI 3
+#define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_MAX_STEMS 16
 #define SF_ERROR_CHARS 1024
 
@@ -50,7 +51,15 @@ typedef int (*sf_engine_latency_fn)(const sf_engine*);
 typedef long long (*sf_engine_misses_fn)(const sf_engine*);
 // the latency an engine of this model would have (-1 on error), without building it
 typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime);
+// A new stream (the state, the resamplers and the delay lines as created). Real-time safe: it
+// neither allocates, frees nor blocks; it swaps in what sf_engine_refresh prepared and returns
+// 0, or SF_RESET_NOT_READY (and changes nothing) if that is not ready yet. In real time it does
+// not wait for the worker either: the worker starts the new stream's model side at its next run,
+// and what it made of the old stream is never delivered in the new one.
 typedef int (*sf_engine_reset_fn)(sf_engine*, char* err, size_t errlen);
+// Off the audio thread, possibly while another thread processes: prepares the next reset
+// (allocates). sf_engine_create prepares the first. 0, or nonzero with a message in err.
+typedef int (*sf_engine_refresh_fn)(sf_engine*, char* err, size_t errlen);
 // n <= max_block samples of host_channels planar channels in; out: num_stems * host_channels
 // planar stem channels (stem-major) and host_channels channels of the input itself, both
 // delayed by sf_engine_latency samples. Returns 0, or nonzero with a message in err (the
@@ -75,6 +84,7 @@ int sf_engine_latency(const sf_engine*);
 long long sf_engine_misses(const sf_engine*);
 int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
+int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
                       char* err, size_t errlen);
 void sf_engine_free(sf_engine*);

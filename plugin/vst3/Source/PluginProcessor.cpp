@@ -38,11 +38,11 @@ EngineLibrary& EngineLibrary::get() {
 
 EngineLibrary::EngineLibrary() {
     const juce::String torchHint =
-        juce::String("It needs the libtorch of the torch it was built with (") + STEMFORGE_TORCH_LIB_DIR
-        + "). If that Python environment moved or lost torch, rebuild the plugin from the environment that "
-          "has torch (python build.py plugin --install), or set STEMFORGE_TORCH_LIB to the folder holding "
-          "libtorch_cpu.so (python -c \"import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "
-          "'lib'))\") before starting the host.";
+        juce::String("The bundle carries the libtorch and libsoxr its engine needs, beside it in "
+                     "Contents/x86_64-linux (built against torch's ") + STEMFORGE_TORCH_LIB_DIR
+        + "). Copy the whole stemforge.vst3 folder again (python build.py plugin --install), or set "
+          "STEMFORGE_TORCH_LIB to a folder holding a libtorch_cpu.so of the same torch version before "
+          "starting the host.";
     // The folder given by STEMFORGE_TORCH_LIB first: its libraries, loaded globally, satisfy
     // the engine's dependencies by their names wherever the built-in search path points.
     if (const char* dir = std::getenv("STEMFORGE_TORCH_LIB"); dir && *dir) {
@@ -74,10 +74,11 @@ EngineLibrary::EngineLibrary() {
     engineMisses = reinterpret_cast<sf_engine_misses_fn>(dlsym(handle, "sf_engine_misses"));
     modelLatency = reinterpret_cast<sf_model_latency_fn>(dlsym(handle, "sf_model_latency"));
     engineReset = reinterpret_cast<sf_engine_reset_fn>(dlsym(handle, "sf_engine_reset"));
+    engineRefresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(handle, "sf_engine_refresh"));
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
     if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency
-        || !engineMisses || !modelLatency || !engineReset || !engineProcess || !engineFree) {
+        || !engineMisses || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -146,20 +147,18 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
     choiceFiles.add({});
 
     juce::AudioProcessorValueTreeState::ParameterLayout layout;
-    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"output", 1}, "output",
-                                                            juce::StringArray{"stem", "mix"}, 0));
-    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"stem", 1}, "stem",
-                                                            juce::StringArray(kStemNames, kStemBuses), 3));
+    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"output", 1}, "output", juce::StringArray{"stem", "mix"}, 0));
+    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"stem", 1}, "stem", juce::StringArray(kStemNames, kStemBuses), 3));
     for (int s = 0; s < kStemBuses; ++s) {
         layout.add(std::make_unique<juce::AudioParameterFloat>(
             juce::ParameterID{juce::String(kStemNames[s]) + "_gain", 1}, juce::String(kStemNames[s]) + " gain",
             juce::NormalisableRange<float>(-60.0f, 12.0f, 0.01f), 0.0f,
             juce::AudioParameterFloatAttributes().withLabel("dB")));
-        layout.add(std::make_unique<juce::AudioParameterBool>(
+        layout.add(std::make_unique<ExactBool>(
             juce::ParameterID{juce::String(kStemNames[s]) + "_mute", 1}, juce::String(kStemNames[s]) + " mute",
             false));
     }
-    layout.add(std::make_unique<juce::AudioParameterChoice>(juce::ParameterID{"model", 1}, "model", choices, 0));
+    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"model", 1}, "model", choices, 0));
     return layout;
 }
 
@@ -181,11 +180,10 @@ StemforgeProcessor::StemforgeProcessor()
     }
     params.addParameterListener("model", this);
     loader = std::thread([this] { loaderLoop(); });
-    startTimer(50);
 }
 
 StemforgeProcessor::~StemforgeProcessor() {
-    stopTimer();
+    cancelPendingUpdate();
     params.removeParameterListener("model", this);
     quitting = true;
     loaderWake.notify_all();
@@ -214,13 +212,14 @@ bool StemforgeProcessor::isBusesLayoutSupported(const BusesLayout& layouts) cons
 double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
 
 // ------------------------------------------------------------------------------ the loader
-void StemforgeProcessor::parameterChanged(const juce::String& id, float) {
+void StemforgeProcessor::parameterChanged(const juce::String& id, float value) {
     if (id != "model") return;
+    // the host may set any value between two choices: only another choice is another model
+    if (modelIndex.exchange(juce::roundToInt(value)) == juce::roundToInt(value)) return;
     requestBuild();  // may be the audio thread (automation): only a counter and a wake-up
-    // On the message thread (a host's UI, or a headless host's calls), wait for the model, so
-    // that the host is told the new latency at once: JUCE's VST3 wrapper passes a latency
-    // change to the host synchronously only from the message thread.
-    if (juce::MessageManager::existsAndIsCurrentThread()) settleIfPrepared();
+    // On the host's message thread (its UI, or a headless host's calls), wait for the model, so
+    // that the host is told the new latency at once, where it may be told.
+    if (onHostsThread()) settleIfPrepared();
 }
 
 void StemforgeProcessor::settleIfPrepared() {
@@ -235,23 +234,35 @@ void StemforgeProcessor::settleIfPrepared() {
     }
 }
 
-// The latency is told to the host by the threads that wait for a build (prepareToPlay,
-// setStateInformation, an offline processBlock) and by a message-thread timer, never by the
-// loader thread: JUCE's VST3 wrapper passes the change to the host at once when it comes from
-// the message thread, and only through the message loop otherwise, which headless hosts
-// (pedalboard, DawDreamer) never run.
+// The host is told of a change (restartComponent, through JUCE's wrapper) only on its message
+// thread, as VST3 requires and JUCE's hosting code asserts: the thread it set its handler from,
+// which is JUCE's message thread once the host lends its run loop (an open editor), and else a
+// thread of the plugin's own. So the latency is published by the host's calls that wait for a
+// build (prepareToPlay, setStateInformation, a model change, an offline block) and by an async
+// update on JUCE's message thread when that is the host's; never by the loader or audio thread.
+// A change no host call is there to tell (a model automated in real time, no editor open)
+// waits for the host's next call.
+bool StemforgeProcessor::onHostsThread() const {
+    const auto host = hostThread.load();
+    if (host == std::thread::id()) return juce::MessageManager::existsAndIsCurrentThread();  // no host handler yet
+    return std::this_thread::get_id() == host;
+}
+
 void StemforgeProcessor::publishLatency() {
+    if (!onHostsThread()) return;
     const int latency = builtLatency.load();
-    if (latency == getLatencySamples()) return;
+    if (latency != getLatencySamples()) tellHostLatency(latency);
+}
+
+void StemforgeProcessor::tellHostLatency(int latency) {
+    // JUCE's wrapper calls the host at once from JUCE's message thread, and otherwise posts the
+    // call to it: on Linux without the host's run loop, a thread of the plugin's own. Here, on
+    // the host's thread, it is made JUCE's message thread for the call, and handed back after.
+    auto* mm = juce::MessageManager::getInstance();
+    const bool lent = !mm->isThisTheMessageThread();
+    if (lent) mm->setCurrentThreadAsMessageThread();
     setLatencySamples(latency);
-    // JUCE's wrapper tells the host from the plugin's own message thread, which a headless
-    // host (pedalboard, DawDreamer) hands to a message loop it never runs: tell it here too,
-    // on the host's calling thread (restartComponent only makes the host read the latency).
-    if (!juce::MessageManager::existsAndIsCurrentThread()) {
-        if (auto* unknown = componentHandler.load())
-            static_cast<Steinberg::Vst::IComponentHandler*>(unknown)->restartComponent(
-                Steinberg::Vst::kLatencyChanged);
-    }
+    if (lent) juce::MessageManager::callAsync([] { juce::MessageManager::getInstance()->setCurrentThreadAsMessageThread(); });
 }
 
 void StemforgeProcessor::anticipateLatency() {
@@ -265,7 +276,7 @@ void StemforgeProcessor::anticipateLatency() {
     if (!model) return;
     const int latency = EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32),
                                                           isNonRealtime() ? 0 : 1);
-    if (latency >= 0 && latency != getLatencySamples()) setLatencySamples(latency);
+    if (latency >= 0 && latency != getLatencySamples() && onHostsThread()) tellHostLatency(latency);
 }
 
 void StemforgeProcessor::requestBuild() {
@@ -286,7 +297,7 @@ void StemforgeProcessor::loaderLoop() {
         {
             std::unique_lock<std::mutex> lock(loaderLock);
             loaderWake.wait_for(lock, std::chrono::milliseconds(20),
-                                [&] { return quitting.load() || done.load() != requested.load(); });
+                                [&] { return quitting.load() || done.load() != requested.load() || refreshWanted.load(); });
         }
         if (quitting) break;
         if (const long long count = misses.load(); count != reportedMisses && std::getenv("STEMFORGE_VERBOSE")
@@ -297,6 +308,12 @@ void StemforgeProcessor::loaderLoop() {
             std::fflush(stderr);
             reportedMisses = count;
             missesReportedAt = juce::Time::getMillisecondCounter();
+        }
+        if (refreshWanted.exchange(false) && stream) {
+            // what the next reset needs, made here (the stream is only ever replaced by this thread)
+            char err[SF_ERROR_CHARS] = {0};
+            if (EngineLibrary::get().engineRefresh(stream->engine, err, sizeof(err)) != 0)
+                setStatus(juce::String("stemforge: ") + juce::String(juce::CharPointer_UTF8(err)), true);
         }
         if (const int count = failures.load(); count != reported) {
             // the audio thread's failure, said here: printing is not real-time safe
@@ -318,12 +335,13 @@ void StemforgeProcessor::loaderLoop() {
             done.store(target);
         }
         loaderDone.notify_all();
+        triggerAsyncUpdate();  // the new latency, for the host, on its message thread if JUCE's is the host's
     }
     loaderDone.notify_all();
 }
 
 juce::String StemforgeProcessor::resolveModel(juce::String& error) const {
-    const int index = juce::jlimit(0, choices.size() - 1, int(params.getRawParameterValue("model")->load()));
+    const int index = juce::jlimit(0, choices.size() - 1, juce::roundToInt(params.getRawParameterValue("model")->load()));
     const juce::String name = choices[index];
     if (name == kFileChoice) {
         if (modelFile.isEmpty()) { error = "stemforge: model 'file' chosen but no model file set"; return {}; }
@@ -399,6 +417,15 @@ void StemforgeProcessor::build() {
     const auto& info = model->info;
     for (int s = 0; s < info.num_stems; ++s)
         if (info.sums_to_mix && juce::String(info.stems[s]) == "other") next->residualStem = s;
+    juce::StringArray missing, unnamed;
+    for (int s = 0; s < info.num_stems; ++s) next->pluginStemOf[s] = -1;
+    for (int b = 0; b < kStemBuses; ++b) {
+        for (int s = 0; s < info.num_stems; ++s)
+            if (juce::String(info.stems[s]) == kStemNames[b]) { next->modelStemOf[b] = s; next->pluginStemOf[s] = b; }
+        if (next->modelStemOf[b] < 0) missing.add(kStemNames[b]);
+    }
+    for (int s = 0; s < info.num_stems; ++s)
+        if (next->pluginStemOf[s] < 0) unnamed.add(info.stems[s]);
     next->stems.setSize(info.num_stems * ch, block);
     next->dry.setSize(ch, block);
     next->stemPtrs.resize(size_t(info.num_stems * ch));
@@ -406,6 +433,7 @@ void StemforgeProcessor::build() {
     next->inPtrs.resize(size_t(ch));
     for (int k = 0; k < info.num_stems * ch; ++k) next->stemPtrs[size_t(k)] = next->stems.getWritePointer(k);
     for (int k = 0; k < ch; ++k) next->dryPtrs[size_t(k)] = next->dry.getWritePointer(k);
+    next->bypass.init(ch, next->latency);
     const int latency = next->latency;
     {
         std::lock_guard<std::mutex> lock(streamLock);
@@ -428,7 +456,11 @@ void StemforgeProcessor::build() {
                   + " Hz; latency " + juce::String(latency) + " samples ("
                   + juce::String(1000.0 * latency / r, 1) + " ms) at " + juce::String(juce::roundToInt(r)) + " Hz"
                   + (realtime ? " (the model runs beside the audio thread: a hop of that is its time)"
-                              : " (offline render: each block waits for the model)"),
+                              : " (offline render: each block waits for the model)")
+                  + (missing.isEmpty() ? juce::String() : "\nno " + missing.joinIntoString(", ") + " stem in this "
+                     "model: silence on " + (missing.size() == 1 ? "that bus" : "those buses") + " and as the stem")
+                  + (unnamed.isEmpty() ? juce::String() : "\nstems without a bus (in the mix at 0 dB): "
+                     + unnamed.joinIntoString(", ")),
               false);
 }
 
@@ -459,8 +491,8 @@ void StemforgeProcessor::setModelFile(const juce::File& file) {
     }
     auto* p = params.getParameter("model");
     const float v = p->convertTo0to1(float(choices.indexOf(kFileChoice)));
-    if (p->getValue() != v) p->setValueNotifyingHost(v);  // the listener requests the build
-    else requestBuild();
+    if (p->getValue() != v) p->setValueNotifyingHost(v);
+    requestBuild();  // another file under the same choice
 }
 
 juce::String StemforgeProcessor::getModelFile() const {
@@ -499,19 +531,29 @@ void StemforgeProcessor::releaseResources() {
     }
 }
 
-void StemforgeProcessor::reset() {
-    std::lock_guard<std::mutex> lock(streamLock);
-    gainsValid = false;
-    if (stream && stream->engine) {
+// Hosts call reset() from any thread, the audio thread included (VST3's setProcessing(false),
+// a transport stop): it only asks, and the processing thread resets at its next block, from
+// what the loader thread prepared (applyReset): no lock, no allocation on the audio thread.
+void StemforgeProcessor::reset() { resetPending = true; }
+
+bool StemforgeProcessor::applyReset(Stream& s) {
+    if (!resetPending.exchange(false)) return true;
+    auto& lib = EngineLibrary::get();
+    if (lib.engineReset(s.engine, nullptr, 0) == SF_RESET_NOT_READY) {
         char err[SF_ERROR_CHARS] = {0};
-        if (EngineLibrary::get().engineReset(stream->engine, err, sizeof(err)) != 0) {
-            std::snprintf(failure, sizeof(failure), "stemforge: %s", err);
-            failed = true;
-            failures.fetch_add(1);
-        } else {
-            failed = false;
+        if (!isNonRealtime() || lib.engineRefresh(s.engine, err, sizeof(err)) != 0
+            || lib.engineReset(s.engine, nullptr, 0) != 0) {
+            // real time, two resets closer than the loader prepares one: silence until it has
+            resetPending = true;
+            refreshWanted = true;
+            return false;
         }
     }
+    s.bypass.clear();
+    gainsValid = false;
+    failed = false;
+    refreshWanted = true;  // the loader prepares the next reset
+    return true;
 }
 
 // ------------------------------------------------------------------------------ processing
@@ -538,17 +580,21 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
     auto& lib = EngineLibrary::get();
     auto mainIn = getBusBuffer(buffer, true, 0);
     const int ch = mainIn.getNumChannels();
+    if (s != nullptr && !applyReset(*s)) return silenceAll(buffer);
     if (s == nullptr || failed || ch != s->channels) return silenceAll(buffer);
+    s->bypass.process(mainIn.getArrayOfWritePointers(), ch, n, false);  // in step for a bypass to come
     const auto& info = s->model->info;
     const int S = info.num_stems;
 
     const bool mix = outputParam->load() >= 0.5f;
     const int chosen = int(stemParam->load() + 0.5f);
+    const int chosenStem = chosen >= 0 && chosen < kStemBuses ? s->modelStemOf[chosen] : -1;
     float gains[SF_MAX_STEMS];
-    for (int k = 0; k < S; ++k) {
+    for (int k = 0; k < S; ++k) {  // a model stem without a plugin stem of its name: 0 dB, as in Python
+        const int p = s->pluginStemOf[k];
         gains[k] = 1.0f;
-        if (k < kStemBuses)
-            gains[k] = muteParams[k]->load() >= 0.5f ? 0.0f : juce::Decibels::decibelsToGain(gainParams[k]->load(), -1000.0f);
+        if (p >= 0)
+            gains[k] = muteParams[p]->load() >= 0.5f ? 0.0f : juce::Decibels::decibelsToGain(gainParams[p]->load(), -1000.0f);
     }
     if (!gainsValid) {
         std::copy(gains, gains + S, lastGains);
@@ -582,7 +628,7 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
             float* out = mainOut.getWritePointer(c, off);
             const int src = std::min(c, ch - 1);
             if (!mix) {
-                if (chosen >= 0 && chosen < S) std::memcpy(out, s->stemPtrs[size_t(chosen * ch + src)], sizeof(float) * size_t(m));
+                if (chosenStem >= 0) std::memcpy(out, s->stemPtrs[size_t(chosenStem * ch + src)], sizeof(float) * size_t(m));
                 else std::fill(out, out + m, 0.0f);
                 continue;
             }
@@ -601,15 +647,16 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         for (int b = 0; b < kStemBuses; ++b) {
             if (b + 1 >= getBusCount(false) || !getBus(false, b + 1)->isEnabled()) continue;
             auto bus = getBusBuffer(buffer, false, b + 1);
+            const int k = s->modelStemOf[b];  // the model's stem of this bus's name
             for (int c = 0; c < bus.getNumChannels(); ++c) {
                 float* out = bus.getWritePointer(c, off);
-                if (b >= S) { std::fill(out, out + m, 0.0f); continue; }
+                if (k < 0) { std::fill(out, out + m, 0.0f); continue; }
                 if (bus.getNumChannels() == 1 && ch == 2) {
-                    const float* l = s->stemPtrs[size_t(b * ch)];
-                    const float* rr = s->stemPtrs[size_t(b * ch + 1)];
+                    const float* l = s->stemPtrs[size_t(k * ch)];
+                    const float* rr = s->stemPtrs[size_t(k * ch + 1)];
                     for (int i = 0; i < m; ++i) out[i] = (l[i] + rr[i]) / 2.0f;
                 } else {
-                    std::memcpy(out, s->stemPtrs[size_t(b * ch + std::min(c, ch - 1))], sizeof(float) * size_t(m));
+                    std::memcpy(out, s->stemPtrs[size_t(k * ch + std::min(c, ch - 1))], sizeof(float) * size_t(m));
                 }
             }
         }
@@ -618,10 +665,30 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
     if (s->realtime) misses.store(lib.engineMisses(s->engine), std::memory_order_relaxed);
 }
 
+// The host's bypass: the input delayed by the reported latency on the main output, so that a
+// host compensating that latency plays the track in place; the stem buses silent.
+void StemforgeProcessor::processBlockBypassed(juce::AudioBuffer<float>& buffer, juce::MidiBuffer&) {
+    const int n = buffer.getNumSamples();
+    const int inputs = std::min(getMainBusNumInputChannels(), buffer.getNumChannels());
+    for (int c = inputs; c < buffer.getNumChannels(); ++c) buffer.clear(c, 0, n);
+    if (n == 0) return;
+    if (isNonRealtime() && done.load() != requested.load()) {  // offline: the model it asked for
+        waitForBuild();
+        publishLatency();
+    }
+    std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
+    if (isNonRealtime()) lock.lock();
+    else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
+    if (stream == nullptr) return;  // no model: latency 0, the input as it is
+    if (!applyReset(*stream)) return silenceAll(buffer);
+    auto mainIn = getBusBuffer(buffer, true, 0);
+    stream->bypass.process(mainIn.getArrayOfWritePointers(), mainIn.getNumChannels(), n, true);
+}
+
 // ----------------------------------------------------------------------------------- state
 void StemforgeProcessor::getStateInformation(juce::MemoryBlock& destData) {
     auto state = params.copyState();
-    const int index = int(params.getRawParameterValue("model")->load());
+    const int index = juce::roundToInt(params.getRawParameterValue("model")->load());
     state.setProperty("modelName", choices[juce::jlimit(0, choices.size() - 1, index)], nullptr);
     state.setProperty("modelFile", getModelFile(), nullptr);
     {  // the file of the chosen model: a session opened where its name is not in the menu uses it
@@ -652,14 +719,18 @@ void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) 
     const juce::String name = tree.getProperty("modelName").toString();
     const juce::String path = tree.getProperty("modelPath").toString();
     auto* p = params.getParameter("model");
+    // the value restored stays as saved (hosts compare it) unless it names another choice here
+    const int restored = juce::roundToInt(params.getRawParameterValue("model")->load());
     if (name.isNotEmpty() && choices.contains(name)) {
-        p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
+        if (choices.indexOf(name) != restored)
+            p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
     } else if (name.isNotEmpty() && path.isNotEmpty()) {  // not in this machine's menu: its file
         {
             std::lock_guard<std::mutex> lock(configLock);
             modelFile = path;
         }
-        p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(kFileChoice))));
+        if (choices.indexOf(kFileChoice) != restored)
+            p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(kFileChoice))));
     }
     requestBuild();
     settleIfPrepared();

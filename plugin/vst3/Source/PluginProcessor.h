@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "DelayLine.h"
 #include "EngineApi.h"
 
 namespace stemforge {
@@ -30,6 +31,7 @@ struct EngineLibrary {
     sf_engine_misses_fn engineMisses = nullptr;
     sf_model_latency_fn modelLatency = nullptr;
     sf_engine_reset_fn engineReset = nullptr;
+    sf_engine_refresh_fn engineRefresh = nullptr;
     sf_engine_process_fn engineProcess = nullptr;
     sf_engine_free_fn engineFree = nullptr;
 
@@ -55,16 +57,47 @@ struct Stream {
     bool realtime = false;  // the model in the engine's worker thread (the host plays in real time)
     bool residual = false;  // "other" takes input - sum(stems) (models whose masks sum to the mix)
     int residualStem = -1;
+    // stems by name, as StemSeparator: the model's stem of each plugin stem (drums, bass, other,
+    // vocals; -1 if the model lacks it), and the plugin stem of each model stem (-1: none)
+    int modelStemOf[kStemBuses] = {-1, -1, -1, -1};
+    int pluginStemOf[SF_MAX_STEMS] = {};
     // scratch for the audio thread, sized when the stream is built
     juce::AudioBuffer<float> stems, dry;
     std::vector<float*> stemPtrs, dryPtrs;
     std::vector<const float*> inPtrs;
+    DelayLine bypass;  // the input delayed by `latency`: the output while the host bypasses the plugin
+};
+
+// Choices and switches that keep the normalised value the host set (the choice is its rounding),
+// instead of JUCE's snapped one: a saved state then restores exactly what the host had set, as
+// hosts and validators check (pluginval's state restoration compares within 0.1). JUCE's own
+// classes snap their saved value but not the one they report, so a restored state moved them.
+class ExactChoice : public juce::AudioParameterChoice {
+public:
+    ExactChoice(const juce::ParameterID& id, const juce::String& name, const juce::StringArray& items, int def)
+        : AudioParameterChoice(id, name, items, def), exact(0.0f, float(std::max(items.size() - 1, 1))) {}
+    const juce::NormalisableRange<float>& getNormalisableRange() const override { return exact; }
+
+private:
+    juce::String getText(float v, int length) const override {
+        return choices[juce::jlimit(0, choices.size() - 1, juce::roundToInt(convertFrom0to1(v)))].substring(0, length);
+    }
+    juce::NormalisableRange<float> exact;
+};
+
+class ExactBool : public juce::AudioParameterBool {
+public:
+    using AudioParameterBool::AudioParameterBool;
+    const juce::NormalisableRange<float>& getNormalisableRange() const override { return exact; }
+
+private:
+    juce::NormalisableRange<float> exact{0.0f, 1.0f};
 };
 
 class StemforgeProcessor : public juce::AudioProcessor,
                            private juce::AudioProcessorValueTreeState::Listener,
                            public juce::VST3ClientExtensions,
-                           private juce::Timer {
+                           private juce::AsyncUpdater {
 public:
     StemforgeProcessor();
     ~StemforgeProcessor() override;
@@ -74,6 +107,7 @@ public:
     void reset() override;
     bool isBusesLayoutSupported(const BusesLayout& layouts) const override;
     void processBlock(juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
+    void processBlockBypassed(juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
     using AudioProcessor::processBlock;
 
     juce::AudioProcessorEditor* createEditor() override;
@@ -88,10 +122,13 @@ public:
     int getNumPrograms() override { return 1; }
     int getCurrentProgram() override { return 0; }
     void setCurrentProgram(int) override {}
-    const juce::String getProgramName(int) override { return {}; }
+    // one program, named: JUCE publishes a program list of one, and hosts and validators want names
+    const juce::String getProgramName(int) override { return "stemforge"; }
     void changeProgramName(int, const juce::String&) override {}
 
-    void setIComponentHandler(Steinberg::FUnknown* handler) override { componentHandler = handler; }
+    // The VST3 host sets its handler from its UI thread (its message thread): remembered, as the
+    // thread to tell the host of changes on.
+    void setIComponentHandler(Steinberg::FUnknown*) override { hostThread = std::this_thread::get_id(); }
 
     void getStateInformation(juce::MemoryBlock& destData) override;
     void setStateInformation(const void* data, int sizeInBytes) override;
@@ -104,9 +141,12 @@ public:
 
 private:
     void parameterChanged(const juce::String& id, float value) override;
-    void timerCallback() override { publishLatency(); }
+    void handleAsyncUpdate() override { publishLatency(); }
     void publishLatency();
     void anticipateLatency();
+    bool onHostsThread() const;
+    void tellHostLatency(int latency);
+    bool applyReset(Stream& s);
     void requestBuild();
     void waitForBuild();
     // Once prepared, wait for the requested model and tell the host its latency at once.
@@ -136,6 +176,7 @@ private:
     std::condition_variable loaderWake, loaderDone;
     std::atomic<bool> quitting{false};
     std::atomic<int> requested{0}, done{0};
+    std::atomic<int> modelIndex{0};  // the model choice last built for (the parameter's default)
 
     // the stream the audio thread runs; swapped under streamLock (the audio thread only try_locks)
     std::mutex streamLock;
@@ -146,7 +187,9 @@ private:
     std::atomic<int> builtLatency{0};
     std::atomic<bool> builtRealtime{false};  // the mode of the stream the audio thread runs
     std::atomic<long long> misses{0};  // hops of the stream the model was late for (the audio thread's copy)
-    std::atomic<Steinberg::FUnknown*> componentHandler{nullptr};  // the VST3 host's IComponentHandler
+    std::atomic<std::thread::id> hostThread{};  // the VST3 host's message thread (see setIComponentHandler)
+    // reset() on any thread only asks; the processing thread resets, from what the loader prepared
+    std::atomic<bool> resetPending{false}, refreshWanted{false};
     std::mutex modelLock;
     std::shared_ptr<LoadedModel> currentModel;  // the model of the stream, for anticipateLatency
     char failure[SF_ERROR_CHARS] = {0};
