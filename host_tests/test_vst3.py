@@ -515,7 +515,8 @@ def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir
               if line.startswith("phase")]
     assert int(phases[1]["blocks"]) >= int(gate["blocks"]), run.stdout
     for phase, latency in ((phases[0], lat_before), (phases[2], lat_after)):
-        # silence only while the delay line fills, then the model plays
+        # silence only while the delay line fills, then the model plays (rt_host plays the mix: a
+        # hop the worker misses on a loaded machine plays its input in other, never silence)
         assert int(phase["silent"]) <= latency // block + 2, run.stdout
         assert int(phase["blocks"]) - int(phase["silent"]) >= 48, run.stdout
 
@@ -539,6 +540,7 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     for rate, name, latency, blocks, silent in played:
         assert latency == python_latency(name, rate, realtime_block=block), (rate, name)
         # from the transport's restart: silence while the delay line fills, then the model plays
+        # (the mix, as above)
         assert silent <= latency // block + 2 and blocks - silent >= 50, (rate, name, blocks, silent)
     resets = [int(w[1]) for w in lines if w[0] == "reset_allocations"]
     assert len(resets) == len(played) and resets == [0] * len(resets), resets
