@@ -1,17 +1,20 @@
-"""The VST3 beside Python's process_block: per-block time (mean, p99, max) and real-time factor.
+"""Real time on this machine: the model's bare cost per hop, and what the audio thread spends per
+block in the VST3 and in Python's StemSeparator(realtime=True), apart from the model.
 
-    python -m bench.plugin [--seconds 20] [--models live,studio] [--blocks 128,512] [--rates 44100]
-                           [--realtime-priority]
+    python -m bench.plugin [--seconds 20] [--models live] [--blocks 128,256] [--rates 44100,48000]
+                           [--realtime-priority] [--headroom N]
 
-Both run one torch thread. The plugin is timed per call of pedalboard's
-`plugin.process(block, reset=False)`, which includes pedalboard's own per-call cost (measured
-apart with a native `pedalboard.Gain`, the "host" row); Python is timed per
-`StemSeparator.process_block` call. The goal of issue 11: `live` at 128 samples with p99 under
-half the block's duration (1.45 ms at 44.1 kHz); of issue 12: live at 64, 128 and 256 samples
-at 44.1 and 48 kHz, over at least 60 s, p99 under half the block and no block over it ("late").
-`--realtime-priority` runs the measuring thread at SCHED_FIFO, as a DAW runs its audio
-thread (root or an rtprio limit); "gc" counts the Python garbage collections that ran while a
-row was timed. Build the plugin first: python build.py plugin.
+First the CPU model and the bare model call per hop (TorchScript forward, one torch thread):
+one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
+also after torch.jit.freeze + optimize_for_inference, for comparison. Then per block, blocks
+paced at the device's rate: the VST3 played in real-time mode by a JUCE host
+(plugin/vst3/tests/rt_bench.cpp, built on demand in the plugin's CMake tree), and Python's
+`StemSeparator(realtime=True).process_block`; for each the audio thread's time per block (mean,
+p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
+thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Python's row
+also gives the model's time per call in its worker thread, measured apart. `--realtime-priority`
+runs the audio threads at SCHED_FIFO, as a DAW does (root or an rtprio limit); the worker follows
+one step below. Build the plugin first: python build.py plugin.
 """
 from __future__ import annotations
 
@@ -23,9 +26,6 @@ import numpy as np
 from bench.signals import music
 
 RATE = 44100
-
-
-GC_RUNS = []  # one entry per garbage collection started while the process runs
 
 
 def timed(call, x: np.ndarray, block: int, warm: int = 20, period: float = 0.0) -> np.ndarray:
@@ -44,13 +44,6 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20, period: float = 0.0) 
         if period > t1 - t0:
             time.sleep(period - (t1 - t0))
     return np.array(times)
-
-
-def row(name: str, times: np.ndarray, block: int, rate: int = RATE, gc_runs: str = "") -> str:
-    budget = block / rate
-    return (f"| {name} | {rate} | {block} | {1e3 * times.mean():.3f} | {1e3 * np.percentile(times, 99):.3f} | "
-            f"{1e3 * times.max():.3f} | {1e3 * budget:.2f} | {int(np.sum(times > budget))} | "
-            f"{times.mean() / budget:.3f} | {gc_runs} |")
 
 
 def design() -> None:
@@ -95,72 +88,168 @@ def design() -> None:
           f"(pedalboard's own per-call cost: {1e6 * np.median(g):.1f} us)")
 
 
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it, and the cores this process may use."""
+    import os
+    name = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        import platform
+        name = platform.processor() or name
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name}, {cores} core(s) usable"
+
+
+def model_call(name: str, repeats: int = 300) -> dict:
+    """Seconds per hop of the model's forward: one hop per call (median, p99), 16 hops in one
+    call (median per hop), and one hop per call after freeze + optimize_for_inference."""
+    import torch
+    import stemforge
+    model = stemforge.load_model(name)
+    module, hop = model._module, model.info.hop
+    x = torch.from_numpy(music(max(repeats, 16) * hop / model.sample_rate + 1, model.sample_rate, seed=2)[None])
+
+    def per_hop(m) -> np.ndarray:
+        state, times = m.initial_state(1), []
+        with torch.inference_mode():
+            for k in range(repeats):
+                t0 = time.perf_counter()
+                _, state = m(x[:, :, k * hop:(k + 1) * hop], state)
+                times.append(time.perf_counter() - t0)
+        return np.array(times[20:])
+
+    one = per_hop(module)
+    batched = []
+    with torch.inference_mode():
+        for _ in range(30):
+            state = module.initial_state(1)
+            t0 = time.perf_counter()
+            module(x[:, :, :16 * hop], state)
+            batched.append((time.perf_counter() - t0) / 16)
+    frozen = torch.jit.optimize_for_inference(torch.jit.freeze(module, preserved_attrs=["initial_state"]),
+                                              other_methods=["initial_state"])
+    optimised = per_hop(frozen)
+    return dict(one=float(np.median(one)), one_p99=float(np.percentile(one, 99)),
+                batched=float(np.median(batched)), frozen=float(np.median(optimised)), hop=hop,
+                rate=model.sample_rate)
+
+
+def rt_bench() -> Path:
+    """plugin/vst3/tests/rt_bench.cpp, built in the plugin's CMake tree."""
+    import subprocess
+    cmake_dir = ROOT / "build" / "vst3" / "cmake"
+    if not (cmake_dir / "CMakeCache.txt").is_file():
+        raise SystemExit("the plugin's CMake tree is not here: python build.py plugin")
+    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_bench", "-j", "2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return cmake_dir / "stemforge_rt_bench_artefacts" / "Release" / "stemforge_rt_bench"
+
+
+def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool,
+                   warm: float = 2.0):
+    """The plugin in real-time mode, paced at the device's rate: (seconds per processBlock,
+    hops missed, latency, priority granted)."""
+    import os
+    import subprocess
+    import tempfile
+    import stemforge
+    with tempfile.TemporaryDirectory() as tmp:
+        audio, times = Path(tmp) / "in.f32", Path(tmp) / "times.f64"
+        np.ascontiguousarray(x, np.float32).tofile(audio)
+        run = subprocess.run([str(exe), str(stemforge.plugin_path()), name, str(rate), str(block), str(audio),
+                              str(times), "1", "1" if priority else "0", str(warm)],
+                             capture_output=True, text=True, env=dict(os.environ, STEMFORGE_VERBOSE="1"))
+        if run.returncode != 0:
+            raise SystemExit(f"rt_bench failed: {run.stderr}")
+        missed = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln]
+        lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
+        return (np.fromfile(times), int(missed[-1].split("stemforge: ")[1].split()[0]),
+                int(lines["latency"]), lines.get("audio", ""))
+
+
+def python_real_time(name: str, x: np.ndarray, rate: int, block: int, headroom):
+    """StemSeparator(realtime=True) paced at the device's rate: (seconds per process_block,
+    seconds per model call in the worker, hops missed, latency)."""
+    import stemforge
+    model = stemforge.load_model(name)
+    step, calls = model.step, []
+
+    def timed_step(chunk, state):  # runs in the worker thread
+        t0 = time.perf_counter()
+        out = step(chunk, state)
+        calls.append(time.perf_counter() - t0)
+        return out
+
+    model.step = timed_step
+    sep = stemforge.StemSeparator(model, stem="vocals", threads=1, realtime=True, headroom=headroom)
+    sep.prepare(rate, 2, block_size=block)
+    silence = np.zeros((2, int(2.0 * rate)), np.float32)  # the first calls settle, untimed
+    timed(lambda c: sep.process_block(c, rate), silence, block, warm=0, period=block / rate)
+    sep.reset()
+    calls.clear()
+    times = timed(lambda c: sep.process_block(c, rate), x, block, warm=0, period=block / rate)
+    return times, np.array(calls), sep.misses, sep.latency_samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--models", default="live,studio")
-    parser.add_argument("--blocks", default="128,512")
-    parser.add_argument("--rates", default=str(RATE), help="host rates of the per-block rows")
+    parser.add_argument("--models", default="live")
+    parser.add_argument("--blocks", default="128,256")
+    parser.add_argument("--rates", default="44100,48000", help="host rates of the per-block rows")
     parser.add_argument("--design", action="store_true", help="the measurement behind the C++ port")
     parser.add_argument("--realtime-priority", action="store_true",
-                        help="time at SCHED_FIFO priority, as a DAW's audio thread runs")
-    parser.add_argument("--pace", type=float, default=0.0, metavar="SPEED",
-                        help="start blocks at SPEED x real time, as a device would (default: back to "
-                        "back; with --realtime-priority: 4)")
+                        help="the audio threads at SCHED_FIFO priority, as a DAW runs its audio thread")
+    parser.add_argument("--headroom", type=int, default=None,
+                        help="Python only: model samples the worker has per hop (default: StemSeparator's)")
+    parser.add_argument("--skip", default="", help="vst3 or python: leave those rows out")
     args = parser.parse_args()
     if args.design:
         return design()
-    import gc
     from stemforge.apps.live import raise_priority
-    gc.callbacks.append(lambda phase, info: GC_RUNS.append(1) if phase == "start" else None)
-    priority = raise_priority() if args.realtime_priority else "normal priority"
-    pace = args.pace or (4.0 if args.realtime_priority else 0.0)
-    if pace:
-        priority += f", blocks paced at {pace:g}x real time"
-
-    import pedalboard
     import torch
-    import stemforge
 
     torch.set_num_threads(1)
-    x = music(args.seconds, RATE, seed=1)
-    print(f"{args.seconds:g} s of stereo (latency at 44.1 kHz audio, blocks at {args.rates} Hz); "
-          f"one torch thread; {priority}; times in ms\n")
-    print("latency reported to the host, samples (ms):\n")
-    print("| model | 44.1 kHz | 48 kHz | 96 kHz |")
-    print("| --- | --- | --- | --- |")
+    priority = raise_priority() if args.realtime_priority else "normal priority"
+    print(f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate; "
+          f"{args.seconds:g} s per row; times in ms\n")
+    print("bare model call per hop (TorchScript forward, one thread):\n")
+    print("| model | hop | one hop: median | one hop: p99 | 16 hops batched, per hop | one hop, frozen + optimised |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    calls = {}
     for name in args.models.split(","):
-        plugin = pedalboard.load_plugin(str(stemforge.plugin_path()))
-        plugin.model = name
-        cells = []
-        for rate in (44100, 48000, 96000):
-            plugin.process(x[:, :512], rate, buffer_size=512, reset=True)
-            lat = plugin.reported_latency_samples
-            cells.append(f"{lat} ({1e3 * lat / rate:.1f})")
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\nper block:\n")
-    print("| what | rate | block | mean | p99 | max | block | late | RTF | gc |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        c = calls[name] = model_call(name)
+        print(f"| {name} | {c['hop']} | {1e3 * c['one']:.3f} | {1e3 * c['one_p99']:.3f} | "
+              f"{1e3 * c['batched']:.3f} | {1e3 * c['frozen']:.3f} |", flush=True)
+    exe = rt_bench() if "vst3" not in args.skip else None
+    print("\naudio thread per block (the model runs in a worker thread):\n")
+    print("| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
+          "p99 / one-hop call | worker's model call: mean, p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for rate, block in ((int(r), int(b)) for r in args.rates.split(",") for b in args.blocks.split(",")):
         x = music(args.seconds, rate, seed=1)
-        gain = pedalboard.Gain(0.0)
-        print(row("host: pedalboard Gain (per-call cost)", timed(
-            lambda c: gain.process(c, rate, buffer_size=block, reset=False), x, block), block, rate))
+        budget = block / rate
         for name in args.models.split(","):
-            plugin = pedalboard.load_plugin(str(stemforge.plugin_path()))
-            plugin.model = name
-            plugin.process(x[:, :block], rate, buffer_size=block, reset=True)  # prepare at this size
-            plugin.reset()
-            period = block / rate / pace if pace else 0.0
-            t_plugin = timed(lambda c: plugin.process(c, rate, buffer_size=block, reset=False), x, block,
-                             period=period)
-            sep = stemforge.StemSeparator(name, stem="vocals", threads=1)
-            sep.prepare(rate, 2)
-            before = len(GC_RUNS)
-            t_python = timed(lambda c: sep.process_block(c, rate), x, block, period=period)
-            print(row(f"{name}: VST3 in pedalboard", t_plugin, block, rate))
-            print(row(f"{name}: Python process_block", t_python, block, rate,
-                      str(len(GC_RUNS) - before)), flush=True)
+            cells = []
+            if exe is not None:
+                t, missed, latency, _ = vst3_real_time(exe, name, x, rate, block, args.realtime_priority)
+                cells.append(("VST3", t, missed, latency, ""))
+            if "python" not in args.skip:
+                t, worker, missed, latency = python_real_time(name, x, rate, block, args.headroom)
+                cells.append(("Python", t, missed, latency,
+                              f"{1e3 * worker.mean():.3f}, {1e3 * np.percentile(worker, 99):.3f}"
+                              if len(worker) else ""))
+            for what, t, missed, latency, worker in cells:
+                p99 = np.percentile(t, 99)
+                print(f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {latency} "
+                      f"({1e3 * latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
+                      f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {missed} | "
+                      f"{100 * p99 / calls[name]['one']:.0f} % | {worker} |", flush=True)
+
 
 
 if __name__ == "__main__":

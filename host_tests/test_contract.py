@@ -56,13 +56,13 @@ class Engine:
                 ("sf_abi", I, []),
                 ("sf_model_load", P, [ctypes.c_char_p, ctypes.POINTER(ModelInfoC), ctypes.c_char_p, S]),
                 ("sf_model_free", None, [P]),
-                ("sf_engine_create", P, [P, I, I, I, ctypes.c_char_p, S]),
+                ("sf_engine_create", P, [P, I, I, I, I, ctypes.c_char_p, S]),
                 ("sf_engine_latency", I, [P]),
                 ("sf_engine_process", I, [P, floats, I, floats, floats, ctypes.c_char_p, S]),
                 ("sf_engine_free", None, [P])):
             getattr(lib, name).restype = res
             getattr(lib, name).argtypes = args
-        assert lib.sf_abi() == 2
+        assert lib.sf_abi() == 3
         self.lib = lib
 
     def load(self, path: Path) -> Tuple[Optional[int], ModelInfoC, str]:
@@ -74,7 +74,7 @@ class Engine:
             sizes: List[int]) -> Tuple[int, np.ndarray]:
         """(latency, (stems, channels, n) stems) of x through a fresh engine, in blocks of `sizes`."""
         err = ctypes.create_string_buffer(SF_ERROR_CHARS)
-        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), err, SF_ERROR_CHARS)
+        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, err, SF_ERROR_CHARS)  # offline
         assert engine, err.value
         try:
             out = np.zeros((stems * channels, x.shape[1]), np.float32)

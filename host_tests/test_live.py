@@ -45,37 +45,45 @@ class SimulatedTime:
 class Costing:
     """Wraps a processor: block k costs `cost(k)` seconds of simulated time."""
 
-    def __init__(self, processor, clock: SimulatedTime, cost):
+    def __init__(self, processor, clock: SimulatedTime, cost, keep_up: bool = False):
         self.processor, self.clock, self.cost, self.calls = processor, clock, cost, 0
+        self.keep_up = keep_up
 
-    def prepare(self, sample_rate, channels):
-        self.processor.prepare(sample_rate, channels)
+    def prepare(self, sample_rate, channels, block_size=None):
+        self.processor.prepare(sample_rate, channels, block_size=block_size)
         self.latency_samples = self.processor.latency_samples
 
     def process_block(self, block, sample_rate):
         out = self.processor.process_block(block, sample_rate)
+        if self.keep_up:  # a real-time separator's worker finishes its hops between blocks
+            assert self.processor._pipeline.decoupled.wait_idle(timeout=60)
         self.clock.spend(self.cost(self.calls))
         self.calls += 1
         return out
+
+    @property
+    def misses(self) -> int:
+        return getattr(self.processor, "misses", 0)
 
 
 class Passthrough:
     """The input as it is, at no latency: what the device plays is then the input itself."""
     latency_samples = 0
 
-    def prepare(self, sample_rate, channels):
+    def prepare(self, sample_rate, channels, block_size=None):
         pass
 
     def process_block(self, block, sample_rate):
         return block.copy()
 
 
-def simulated(x, queue=3, cost=lambda k: 0.0, processor=None):
+def simulated(x, queue=3, cost=lambda k: 0.0, processor=None, keep_up=False):
     """A SimulatedDevice over `x` (256-sample buffers) on a SimulatedTime, and the processor
-    (default: Passthrough) wrapped so that block k costs cost(k) seconds."""
+    (default: Passthrough) wrapped so that block k costs cost(k) seconds; keep_up: a
+    real-time separator's worker finishes every hop between blocks."""
     clock = SimulatedTime()
     device = SimulatedDevice(x, RATE, buffer_size=256, queue=queue, clock=clock, sleep=clock.sleep)
-    return device, Costing(processor or Passthrough(), clock, cost), clock
+    return device, Costing(processor or Passthrough(), clock, cost, keep_up), clock
 
 
 def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):
@@ -97,6 +105,66 @@ def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):
                                for i in range(0, x.shape[1], 256)], axis=1)
     np.testing.assert_allclose(device.output[:, :expected.shape[1]], expected, atol=1e-5, rtol=0)
     assert stats.latency_samples == sep.latency_samples <= 1024
+
+
+def test_live_in_real_time_plays_the_separator_delayed_by_its_headroom(live):
+    """`stemforge live`'s separator (realtime=True): the worker, kept up with between blocks,
+    makes every hop in time, so nothing is missed and what is played is the block-by-block
+    output delayed by the headroom (a buffer of 256: 1279 samples, 29.0 ms)."""
+    x = music(2.0, seed=11)
+    sep = stemforge.StemSeparator(live, stem="vocals", threads=1, realtime=True)
+    device, costing, _ = simulated(x, cost=lambda k: 0.1 * PERIOD, processor=sep, keep_up=True)
+    stats = run_live(costing, device)
+    assert (stats.underruns, stats.late_blocks, stats.misses) == (0, 0, 0), stats.summary()
+    assert "0 missed hop(s)" in stats.summary()
+    reference = stemforge.StemSeparator(live, stem="vocals", threads=1)
+    reference.prepare(RATE, 2)
+    expected = np.concatenate([reference.process_block(device.audio[:, i:i + 256], RATE)
+                               for i in range(0, x.shape[1], 256)], axis=1)
+    shift = sep.latency_samples - reference.latency_samples
+    assert stats.latency_samples == sep.latency_samples == 1279 and shift == 256
+    played = device.output[:, :expected.shape[1]]
+    assert not np.any(played[:, :shift])
+    np.testing.assert_allclose(played[:, shift:], expected[:, :expected.shape[1] - shift], atol=1e-5, rtol=0)
+
+
+def test_live_counts_and_reports_the_hops_its_model_missed(models):
+    """The worker held for the first half (a model call that never ends in time): the loop
+    still plays every buffer on time, the missed hops are counted in its figures and the
+    summary, and once let go the worker catches up and misses no more."""
+    model = stemforge.load_model(models["fixture-stream"].path)  # a model of its own to patch
+    step, gate = model.step, live_app.threading.Event()
+
+    def held_step(chunk, state):
+        assert gate.wait(timeout=60)
+        return step(chunk, state)
+
+    model.step = held_step
+    x = music(1.0, seed=15)
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
+    device, costing, _ = simulated(x, processor=sep)
+    half = x.shape[1] // 256 // 2
+
+    def cost(k):
+        if k == half:
+            gate.set()
+        if k >= half:
+            assert sep._pipeline.decoupled.wait_idle(timeout=60)
+        return 0.0
+
+    costing.cost = cost
+    try:
+        stats = run_live(costing, device)
+    finally:
+        gate.set()
+    assert (stats.underruns, stats.late_blocks) == (0, 0)
+    hop = model.info.hop
+    assert (half * 256 - sep.latency_samples) // hop <= stats.misses <= half * 256 // hop + 1
+    assert f"{stats.misses} missed hop(s)" in stats.summary()
+    # the held half played no vocals (their input went to other); the second half does
+    late = (half + 4) * 256 + sep.latency_samples
+    assert not np.any(device.output[:, sep.latency_samples:half * 256])
+    assert np.abs(device.output[:, late:]).max() > 1e-3
 
 
 def test_one_block_slower_than_the_queue_is_exactly_one_under_run():
@@ -163,15 +231,18 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
     from stemforge.cli import main
     from stemforge.core.processor import StemSeparator
     clock = SimulatedTime()
-    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue, name="the simulated input": SimulatedDevice(
-        audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, name=name))
+    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue, **kw: SimulatedDevice(
+        audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw))
     process_block, calls = StemSeparator.process_block, []
 
     def stalling(self, block, sample_rate):
         calls.append(1)
         if stall and len(calls) == 100:
             clock.spend(stall * PERIOD)
-        return process_block(self, block, sample_rate)
+        out = process_block(self, block, sample_rate)
+        # the model's worker keeps up (the simulated clock does not wait for it): no miss
+        assert self._pipeline.decoupled.wait_idle(timeout=60)
+        return out
     monkeypatch.setattr(StemSeparator, "process_block", stalling)
     code = main(["live", "--model", str(MODELS / "fixture-stream.ts"), "--stem", "vocals",
                  "--simulate", str(song(tmp_path / "song.wav", 1.5))])
@@ -179,7 +250,7 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
     assert len(calls) == int(np.ceil(1.5 * RATE / 256))
     if stall:
         assert code == 3, out
-        assert "1 under-run(s), 1 late block(s) so far" in out
+        assert "1 under-run(s), 1 late block(s), 0 missed hop(s) so far" in out
         assert "259 buffers of 256: 1 under-run(s), 1 late block(s)" in out
     else:
         assert code == 0, out
@@ -194,20 +265,22 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
                            "--simulate", song(tmp_path / "song.wav", 1.0)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 3), done.stdout + done.stderr
-    assert "adds 1023 samples (23.2 ms) at 44100 Hz" in done.stdout
+    # the model in a worker thread given a buffer of 256: 256 samples more than 1023 (23.2 ms)
+    assert "adds 1279 samples (29.0 ms) at 44100 Hz" in done.stdout
     underruns = int(re.search(r"173 buffers of 256: (\d+) under-run\(s\), \d+ late block\(s\)",
                               done.stdout).group(1))
     assert done.returncode == (0 if underruns == 0 else 3), done.stdout
+    assert "missed hop(s)" in done.stdout
 
 
 def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
-    """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: the low-delay
-    resamplers keep it under 25 ms (1200 samples)."""
+    """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: with the model
+    in a worker thread given a buffer, 29.5 ms (the low-delay resamplers add 0.5 ms)."""
     done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--stem", "vocals",
                            "--realtime-priority", "--simulate", song(tmp_path / "song48.wav", 1.0, 48000)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 3), done.stdout + done.stderr
-    assert "adds 1139 samples (23.7 ms) at 48000 Hz" in done.stdout
+    assert "adds 1417 samples (29.5 ms) at 48000 Hz" in done.stdout
     assert "real-time priority: " in done.stdout  # granted, or why not
     assert "late block(s)" in done.stdout
 

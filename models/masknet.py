@@ -50,10 +50,13 @@ class CausalBlock(nn.Module):
 
     def forward(self, h: Tensor, state: Tensor) -> Tuple[Tensor, Tensor]:
         # h: (B, frames, channels); state: (B, pad, channels), the frames before h.
-        frames = h.shape[1]
+        b, frames, channels = h.shape
         z = torch.cat([state, h], dim=1)
-        taps = [z[:, i * self.dilation:i * self.dilation + frames] for i in range(self.kernel)]
-        y = self.norm(self.taps(torch.cat(taps, dim=2)))
+        # Tap i of frame t is z[:, t + i * dilation]: the stacked taps are one strided view of z
+        # (a slice per tap and a concatenation cost an operator each, per block and per call).
+        taps = z.as_strided((b, frames, self.kernel, channels),
+                            (z.stride(0), channels, self.dilation * channels, 1))
+        y = self.norm(self.taps(taps.reshape(b, frames, self.kernel * channels)))
         return h + torch.relu(y), z[:, z.shape[1] - self.pad:]
 
 
@@ -197,12 +200,18 @@ class MaskNet(nn.Module):
         grains = torch.fft.irfft(masks * delayed[:, :, :frames_in].unsqueeze(1), n=n, dim=-1)
         grains = (grains * self.synthesis_window).reshape(b, s, c, frames_in, n // h, h)
 
-        # Overlap-add: segment r of frame j lands on hop j + r (a few shifted adds;
-        # much cheaper per call than fold/col2im).
+        # Overlap-add: segment r of frame j lands on hop j + r. With the frames padded by
+        # segments - 1 on each side, the segments landing on hop j are one strided view,
+        # summed in one operator (shifted adds cost operators per segment; fold/col2im more).
         segments = n // h
-        out = torch.nn.functional.pad(state[2], (0, t)).reshape(b, s, c, frames_in + segments - 1, h)
-        for r in range(segments):
-            out = out + torch.nn.functional.pad(grains[:, :, :, :, r], (0, 0, r, segments - 1 - r))
+        rows = frames_in + segments - 1
+        padded = torch.nn.functional.pad(grains, (0, 0, 0, 0, segments - 1, segments - 1)).contiguous()
+        # view[..., j, q, :] = padded[..., j + q, segments - 1 - q, :]: segment r = segments - 1 - q of frame j - r
+        view = padded.as_strided((b, s, c, rows, segments, h),
+                                 (padded.stride(0), padded.stride(1), padded.stride(2), segments * h,
+                                  segments * h - h, 1),
+                                 (segments - 1) * h)
+        out = torch.nn.functional.pad(state[2], (0, t)).reshape(b, s, c, rows, h) + view.sum(dim=4)
         out = out.reshape(b, s, c, t + n - h)
         new_state.append(out[:, :, :, t:])
         return out[:, :, :, :t], new_state + block_states

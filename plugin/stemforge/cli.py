@@ -518,7 +518,7 @@ def live_command(args: argparse.Namespace) -> int:
     try:
         separator = StemSeparator(chosen_model(args), stem=args.stem,
                                   gains=parse_gains(args.gains) if args.gains else None,
-                                  threads=args.threads)
+                                  threads=args.threads, realtime=True)
         if args.simulate:
             with open_audio(args.simulate) as source:
                 audio, rate = source.read_all(), source.sample_rate
@@ -532,7 +532,7 @@ def live_command(args: argparse.Namespace) -> int:
         if not args.simulate and not args.list_devices:
             fail("--list-devices shows the devices; --simulate FILE runs without one")
         return 1
-    separator.prepare(device.sample_rate, device.channels)
+    separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
     ms = 1000 * separator.latency_samples / device.sample_rate
     buffers = device.buffer_size * (1 + args.queue)
     print(f"{separator!r}: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
@@ -540,13 +540,15 @@ def live_command(args: argparse.Namespace) -> int:
           "of device buffers; Ctrl-C stops", flush=True)
     if args.realtime_priority:
         print(live.raise_priority(), flush=True)
-    last = {"underruns": 0, "late": 0}
+    last = {"underruns": 0, "late": 0, "misses": 0}
 
     def report(stats) -> None:
-        if (stats.underruns, stats.late_blocks) != (last["underruns"], last["late"]):
+        now = {"underruns": stats.underruns, "late": stats.late_blocks, "misses": stats.misses}
+        if now != last:
             print(f"  {stats.blocks * stats.buffer_size / stats.sample_rate:7.1f} s: "
-                  f"{stats.underruns} under-run(s), {stats.late_blocks} late block(s) so far", flush=True)
-            last["underruns"], last["late"] = stats.underruns, stats.late_blocks
+                  f"{stats.underruns} under-run(s), {stats.late_blocks} late block(s), "
+                  f"{stats.misses} missed hop(s) so far", flush=True)
+            last.update(now)
     with stop_on_signals() as stop:
         try:
             stats = live.run_live(separator, device, seconds=args.seconds, stop=stop, report=report)

@@ -1,11 +1,14 @@
 """Real time from an audio interface: read a buffer, separate it, play it.
 
-The loop is single-threaded and paced by the device: ``read()`` blocks until
-the interface has recorded one buffer, ``process_block`` separates it, and
-``write()`` hands it to the output, which keeps a short queue of buffers
-(``queue`` buffers of silence at the start, the usual double or triple
-buffering of a DAW). An under-run is an output buffer the device had to play
-before the loop delivered it: it plays silence instead, and is counted.
+The loop is paced by the device: ``read()`` blocks until the interface has
+recorded one buffer, ``process_block`` separates it, and ``write()`` hands it to
+the output, which keeps a short queue of buffers (``queue`` buffers of silence at
+the start, the usual double or triple buffering of a DAW). An under-run is an
+output buffer the device had to play before the loop delivered it: it plays
+silence instead, and is counted. `stemforge live` runs its separator with
+``realtime=True``: the model runs in a worker thread, the loop only moves
+samples, and a hop whose stems were not ready in time is a miss (its input
+plays in ``other``), counted beside the under-runs.
 
 Two devices follow the same small protocol (``sample_rate``, ``channels``,
 ``buffer_size``, ``read()``, ``write(block)``, ``underruns``,
@@ -50,6 +53,10 @@ class LiveStats:
     # absorb one (then no under-run), but in a DAW, whose queue is the buffer itself,
     # each would be a dropout: the figure that says whether a machine is safe.
     late_blocks: int = 0
+    # Hops the model had not finished when they were due (realtime=True): delivered on
+    # time with their input whole in `other`, so they sound like a short lapse of the
+    # separation, not a dropout.
+    misses: int = 0
 
     def add(self, seconds: float) -> None:
         self.blocks += 1
@@ -71,6 +78,7 @@ class LiveStats:
         mean = 1000 * self.busy_seconds / max(self.blocks, 1)
         return (f"{self.blocks} buffers of {self.buffer_size}: {self.underruns} under-run(s), "
                 f"{self.late_blocks} late block(s) (processed in longer than a buffer lasts), "
+                f"{self.misses} missed hop(s) (the model late: the input passed to other), "
                 f"{self.dropped_input} input sample(s) dropped; processing {mean:.2f} ms mean, "
                 f"{1000 * self.worst_seconds:.2f} ms worst of "
                 f"{1000 * self.buffer_size / self.sample_rate:.2f} ms per buffer")
@@ -102,6 +110,7 @@ class SimulatedDevice:
         self.clock, self.sleep = clock, sleep
         self.underruns = self.dropped_input = 0
         self.played: List[np.ndarray] = []
+        self.underrun_buffers: List[int] = []  # which of `played` are silence for an under-run
         self._read = self._written = 0
         self._start: Optional[float] = None
 
@@ -131,6 +140,7 @@ class SimulatedDevice:
         due = self._start + (self._written + 1 + self.queue) * self.period
         if self.clock() > due:
             self.underruns += 1
+            self.underrun_buffers.append(len(self.played))
             block = np.zeros_like(block)  # what the device played instead
         self.played.append(np.asarray(block, np.float32))
         self._written += 1
@@ -237,7 +247,7 @@ def run_live(separator, device, *, seconds: Optional[float] = None,
     a second with the running figures."""
     if seconds is not None and not 0 < seconds < float("inf"):  # -1 ran no buffer at all
         raise ValueError(f"seconds must be above 0 (None: until stopped), got {seconds!r}")
-    separator.prepare(device.sample_rate, device.channels)
+    separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
     stats = LiveStats(device.sample_rate, device.buffer_size, separator.latency_samples,
                       device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)))
     limit = None if seconds is None else int(np.ceil(seconds * device.sample_rate / device.buffer_size))
@@ -254,9 +264,11 @@ def run_live(separator, device, *, seconds: Optional[float] = None,
             stats.add(clock() - start)
             device.write(out)
             stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
+            stats.misses = getattr(separator, "misses", 0)
             if report is not None and stats.blocks % every == 0:
                 report(stats)
     finally:
         device.close()
     stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
+    stats.misses = getattr(separator, "misses", 0)
     return stats

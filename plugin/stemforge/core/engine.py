@@ -71,6 +71,11 @@ class StreamingEngine:
         a hop's worth of buffering plus the model's lookahead."""
         return info.lookahead + info.hop - 1
 
+    def emitted_after(self, received: int) -> int:
+        """How many samples real-time mode has returned once `received` have gone in
+        (whatever the blocking): whole hops, less the lookahead."""
+        return max(0, received // self.hop * self.hop - self.delay)
+
     def push(self, x: np.ndarray) -> np.ndarray:
         self._received += x.shape[2]
         self._pending.append(x)
@@ -209,6 +214,12 @@ class WindowEngine:
         that chunk runs when its whole padded input is in."""
         padded, left = cls._padding(info)
         return padded - left - 1
+
+    def emitted_after(self, received: int) -> int:
+        """How many samples `push` has returned once `received` have gone in (whatever
+        the blocking): a hop per chunk whose whole padded input is in."""
+        first = self.padded - self.left  # the input the first chunk needs
+        return 0 if received < first else ((received - first) // self.hop + 1) * self.hop
 
     def _samples(self, start: int, n: int, end: Optional[int],
                  stats: Optional[Tuple[float, float]] = None) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from .engine import ENGINES, make_engine
 from .fifo import SampleFifo
 from .model import Model, ModelInfo
+from .realtime import DecoupledEngine
 from .resample import StreamResampler, check_resampling, recipes
 
 # Silence pushed at the end of a stream, in seconds: the output resampler's filter
@@ -30,8 +31,14 @@ FLUSH_PAD_SECONDS = 0.02
 
 
 class Pipeline:
+    """headroom: None, or real time without the model on the caller's thread: the model
+    runs in a worker thread and each hop's stems are due `headroom` model samples after
+    the hop is complete (see `realtime.DecoupledEngine`; `fallback` names the stem that
+    takes a missed hop's input)."""
+
     def __init__(self, model: Model, host_rate: int, host_channels: int, mix: np.ndarray,
-                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = "hq"):
+                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = "hq",
+                 headroom: Optional[int] = None, fallback: int = 0, max_block: int = 0):
         self.model, self.host_rate, self.host_channels = model, host_rate, host_channels
         self.resampling = check_resampling(resampling)  # a RESAMPLING name, for every mode
         self.mix = np.ascontiguousarray(mix, np.float32)  # (outputs, stems)
@@ -40,6 +47,10 @@ class Pipeline:
         c, ch = model.channels, host_channels
         self._batch = ch if c == 1 else 1  # a mono model runs each host channel as a batch item
         self.engine = make_engine(model, self._batch, threads)
+        self.headroom = headroom
+        self.decoupled = None if headroom is None else DecoupledEngine(self.engine, headroom, fallback,
+                                                                       max_block)
+        self._active = self.engine  # the decoupled engine in real time, if there is one
         q_in, q_out = resampler_recipes(host_rate, model.sample_rate, self.resampling)
         self._resample_in = StreamResampler(host_rate, model.sample_rate, ch, q_in)
         self._resample_out = StreamResampler(model.sample_rate, host_rate, self.outputs * ch, q_out)
@@ -63,10 +74,25 @@ class Pipeline:
 
     def set_realtime(self, realtime: bool) -> None:
         """Real time: run the model as soon as it can (process_block); otherwise batch
-        model calls for throughput (streamed files). The samples are the same."""
+        model calls for throughput (streamed files). The samples are the same.
+        With a headroom, real time runs the model in the decoupled engine's worker."""
+        if self.decoupled is not None:
+            if realtime:
+                self.decoupled.start()
+            else:
+                self.decoupled.stop()
         self.engine.set_realtime(realtime)
+        self._active = self.decoupled if realtime and self.decoupled is not None else self.engine
+
+    @property
+    def misses(self) -> int:
+        """Hops delivered without the model's stems since the stream started (real time
+        with a headroom only)."""
+        return 0 if self.decoupled is None else self.decoupled.misses
 
     def reset(self) -> None:
+        if self.decoupled is not None:
+            self.decoupled.reset()  # stops its worker first: then the engine is ours
         self.engine.reset()
         self._resample_in.reset()
         self._resample_out.reset()
@@ -119,7 +145,7 @@ class Pipeline:
         self._received += x.shape[1]
         if self._uses_direct:  # the input waits here for the stems it is added to
             self._input.append(x)
-        stems = self.engine.push(self._to_model(self._resample_in.push(x)))
+        stems = self._active.push(self._to_model(self._resample_in.push(x)))
         if stems.shape[3] == 0 and self._resample_out.identity:
             return self._nothing
         return self._finish(self._resample_out.push(self._mix_to_host(stems)))
@@ -146,8 +172,8 @@ class Pipeline:
         h_out host samples behind its input / r, the whole path is at most
         (h_in + h_eng) / r + h_out behind: a bound that holds for any blocking.
         """
-        return host_latency(self.engine.realtime_delay, self.host_rate, self.model.sample_rate,
-                            self.resampling)
+        delay = self.engine.realtime_delay + (self.headroom or 0)
+        return host_latency(delay, self.host_rate, self.model.sample_rate, self.resampling)
 
 
 def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling: str = "hq") -> int:
@@ -158,10 +184,29 @@ def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling:
     return int(np.ceil((h_in + engine_delay) * host_rate / model_rate + h_out))
 
 
-def latency_of(info: ModelInfo, host_rate: int, resampling: str = "low-delay") -> int:
+def latency_of(info: ModelInfo, host_rate: int, resampling: str = "low-delay",
+               headroom: Optional[int] = None) -> int:
     """The latency_samples a processor (by default StemSeparator's low-delay resampling)
-    reports for a model at `host_rate`, from its metadata alone (without loading the model)."""
-    return host_latency(ENGINES[info.kind].delay_for(info), host_rate, info.sample_rate, resampling)
+    reports for a model at `host_rate`, from its metadata alone (without loading the model);
+    `headroom`: real time with the model in a worker thread (`realtime_headroom`)."""
+    delay = ENGINES[info.kind].delay_for(info) + (headroom or 0)
+    return host_latency(delay, host_rate, info.sample_rate, resampling)
+
+
+def realtime_headroom(info: ModelInfo, host_rate: int, block_size: Optional[int] = None,
+                      headroom: Optional[int] = None, resampling: str = "low-delay") -> int:
+    """Model samples between a hop's completion and the moment its stems are due, in real
+    time with the model in a worker thread: `headroom` (default: one hop, the time the model
+    has per hop anyway), and at least the most model samples a host block of `block_size`
+    can bring. A block's input arrives all at once, so a hop completed by a block's first
+    samples would otherwise be due in that same block, before the worker could run it."""
+    wanted = max(info.hop if headroom is None else int(headroom), 1)
+    if not block_size:
+        return wanted
+    if host_rate == info.sample_rate:
+        return max(wanted, int(block_size))
+    h_in = resampler_holdbacks(host_rate, info.sample_rate, check_resampling(resampling))[0]
+    return max(wanted, int(np.ceil(block_size * info.sample_rate / host_rate + h_in)) + 1)
 
 
 @lru_cache(maxsize=64)

@@ -9,7 +9,10 @@ Three ways to drive it, one result:
   output may trail the input by up to 32768 model samples (0.74 s at
   44.1 kHz) more than in real time;
 - real time, ``sep.process_block(block, sr)``: exactly ``len(block)`` samples,
-  the offline output delayed by ``sep.latency_samples``, like a DAW plugin.
+  the offline output delayed by ``sep.latency_samples``, like a DAW plugin. With
+  ``realtime=True`` the block never waits for the model: it runs in a worker
+  thread (`realtime.DecoupledEngine`), and a hop whose stems are not ready when
+  due goes whole to ``other`` (a miss, counted in ``sep.misses``).
 
 Away from the model's rate all three resample with the same soxr settings
 (``resampling``, low-delay by default, see `resample.RESAMPLING`) so that they
@@ -32,7 +35,7 @@ from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
                      check_layout, from_channels_first, to_channels_first)
 from .model import Model, check_threads, load_model
-from .pipeline import Pipeline
+from .pipeline import Pipeline, realtime_headroom
 from .resample import check_rate, check_resampling
 
 ModelLike = Union[Model, str, None]
@@ -121,6 +124,14 @@ class StemSeparator:
     resampling: "low-delay" (soxr QQ in, LQ out: `live` within 25 ms at 48 and
         96 kHz) or "hq" (soxr HQ, ~40 ms more latency away from the model's rate),
         used by all three call styles alike so that they give one result.
+    realtime: False: `process_block` runs the model itself when a hop is complete
+        (exact and deterministic; loops over files, tests). True, for a real-time
+        callback: the model runs in a worker thread and `process_block` only moves
+        samples; each hop's stems are due `headroom` model samples after the hop is
+        complete (and at least one block later, see `prepare`), which adds that much
+        latency; a hop not ready in time is delivered with its input whole in `other`
+        (the stems still sum to the input) and counted in `misses`.
+    headroom: real time only: model samples the worker has for a hop (None: one hop).
 
     One processor is one stream: a call made while another thread's call on the same
     processor is running raises RuntimeError (`BUSY`); threads each use their own.
@@ -132,12 +143,22 @@ class StemSeparator:
     def __init__(self, model: ModelLike = None, *, stem: Optional[str] = None,
                  gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
                  device: str = "cpu", threads: Optional[int] = None,
-                 resampling: str = "low-delay"):
+                 resampling: str = "low-delay", realtime: bool = False,
+                 headroom: Optional[int] = None):
         check_threads(threads)
+        if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int)
+                                     or headroom < 1):
+            raise ValueError(f"headroom must be a positive number of model samples or None, "
+                             f"got {headroom!r}")
+        self.realtime, self.headroom = bool(realtime), headroom
+        self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
         self.model = as_model(model, device)
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
+        # a missed hop's input goes to `other` (with the residual, the stems sum to the input)
+        stems = self.model.stems
+        self._fallback = stems.index("other") if "other" in stems else len(stems) - 1
         self._pipeline: Optional[Pipeline] = None
         self._hint: Optional[Tuple[str, int]] = None  # layout of the stream in progress
         self._prepared: Optional[Tuple[str, int]] = None  # the layout prepare() was given
@@ -163,24 +184,43 @@ class StemSeparator:
 
     # -- life cycle --------------------------------------------------------------------
     @_one_thread_at_a_time
-    def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST) -> None:
+    def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST,
+                block_size: Optional[int] = None) -> None:
         """Set up for streams at `sample_rate` with `channels` channels (JUCE's prepareToPlay)
         whose buffers are laid out as `layout` ("channels-first", pedalboard's (channels,
         samples), or "channels-last"). The layout then reads blocks too small to tell it by
         their shape: (2, 1) and (1, 2) are one stereo sample each, and square blocks take
-        `layout`. It holds until the next prepare()."""
+        `layout`. It holds until the next prepare().
+
+        block_size: the longest block `process_block` will get (JUCE's samplesPerBlock).
+        With realtime=True, a hop's stems are due at least one such block after the block
+        that completes the hop, so that the worker always has a block's time; None: blocks
+        of up to a hop (longer ones may miss)."""
         check_layout(layout)
+        if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int)
+                                       or block_size < 1):
+            raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+        self._block_size = block_size
         self._build(sample_rate, channels)
         self._prepared = (layout, channels)
         self.reset()
+        if self._pipeline.decoupled is not None:
+            self._pipeline.decoupled.start()  # here, not in the first real-time block
 
     def _build(self, sample_rate: float, channels: int) -> None:
         rate = check_rate(sample_rate)
         check_channels(channels)
+        headroom = None
+        if self.realtime:
+            headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom,
+                                         self.resampling)
         p = self._pipeline
-        if p is None or p.host_rate != rate or p.host_channels != channels:
+        if p is None or p.host_rate != rate or p.host_channels != channels or p.headroom != headroom:
+            if p is not None:
+                p.reset()  # stops its worker, if it has one
             self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
-                                      np.array([self._direct]), self.threads, self.resampling)
+                                      np.array([self._direct]), self.threads, self.resampling,
+                                      headroom, self._fallback, headroom or 0)
 
     @_one_thread_at_a_time
     def reset(self) -> None:
@@ -188,6 +228,12 @@ class StemSeparator:
         if self._pipeline is not None:
             self._pipeline.reset()
         self._hint, self._mode, self._delay_line = self._prepared, None, None
+
+    @property
+    def misses(self) -> int:
+        """realtime=True: hops of the stream in progress whose stems were not ready when
+        due, delivered with their input whole in `other` (0 otherwise)."""
+        return 0 if self._pipeline is None else self._pipeline.misses
 
     @property
     def latency_samples(self) -> int:

@@ -12,7 +12,12 @@
 // that the two agree through real hosts.
 //
 // Real-time rules: all buffers are sized in sf_engine_create; sf_engine_process copies
-// between them and calls the model. The model's own forward (TorchScript) allocates its
+// between them. Built for real time (realtime != 0, stemforge.core.realtime.DecoupledEngine),
+// the model runs in a worker thread fed through preallocated single-producer, single-consumer
+// rings: the audio thread never calls the model, allocates nothing and never waits; a hop
+// whose stems are not ready when due goes whole to `other` and is counted (sf_engine_misses).
+// Built for offline renders (realtime == 0), the calling thread runs the model when a hop is
+// complete, exactly as before. The model's own forward (TorchScript) allocates its
 // intermediates through torch's allocator: that cannot be avoided with libtorch.
 
 #include "EngineApi.h"
@@ -22,8 +27,13 @@
 #include <torch/script.h>
 #include <ATen/Parallel.h>
 
+#include <pthread.h>
+#include <semaphore.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -33,12 +43,14 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
 
 constexpr const char* kMetadataFile = "stemforge.json";
 constexpr int kMinRate = 8000, kMaxRate = 192000;  // stemforge.core.resample
+constexpr int kWorkerStep = 32768;  // the most model-rate input the worker takes per run
 
 void setError(char* err, size_t errlen, const std::string& message) {
     if (err == nullptr || errlen == 0) return;
@@ -305,11 +317,21 @@ int engineDelay(const Info& info) {  // StreamingEngine / WindowEngine .realtime
     return info.lookahead + info.hop - 1;
 }
 
-int latencyFor(const Info& info, int hostRate) {
-    const int hEng = engineDelay(info);
+int latencyFor(const Info& info, int hostRate, int headroom = 0) {
+    const int hEng = engineDelay(info) + headroom;
     if (hostRate == info.sample_rate) return hEng;
     auto h = resampling(hostRate, info.sample_rate).holdbacks;
     return int(std::ceil((h.first + hEng) * double(hostRate) / double(info.sample_rate) + h.second));
+}
+
+// pipeline.realtime_headroom: model samples between a hop's completion and the moment its
+// stems are due in real time: a hop (the model's time per hop anyway), and at least the most
+// model samples one host block of maxBlock brings (a hop completed by a block's first samples
+// would otherwise be due in that same block, before the worker could run it).
+int realtimeHeadroom(const Info& info, int hostRate, int maxBlock) {
+    if (hostRate == info.sample_rate) return std::max(info.hop, maxBlock);
+    const double hIn = resampling(hostRate, info.sample_rate).holdbacks.first;
+    return std::max(info.hop, int(std::ceil(double(maxBlock) * info.sample_rate / hostRate + hIn)) + 1);
 }
 
 // torch's intra-op thread count is process-wide: one thread around each call, then the
@@ -360,6 +382,34 @@ struct sf_engine {
     std::vector<float> doneBuf;   // (batch, stems, channels, hop): the completed samples
     std::vector<float> statBuf;   // (batch, channels, P): raw samples for the running statistics
     torch::Tensor chunkTensor;
+    // real time: the worker thread runs the model on modelIn and puts the stems in outRing
+    bool realtime = false;
+    int headroom = 0;             // model samples from a hop's completion to its stems' due time
+    int fallback = 0;             // the stem a missed hop's input goes to
+    Fifo audioIn;                 // the audio thread's model-rate input of one block (model layout)
+    Fifo history;                 // model-rate input not yet delivered (host layout): the fallback
+    Fifo workerStems;             // the worker's stems of one run (host layout)
+    std::vector<float> inRing;    // (batch * model channels) rows of capIn: input, by stream position
+    std::vector<float> outRing;   // (stems * host channels) rows of capOut: stems, by stream position
+    int capIn = 0, capOut = 0;
+    // Stream positions only grow: a reset (the audio thread's, real-time safe) starts the new
+    // stream at `origin`, past every position of the old one, and asks the worker (resetGen) to
+    // start its side afresh there; until it has (ackGen), nothing it made counts as ready.
+    long long emitted = 0;        // the audio thread's: stems delivered
+    long long origin = 0;         // the audio thread's: where its stream starts
+    std::atomic<long long> written{0}, gapEnd{0}, consumed{0};  // written by the audio thread only
+    std::atomic<long long> resetOrigin{0};
+    std::atomic<unsigned> resetGen{0};                          // written by the audio thread only
+    std::atomic<long long> taken{0}, produced{0};               // written by the worker only
+    std::atomic<unsigned> ackGen{0}, failedGen{0};              // written by the worker only
+    long long workerOrigin = 0;   // the worker's: where its stream starts
+    std::atomic<long long> misses{0};
+    std::atomic<bool> workerFailed{false}, quit{false};
+    std::string workerError;      // written before workerFailed is set
+    std::mutex work;              // held by the worker while it runs; free and sf_engine_hold take it
+    sem_t wake;
+    bool wakeReady = false, adopted = false;
+    std::thread worker;
 };
 
 extern "C" {
@@ -466,12 +516,13 @@ void sf_model_free(sf_model* m) {
     try { delete m; } catch (...) {}
 }
 
-// Off the audio thread: the fresh resamplers and state the next reset swaps in.
+// Off the audio thread: the fresh resamplers and state the next reset swaps in (in real time
+// the worker makes its own fresh state: only the resamplers are the audio thread's).
 static void refreshSpares(sf_engine* e) {
     if (e->sparesReady.load(std::memory_order_acquire)) return;
     e->resampleIn.makeSpare();
     e->resampleOut.makeSpare();
-    if (!e->windowed) {
+    if (!e->windowed && !e->realtime) {
         c10::List<at::Tensor> fresh;
         for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
         e->spareState = fresh;
@@ -482,17 +533,12 @@ static void refreshSpares(sf_engine* e) {
     e->sparesReady.store(true, std::memory_order_release);
 }
 
-// Real time: a new stream, from the spares (false if they are not ready: nothing changed).
-static bool resetEngine(sf_engine* e) {
-    if (!e->sparesReady.load(std::memory_order_acquire)) return false;
-    e->resampleIn.useSpare();
-    e->resampleOut.useSpare();
+// The model's side of a stream (the worker's, in real time): its state and input. fromSpare:
+// the state prepared by refreshSpares (the offline reset, which must not allocate either);
+// else a fresh copy of the initial state (the worker's, which may allocate).
+static void resetModelSide(sf_engine* e, bool fromSpare) {
     e->modelIn.clear();
-    e->modelStems.clear();
-    e->hostStems.clear();
-    e->dry.clear();
-    e->hostStems.appendZeros(e->latency);
-    e->dry.appendZeros(e->latency);
+    e->workerStems.clear();
     e->toDrop = e->lookahead;
     if (e->windowed) {
         e->modelIn.appendZeros(e->keep);  // tail "center": zeros before the stream
@@ -501,9 +547,43 @@ static bool resetEngine(sf_engine* e) {
         e->statTotal = e->statSquares = 0.0;
         std::fill(e->acc.begin(), e->acc.end(), 0.0f);
         std::fill(e->wsum.begin(), e->wsum.end(), 0.0f);
-    } else {
+    } else if (fromSpare) {
         e->used = e->state;  // handles: copying them only counts references
         e->state = e->spareState;
+    } else {
+        c10::List<at::Tensor> fresh;
+        for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
+        e->state = fresh;
+    }
+}
+
+// A new stream, from the spares (false if they are not ready: nothing changed). Real-time safe:
+// it neither allocates, frees nor waits; in real time it leaves the model's side to the worker,
+// which may be running the old stream's last hops meanwhile.
+static bool resetEngine(sf_engine* e) {
+    if (!e->sparesReady.load(std::memory_order_acquire)) return false;
+    e->resampleIn.useSpare();
+    e->resampleOut.useSpare();
+    e->modelStems.clear();
+    e->hostStems.clear();
+    e->dry.clear();
+    e->hostStems.appendZeros(e->latency);
+    e->dry.appendZeros(e->latency);
+    if (e->realtime) {
+        e->audioIn.clear();
+        e->history.clear();
+        // past the old stream's input and past every stem the worker may still make of it
+        const long long origin = e->written.load(std::memory_order_relaxed) + e->P + 2 * e->hop;
+        e->origin = e->emitted = origin;
+        e->misses.store(0, std::memory_order_relaxed);
+        e->consumed.store(origin, std::memory_order_release);
+        e->resetOrigin.store(origin, std::memory_order_relaxed);
+        e->resetGen.store(e->resetGen.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        // after resetGen: a worker that sees this position sees the reset too
+        e->written.store(origin, std::memory_order_release);
+        if (e->wakeReady) sem_post(&e->wake);
+    } else {
+        resetModelSide(e, true);
     }
     e->sparesReady.store(false, std::memory_order_release);
     return true;
@@ -567,8 +647,10 @@ int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
     return 1;
 }
 
-sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, char* err,
-                            size_t errlen) {
+static void workerLoop(sf_engine* e);
+
+sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime,
+                            char* err, size_t errlen) {
     try {
         if (!model) { setError(err, errlen, "no model"); return nullptr; }
         if (hostRate < kMinRate || hostRate > kMaxRate) {
@@ -592,7 +674,12 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->stems = int(info.stems.size());
         e->hop = info.hop;
         e->lookahead = info.lookahead;
-        e->latency = latencyFor(info, hostRate);
+        e->realtime = realtime != 0;
+        e->headroom = e->realtime ? realtimeHeadroom(info, hostRate, e->maxBlock) : 0;
+        e->latency = latencyFor(info, hostRate, e->headroom);
+        e->fallback = int(info.stems.size()) - 1;  // processor.StemSeparator: `other`, else the last
+        for (size_t k = 0; k < info.stems.size(); ++k)
+            if (info.stems[k] == "other") e->fallback = int(k);
         const double ratio = double(info.sample_rate) / double(hostRate);
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
         const auto rec = resampling(hostRate, info.sample_rate).recipes;
@@ -623,6 +710,19 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         }
         e->modelIn.init(e->batch * info.channels, modelCap + info.hop + 2 * e->P + e->keep);
         e->modelStems.init(e->stems * hostChannels, modelCap);
+        if (e->realtime) {
+            // the rings: 2 s of model-rate input (how far the worker may fall behind before it
+            // starts afresh), and the stems from the oldest due to the newest the worker can make
+            const int rows = e->batch * info.channels;
+            const int perBlock = int(std::ceil(e->maxBlock * ratio)) + 16;  // model samples of a block
+            e->capIn = std::max(2 * info.sample_rate, 4 * (perBlock + e->headroom));
+            e->capOut = e->capIn + 2 * (e->headroom + engineDelay(info) + 2 * info.hop + perBlock + kWorkerStep);
+            e->inRing.assign(size_t(rows) * e->capIn, 0.0f);
+            e->outRing.assign(size_t(e->stems * hostChannels) * e->capOut, 0.0f);
+            e->audioIn.init(rows, modelCap);
+            e->history.init(hostChannels, modelCap + e->headroom + engineDelay(info) + 2 * info.hop);
+            e->workerStems.init(e->stems * hostChannels, kWorkerStep + 2 * info.hop + e->P);
+        }
         const int hostCap = e->latency + e->maxBlock + int(std::ceil(modelCap / ratio)) + 65536;
         e->hostStems.init(e->stems * hostChannels, hostCap);
         e->dry.init(hostChannels, e->latency + e->maxBlock + 1);
@@ -650,6 +750,17 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         refreshSpares(e.get());
         resetEngine(e.get());
         refreshSpares(e.get());
+        if (e->realtime) {
+            // the worker's side of the first stream (resetEngine left it to the worker)
+            resetModelSide(e.get(), false);
+            e->workerOrigin = e->origin;
+            e->taken = e->produced = e->origin;
+            e->ackGen = e->resetGen.load();
+            if (sem_init(&e->wake, 0, 0) != 0) throw std::runtime_error("cannot create the worker's semaphore");
+            e->wakeReady = true;
+            sf_engine* raw = e.get();
+            e->worker = std::thread([raw] { workerLoop(raw); });
+        }
         return e.release();
     } catch (const std::exception& ex) {
         setError(err, errlen, "cannot set up the model: " + lastLine(ex.what()));
@@ -661,10 +772,39 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
 
 int sf_engine_latency(const sf_engine* e) { return e ? e->latency : 0; }
 
-int sf_model_latency(sf_model* m, int hostRate) {
+long long sf_engine_misses(const sf_engine* e) { return e ? e->misses.load(std::memory_order_relaxed) : 0; }
+
+int sf_engine_sync(sf_engine* e, int timeoutMs) {
+    if (!e || !e->realtime) return 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    while (!(e->workerFailed.load(std::memory_order_acquire)
+             && e->failedGen.load(std::memory_order_relaxed) == e->resetGen.load(std::memory_order_relaxed))) {
+        {
+            // the worker takes its input with `work` held: free, and no whole hop waiting, it is idle
+            std::unique_lock<std::mutex> idle(e->work, std::try_to_lock);
+            if (idle.owns_lock() && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)
+                && e->written.load(std::memory_order_acquire) - e->taken.load(std::memory_order_acquire) < e->hop)
+                return 0;
+        }
+        if (std::chrono::steady_clock::now() > deadline) return 1;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return 1;
+}
+
+void sf_engine_hold(sf_engine* e, int hold) {
+    if (!e || !e->realtime) return;
+    if (hold)
+        e->work.lock();
+    else
+        e->work.unlock();
+}
+
+int sf_model_latency(sf_model* m, int hostRate, int maxBlock, int realtime) {
     if (!m || hostRate < kMinRate || hostRate > kMaxRate) return -1;
     try {
-        return latencyFor(m->info, hostRate);
+        const int headroom = realtime ? realtimeHeadroom(m->info, hostRate, std::max(maxBlock, 1)) : 0;
+        return latencyFor(m->info, hostRate, headroom);
     } catch (...) {
         return -1;
     }
@@ -676,14 +816,14 @@ static void silence(sf_engine* e, int n, float* const* stems, float* const* dry)
 }
 
 // Pipeline._mix_to_host's channel mapping: (batch, stems, model channels, len) samples
-// [skip, skip + m) appended to modelStems as (stems * host channels).
-static void appendStems(sf_engine* e, const float* yp, int len, int skip, int m) {
+// [skip, skip + m) appended to `out` as (stems * host channels).
+static void appendStems(sf_engine* e, Fifo& out, const float* yp, int len, int skip, int m) {
     const int ch = e->hostChannels, c = e->modelChannels, S = e->stems;
-    if (!e->modelStems.reserve(m)) throw std::runtime_error("internal error: the stem buffer is full");
+    if (!out.reserve(m)) throw std::runtime_error("internal error: the stem buffer is full");
     auto at = [&](int b, int s, int k) { return yp + ((size_t(b) * S + s) * c + k) * len + skip; };
     for (int s = 0; s < S; ++s) {
         for (int h = 0; h < ch; ++h) {
-            float* w = e->modelStems.writePtr(s * ch + h);
+            float* w = out.writePtr(s * ch + h);
             if (c == ch) {
                 std::memcpy(w, at(0, s, h), sizeof(float) * size_t(m));
             } else if (c == 1) {
@@ -695,11 +835,11 @@ static void appendStems(sf_engine* e, const float* yp, int len, int skip, int m)
             }
         }
     }
-    e->modelStems.commit(m);
+    out.commit(m);
 }
 
 // WindowEngine._run_chunk(None) and _emit: one full chunk at `offset`, `hop` samples out.
-static void runWindowChunk(sf_engine* e) {
+static void runWindowChunk(sf_engine* e, Fifo& out) {
     const int B = e->batch, S = e->stems, C = e->modelChannels, W = e->W, H = e->hop;
     const long long o = e->offset;
     const int leftC = e->centered ? e->left : 0;
@@ -750,7 +890,208 @@ static void runWindowChunk(sf_engine* e) {
     const long long keepFrom = e->offset - e->keep;
     e->modelIn.drop(int(keepFrom - e->inputStart));
     e->inputStart = keepFrom;
-    appendStems(e, e->doneBuf.data(), H, 0, H);
+    appendStems(e, out, e->doneBuf.data(), H, 0, H);
+}
+
+// The model on the input waiting in modelIn (`added` samples new): StreamingEngine.push in
+// real-time mode (every whole hop, at once) or WindowEngine.push; the stems into `out`.
+static void runModel(sf_engine* e, int added, Fifo& out) {
+    if (e->windowed) {
+        // WindowEngine.push: a chunk as soon as its whole padded input is in
+        e->received += added;
+        while (e->received >= e->offset - e->left + e->P && !e->quit.load(std::memory_order_relaxed))
+            runWindowChunk(e, out);
+        return;
+    }
+    const int c = e->modelChannels, S = e->stems, rows = e->batch * c;
+    while (e->modelIn.size() >= e->hop && !e->quit.load(std::memory_order_relaxed)) {
+        for (int r = 0; r < rows; ++r)
+            std::memcpy(e->hopBuf.data() + size_t(r) * e->hop, e->modelIn.readPtr(r), sizeof(float) * size_t(e->hop));
+        e->modelIn.drop(e->hop);
+        at::Tensor y;
+        {
+            OneThread one;
+            c10::InferenceMode guard;
+            auto result = e->model->module.forward({e->hopTensor, e->state}).toTuple();
+            y = result->elements()[0].toTensor().contiguous();
+            auto next = result->elements()[1].toTensorList();
+            // A state that views the model's input (x[..., -1:]) would see the next hop
+            // written into the input buffer, which Python never reuses: copy it.
+            for (size_t k = 0; k < next.size(); ++k) {
+                const at::Tensor t = next.get(k);
+                if (t.defined() && t.storage().is_alias_of(e->hopTensor.storage())) next.set(k, t.clone());
+            }
+            e->state = next;
+        }
+        if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
+            throw std::runtime_error("the model returned a tensor of the wrong shape");
+        const int skip = std::min(e->toDrop, e->hop);  // the model's first outputs precede the stream
+        e->toDrop -= skip;
+        if (e->hop - skip > 0) appendStems(e, out, y.data_ptr<float>(), e->hop, skip, e->hop - skip);
+    }
+}
+
+// StreamingEngine / WindowEngine .emitted_after: the stems the engine has returned once
+// `received` model samples have gone in, whatever the blocking.
+static long long emittedAfter(const sf_engine* e, long long received) {
+    if (e->windowed) {
+        const long long first = e->P - e->left;
+        return received < first ? 0 : ((received - first) / e->hop + 1) * e->hop;
+    }
+    if (received < 0) return 0;
+    return std::max(0LL, received / e->hop * e->hop - e->lookahead);
+}
+
+// Samples [position, position + n) of a ring of `cap` per row, to or from planar rows.
+static void toRing(std::vector<float>& ring, int cap, int rows, long long position, const float* const* src,
+                   int srcOffset, int n) {
+    const int i = int(position % cap), first = std::min(n, cap - i);
+    for (int r = 0; r < rows; ++r) {
+        float* row = ring.data() + size_t(r) * cap;
+        std::memcpy(row + i, src[r] + srcOffset, sizeof(float) * size_t(first));
+        std::memcpy(row, src[r] + srcOffset + first, sizeof(float) * size_t(n - first));
+    }
+}
+
+static void fromRing(const std::vector<float>& ring, int cap, int rows, long long position, float* const* dst,
+                     int dstOffset, int n) {
+    const int i = int(position % cap), first = std::min(n, cap - i);
+    for (int r = 0; r < rows; ++r) {
+        const float* row = ring.data() + size_t(r) * cap;
+        std::memcpy(dst[r] + dstOffset, row + i, sizeof(float) * size_t(first));
+        std::memcpy(dst[r] + dstOffset + first, row, sizeof(float) * size_t(n - first));
+    }
+}
+
+// The worker's run: every whole hop in the input ring through the model, the stems into the
+// output ring (realtime.DecoupledEngine's _Worker._run).
+static void workerRun(sf_engine* e) {
+    const int rows = e->batch * e->modelChannels, unit = e->hop, outRows = e->stems * e->hostChannels;
+    std::vector<float*> w(size_t(std::max(rows, outRows)));
+    std::vector<const float*> r(static_cast<size_t>(outRows));
+    while (!e->quit.load(std::memory_order_relaxed)) {
+        const long long written = e->written.load(std::memory_order_acquire);  // before gapEnd, resetGen
+        const unsigned gen = e->resetGen.load(std::memory_order_acquire);
+        if (gen != e->ackGen.load(std::memory_order_relaxed)) {
+            // the audio thread reset the stream: the model's side starts afresh at its origin
+            const long long origin = e->resetOrigin.load(std::memory_order_relaxed);
+            resetModelSide(e, false);
+            e->workerOrigin = origin;
+            e->workerFailed.store(false, std::memory_order_relaxed);
+            e->produced.store(origin, std::memory_order_relaxed);
+            e->taken.store(origin, std::memory_order_relaxed);
+            e->ackGen.store(gen, std::memory_order_release);  // after produced and taken
+            continue;
+        }
+        const long long gap = e->gapEnd.load(std::memory_order_acquire);
+        const long long taken = e->taken.load(std::memory_order_relaxed);
+        if (gap > taken) {
+            // the ring overflowed: what the model has not reached is gone; start afresh at the
+            // first whole hop after it (the schedule of due hops stays aligned)
+            const long long o = e->workerOrigin, start = o + (gap - o + unit - 1) / unit * unit;
+            resetModelSide(e, false);
+            e->produced.store(start, std::memory_order_release);
+            e->taken.store(start, std::memory_order_release);
+            continue;
+        }
+        const int n = int(std::min<long long>((written - taken) / unit * unit, kWorkerStep / unit * unit));
+        if (n <= 0) return;
+        if (!e->modelIn.reserve(n)) throw std::runtime_error("internal error: the model's input buffer is full");
+        for (int k = 0; k < rows; ++k) w[size_t(k)] = e->modelIn.writePtr(k);
+        fromRing(e->inRing, e->capIn, rows, taken, w.data(), 0, n);
+        e->modelIn.commit(n);
+        e->taken.store(taken + n, std::memory_order_release);
+        e->workerStems.clear();
+        runModel(e, n, e->workerStems);
+        const int m = e->workerStems.size();
+        const long long p = e->produced.load(std::memory_order_relaxed);
+        // stems already delivered without the model are not written
+        const int skip = int(std::clamp(e->consumed.load(std::memory_order_acquire) - p, 0LL, (long long)m));
+        for (int k = 0; k < outRows; ++k) r[size_t(k)] = e->workerStems.readPtr(k);
+        toRing(e->outRing, e->capOut, outRows, p + skip, r.data(), skip, m - skip);
+        e->produced.store(p + m, std::memory_order_release);
+    }
+}
+
+static void workerLoop(sf_engine* e) {
+    for (;;) {
+        while (sem_wait(&e->wake) != 0 && errno == EINTR) {}
+        if (e->quit.load()) return;
+        std::lock_guard<std::mutex> hold(e->work);
+        if (e->workerFailed.load(std::memory_order_relaxed)
+            && e->resetGen.load(std::memory_order_acquire) == e->ackGen.load(std::memory_order_relaxed))
+            continue;  // until the next reset
+        try {
+            workerRun(e);
+        } catch (const std::exception& ex) {
+            e->workerError = lastLine(ex.what());
+            e->failedGen.store(e->ackGen.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            e->workerFailed.store(true, std::memory_order_release);
+        } catch (...) {
+            e->workerError = "unknown error";
+            e->failedGen.store(e->ackGen.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            e->workerFailed.store(true, std::memory_order_release);
+        }
+    }
+}
+
+// The worker runs at the audio thread's real-time policy one step below it (a DAW's audio
+// thread is SCHED_FIFO where the system allows it), so that other work cannot hold it back.
+static void adoptPriority(sf_engine* e) {
+    e->adopted = true;
+    int policy = 0;
+    sched_param param{};
+    if (pthread_getschedparam(pthread_self(), &policy, &param) != 0) return;
+    if (policy != SCHED_FIFO && policy != SCHED_RR) return;
+    param.sched_priority = std::max(param.sched_priority - 1, sched_get_priority_min(policy));
+    pthread_setschedparam(e->worker.native_handle(), policy, &param);
+}
+
+// Real time: the block's model-rate input (audioIn) into the input ring, and the stems that are
+// due from the output ring into modelStems, the fallback for those the worker has not made.
+static void exchange(sf_engine* e) {
+    const unsigned gen = e->resetGen.load(std::memory_order_relaxed);
+    // a failure of the stream before the last reset is not this stream's
+    if (e->workerFailed.load(std::memory_order_acquire) && e->failedGen.load(std::memory_order_relaxed) == gen)
+        throw std::runtime_error(e->workerError);
+    if (!e->adopted) adoptPriority(e);
+    const int rows = e->batch * e->modelChannels, ch = e->hostChannels, S = e->stems;
+    const int n = e->audioIn.size();
+    const long long start = e->written.load(std::memory_order_relaxed), end = start + n;
+    for (int k = 0; k < rows; ++k) e->ptrs[size_t(k)] = e->audioIn.readPtr(k);
+    if (end - e->taken.load(std::memory_order_acquire) > e->capIn)
+        e->gapEnd.store(end, std::memory_order_release);  // the worker is a ring behind: lost to it
+    else
+        toRing(e->inRing, e->capIn, rows, start, e->ptrs.data(), 0, n);
+    if (!e->history.reserve(n)) throw std::runtime_error("internal error: the input history is full");
+    for (int k = 0; k < ch; ++k)  // host layout: the first host-channels rows of the model's layout
+        std::memcpy(e->history.writePtr(k), e->audioIn.readPtr(k), sizeof(float) * size_t(n));
+    e->history.commit(n);
+    e->audioIn.clear();
+    e->written.store(end, std::memory_order_release);
+    if ((end - e->origin) / e->hop != (start - e->origin) / e->hop) sem_post(&e->wake);
+    const long long target = e->origin + emittedAfter(e, end - e->origin - e->headroom);
+    const int count = int(target - e->emitted);
+    if (count <= 0) return;
+    if (!e->modelStems.reserve(count)) throw std::runtime_error("internal error: the stem buffer is full");
+    // what the worker made counts once it has taken up this stream (its reset)
+    const long long made = e->ackGen.load(std::memory_order_acquire) == gen
+                               ? e->produced.load(std::memory_order_acquire) : e->emitted;
+    const int ready = int(std::clamp(made - e->emitted, 0LL, (long long)count));
+    float* dst[2 * SF_MAX_STEMS];
+    for (int k = 0; k < S * ch; ++k) dst[k] = e->modelStems.writePtr(k);
+    fromRing(e->outRing, e->capOut, S * ch, e->emitted, dst, 0, ready);
+    if (ready < count) {  // a miss: the input goes whole to the fallback stem
+        for (int k = 0; k < S * ch; ++k) std::fill(dst[k] + ready, dst[k] + count, 0.0f);
+        for (int h = 0; h < ch; ++h)
+            std::memcpy(dst[e->fallback * ch + h] + ready, e->history.readPtr(h) + ready,
+                        sizeof(float) * size_t(count - ready));
+        e->misses.fetch_add((count - ready + e->hop - 1) / e->hop, std::memory_order_relaxed);
+    }
+    e->modelStems.commit(count);
+    e->history.drop(count);
+    e->emitted = target;
+    e->consumed.store(target, std::memory_order_release);
 }
 
 int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry,
@@ -770,54 +1111,24 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
         for (int k = 0; k < ch; ++k) std::memcpy(e->dry.writePtr(k), in[k], sizeof(float) * size_t(n));
         e->dry.commit(n);
         // host -> model rate, then Pipeline._to_model: the model's (batch, channels) layout
-        const int before = e->modelIn.size();
+        Fifo& f = e->realtime ? e->audioIn : e->modelIn;
+        const int before = f.size();
         if (c == ch || c == 1) {
             // c == ch: batch 1, channels as they are; c == 1: batch = host channels
-            if (!e->resampleIn.process(in, n, e->modelIn, error)) throw std::runtime_error(error);
+            if (!e->resampleIn.process(in, n, f, error)) throw std::runtime_error(error);
         } else {
             // mono host, stereo model: the resampled channel twice
             const float* one[1] = {in[0]};
-            Fifo& f = e->modelIn;
             if (!e->resampleIn.process(one, n, f, error)) throw std::runtime_error(error);
             // the resampler wrote channel 0 only: copy it to channel 1
             const int added = f.size() - before;
             std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before, sizeof(float) * size_t(added));
         }
         e->modelStems.clear();
-        if (e->windowed) {
-            // WindowEngine.push: a chunk as soon as its whole padded input is in
-            e->received += e->modelIn.size() - before;
-            while (e->received >= e->offset - e->left + e->P) runWindowChunk(e);
-        } else {
-            // StreamingEngine.push in real-time mode: every whole hop, at once
-            const int rows = e->batch * c;
-            while (e->modelIn.size() >= e->hop) {
-                for (int r = 0; r < rows; ++r)
-                    std::memcpy(e->hopBuf.data() + size_t(r) * e->hop, e->modelIn.readPtr(r),
-                                sizeof(float) * size_t(e->hop));
-                e->modelIn.drop(e->hop);
-                at::Tensor y;
-                {
-                    OneThread one;
-                    c10::InferenceMode guard;
-                    auto out = e->model->module.forward({e->hopTensor, e->state}).toTuple();
-                    y = out->elements()[0].toTensor().contiguous();
-                    auto next = out->elements()[1].toTensorList();
-                    // A state that views the model's input (x[..., -1:]) would see the next hop
-                    // written into the input buffer, which Python never reuses: copy it.
-                    for (size_t k = 0; k < next.size(); ++k) {
-                        const at::Tensor t = next.get(k);
-                        if (t.defined() && t.storage().is_alias_of(e->hopTensor.storage())) next.set(k, t.clone());
-                    }
-                    e->state = next;
-                }
-                if (y.dim() != 4 || y.size(0) != e->batch || y.size(1) != S || y.size(2) != c || y.size(3) != e->hop)
-                    throw std::runtime_error("the model returned a tensor of the wrong shape");
-                const int skip = std::min(e->toDrop, e->hop);  // the model's first outputs precede the stream
-                e->toDrop -= skip;
-                if (e->hop - skip > 0) appendStems(e, y.data_ptr<float>(), e->hop, skip, e->hop - skip);
-            }
-        }
+        if (e->realtime)
+            exchange(e);
+        else
+            runModel(e, e->modelIn.size() - before, e->modelStems);
         // model -> host rate, into the delay line
         const int got = e->modelStems.size();
         if (got > 0 || !e->resampleOut.identity()) {
@@ -841,7 +1152,16 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
 }
 
 void sf_engine_free(sf_engine* e) {
-    try { delete e; } catch (...) {}
+    if (!e) return;
+    try {
+        if (e->worker.joinable()) {
+            e->quit = true;
+            sem_post(&e->wake);
+            e->worker.join();
+        }
+        if (e->wakeReady) sem_destroy(&e->wake);
+        delete e;
+    } catch (...) {}
 }
 
 }  // extern "C"

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 2
+#define SF_ENGINE_ABI 3
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_MAX_STEMS 16
 #define SF_ERROR_CHARS 1024
@@ -40,14 +40,22 @@ typedef struct {
 typedef int (*sf_abi_fn)(void);
 typedef sf_model* (*sf_model_load_fn)(const char* path, sf_model_info* info, char* err, size_t errlen);
 typedef void (*sf_model_free_fn)(sf_model*);
+// realtime != 0: the model runs in a worker thread and sf_engine_process never waits for it:
+// a hop's stems are due a hop (at least max_block) after the hop is complete, which the latency
+// includes; a hop not ready in time is delivered with its input whole in `other` and counted
+// (sf_engine_misses). realtime == 0 (offline renders): the calling thread runs the model.
 typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block,
-                                          char* err, size_t errlen);
+                                          int realtime, char* err, size_t errlen);
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
-// the latency an engine of this model would have at host_rate (-1 on error), without building it
-typedef int (*sf_model_latency_fn)(sf_model*, int host_rate);
+// hops delivered without the model's stems since the engine was built or reset
+typedef long long (*sf_engine_misses_fn)(const sf_engine*);
+// the latency an engine of this model would have (-1 on error), without building it
+typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime);
 // A new stream (the state, the resamplers and the delay lines as created). Real-time safe: it
 // neither allocates, frees nor blocks; it swaps in what sf_engine_refresh prepared and returns
-// 0, or SF_RESET_NOT_READY (and changes nothing) if that is not ready yet.
+// 0, or SF_RESET_NOT_READY (and changes nothing) if that is not ready yet. In real time it does
+// not wait for the worker either: the worker starts the new stream's model side at its next run,
+// and what it made of the old stream is never delivered in the new one.
 typedef int (*sf_engine_reset_fn)(sf_engine*, char* err, size_t errlen);
 // Off the audio thread, possibly while another thread processes: prepares the next reset
 // (allocates). sf_engine_create prepares the first. 0, or nonzero with a message in err.
@@ -55,23 +63,33 @@ typedef int (*sf_engine_refresh_fn)(sf_engine*, char* err, size_t errlen);
 // n <= max_block samples of host_channels planar channels in; out: num_stems * host_channels
 // planar stem channels (stem-major) and host_channels channels of the input itself, both
 // delayed by sf_engine_latency samples. Returns 0, or nonzero with a message in err (the
-// outputs are then silence). Allocates nothing itself; torch's forward allocates its own.
+// outputs are then silence). Allocates nothing itself; torch's forward allocates its own (in
+// real time, on the worker thread only).
 typedef int (*sf_engine_process_fn)(sf_engine*, const float* const* in, int n, float* const* stems,
                                     float* const* dry, char* err, size_t errlen);
 typedef void (*sf_engine_free_fn)(sf_engine*);
+// Real time only, for diagnostics and the tests (so that they do not depend on the machine's
+// speed): sync waits until the worker has run every whole hop it was given (0, or 1 after
+// timeout_ms or if the model failed); hold(1) keeps the worker from running until hold(0)
+// from the same thread, so that every hop due meanwhile is a miss.
+typedef int (*sf_engine_sync_fn)(sf_engine*, int timeout_ms);
+typedef void (*sf_engine_hold_fn)(sf_engine*, int hold);
 
 int sf_abi(void);
 sf_model* sf_model_load(const char* path, sf_model_info* info, char* err, size_t errlen);
 void sf_model_free(sf_model*);
-sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, char* err,
-                            size_t errlen);
+sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
+                            char* err, size_t errlen);
 int sf_engine_latency(const sf_engine*);
-int sf_model_latency(sf_model*, int host_rate);
+long long sf_engine_misses(const sf_engine*);
+int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
                       char* err, size_t errlen);
 void sf_engine_free(sf_engine*);
+int sf_engine_sync(sf_engine*, int timeout_ms);
+void sf_engine_hold(sf_engine*, int hold);
 
 #ifdef __cplusplus
 }

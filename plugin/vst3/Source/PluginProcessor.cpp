@@ -71,13 +71,14 @@ EngineLibrary::EngineLibrary() {
     modelFree = reinterpret_cast<sf_model_free_fn>(dlsym(handle, "sf_model_free"));
     engineCreate = reinterpret_cast<sf_engine_create_fn>(dlsym(handle, "sf_engine_create"));
     engineLatency = reinterpret_cast<sf_engine_latency_fn>(dlsym(handle, "sf_engine_latency"));
+    engineMisses = reinterpret_cast<sf_engine_misses_fn>(dlsym(handle, "sf_engine_misses"));
     modelLatency = reinterpret_cast<sf_model_latency_fn>(dlsym(handle, "sf_model_latency"));
     engineReset = reinterpret_cast<sf_engine_reset_fn>(dlsym(handle, "sf_engine_reset"));
     engineRefresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(handle, "sf_engine_refresh"));
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
     if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency
-        || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
+        || !engineMisses || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -273,7 +274,8 @@ void StemforgeProcessor::anticipateLatency() {
         model = currentModel;
     }
     if (!model) return;
-    const int latency = EngineLibrary::get().modelLatency(model->model, r);
+    const int latency = EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32),
+                                                          isNonRealtime() ? 0 : 1);
     if (latency >= 0 && latency != getLatencySamples() && onHostsThread()) tellHostLatency(latency);
 }
 
@@ -289,6 +291,8 @@ void StemforgeProcessor::waitForBuild() {
 
 void StemforgeProcessor::loaderLoop() {
     int reported = 0;
+    long long reportedMisses = 0;
+    juce::uint32 missesReportedAt = 0;
     while (!quitting) {
         {
             std::unique_lock<std::mutex> lock(loaderLock);
@@ -296,6 +300,15 @@ void StemforgeProcessor::loaderLoop() {
                                 [&] { return quitting.load() || done.load() != requested.load() || refreshWanted.load(); });
         }
         if (quitting) break;
+        if (const long long count = misses.load(); count != reportedMisses && std::getenv("STEMFORGE_VERBOSE")
+            && juce::Time::getMillisecondCounter() - missesReportedAt >= 1000) {
+            // printing is not real-time safe: the loader says what the audio thread counted
+            std::fprintf(stderr, "stemforge: %lld hop(s) missed so far (the model was late; their input "
+                         "played in other)\n", count);
+            std::fflush(stderr);
+            reportedMisses = count;
+            missesReportedAt = juce::Time::getMillisecondCounter();
+        }
         if (refreshWanted.exchange(false) && stream) {
             // what the next reset needs, made here (the stream is only ever replaced by this thread)
             char err[SF_ERROR_CHARS] = {0};
@@ -349,6 +362,7 @@ void StemforgeProcessor::build() {
     double r;
     int ch, block;
     juce::String path, error;
+    const bool realtime = wantRealtime.load();
     {
         std::lock_guard<std::mutex> lock(configLock);
         r = rate;
@@ -392,7 +406,9 @@ void StemforgeProcessor::build() {
     next->model = model;
     next->channels = ch;
     next->maxBlock = block;
-    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, err, sizeof(err));
+    next->realtime = realtime;
+    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, err,
+                                    sizeof(err));
     if (!next->engine) {
         next.reset();
         return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
@@ -424,6 +440,8 @@ void StemforgeProcessor::build() {
         std::swap(stream, next);
         failed = false;
         gainsValid = false;
+        builtRealtime = realtime;
+        misses = 0;
     }
     next.reset();  // the previous stream, freed off the audio thread
     {
@@ -437,6 +455,8 @@ void StemforgeProcessor::build() {
                   + ": " + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate)
                   + " Hz; latency " + juce::String(latency) + " samples ("
                   + juce::String(1000.0 * latency / r, 1) + " ms) at " + juce::String(juce::roundToInt(r)) + " Hz"
+                  + (realtime ? " (the model runs beside the audio thread: a hop of that is its time)"
+                              : " (offline render: each block waits for the model)")
                   + (missing.isEmpty() ? juce::String() : "\nno " + missing.joinIntoString(", ") + " stem in this "
                      "model: silence on " + (missing.size() == 1 ? "that bus" : "those buses") + " and as the stem")
                   + (unnamed.isEmpty() ? juce::String() : "\nstems without a bus (in the mix at 0 dB): "
@@ -457,8 +477,11 @@ void StemforgeProcessor::setStatus(const juce::String& s, bool isError) {
 
 juce::String StemforgeProcessor::getStatus() const {
     if (failed) return juce::String(juce::CharPointer_UTF8(failure));
+    const long long missed = misses.load();
     std::lock_guard<std::mutex> lock(statusLock);
-    return status;
+    if (missed == 0) return status;
+    return status + "\n" + juce::String(missed) + " hop(s) missed: the model was late, and their input played "
+           "in other (a lapse of the separation, not a dropout)";
 }
 
 void StemforgeProcessor::setModelFile(const juce::File& file) {
@@ -480,11 +503,13 @@ juce::String StemforgeProcessor::getModelFile() const {
 // ------------------------------------------------------------------------------- life cycle
 void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
     const int ch = juce::jlimit(1, 2, getMainBusNumInputChannels());
+    const bool realtime = !isNonRealtime();
     bool changed;
     {
         std::lock_guard<std::mutex> lock(configLock);
         const int block = std::max(samplesPerBlock, 32);
-        changed = rate != sampleRate || channels != ch || maxBlock < block || !stream;
+        changed = rate != sampleRate || channels != ch || maxBlock < block || !stream
+                  || wantRealtime.exchange(realtime) != realtime || builtRealtime.load() != realtime;
         rate = sampleRate;
         channels = ch;
         maxBlock = std::max(block, changed ? block : maxBlock);
@@ -499,7 +524,12 @@ void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
     publishLatency();
 }
 
-void StemforgeProcessor::releaseResources() {}
+void StemforgeProcessor::releaseResources() {
+    if (std::getenv("STEMFORGE_VERBOSE")) {  // the stream's figure, for benches and logs
+        std::fprintf(stderr, "stemforge: %lld hop(s) missed in this stream\n", misses.load());
+        std::fflush(stderr);
+    }
+}
 
 // Hosts call reset() from any thread, the audio thread included (VST3's setProcessing(false),
 // a transport stop): it only asks, and the processing thread resets at its next block, from
@@ -535,7 +565,11 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
     juce::ScopedNoDenormals noDenormals;
     const int n = buffer.getNumSamples();
     if (n == 0) return;
-    if (isNonRealtime() && done.load() != requested.load()) {  // offline: the model it asked for
+    const bool offline = isNonRealtime();
+    // a host that changed between real time and offline since prepareToPlay (DawDreamer renders
+    // offline after preparing): the engine for the mode it plays in now
+    if (builtRealtime.load() == offline && wantRealtime.exchange(!offline) != !offline) requestBuild();
+    if (offline && done.load() != requested.load()) {  // offline: the model it asked for
         waitForBuild();
         publishLatency();
     }
@@ -628,6 +662,7 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         }
     }
     std::copy(gains, gains + S, lastGains);
+    if (s->realtime) misses.store(lib.engineMisses(s->engine), std::memory_order_relaxed);
 }
 
 // The host's bypass: the input delayed by the reported latency on the main output, so that a

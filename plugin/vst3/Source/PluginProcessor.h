@@ -28,6 +28,7 @@ struct EngineLibrary {
     sf_model_free_fn modelFree = nullptr;
     sf_engine_create_fn engineCreate = nullptr;
     sf_engine_latency_fn engineLatency = nullptr;
+    sf_engine_misses_fn engineMisses = nullptr;
     sf_model_latency_fn modelLatency = nullptr;
     sf_engine_reset_fn engineReset = nullptr;
     sf_engine_refresh_fn engineRefresh = nullptr;
@@ -53,6 +54,7 @@ struct Stream {
     std::shared_ptr<LoadedModel> model;
     sf_engine* engine = nullptr;
     int latency = 0, channels = 2, maxBlock = 0;
+    bool realtime = false;  // the model in the engine's worker thread (the host plays in real time)
     bool residual = false;  // "other" takes input - sum(stems) (models whose masks sum to the mix)
     int residualStem = -1;
     // stems by name, as StemSeparator: the model's stem of each plugin stem (drums, bass, other,
@@ -165,6 +167,8 @@ private:
     double rate = 0.0;
     int channels = 2, maxBlock = 0;
     juce::String modelFile;  // the path for the "file" choice
+    // whether the host plays in real time (not isNonRealtime()): the next build's engine mode
+    std::atomic<bool> wantRealtime{true};
 
     // the loader thread
     std::thread loader;
@@ -181,6 +185,8 @@ private:
     std::atomic<bool> failed{false};
     std::atomic<int> failures{0};  // counted by the audio thread, reported by the loader
     std::atomic<int> builtLatency{0};
+    std::atomic<bool> builtRealtime{false};  // the mode of the stream the audio thread runs
+    std::atomic<long long> misses{0};  // hops of the stream the model was late for (the audio thread's copy)
     std::atomic<std::thread::id> hostThread{};  // the VST3 host's message thread (see setIComponentHandler)
     // reset() on any thread only asks; the processing thread resets, from what the loader prepared
     std::atomic<bool> resetPending{false}, refreshWanted{false};

@@ -2,17 +2,23 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
 //   g++ -O1 -std=c++17 rt_check.cpp -ldl -o rt_check
-//   rt_check BUNDLE MODEL.ts HOST_RATE CHANNELS BLOCK BLOCKS [RESET_AT]
+//   rt_check BUNDLE MODEL.ts HOST_RATE CHANNELS BLOCK BLOCKS [RESET_AT [REALTIME]]
 //
 // This executable defines malloc/calloc/realloc (forwarding to glibc), so every allocation
-// in the process, libtorch's and the engine's included, passes through a counter. It prints
-// one line per processed block: the allocations it made. Blocks in which no model call ran
-// must show 0: everything else the engine does is sized up front.
+// in the process, libtorch's and the engine's included, passes through a counter of the
+// calling thread's allocations. It prints one line per processed block: the allocations the
+// calling thread (the audio thread) made in it. Offline (REALTIME 0, the default), blocks in
+// which no model call ran must show 0: everything else the engine does is sized up front.
+// In real time (REALTIME 1) the model runs in the engine's worker thread: every block must
+// show 0. In real time, after each block it waits for the worker (sf_engine_sync, not
+// counted), so that the stems do not depend on the machine's speed, and prints the engine's
+// misses at the end ("misses N").
 //
-// With RESET_AT, the stream is reset after that many blocks as the plugin does it: the spares
-// prepared off the audio thread (sf_engine_refresh, not counted), then sf_engine_reset, whose
-// allocations it prints ("reset_allocations N"); then the rest of the blocks, and the largest
-// difference between them and what a fresh engine gives for the same input ("reset_difference D").
+// With RESET_AT >= 0, the stream is reset after that many blocks as the plugin does it: the
+// spares prepared off the audio thread (sf_engine_refresh, not counted), then sf_engine_reset,
+// whose allocations it prints ("reset_allocations N"); then the rest of the blocks, and the
+// largest difference between them and what a fresh engine gives for the same input
+// ("reset_difference D"). RESET_AT -1: no reset.
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -35,31 +41,34 @@ void __libc_free(void*);
 
 static std::atomic<long> allocations{0};
 static std::atomic<bool> counting{false};
+static thread_local bool caller = false;  // set on the thread that calls sf_engine_process
 
 extern "C" void* malloc(size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_malloc(n);
 }
 extern "C" void* calloc(size_t a, size_t b) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_calloc(a, b);
 }
 extern "C" void* realloc(void* p, size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     return __libc_realloc(p, n);
 }
 extern "C" int posix_memalign(void** p, size_t align, size_t n) {
-    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+    if (caller && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
     *p = __libc_memalign(align, n);
     return *p ? 0 : 12;
 }
 extern "C" void free(void* p) { __libc_free(p); }
 
 int main(int argc, char** argv) {
-    if (argc != 7 && argc != 8) {
-        std::fprintf(stderr, "usage: rt_check BUNDLE MODEL HOST_RATE CHANNELS BLOCK BLOCKS [RESET_AT]\n");
+    if (argc < 7 || argc > 9) {
+        std::fprintf(stderr, "usage: rt_check BUNDLE MODEL HOST_RATE CHANNELS BLOCK BLOCKS [RESET_AT [REALTIME]]\n");
         return 2;
     }
+    caller = true;
+    const int realtime = argc == 9 ? std::atoi(argv[8]) : 0;
     const std::string lib = std::string(argv[1]) + "/Contents/x86_64-linux/libstemforge_engine.so";
     const int rate = std::atoi(argv[3]), channels = std::atoi(argv[4]), block = std::atoi(argv[5]),
               count = std::atoi(argv[6]);
@@ -70,12 +79,14 @@ int main(int argc, char** argv) {
     auto process = reinterpret_cast<sf_engine_process_fn>(dlsym(h, "sf_engine_process"));
     auto reset = reinterpret_cast<sf_engine_reset_fn>(dlsym(h, "sf_engine_reset"));
     auto refresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(h, "sf_engine_refresh"));
-    const int resetAt = argc == 8 ? std::atoi(argv[7]) : -1;
+    auto sync = reinterpret_cast<sf_engine_sync_fn>(dlsym(h, "sf_engine_sync"));
+    auto misses = reinterpret_cast<sf_engine_misses_fn>(dlsym(h, "sf_engine_misses"));
+    const int resetAt = argc >= 8 ? std::atoi(argv[7]) : -1;
     char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
     sf_model* model = load(argv[2], &info, err, sizeof(err));
     if (!model) { std::fprintf(stderr, "%s\n", err); return 1; }
-    sf_engine* engine = create(model, rate, channels, block, err, sizeof(err));
+    sf_engine* engine = create(model, rate, channels, block, realtime, err, sizeof(err));
     if (!engine) { std::fprintf(stderr, "%s\n", err); return 1; }
     const int S = info.num_stems;
     std::vector<std::vector<float>> in(static_cast<size_t>(channels), std::vector<float>(static_cast<size_t>(block)));
@@ -109,11 +120,12 @@ int main(int argc, char** argv) {
         counting = false;
         if (rc != 0) { std::fprintf(stderr, "%s\n", err); return 1; }
         std::printf("%ld\n", allocations.load());
+        if (realtime && sync(engine, 60000) != 0) { std::fprintf(stderr, "the worker did not finish\n"); return 1; }
         if (resetAt >= 0 && b >= resetAt)
             for (auto& v : stems) afterReset.insert(afterReset.end(), v.begin(), v.end());
     }
     if (resetAt >= 0) {
-        sf_engine* again = create(model, rate, channels, block, err, sizeof(err));
+        sf_engine* again = create(model, rate, channels, block, realtime, err, sizeof(err));
         if (!again) { std::fprintf(stderr, "%s\n", err); return 1; }
         for (size_t k = 0; k < inputs.size(); k += size_t(channels)) {
             for (int c = 0; c < channels; ++c) inPtrs[size_t(c)] = inputs[k + size_t(c)].data();
@@ -121,12 +133,14 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "%s\n", err);
                 return 1;
             }
+            if (realtime && sync(again, 60000) != 0) { std::fprintf(stderr, "the worker did not finish\n"); return 1; }
             for (auto& v : stems) fresh.insert(fresh.end(), v.begin(), v.end());
         }
         double worst = 0.0;
         for (size_t i = 0; i < fresh.size(); ++i) worst = std::max(worst, double(std::fabs(fresh[i] - afterReset[i])));
         std::printf("reset_difference %g\n", worst);
     }
+    if (realtime) std::printf("misses %lld\n", misses(engine));
     std::printf("hop %d rate %d\n", info.hop, info.sample_rate);
     return 0;
 }

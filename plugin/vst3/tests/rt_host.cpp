@@ -25,6 +25,11 @@
 // one per transport stop ("reset_allocations N"). Built with JUCE_LOG_ASSERTIONS, the host logs every JUCE assertion
 // its hosting code hits ("JUCE Assertion failure in ..."), e.g. a plugin calling the host from
 // a thread other than its message thread.
+//
+// Both modes play the mix (the "output" parameter), not a single stem: in real time a hop the
+// model's worker has not finished when due plays its input whole in `other` (a miss, counted by
+// the plugin), so a single stem can be silent for a missed hop on a loaded machine, while the
+// mix is silent only while the delay line fills, whatever the machine's speed.
 #include <JuceHeader.h>
 
 #include <pluginterfaces/vst/ivstaudioprocessor.h>
@@ -139,6 +144,7 @@ int main(int argc, char** argv) {
     if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
     auto* model = findParameter(*plugin, "model");
     if (!model || !choose(model, from)) { std::fprintf(stderr, "no model %s\n", argv[2]); return 1; }
+    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) { std::fprintf(stderr, "no output mix\n"); return 1; }
     plugin->setNonRealtime(false);
     plugin->prepareToPlay(rate, block);
     const int latencyBefore = plugin->getLatencySamples();
@@ -218,6 +224,7 @@ static int scenario(int argc, char** argv) {
     if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
     auto* model = findParameter(*plugin, "model");
     if (!model) { std::fprintf(stderr, "no model parameter\n"); return 1; }
+    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) { std::fprintf(stderr, "no output mix\n"); return 1; }
     // the processor's VST3 interface, to stop and start the transport as a DAW does
     Steinberg::Vst::IAudioProcessor* vst = nullptr;
     if (auto* component = static_cast<Steinberg::Vst::IComponent*>(plugin->getPlatformSpecificData()))
