@@ -8,7 +8,8 @@ First the CPU model and the bare model call per hop (TorchScript forward, one to
 one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
 also after torch.jit.freeze + optimize_for_inference, for comparison. Then per block, blocks
 paced at the device's rate: the VST3 played in real-time mode by a JUCE host
-(plugin/vst3/tests/rt_bench.cpp, built on demand in the plugin's CMake tree), and Python's
+(plugin/vst3/tests/rt_bench.cpp, `stemforge_rt_host --bench`, built on demand in the plugin's
+CMake tree), and Python's
 `StemSeparator(realtime=True).process_block`; for each the audio thread's time per block (mean,
 p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
 thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Python's row
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 from bench.signals import music
 
+ROOT = Path(__file__).resolve().parents[1]
 RATE = 44100
 
 
@@ -139,14 +142,15 @@ def model_call(name: str, repeats: int = 300) -> dict:
 
 
 def rt_bench() -> Path:
-    """plugin/vst3/tests/rt_bench.cpp, built in the plugin's CMake tree."""
+    """The tests' real-time host (plugin/vst3/tests/rt_host.cpp), whose --bench mode is
+    rt_bench.cpp, built in the plugin's CMake tree."""
     import subprocess
     cmake_dir = ROOT / "build" / "vst3" / "cmake"
     if not (cmake_dir / "CMakeCache.txt").is_file():
         raise SystemExit("the plugin's CMake tree is not here: python build.py plugin")
-    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_bench", "-j", "2"],
+    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
                    check=True, stdout=subprocess.DEVNULL)
-    return cmake_dir / "stemforge_rt_bench_artefacts" / "Release" / "stemforge_rt_bench"
+    return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
 
 
 def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool,
@@ -160,7 +164,7 @@ def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, p
     with tempfile.TemporaryDirectory() as tmp:
         audio, times = Path(tmp) / "in.f32", Path(tmp) / "times.f64"
         np.ascontiguousarray(x, np.float32).tofile(audio)
-        run = subprocess.run([str(exe), str(stemforge.plugin_path()), name, str(rate), str(block), str(audio),
+        run = subprocess.run([str(exe), "--bench", str(stemforge.plugin_path()), name, str(rate), str(block), str(audio),
                               str(times), "1", "1" if priority else "0", str(warm)],
                              capture_output=True, text=True, env=dict(os.environ, STEMFORGE_VERBOSE="1"))
         if run.returncode != 0:

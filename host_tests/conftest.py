@@ -48,6 +48,32 @@ def live(presets):
     return presets["live"]
 
 
+@pytest.fixture(scope="session")
+def rt_check(tmp_path_factory) -> Path:
+    """plugin/vst3/tests/rt_check.cpp, built once for the run: it drives the plugin's engine
+    library block by block and counts every heap allocation (it replaces malloc)."""
+    import shutil
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to build the allocation counter")
+    exe = tmp_path_factory.mktemp("rt_check") / "rt_check"
+    src = MODELS.parent / "plugin" / "vst3" / "tests" / "rt_check.cpp"
+    subprocess.run(["g++", "-O1", "-std=c++17", str(src), "-ldl", "-o", str(exe)], check=True)
+    return exe
+
+
+@pytest.fixture(scope="session")
+def rt_host() -> Path:
+    """plugin/vst3/tests/rt_host.cpp, a JUCE host that plays the plugin in real-time mode (and,
+    with --bench, times it), built once for the run in the plugin's CMake tree (about 2 minutes
+    the first time)."""
+    cmake_dir = MODELS.parent / "build" / "vst3" / "cmake"
+    if not (cmake_dir / "CMakeCache.txt").is_file():
+        pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
+    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
+
+
 @pytest.fixture
 def cli_here(capfd, monkeypatch):
     """`stemforge ARGS...` run by main() in this process, as `python -m stemforge` runs it:

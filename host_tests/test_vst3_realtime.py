@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import subprocess
 from typing import List, Tuple
 
@@ -174,17 +173,12 @@ def test_a_held_worker_misses_hops_and_the_stems_still_sum_to_the_input(lib):
 
 
 @pytest.mark.parametrize("name,rate,channels,block", [("live", 48000, 2, 64), ("fixture-window", 44100, 1, 512)])
-def test_real_time_audio_thread_allocates_nothing(tmp_path, name, rate, channels, block):
+def test_real_time_audio_thread_allocates_nothing(rt_check, name, rate, channels, block):
     """Every heap allocation of the audio thread counted per block (rt_check.cpp replaces
     malloc): built for real time, no block allocates at all, model calls included (they run
     on the worker thread)."""
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is needed to build the allocation counter")
-    exe = tmp_path / "rt_check"
-    src = MODELS.parent / "plugin" / "vst3" / "tests" / "rt_check.cpp"
-    subprocess.run(["g++", "-O1", "-std=c++17", str(src), "-ldl", "-o", str(exe)], check=True)
     count = 300
-    run = subprocess.run([str(exe), str(BUNDLE), str(MODELS / f"{name}.ts"), str(rate), str(channels), str(block),
+    run = subprocess.run([str(rt_check), str(BUNDLE), str(MODELS / f"{name}.ts"), str(rate), str(channels), str(block),
                           str(count), "-1", "1"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     allocs = [int(v) for v in run.stdout.split()  if v.isdigit()][:count]
@@ -216,7 +210,7 @@ class Slow(torch.nn.Module):
         return x.unsqueeze(1).repeat(1, 4, 1, 1) * 0.25 + 0.0 * z.mean(), state
 
 
-def test_the_plugin_counts_and_reports_misses(tmp_path):
+def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
     """The plugin in a real-time host, its blocks back to back, with a model much slower than
     them: the model misses hops, and the plugin says how many (its window shows the count,
     STEMFORGE_VERBOSE prints it)."""
@@ -228,16 +222,10 @@ def test_the_plugin_counts_and_reports_misses(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     save_model(Slow(), info, models / "slow.ts")
-    cmake_dir = MODELS.parent / "build" / "vst3" / "cmake"
-    if not (cmake_dir / "CMakeCache.txt").is_file():
-        pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
-    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_bench", "-j", "2"],
-                   check=True, stdout=subprocess.DEVNULL)
-    exe = cmake_dir / "stemforge_rt_bench_artefacts" / "Release" / "stemforge_rt_bench"
     audio = tmp_path / "in.f32"
     music(1.0, 44100, 2, seed=33).astype(np.float32).tofile(audio)
     env = dict(os.environ, STEMFORGE_MODELS=str(models), STEMFORGE_VERBOSE="1")
-    run = subprocess.run([str(exe), str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64"), "0",
+    run = subprocess.run([str(rt_host), "--bench", str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64"), "0",
                           "0"], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     line = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln][-1]

@@ -1,9 +1,9 @@
-// stemforge VST3 -- a real-time host for bench/plugin.py: the plugin in real-time mode (as a
+// stemforge VST3 -- rt_host's --bench mode, for bench/plugin.py: the plugin in real-time mode (as a
 // DAW plays it; pedalboard and DawDreamer render offline), processBlock called from an audio
 // thread paced like a device, each call timed.
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
-//   stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
+//   stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
 // TIMES: written as raw float64, the seconds each processBlock call took.
@@ -15,6 +15,8 @@
 // with STEMFORGE_VERBOSE set, the plugin says on stderr how many hops its model missed.
 #include <JuceHeader.h>
 
+#include "host_parameters.h"
+
 #include <pthread.h>
 
 #include <chrono>
@@ -23,24 +25,10 @@
 #include <thread>
 #include <vector>
 
-static bool choose(juce::AudioPluginInstance& p, const juce::String& name, const juce::String& text) {
-    for (auto* param : p.getParameters()) {
-        if (param->getName(64) != name) continue;
-        const int steps = param->getNumSteps();
-        for (int k = 0; k < steps; ++k) {
-            const float v = steps > 1 ? float(k) / float(steps - 1) : 0.0f;
-            if (param->getText(v, 64) == text) {
-                param->setValueNotifyingHost(v);
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-int main(int argc, char** argv) {
+// Called by rt_host.cpp's main with argv[0] = "--bench".
+int benchMain(int argc, char** argv) {
     if (argc != 9 && argc != 10) {
-        std::fprintf(stderr, "usage: stemforge_rt_bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
+        std::fprintf(stderr, "usage: stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;
@@ -64,7 +52,7 @@ int main(int argc, char** argv) {
     juce::String error;
     auto plugin = format.createInstanceFromDescription(*types[0], rate, block, error);
     if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
-    if (!choose(*plugin, "model", argv[2]) || !choose(*plugin, "stem", "vocals")) {
+    if (!choose(findParameter(*plugin, "model"), argv[2]) || !choose(findParameter(*plugin, "stem"), "vocals")) {
         std::fprintf(stderr, "no model %s\n", argv[2]);
         return 1;
     }

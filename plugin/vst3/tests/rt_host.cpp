@@ -26,11 +26,18 @@
 // its hosting code hits ("JUCE Assertion failure in ..."), e.g. a plugin calling the host from
 // a thread other than its message thread.
 //
+//   stemforge_rt_host --bench ...
+//
+// bench/plugin.py's timing host (rt_bench.cpp, built into this one executable so that the tests
+// and the bench compile JUCE's hosting code once).
+//
 // Both modes play the mix (the "output" parameter), not a single stem: in real time a hop the
 // model's worker has not finished when due plays its input whole in `other` (a miss, counted by
 // the plugin), so a single stem can be silent for a missed hop on a loaded machine, while the
 // mix is silent only while the delay line fills, whatever the machine's speed.
 #include <JuceHeader.h>
+
+#include "host_parameters.h"
 
 #include <pluginterfaces/vst/ivstaudioprocessor.h>
 #include <pluginterfaces/vst/ivstcomponent.h>
@@ -103,28 +110,12 @@ extern "C" FILE* fopen64(const char* path, const char* mode) {
     return real(path, mode);
 }
 
-static juce::AudioProcessorParameter* findParameter(juce::AudioPluginInstance& p, const juce::String& name) {
-    for (auto* param : p.getParameters())
-        if (param->getName(64) == name) return param;
-    return nullptr;
-}
-
-static bool choose(juce::AudioProcessorParameter* param, const juce::String& text) {
-    const int steps = param->getNumSteps();
-    for (int k = 0; k < steps; ++k) {
-        const float v = steps > 1 ? float(k) / float(steps - 1) : 0.0f;
-        if (param->getText(v, 64) == text) {
-            param->setValueNotifyingHost(v);
-            return true;
-        }
-    }
-    return false;
-}
-
 static int scenario(int argc, char** argv);
+int benchMain(int argc, char** argv);  // rt_bench.cpp
 
 int main(int argc, char** argv) {
     if (argc > 1 && juce::String(argv[1]) == "--scenario") return scenario(argc, argv);
+    if (argc > 1 && juce::String(argv[1]) == "--bench") return benchMain(argc - 1, argv + 1);
     if (argc != 6) {
         std::fprintf(stderr, "usage: stemforge_rt_host BUNDLE FROM_MODEL TO_MODEL RATE BLOCK\n");
         return 2;

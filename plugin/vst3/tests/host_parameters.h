@@ -1,0 +1,26 @@
+// stemforge VST3 -- the tests' JUCE hosts (rt_host, rt_bench) choose the plugin's list
+// parameters by the names the plugin gives their values, as a DAW's menu does.
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <JuceHeader.h>
+
+static juce::AudioProcessorParameter* findParameter(juce::AudioPluginInstance& p, const juce::String& name) {
+    for (auto* param : p.getParameters())
+        if (param->getName(64) == name) return param;
+    return nullptr;
+}
+
+// Sets `param` to the value whose text is `text`, telling the host; false if it has none.
+static bool choose(juce::AudioProcessorParameter* param, const juce::String& text) {
+    if (param == nullptr) return false;
+    const int steps = param->getNumSteps();
+    for (int k = 0; k < steps; ++k) {
+        const float v = steps > 1 ? float(k) / float(steps - 1) : 0.0f;
+        if (param->getText(v, 64) == text) {
+            param->setValueNotifyingHost(v);
+            return true;
+        }
+    }
+    return false;
+}
