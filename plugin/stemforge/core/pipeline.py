@@ -21,6 +21,7 @@ import numpy as np
 from .engine import ENGINES, make_engine
 from .fifo import SampleFifo
 from .model import Model, ModelInfo
+from .policy import OFFLINE, REALTIME
 from .realtime import DecoupledEngine
 from .resample import StreamResampler, check_resampling, recipes
 
@@ -31,13 +32,16 @@ FLUSH_PAD_SECONDS = 0.02
 
 
 class Pipeline:
-    """headroom: None, or real time without the model on the caller's thread: the model
+    """resampling: a `resample.RESAMPLING` name, OFFLINE by default (a Pipeline of its own
+    runs whole inputs, as StemSplitter's does); StemSeparator passes its own (`policy`).
+
+    headroom: None, or real time without the model on the caller's thread: the model
     runs in a worker thread and each hop's stems are due `headroom` model samples after
     the hop is complete (see `realtime.DecoupledEngine`; `fallback` names the stem that
     takes a missed hop's input)."""
 
     def __init__(self, model: Model, host_rate: int, host_channels: int, mix: np.ndarray,
-                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = "hq",
+                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = OFFLINE,
                  headroom: Optional[int] = None, fallback: int = 0, max_block: int = 0):
         self.model, self.host_rate, self.host_channels = model, host_rate, host_channels
         self.resampling = check_resampling(resampling)  # a RESAMPLING name, for every mode
@@ -176,17 +180,18 @@ class Pipeline:
         return host_latency(delay, self.host_rate, self.model.sample_rate, self.resampling)
 
 
-def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling: str = "hq") -> int:
-    """`Pipeline.latency` for an engine whose real-time delay is `engine_delay` model samples."""
+def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling: str) -> int:
+    """`Pipeline.latency` for an engine whose real-time delay is `engine_delay` model samples,
+    under the caller's `resampling` policy (no default: see `policy`)."""
     if host_rate == model_rate:
         return engine_delay
     h_in, h_out = resampler_holdbacks(host_rate, model_rate, check_resampling(resampling))
     return int(np.ceil((h_in + engine_delay) * host_rate / model_rate + h_out))
 
 
-def latency_of(info: ModelInfo, host_rate: int, resampling: str = "low-delay",
+def latency_of(info: ModelInfo, host_rate: int, resampling: str = REALTIME,
                headroom: Optional[int] = None) -> int:
-    """The latency_samples a processor (by default StemSeparator's low-delay resampling)
+    """The latency_samples a processor (by default StemSeparator's, the REALTIME policy)
     reports for a model at `host_rate`, from its metadata alone (without loading the model);
     `headroom`: real time with the model in a worker thread (`realtime_headroom`)."""
     delay = ENGINES[info.kind].delay_for(info) + (headroom or 0)
@@ -194,7 +199,7 @@ def latency_of(info: ModelInfo, host_rate: int, resampling: str = "low-delay",
 
 
 def realtime_headroom(info: ModelInfo, host_rate: int, block_size: Optional[int] = None,
-                      headroom: Optional[int] = None, resampling: str = "low-delay") -> int:
+                      headroom: Optional[int] = None, resampling: str = REALTIME) -> int:
     """Model samples between a hop's completion and the moment its stems are due, in real
     time with the model in a worker thread: `headroom` (default: one hop, the time the model
     has per hop anyway), and at least the most model samples a host block of `block_size`
@@ -210,7 +215,7 @@ def realtime_headroom(info: ModelInfo, host_rate: int, block_size: Optional[int]
 
 
 @lru_cache(maxsize=64)
-def resampler_holdbacks(host_rate: int, model_rate: int, resampling: str = "hq") -> tuple:
+def resampler_holdbacks(host_rate: int, model_rate: int, resampling: str) -> tuple:
     """(input resampler's worst holdback in model samples, output's in host samples)."""
     q_in, q_out = resampler_recipes(host_rate, model_rate, resampling)
     return (StreamResampler(host_rate, model_rate, 1, q_in).worst_holdback(),
@@ -218,6 +223,6 @@ def resampler_holdbacks(host_rate: int, model_rate: int, resampling: str = "hq")
 
 
 @lru_cache(maxsize=64)
-def resampler_recipes(host_rate: int, model_rate: int, resampling: str = "hq") -> tuple:
+def resampler_recipes(host_rate: int, model_rate: int, resampling: str) -> tuple:
     """`resample.recipes`, cached: choosing one simulates a resampler's hold-back."""
     return recipes(resampling, host_rate, model_rate)

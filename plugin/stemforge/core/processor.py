@@ -15,8 +15,9 @@ Three ways to drive it, one result:
   due goes whole to ``other`` (a miss, counted in ``sep.misses``).
 
 Away from the model's rate all three resample with the same soxr settings
-(``resampling``, low-delay by default, see `resample.RESAMPLING`) so that they
-stay one result; `StemSplitter` and `separate` (exports) resample at soxr HQ.
+(``resampling``, the REALTIME policy by default) so that they stay one result;
+`StemSplitter` and `separate` (whole files) take the OFFLINE policy (soxr HQ).
+Both are named in `policy`.
 
 >>> sep = StemSeparator("fixture-stream", stem="vocals")    # doctest: +SKIP
 >>> sep(np.zeros((2, 44100), np.float32), 44100).shape      # doctest: +SKIP
@@ -36,6 +37,7 @@ from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check
                      check_layout, from_channels_first, to_channels_first)
 from .model import Model, check_threads, load_model
 from .pipeline import Pipeline, realtime_headroom
+from .policy import OFFLINE, REALTIME
 from .resample import check_rate, check_resampling
 
 ModelLike = Union[Model, str, None]
@@ -121,9 +123,9 @@ class StemSeparator:
         stems miss of the input (see `residual_stem`).
     threads: torch intra-op threads while this processor runs its model
         (restored afterwards); None leaves torch's setting alone.
-    resampling: "low-delay" (soxr QQ in, LQ out: `live` within 25 ms at 48 and
-        96 kHz) or "hq" (soxr HQ, ~40 ms more latency away from the model's rate),
-        used by all three call styles alike so that they give one result.
+    resampling: the REALTIME policy by default ("low-delay": soxr QQ in, LQ out, `live`
+        within 25 ms at 48 and 96 kHz), or "hq" (soxr HQ, ~40 ms more latency away from
+        the model's rate), used by all three call styles alike so that they give one result.
     realtime: False: `process_block` runs the model itself when a hop is complete
         (exact and deterministic; loops over files, tests). True, for a real-time
         callback: the model runs in a worker thread and `process_block` only moves
@@ -143,7 +145,7 @@ class StemSeparator:
     def __init__(self, model: ModelLike = None, *, stem: Optional[str] = None,
                  gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
                  device: str = "cpu", threads: Optional[int] = None,
-                 resampling: str = "low-delay", realtime: bool = False,
+                 resampling: str = REALTIME, realtime: bool = False,
                  headroom: Optional[int] = None):
         check_threads(threads)
         if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int)
@@ -328,8 +330,8 @@ class StemSplitter:
     StemSeparator's gains). ``push`` returns what is complete, ``flush`` the
     rest; each is a dict of output name to (channels, samples) float32,
     aligned with the input.
-    ``resampling`` is soxr HQ by default (exports); "low-delay" gives the
-    samples StemSeparator and the plugin give by default.
+    ``resampling`` is the OFFLINE policy by default (soxr HQ, for whole files); REALTIME
+    ("low-delay") gives the samples StemSeparator and the plugin give by default.
 
     >>> splitter = StemSplitter("studio", 44100, 2)               # doctest: +SKIP
     >>> parts = [splitter.push(block) for block in blocks]          # doctest: +SKIP
@@ -339,7 +341,7 @@ class StemSplitter:
     def __init__(self, model: ModelLike, sample_rate: float, channels: int,
                  stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
                  residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
-                 resampling: str = "hq"):
+                 resampling: str = OFFLINE):
         check_threads(threads)
         stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
         m = as_model(model, device)
@@ -385,11 +387,12 @@ class StemSplitter:
 def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
              stems: Optional[list] = None, *, residual: Optional[str] = "auto",
              device: str = "cpu", threads: Optional[int] = None,
-             resampling: str = "hq") -> Dict[str, np.ndarray]:
+             resampling: str = OFFLINE) -> Dict[str, np.ndarray]:
     """All stems of `audio`, offline, each aligned and of the input's shape.
 
-    resampling: "hq" (soxr HQ, for exports) or "low-delay" (what StemSeparator and the
-    plugin use by default, so that their stems can be compared sample for sample).
+    resampling: the OFFLINE policy by default (soxr HQ, for whole files), or REALTIME
+    ("low-delay": what StemSeparator and the plugin use by default, so that their stems
+    can be compared sample for sample); see `policy`.
 
     With residual="auto" and a model whose masks sum to the mix, ``other`` also
     takes what resampling loses, so the stems add up to the input exactly.
