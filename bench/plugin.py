@@ -50,8 +50,8 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20, period: float = 0.0) 
 
 
 def design() -> None:
-    """The measurement behind the README's choice (a C++ port of the engine, not the block engine
-    scripted into the model file): what one host block costs when no hop is complete, in the
+    """The measurement behind the choice in docs/architecture.md (a C++ port of the engine, not
+    the block engine scripted into the model file): what one host block costs when no hop is complete, in the
     plugin (C++ FIFOs, resampler, delay lines), against only the hop FIFO written in TorchScript
     and called once per block (a scripted engine would pay that on every block, and still need
     soxr, the delay lines and the latency bound outside the model)."""

@@ -1,5 +1,5 @@
-"""python -m bench.resampling [MODEL]: soxr recipes for real time, measured (README, "Resampling
-in real time").
+"""python -m bench.resampling [MODEL]: soxr recipes for real time, measured (docs/performance.md,
+"Resampling in real time").
 
 For each recipe pair (host -> model, model -> host) at 48 and 96 kHz: each resampler's worst
 hold-back (the most output samples a fresh stream owes, fed one sample at a time for 0.5 s,

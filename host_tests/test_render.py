@@ -93,7 +93,7 @@ def read(path):
         return f.samplerate, f.read(f.frames)
 
 
-def test_the_readme_plans_render_what_they_say(workspace):
+def test_the_user_guide_plans_render_what_they_say(workspace):
     mix = read(workspace / "song.wav")[1]
     assert run(ACAPELLA, workspace).returncode == 0
     expected = stemforge.Chain([HighpassFilter(100), stemforge.StemSeparator("fixture-stream", stem="vocals"),

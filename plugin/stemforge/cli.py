@@ -123,7 +123,7 @@ def add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--preset", choices=PRESETS, help=f"a shipped model (default: {default})")
     which.add_argument("-m", "--model", help="a model name or a .ts file that follows the model "
-                       "contract (see the README)")
+                       "contract (see docs/models-and-quality.md)")
     p.set_defaults(default_model=default)
 
 

@@ -21,7 +21,7 @@ from ..errors import Interrupted
 T = TypeVar("T")
 
 # Intra-op torch threads per file when the caller does not say. Measured on this
-# project's 2-core machine (README, "Command line"): one thread per file is faster
+# project's 2-core machine (docs/user-guide.md, "Command line"): one thread per file is faster
 # than two for these small convolution models, and `-j N` then shares the cores out
 # without oversubscribing them.
 DEFAULT_THREADS = 1

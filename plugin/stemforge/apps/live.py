@@ -223,8 +223,8 @@ def list_devices() -> str:
 
 def raise_priority(priority: int = 50) -> str:
     """Run the calling thread at real-time priority (SCHED_FIFO), as JACK and DAWs run their
-    audio threads, and say what happened. Measured on the 2-core build machines (README,
-    "Latency and cost"): at normal priority the slowest blocks are the scheduler handing the
+    audio threads, and say what happened. Measured on the 2-core build machines (docs/performance.md,
+    "Per block: late blocks"): at normal priority the slowest blocks are the scheduler handing the
     core to other work for a time slice (4-5 ms), not stemforge's own cost; the garbage
     collector ran once in 20 s and never in a late block."""
     import os

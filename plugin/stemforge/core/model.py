@@ -254,7 +254,8 @@ def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
     searched = ", ".join(str(d) for d in model_dirs())
     hint = ""
     if name_or_path is None:
-        hint = (" No trained default model is bundled yet; name a model or a .ts file, e.g. "
+        hint = (f" No trained default model found: stemforge ships {DEFAULT_MODEL}.ts (in a checkout, "
+                "`python build.py` builds it); reinstall stemforge, or name a model or a .ts file, e.g. "
                 "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator).")
     if not hint:
         hint = " `stemforge models list` shows the models there are and those you can pull."

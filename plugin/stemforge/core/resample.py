@@ -11,7 +11,7 @@ from .contract import RESAMPLING as CONTRACT_RESAMPLING
 MIN_RATE, MAX_RATE = 8000, 192000
 
 # The soxr quality recipes of the two resamplers (host -> model, model -> host), by name,
-# chosen by measurement (README, "Resampling in real time", bench/resampling.py; worst
+# chosen by measurement (docs/performance.md, "Resampling in real time", bench/resampling.py; worst
 # hold-backs from 44.1 kHz models):
 # "hq": soxr's HQ both ways (20-bit, linear phase); its filters and internal blocks hold
 #   back ~840 model + ~1000 host samples at 48 kHz: `live` reports 3036 samples (63 ms).

@@ -38,7 +38,7 @@ FORMATS: Dict[str, OutputFormat] = {f.name: f for f in (
     # AIFF here stores integers only: 32 would mean float, which pedalboard's AIFF writer lacks.
     OutputFormat("aiff", (16, 24), 24, "AIFF, 16 or 24 bits (default 24)"),
     OutputFormat("ogg", (), None, "Ogg Vorbis, lossy (no bit depth)"),
-    OutputFormat("mp3", (), None, "refused: see the README", refused=MP3_REFUSED),
+    OutputFormat("mp3", (), None, "refused: see docs/user-guide.md", refused=MP3_REFUSED),
 )}
 BIT_DEPTHS = {name: f.bit_depths for name, f in FORMATS.items()}
 

@@ -257,7 +257,7 @@ private:
 
 // resample.recipes(realtime_policy, ...), StemSeparator's default and the only real-time path,
 // from the contract's resampling table (contract.json, "resampling"; the measurements behind
-// it are in stemforge.core.resample and the README): the policy's recipe host -> model, and
+// it are in stemforge.core.resample and docs/performance.md): the policy's recipe host -> model, and
 // the first of its recipes model -> host whose worst hold-back is within out_holdback_seconds
 // of host audio, else the last.
 unsigned long soxrRecipe(const std::string& name) {
