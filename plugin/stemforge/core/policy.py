@@ -13,7 +13,7 @@ Two uses, two policies:
   and `sections`.
 
 So at 48 kHz `separate(x)["vocals"]` differs from `StemSeparator(stem="vocals")(x)` by
-what the two policies' resamplers do differently (README, "Resampling in real time");
+what the two policies' resamplers do differently (docs/performance.md, "Resampling in real time");
 `separate(x, rate, resampling=REALTIME)` gives the real-time samples. The lower-level functions
 (`pipeline.host_latency`, `resampler_holdbacks`, `resampler_recipes`) take the policy
 from their caller and have no default of their own.
