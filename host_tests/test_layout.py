@@ -68,3 +68,25 @@ def test_tests_share_helpers_through_host_tests_helpers_not_conftest():
     found = {str(p.relative_to(ROOT)): line.strip() for p in sorted((ROOT / "host_tests").glob("*.py"))
              for line in p.read_text().splitlines() if imports.search(line)}
     assert not found, found
+
+
+def test_no_import_anywhere_names_a_sibling_module_bare():
+    """The import probe above runs module level only: an import inside a function (lazily, for
+    speed) that names `band_validation` instead of `models.band_validation` fails only when that
+    function runs (it stopped `build.py train` at its first validation). Every import statement,
+    at any depth, in the repository's Python is checked against the packages' module names."""
+    import ast
+    bare = {p.stem for folder in PACKAGES for p in (ROOT / folder).glob("*.py") if p.stem != "__init__"}
+    bare -= {"plugin"}  # bench/plugin.py shares its name with the `plugin` namespace (plugin.vst3)
+    found = []
+    for path in sorted(ROOT.glob("*.py")) + sorted(p for folder in (*PACKAGES, "host_tests", "plugin/stemforge")
+                                                    for p in (ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module.split(".")[0]]
+            else:
+                continue
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n in bare]
+    assert not found, found

@@ -438,7 +438,7 @@ def validation_set(rendered: int = 12, real: int = 12, split: str = "test", band
 def band_examples() -> list:
     """The real-band validation songs (models/band_validation.py: validation only, never
     trained on), whole, as ("band:<song>", stems, True); none when the set is not fetched."""
-    import band_validation
+    from models import band_validation
     try:
         return [(f"band:{name}", stems, True) for name, stems in band_validation.songs()]
     except band_validation.MissingValidationSet as e:
