@@ -99,7 +99,7 @@ def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:  # a zombie ("Z") has exited: it writes nothing
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (FileNotFoundError, IndexError):
         return False
 
 
@@ -242,7 +242,7 @@ class _Driver:
         except ray.exceptions.RayActorError as e:  # the worker process died mid-file
             ray.kill(worker, no_restart=True)  # or is unreachable: it must not write on
             self.start_worker()
-            self.wait_for_exit([worker])
+            self.await_exit([worker])
             self.remove_partials(self.jobs[index])
             if self.attempts[index] < MAX_ATTEMPTS:
                 self.reporter.retrying(self.paths[index], f"its worker died ({_first_line(e)})")
@@ -273,12 +273,12 @@ class _Driver:
             ray.kill(worker, no_restart=True)
         if self.running:
             ray.wait(list(self.running), num_returns=len(self.running), timeout=30)
-        self.wait_for_exit(busy)
+        self.await_exit(busy)
         for index, _ in self.running.values():
             self.remove_partials(self.jobs[index])
 
 
-    def wait_for_exit(self, workers: Sequence) -> None:
+    def await_exit(self, workers: Sequence) -> None:
         """Return once the killed `workers`' processes have exited, asked of each one's node
         (the driver may be on another machine); a node that is gone runs nothing any more."""
         ray, by_node = self.ray, {}
