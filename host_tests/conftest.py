@@ -48,17 +48,29 @@ def live(presets):
     return presets["live"]
 
 
+def engine_tool(tmp_path_factory, name: str) -> Path:
+    """plugin/vst3/tests/NAME.cpp, a program that drives the plugin's engine library, built."""
+    import shutil
+    if shutil.which("g++") is None:
+        pytest.skip(f"g++ is needed to build {name}")
+    exe = tmp_path_factory.mktemp(name) / name
+    src = MODELS.parent / "plugin" / "vst3" / "tests" / f"{name}.cpp"
+    subprocess.run(["g++", "-O1", "-std=c++17", str(src), "-ldl", "-lpthread", "-o", str(exe)], check=True)
+    return exe
+
+
 @pytest.fixture(scope="session")
 def rt_check(tmp_path_factory) -> Path:
     """plugin/vst3/tests/rt_check.cpp, built once for the run: it drives the plugin's engine
     library block by block and counts every heap allocation (it replaces malloc)."""
-    import shutil
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is needed to build the allocation counter")
-    exe = tmp_path_factory.mktemp("rt_check") / "rt_check"
-    src = MODELS.parent / "plugin" / "vst3" / "tests" / "rt_check.cpp"
-    subprocess.run(["g++", "-O1", "-std=c++17", str(src), "-ldl", "-o", str(exe)], check=True)
-    return exe
+    return engine_tool(tmp_path_factory, "rt_check")
+
+
+@pytest.fixture(scope="session")
+def refresh_race(tmp_path_factory) -> Path:
+    """plugin/vst3/tests/refresh_race.cpp, built once for the run: resets while another thread
+    prepares them."""
+    return engine_tool(tmp_path_factory, "refresh_race")
 
 
 @pytest.fixture(scope="session")

@@ -467,6 +467,20 @@ def test_engine_reset_allocates_nothing_and_starts_afresh(rt_check, name, rate, 
     assert said.get("misses", "0") == "0"
 
 
+@pytest.mark.parametrize("name,rate,block", [("live", 48000, 128), ("fixture-mono-22k", 44100, 256)])
+def test_offline_resets_survive_a_loader_preparing_them_at_the_same_time(refresh_race, name, rate, block):
+    """Offline (DawDreamer's render), the plugin's render thread prepares a reset's spares
+    itself when they are not ready, while its loader thread prepares the next reset's: 2000
+    resets with a thread refreshing without pause (refresh_race.cpp), each followed by a block.
+    Before refreshes were made one at a time, both threads replaced the same spare resampler:
+    a reset swapped in a null one ("soxr: null pointer", silence in a DawDreamer render) or
+    the process died of a double free, in the first few hundred resets."""
+    run = subprocess.run([str(refresh_race), BUNDLE, str(model_file(name)), str(rate), str(block), "2000"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["resets", "2000"]
+
+
 @pytest.mark.parametrize("before,after,rate", [("live", "studio", 44100), ("studio", "live", 48000)])
 def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir, before, after, rate):
     """A DAW's view: processBlock in real-time mode, paced like a device, while the host

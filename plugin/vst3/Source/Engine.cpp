@@ -368,6 +368,10 @@ struct sf_engine {
     // so that the audio thread neither allocates nor frees.
     std::atomic<bool> sparesReady{false};
     c10::List<at::Tensor> spareState, used;
+    // sf_engine_refresh may be called from two threads at once (offline, the plugin's render
+    // thread refreshes for a reset while its loader thread refreshes for the next one): one at
+    // a time, or both replace the same spare and the reset swaps in a deleted or null one.
+    std::mutex refreshing;
     std::vector<const float*> ptrs;
     // window kind: stemforge.core.engine.WindowEngine in real-time mode (no flush)
     bool windowed = false, normalize = false, centered = false;
@@ -519,6 +523,7 @@ void sf_model_free(sf_model* m) {
 // Off the audio thread: the fresh resamplers and state the next reset swaps in (in real time
 // the worker makes its own fresh state: only the resamplers are the audio thread's).
 static void refreshSpares(sf_engine* e) {
+    std::lock_guard<std::mutex> one(e->refreshing);
     if (e->sparesReady.load(std::memory_order_acquire)) return;
     e->resampleIn.makeSpare();
     e->resampleOut.makeSpare();
