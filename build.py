@@ -13,6 +13,7 @@
     python build.py plugin [--install]  # the VST3 at build/vst3/stemforge.vst3 (plugin/vst3/)
     python build.py dist  # build/dist/stemforge-vst3-*.tar.gz: the bundle and its licences
     python build.py validate --sources DIR  # Steinberg's validator and pluginval on the bundle
+    python build.py lint [--fix]  # ruff (pyproject.toml) and clang-format (.clang-format) over the tree
 
 The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
@@ -105,7 +106,41 @@ def data_command(argv) -> None:
     corpus.render_corpus(args.train, args.test, args.jobs)
 
 
+def lint(fix: bool = False, root: Path = ROOT) -> int:
+    """ruff check, ruff format and clang-format over the tracked files; with `fix`, apply them.
+    Returns the number of checks that failed (0: the tree is clean)."""
+    def tracked(*patterns: str, folders=(".",)) -> list:
+        try:
+            return subprocess.run(["git", "ls-files", "--", *patterns], cwd=root, check=True,
+                                  capture_output=True, text=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout: the same folders
+            return sorted(str(p.relative_to(root)) for f in folders for pat in patterns
+                          for p in (root / f).rglob(pat))
+    python = tracked("*.py")
+    cpp = tracked("*.cpp", "*.h", folders=("plugin/vst3/Source", "plugin/vst3/tests"))
+    ruff = [sys.executable, "-m", "ruff"]
+    checks = [("ruff check", ruff + ["check", *(["--fix"] if fix else []), *python],
+               "ruff check --fix . (what it cannot fix, by hand)"),
+              ("ruff format", ruff + ["format", *([] if fix else ["--check"]), *python], "ruff format ."),
+              ("clang-format", ["clang-format", *(["-i"] if fix else ["--dry-run", "--Werror"]), *cpp],
+               "clang-format -i FILES")]
+    failed = 0
+    for name, command, remedy in checks:
+        try:
+            done = subprocess.run(command, cwd=root)
+        except FileNotFoundError:
+            sys.exit(f"{command[0]} is not installed: apt-get install clang-format")
+        if done.returncode:
+            failed += 1
+            print(f"lint: {name} failed. To fix: python build.py lint --fix, or {remedy}", file=sys.stderr)
+    return failed
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["lint"]:  # the linters and formatters, as .ci/run runs them
+        parser = argparse.ArgumentParser(prog="build.py lint", description=lint.__doc__)
+        parser.add_argument("--fix", action="store_true", help="reformat and fix in place")
+        return sys.exit(1 if lint(parser.parse_args(sys.argv[2:]).fix) else 0)
     if sys.argv[1:2] == ["data"]:
         return data_command(sys.argv[2:])
     if sys.argv[1:2] == ["real"]:

@@ -35,9 +35,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-HERE = Path(__file__).resolve().parent
 from bench.loopback_cluster import LoopbackCluster
 from bench.signals import music
+
+HERE = Path(__file__).resolve().parent
 
 CATALOGUE = (10_000, 4.0)  # tracks, minutes each: a label's back catalogue, for the projection
 MOUNT_MB_S = 1100.0  # the shared mount's bandwidth in the projection: 10 GbE NFS

@@ -74,7 +74,7 @@ def design() -> None:
     fifo = torch.jit.script(HopFifo(256))
     x, pending, times = torch.zeros(1, 2, 128), torch.zeros(1, 2, 0), []
     with torch.inference_mode():
-        for i in range(3000):
+        for _ in range(3000):
             t0 = time.perf_counter()
             _, pending = fifo(x, pending)
             times.append(time.perf_counter() - t0)

@@ -93,7 +93,7 @@ Estimator = Callable[[np.ndarray, Optional[Dict[str, np.ndarray]]], Dict[str, np
 def score_real(methods: Dict[str, Estimator], examples: List[Example]) -> Dict[str, Dict[str, Dict[str, float]]]:
     """method -> part -> example -> global SDR; a line per example."""
     out: Dict[str, Dict[str, Dict[str, float]]] = {m: {p: {} for p in PARTS} for m in methods}
-    for name, source, refs, mix in examples:
+    for name, _source, refs, mix in examples:
         cells = []
         for m, estimate in methods.items():
             est = parts_of(estimate(mix, refs))
@@ -122,7 +122,7 @@ def solo_voice_figures(methods: Dict[str, Estimator], voices: List[Example]) -> 
     out = {}
     for m, estimate in methods.items():
         shares, sdrs = [], []
-        for name, source, refs, voice in voices:
+        for _name, _source, _refs, voice in voices:
             est = estimate(voice, None)
             total = sum(float(np.sum(est[s].astype(np.float64) ** 2)) for s in STEMS)
             shares.append(100 * float(np.sum(est["vocals"].astype(np.float64) ** 2)) / max(total, 1e-20))

@@ -50,7 +50,7 @@ class Engine:
 
     def __init__(self, path: Path):
         lib = ctypes.CDLL(str(path))
-        P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+        P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t  # noqa: E741 (the C types, short)
         floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
         for name, res, args in (
                 ("sf_abi", I, []),

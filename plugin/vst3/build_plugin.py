@@ -136,7 +136,7 @@ def sync_presets(bundle: Path) -> None:
             shutil.copy2(src, dest / src.name)
 
 
-def install(bundle: Path, where: Path = Path.home() / ".vst3") -> Path:
+def install(bundle: Path, where: Path = Path.home() / ".vst3") -> Path:  # noqa: B008 (the builder's home)
     where.mkdir(parents=True, exist_ok=True)
     target = where / bundle.name
     if target.exists():

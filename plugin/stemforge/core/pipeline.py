@@ -62,7 +62,7 @@ class Pipeline:
         self._nothing = np.zeros((self.outputs, host_channels, 0), np.float32)
         # The latency bound simulates both resamplers sample by sample (~60 ms at 48 kHz,
         # cached per rate pair): pay it here, when preparing, not in the first real-time block.
-        self.latency
+        self.latency  # noqa: B018 (the property computes and caches)
         self.reset()
 
     @property
