@@ -81,8 +81,13 @@ def rt_host() -> Path:
     cmake_dir = MODELS.parent / "build" / "vst3" / "cmake"
     if not (cmake_dir / "CMakeCache.txt").is_file():
         pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
-    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
-                   check=True, stdout=subprocess.DEVNULL)
+    import fcntl
+    # pytest -n: the modules that use it may run in two workers at once, and two builds in
+    # one CMake tree would write the same files; the second waits and finds it built.
+    with open(cmake_dir / "rt_host.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+                       check=True, stdout=subprocess.DEVNULL)
     return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
 
 
