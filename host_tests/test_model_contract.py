@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import stemforge
-from stemforge.core.model import METADATA_FILE, ModelInfo, save_model
+from stemforge.core.contract import METADATA_FILE, ModelInfo
+from stemforge.io.model_files import save_model
 from host_tests.helpers import FIXTURES, MODELS, ROOT
 
 
@@ -137,7 +138,7 @@ def test_a_model_serves_several_processors_independently(stream_model):
 def test_a_kind_without_an_engine_is_an_error_naming_the_known_kinds(stream_model):
     from dataclasses import replace
     from stemforge.core.engine import make_engine
-    from stemforge.core.model import Model
+    from stemforge.core.loading import Model
     odd = Model(stream_model._module, replace(stream_model.info, kind="spectral"), stream_model.path)
     with pytest.raises(stemforge.ModelError, match="kind 'spectral'; the known kinds are streaming, window"):
         make_engine(odd, 1)
