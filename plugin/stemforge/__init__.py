@@ -8,7 +8,7 @@
 """
 from typing import TYPE_CHECKING, Any, List
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "export", "load_model",
            "plugin_path", "render", "separate", "__version__"]
 
