@@ -5,7 +5,8 @@ whose checker walks the same tables in the same order and words its refusals fro
 messages; host_tests/test_contract.py feeds both the same metadata. This module checks a
 model file's ``stemforge.json`` against the tables and returns it with the defaults filled in,
 and holds what the checks give: `ModelInfo`, a model's metadata, and `ModelError`. It imports
-no torch, so that tools reading a model's metadata (`loading.read_info`) stay light.
+no torch, so that io (which writes model files) and the importers name a model's metadata
+without importing the engines or the loading seam.
 """
 from __future__ import annotations
 

@@ -288,8 +288,8 @@ def check_engines(engines: Mapping[str, type], kinds: Sequence[str]) -> None:
     unknown = [k for k in engines if k not in kinds]
     if missing or unknown:
         raise RuntimeError(f"stemforge.core.engine: ENGINES must run exactly the kinds of "
-                          f"contract.json ({', '.join(kinds)}); no engine for {missing or 'none'}, "
-                          f"not in the contract: {unknown or 'none'}")
+                           f"contract.json ({', '.join(kinds)}); no engine for {missing or 'none'}, "
+                           f"not in the contract: {unknown or 'none'}")
 
 
 # The one table from a model's kind (its metadata) to the engine that runs it. The contract
