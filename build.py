@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "plugin"))
 
 from models.fixtures import FIXTURES, STEMS, build_fixture  # noqa: E402
 from models.masknet import MaskNet  # noqa: E402
-from stemforge.core.model import ModelInfo, save_model  # noqa: E402
+from stemforge.core.contract import ModelInfo  # noqa: E402
+from stemforge.io.model_files import save_model  # noqa: E402
 
 TRAINING_DATA = ("real recordings (MIR-1K singers, Everything is Free stems, the PJS corpus, UTAU voice banks, "
                  "Debian game music and Frets on Fire songs; models/real.py) and stemforge's rendered corpus "

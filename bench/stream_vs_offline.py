@@ -36,7 +36,7 @@ LARGE = "untrained-bench-large"
 def build_large(folder: Path) -> Path:
     """A production-sized MaskNet with random weights, saved through the model contract."""
     from models.fixtures import Fixture, build_fixture
-    from stemforge.core.model import save_model
+    from stemforge.io.model_files import save_model
     module, info = build_fixture(Fixture(LARGE, "streaming", 44100, 2, dict(
         n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16), lookahead_frames=2)))
     path = folder / f"{LARGE}.ts"

@@ -83,16 +83,16 @@ def test_start_up_loads_neither_torch_nor_the_apps(code):
     assert result.returncode == 0, result.stderr
     loaded = set(result.stderr.split())
     assert "stemforge" in loaded
-    heavy = {"torch", "numpy", "pedalboard", "soxr", "stemforge.core.model", "stemforge.apps.render",
+    heavy = {"torch", "numpy", "pedalboard", "soxr", "stemforge.core.loading", "stemforge.apps.render",
              "stemforge.apps.separate", "stemforge.apps.sections"} & loaded
     assert not heavy, f"{code!r} imported {sorted(heavy)}"
 
 
 def test_the_default_model_is_named_in_one_place(monkeypatch):
     """`stemforge separate` takes its default model from DEFAULT_MODEL, as load_model does."""
-    import stemforge.core.model as model
+    import stemforge.core.lookup as lookup
     from stemforge.cli import build_parser, chosen_model
-    monkeypatch.setattr(model, "DEFAULT_MODEL", "live")
+    monkeypatch.setattr(lookup, "DEFAULT_MODEL", "live")
     args = build_parser(only="separate").parse_args(["separate", "song.wav"])
     assert chosen_model(args) == "live"
-    assert model.resolve(None) == model.resolve("live")
+    assert lookup.resolve(None) == lookup.resolve("live")

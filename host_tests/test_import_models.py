@@ -18,7 +18,7 @@ import torch
 
 import stemforge
 from host_tests.helpers import STEMS, blocks, music, relative_error, run_cli, stream
-from stemforge.core.engine import track_stats
+from stemforge.core.stats import track_stats
 
 RATE = 44100
 

@@ -1,11 +1,14 @@
 """The repository's Python outside the package imports as packages: `models.*`, `bench.*`,
 `plugin.vst3.*` and `host_tests.*` from the repository's root, with no folder put on sys.path and no generic
-top-level names (`train`, `real`, `corpus`, `signals`, ...)."""
+top-level names (`train`, `real`, `corpus`, `signals`, ...). No import circle anywhere, and the package's
+layers import downwards only (bench/module_graph.py prints the graph these tests read)."""
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+
+import pytest
 
 from host_tests.helpers import ROOT
 
@@ -90,3 +93,63 @@ def test_no_import_anywhere_names_a_sibling_module_bare():
                 continue
             found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n in bare]
     assert not found, found
+
+
+def test_no_import_circle_anywhere_in_the_repository():
+    """The package, models/, bench/, host_tests/ and build.py, every import statement at any
+    depth: a lazy import inside a function is an edge too (it runs when the function does)."""
+    from bench.module_graph import circles, edges
+    graph = edges(ROOT)
+    assert {e.source.split(".")[0] for e in graph} >= {"stemforge", "models", "bench", "host_tests", "build"}
+    assert circles(graph) == []
+
+
+def test_core_imports_nothing_above_it_and_io_no_engine():
+    """core (the data path) imports core, errors and version only; io imports from core only
+    its torch-free modules (the contract, layouts, resampling, statistics, lookup, policy), never
+    the engines or the loading seam; no module of the package imports a higher layer."""
+    from bench.module_graph import IO_MAY_IMPORT, edges, wrong_way
+    graph = [e for e in edges(ROOT) if e.source.startswith("stemforge")]
+    core_up = [e for e in graph if e.source.startswith("stemforge.core")
+               and not e.target.startswith("stemforge.core") and e.target not in {"stemforge.errors",
+                                                                                  "stemforge.version"}]
+    assert core_up == []
+    io_to_core = {e.target for e in graph if e.source.startswith("stemforge.io")
+                  and e.target.startswith("stemforge.core")}
+    assert io_to_core and io_to_core <= IO_MAY_IMPORT, io_to_core - IO_MAY_IMPORT
+    assert not {"stemforge.core.engine", "stemforge.core.loading"} & IO_MAY_IMPORT
+    assert wrong_way(graph) == []
+
+
+def test_the_graph_checks_find_a_circle_and_imports_against_the_layers(tmp_path):
+    """The checks above on a small package built to break them: core reaching up into io in a
+    function, io importing an engine, and so a circle through both."""
+    from bench.module_graph import circles, edges, wrong_way
+    files = {"plugin/stemforge/__init__.py": "",
+             "plugin/stemforge/core/__init__.py": "",
+             "plugin/stemforge/core/engine.py": "from .loading import Model\n",
+             "plugin/stemforge/core/loading.py": "def save():\n    from ..io.writing import atomic_path\n",
+             "plugin/stemforge/io/__init__.py": "",
+             "plugin/stemforge/io/writing.py": "from ..core import engine\n",
+             "bench/__init__.py": "",
+             "bench/x.py": "import stemforge.core.engine\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = edges(tmp_path)
+    assert circles(graph) == [["stemforge.core.engine", "stemforge.core.loading", "stemforge.io.writing"]]
+    assert sorted((e.source, e.target, e.lazy) for e, _ in wrong_way(graph)) == [
+        ("stemforge.core.loading", "stemforge.io.writing", True),
+        ("stemforge.io.writing", "stemforge.core.engine", False)]
+    assert ("bench.x", "stemforge.core.engine") in {(e.source, e.target) for e in graph}
+
+
+@pytest.mark.parametrize("module", ["stemforge.core.contract", "stemforge.core.stats", "stemforge.core.lookup",
+                                    "stemforge.io.reading", "stemforge.io.model_files"])
+def test_the_contract_statistics_and_io_import_no_torch(module):
+    """Reading a model's metadata, finding models and reading audio need no torch (seconds to
+    import); only the engines and the loading seam bring it."""
+    probe = f"import sys, {module}\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False", f"import {module} imported torch"

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import stemforge
-from stemforge.core.model import METADATA_FILE, ModelInfo, save_model
+from stemforge.core.contract import METADATA_FILE, ModelInfo
+from stemforge.io.model_files import save_model
 from host_tests.helpers import FIXTURES, MODELS, ROOT
 
 
@@ -137,7 +138,21 @@ def test_a_model_serves_several_processors_independently(stream_model):
 def test_a_kind_without_an_engine_is_an_error_naming_the_known_kinds(stream_model):
     from dataclasses import replace
     from stemforge.core.engine import make_engine
-    from stemforge.core.model import Model
+    from stemforge.core.loading import Model
     odd = Model(stream_model._module, replace(stream_model.info, kind="spectral"), stream_model.path)
     with pytest.raises(stemforge.ModelError, match="kind 'spectral'; the known kinds are streaming, window"):
         make_engine(odd, 1)
+
+
+def test_the_engine_table_runs_exactly_the_contracts_kinds():
+    """contract.json's kinds are the ones a model file may declare; core/engine.py checks at
+    import that ENGINES runs each of them and nothing else, so a kind added to the contract
+    alone stops the package with a message rather than a model at load."""
+    from stemforge.core.contract import FIELD, KINDS
+    from stemforge.core.engine import ENGINES, check_engines
+    assert KINDS == tuple(FIELD["kind"]["one_of"]) and set(ENGINES) == set(KINDS)
+    check_engines(ENGINES, KINDS)
+    with pytest.raises(RuntimeError, match=r"no engine for \['spectral'\], not in the contract: none"):
+        check_engines(ENGINES, (*KINDS, "spectral"))
+    with pytest.raises(RuntimeError, match=r"no engine for none, not in the contract: \['window'\]"):
+        check_engines(ENGINES, ("streaming",))

@@ -53,7 +53,8 @@ class Explodes(torch.nn.Module):
 
 
 def save_explodes(path) -> None:
-    from stemforge.core.model import ModelInfo, save_model
+    from stemforge.core.contract import ModelInfo
+    from stemforge.io.model_files import save_model
     info = ModelInfo(name="explodes", version="1", kind="streaming", sample_rate=44100, stems=STEMS,
                      channels=2, lookahead=0, context=0, hop=256, window=256, sums_to_mix=True,
                      description="throws on loud input", training_data="none", license="MIT", untrained=True)
@@ -76,7 +77,8 @@ class TwoStems(torch.nn.Module):
 
 
 def save_two_stems(path) -> None:
-    from stemforge.core.model import ModelInfo, save_model
+    from stemforge.core.contract import ModelInfo
+    from stemforge.io.model_files import save_model
     info = ModelInfo(name="two-stems", version="1", kind="streaming", sample_rate=44100,
                      stems=("vocals", "accompaniment"), channels=2, lookahead=0, context=0, hop=256,
                      window=256, sums_to_mix=True, description="vocals and the rest", training_data="none",
@@ -169,7 +171,7 @@ def test_pulled_models_are_in_the_menu(model_dir, tmp_path):
     os.environ["STEMFORGE_HOME"] = str(tmp_path)
     try:
         plugin = load("pulled-one", stem="bass")
-        assert str(stemforge.core.model.resolve("pulled-one")) == str(tmp_path / "models" / "pulled-one.ts")
+        assert str(stemforge.core.lookup.resolve("pulled-one")) == str(tmp_path / "models" / "pulled-one.ts")
     finally:
         if old is None:
             os.environ.pop("STEMFORGE_HOME")

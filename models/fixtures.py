@@ -9,7 +9,7 @@ from typing import Dict
 import torch
 
 from models.masknet import MaskNet, WindowMaskNet
-from stemforge.core.model import ModelInfo
+from stemforge.core.contract import ModelInfo
 
 STEMS = ("drums", "bass", "other", "vocals")
 FIXTURE_NOTE = ("UNTRAINED test fixture: fixed random weights (seed {seed}), not a separator. "

@@ -17,7 +17,7 @@ Why this shape (the published recipe this product grows out of):
   with explicit state, and running it over a whole sequence in one call gives
   the same numbers as running it hop by hop.
 
-The streaming contract (see plugin/stemforge/core/model.py):
+The streaming contract (see plugin/stemforge/core/loading.py):
     initial_state(batch) -> List[Tensor]
     forward(x: (B, C, T), state) -> ((B, S, C, T), new_state), T a multiple of hop,
     output delayed by `lookahead_samples` = n_fft - hop + K * hop.

@@ -8,7 +8,7 @@
 """
 from typing import TYPE_CHECKING, Any, List
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "export", "load_model",
            "plugin_path", "render", "separate", "__version__"]
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from .apps.render import render
     from .apps.separate import export
     from .core.chain import Chain
-    from .core.model import Model, ModelError, ModelInfo, load_model
+    from .core.contract import ModelError, ModelInfo
+    from .core.loading import Model, load_model
     from .core.processor import StemSeparator, StemSplitter, separate
     from .vst3 import plugin_path
 
@@ -27,7 +28,8 @@ def _load() -> None:
     from .apps.render import render
     from .apps.separate import export
     from .core.chain import Chain
-    from .core.model import Model, ModelError, ModelInfo, load_model
+    from .core.contract import ModelError, ModelInfo
+    from .core.loading import Model, load_model
     from .core.processor import StemSeparator, StemSplitter, separate
     from .vst3 import plugin_path
     globals().update(Chain=Chain, Model=Model, ModelError=ModelError, ModelInfo=ModelInfo,

@@ -119,7 +119,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 # -- options shared by several commands, defined once ----------------------------------
 
 def add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
-    from .core.model import PRESETS
+    from .core.lookup import PRESETS
     which = p.add_mutually_exclusive_group()
     which.add_argument("--preset", choices=PRESETS, help=f"a shipped model (default: {default})")
     which.add_argument("-m", "--model", help="a model name or a .ts file that follows the model "
@@ -206,7 +206,7 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("-o", "--output", type=Path, default=Path("stems"),
                    help="output folder (default: ./stems)")
-    from .core.model import DEFAULT_MODEL
+    from .core.lookup import DEFAULT_MODEL
     add_model_flags(p, DEFAULT_MODEL)
     stems = p.add_mutually_exclusive_group()
     stems.add_argument("--stems", type=stem_names, help="comma-separated stems to export "
@@ -234,7 +234,8 @@ def separate_arguments(p: argparse.ArgumentParser) -> None:
 
 def separate_command(args: argparse.Namespace) -> int:
     from .apps.separate import check_options, export
-    from .core.model import ModelError, load_model
+    from .core.contract import ModelError
+    from .core.loading import load_model
     if args.workers and not args.cluster:
         return fail("--workers counts a cluster's worker processes: give --cluster too "
                     "(-j N runs N files at once on this machine)", 2)
@@ -344,7 +345,7 @@ def import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from .core.model import load_model
+    from .core.loading import load_model
     from .core.processor import StemSeparator
     from .importers import ImportRefused, import_model
     out = args.output
@@ -509,7 +510,7 @@ def parse_gains(text: str) -> Dict[str, float]:
 
 def live_command(args: argparse.Namespace) -> int:
     from .apps import live
-    from .core.model import ModelError
+    from .core.contract import ModelError
     from .core.processor import StemSeparator
     from .io.reading import open_audio
     if args.list_devices:
@@ -584,7 +585,7 @@ def sections_arguments(p: argparse.ArgumentParser) -> None:
 
 def sections_command(args: argparse.Namespace) -> int:
     from .apps.sections import RULE_HELP, Rules, split_file
-    from .core.model import ModelError
+    from .core.contract import ModelError
     progress = Progress.for_terminal(args.quiet)
     start = time.perf_counter()
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from ..core.model import Model, load_model
+from ..core.loading import Model, load_model
 from ..errors import ExportError
 from .batch import DEFAULT_THREADS, BatchReport, FileResult, Reporter, run_one
 

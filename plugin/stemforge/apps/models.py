@@ -7,7 +7,7 @@ licence and published quality. `pull` downloads the files into
 its final name only once verified), imports them with the Demucs or Open-Unmix
 importer into ``<home>/models/<name>.ts`` and records where it came from in
 ``<home>/models/<name>.pull.json``. ``<home>`` is $STEMFORGE_HOME or the user's cache
-folder (`stemforge.core.model.stemforge_home`); every face finds the model by name
+folder (`stemforge.core.lookup.stemforge_home`); every face finds the model by name
 there. A lock per model makes concurrent pulls of one model wait for each other;
 $STEMFORGE_MIRROR / --mirror fetches every file as ``<mirror>/<file>`` instead.
 """
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from ..core.model import (PRESETS, ModelError, ModelInfo, load_model, model_dirs, pulled_models_dir,
-                          read_info, stemforge_home)
+from ..core.contract import ModelError, ModelInfo
+from ..core.loading import load_model, read_info
+from ..core.lookup import PRESETS, model_dirs, pulled_models_dir, stemforge_home
 from ..core.pipeline import latency_of
 from ..io.download import (ChecksumError, DownloadError, check_sha256, download, file_lock,
                            url_for)

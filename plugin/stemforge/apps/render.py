@@ -45,10 +45,10 @@ import numpy as np
 import pedalboard
 
 from ..core.chain import Chain
-from ..core.engine import RunningStats
-from ..core.model import PRESETS
+from ..core.lookup import PRESETS
 from ..core.processor import StemSeparator
 from ..core.resample import StreamResampler, check_rate
+from ..core.stats import RunningStats
 from ..errors import ExportError
 from ..io.formats import check_format
 from ..io.reading import Source, find_inputs, open_audio

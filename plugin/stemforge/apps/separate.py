@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from ..core.model import Model, load_model
+from ..core.loading import Model, load_model
 from ..core.processor import StemSplitter
 from ..errors import ExportError
 from ..io.formats import AUDIO_EXTENSIONS, check_format

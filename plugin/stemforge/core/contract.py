@@ -3,14 +3,18 @@
 The same file is embedded into the VST3 engine when it is built (plugin/vst3/CMakeLists.txt),
 whose checker walks the same tables in the same order and words its refusals from the same
 messages; host_tests/test_contract.py feeds both the same metadata. This module checks a
-model file's ``stemforge.json`` against the tables and returns it with the defaults filled in.
+model file's ``stemforge.json`` against the tables and returns it with the defaults filled in,
+and holds what the checks give: `ModelInfo`, a model's metadata, and `ModelError`. It imports
+no torch, so that io (which writes model files) and the importers name a model's metadata
+without importing the engines or the loading seam.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple, Union
 
 SPEC_PATH = Path(__file__).with_name("contract.json")
 SPEC: Dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
@@ -19,6 +23,7 @@ METADATA_FILE: str = SPEC["metadata_file"]
 FIELDS: List[Dict[str, Any]] = SPEC["fields"]
 FIELD = {f["name"]: f for f in FIELDS}
 RESAMPLING: Dict[str, Any] = SPEC["resampling"]
+KINDS: Tuple[str, ...] = tuple(FIELD["kind"]["one_of"])  # core/engine.py's ENGINES runs each
 
 
 class ContractError(ValueError):
@@ -123,3 +128,57 @@ def check_metadata(text: str) -> Dict[str, Any]:
             raise ContractError(_message("at_least", field=field, other=other, bound=show(out[other]),
                                          value=show(out[field])))
     return out
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The metadata every model file carries."""
+
+    name: str
+    version: str
+    kind: str  # one of KINDS: "streaming" or "window"
+    sample_rate: int
+    stems: tuple
+    channels: int
+    lookahead: int  # samples of algorithmic latency at the model's rate
+    context: int  # samples of past input that influence an output sample
+    hop: int  # streaming: samples per step; window: the stride between windows
+    window: int  # window kind: samples per window; streaming: equal to hop
+    sums_to_mix: bool  # masks normalised across stems: the stems add up to the input
+    description: str
+    training_data: str
+    license: str
+    untrained: bool = False  # random weights: a test fixture, not a separator
+    overlap: float = 0.0  # window kind: fraction of a window shared with the next
+    transition_power: float = 1.0  # window kind: exponent of the triangular weights
+    tail: str = "pad"  # window kind: what the model sees of a chunk (see engine.WindowEngine)
+    padded_window: int = 0  # tail "center": samples the model sees around a chunk (>= window)
+    input_normalization: str = "none"  # window kind: "track" = Demucs's (x - mean) / std
+
+    def to_json(self) -> str:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["stems"] = list(self.stems)
+        d["contract"] = CONTRACT
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes], where: str) -> "ModelInfo":
+        if isinstance(text, bytes):  # as read from the archive
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
+                                 f"{e.start}); rebuild the file with build.py or stemforge's "
+                                 "importers") from None
+        try:  # the checks of contract.json, shared with the VST3 engine
+            d = check_metadata(text)
+        except ContractError as e:
+            raise ModelError(f"{where}: {e}") from None
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["stems"] = tuple(d["stems"])
+        return cls(**d)

@@ -9,18 +9,20 @@ is bounded by the model's hop or window, not by the stream's length.
 ``flush()`` ends the stream as if silence followed it and returns the rest,
 so that in total exactly as many samples come out as went in.
 
-The engines hold numpy buffers and call the model through `stemforge.core.model`;
+The engines hold numpy buffers and call the model through `stemforge.core.loading`;
 they know nothing of hosts, layouts or sample rates.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .contract import KINDS, ModelError, ModelInfo
 from .fifo import SampleFifo
-from .model import Model, ModelError, ModelInfo, torch_threads
+from .loading import Model, torch_threads
+from .stats import RunningStats
 
 MAX_STEP_SAMPLES = 1 << 16  # longest single model call: bounds memory on long inputs
 # Throughput mode runs a streaming model on at least this many samples per call:
@@ -115,27 +117,6 @@ def crossfade_weights(window: int, power: float) -> np.ndarray:
     """Triangular weights of overlapping windows, exactly as Demucs's apply_model builds them."""
     w = torch.cat([torch.arange(1, window // 2 + 1), torch.arange(window - window // 2, 0, -1)])
     return ((w / w.max()) ** power).numpy().astype(np.float32)
-
-
-class RunningStats:
-    """Mean and standard deviation of the mono mix of a stream's first n samples,
-    computed as Demucs computes them on a whole track (unbiased std, + 1e-8)."""
-
-    def __init__(self):
-        self.count, self.total, self.squares = 0, 0.0, 0.0
-
-    def add(self, x: np.ndarray) -> None:
-        mono = x.mean(axis=-2, dtype=np.float64)  # (batch, n): the mean over channels
-        self.count += mono.shape[-1]
-        self.total += float(mono.sum(axis=-1).mean())
-        self.squares += float((mono ** 2).sum(axis=-1).mean())
-
-    def get(self) -> Tuple[float, float]:
-        if self.count < 2:
-            return 0.0, 1.0
-        mean = self.total / self.count
-        var = max(self.squares - self.count * mean * mean, 0.0) / (self.count - 1)
-        return mean, float(np.sqrt(var)) + 1e-8
 
 
 class WindowEngine:
@@ -301,16 +282,21 @@ class WindowEngine:
         return y
 
 
-def track_stats(x: np.ndarray) -> Tuple[float, float]:
-    """Demucs's whole-track statistics of (channels, n) audio: the mean and std of its mono mix."""
-    stats = RunningStats()
-    stats.add(np.asarray(x, np.float32)[None])
-    return stats.get()
+def check_engines(engines: Mapping[str, type], kinds: Sequence[str]) -> None:
+    """Raise unless `engines` runs exactly the contract's `kinds`."""
+    missing = [k for k in kinds if k not in engines]
+    unknown = [k for k in engines if k not in kinds]
+    if missing or unknown:
+        raise RuntimeError(f"stemforge.core.engine: ENGINES must run exactly the kinds of "
+                           f"contract.json ({', '.join(kinds)}); no engine for {missing or 'none'}, "
+                           f"not in the contract: {unknown or 'none'}")
 
 
-# The one table from a model's kind (its metadata) to the engine that runs it; the
-# model seam validates kinds against it, so a new kind is added here and only here.
+# The one table from a model's kind (its metadata) to the engine that runs it. The contract
+# (contract.json's "kind") says which kinds a model file may declare; a kind added there
+# without an engine here stops the package at import rather than a model at load.
 ENGINES = {"streaming": StreamingEngine, "window": WindowEngine}
+check_engines(ENGINES, KINDS)
 
 
 def make_engine(model: Model, batch: int, threads: Optional[int] = None):

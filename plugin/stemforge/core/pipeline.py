@@ -18,9 +18,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .contract import ModelInfo
 from .engine import ENGINES, make_engine
 from .fifo import SampleFifo
-from .model import Model, ModelInfo
+from .loading import Model
 from .policy import OFFLINE, REALTIME
 from .realtime import DecoupledEngine
 from .resample import StreamResampler, check_resampling, recipes

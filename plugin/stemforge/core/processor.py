@@ -31,14 +31,14 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from .engine import track_stats
 from .fifo import SampleFifo
 from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
                      check_layout, from_channels_first, to_channels_first)
-from .model import Model, check_threads, load_model
+from .loading import Model, check_threads, load_model
 from .pipeline import Pipeline, realtime_headroom
 from .policy import OFFLINE, REALTIME
 from .resample import check_rate, check_resampling
+from .stats import track_stats
 
 ModelLike = Union[Model, str, None]
 
@@ -368,7 +368,7 @@ class StemSplitter:
         return self._pipeline.needs_track_stats
 
     def set_track_stats(self, stats: Optional[Tuple[float, float]]) -> None:
-        """The whole input's (mean, std) (see `engine.track_stats`), when it is known
+        """The whole input's (mean, std) (see `stats.track_stats`), when it is known
         before streaming, for models that normalise by it; None: a running estimate."""
         self._pipeline.set_track_stats(stats)
 

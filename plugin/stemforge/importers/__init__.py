@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from ..core.model import ModelInfo
+from ..core.contract import ModelInfo
 
 IMPORTERS = ("demucs", "openunmix")
 

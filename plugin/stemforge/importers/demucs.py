@@ -23,7 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from ..core.model import ModelError, ModelInfo, save_model
+from ..core.contract import ModelError, ModelInfo
+from ..io.model_files import save_model
 
 
 def _demucs():

@@ -25,7 +25,8 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
-from ..core.model import ModelError, ModelInfo, save_model
+from ..core.contract import ModelError, ModelInfo
+from ..io.model_files import save_model
 
 
 @contextmanager

@@ -24,9 +24,9 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Set, 
 import numpy as np
 from pedalboard.io import AudioFile
 
-from ..core.engine import RunningStats
 from ..core.layout import first_non_finite
 from ..core.resample import MAX_RATE, MIN_RATE
+from ..core.stats import RunningStats
 from ..errors import ExportError, Interrupted
 from .formats import AUDIO_EXTENSIONS
 

@@ -139,7 +139,7 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
 
 
 def _package_version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 

@@ -67,7 +67,7 @@ std::string lastLine(const std::string& text) {  // torch's messages carry a C++
 }
 
 // ------------------------------------------------------------------------------- metadata
-struct Info {  // stemforge.core.model.ModelInfo, the fields the engine needs
+struct Info {  // stemforge.core.contract.ModelInfo, the fields the engine needs
     std::string name, version, kind, tail = "pad", normalization = "none";
     int sample_rate = 0, channels = 0, hop = 0, window = 0, lookahead = 0, context = 0, padded_window = 0;
     double transition_power = 1.0;
@@ -335,7 +335,7 @@ int realtimeHeadroom(const Info& info, int hostRate, int maxBlock) {
 }
 
 // torch's intra-op thread count is process-wide: one thread around each call, then the
-// caller's setting back (model.torch_threads).
+// caller's setting back (loading.torch_threads).
 struct OneThread {
     int previous;
     OneThread() : previous(at::get_num_threads()) { if (previous != 1) at::set_num_threads(1); }

@@ -94,7 +94,7 @@ Stream::~Stream() {
 }
 
 // --------------------------------------------------------------------------- model folders
-// As stemforge.core.model.model_dirs: STEMFORGE_MODELS first, then the presets shipped in
+// As stemforge.core.lookup.model_dirs: STEMFORGE_MODELS first, then the presets shipped in
 // the bundle (where Python looks in the checkout or the wheel), then the models that
 // `stemforge models pull` imports: $STEMFORGE_HOME/models, else ~/.cache/stemforge/models
 // (or $XDG_CACHE_HOME/stemforge/models).

@@ -15,8 +15,11 @@ never unpickled) that carries its metadata as the extra file
     of the stream are shown to the model, ``input_normalization`` whether the
     engine normalises the input as Demucs does (see `engine.WindowEngine`).
 
-Everything TorchScript-specific lives here, so that another artifact format
-(``torch.export``) can be added by teaching this module to load it.
+Everything TorchScript-specific in loading lives here, so that another artifact format
+(``torch.export``) can be added by teaching this module to load it. The metadata and its
+checks are `stemforge.core.contract`'s (torch-free), where the names are looked up is
+`stemforge.core.lookup`'s, and build.py and the importers write model files with
+`stemforge.io.model_files.save_model`.
 
 >>> model = load_model("models/fixture-stream.ts")   # doctest: +SKIP
 >>> model.name, model.stems, model.sample_rate, model.channels  # doctest: +SKIP
@@ -24,79 +27,17 @@ Everything TorchScript-specific lives here, so that another artifact format
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import struct
-import sys
 import threading
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator, List, Optional, Union
 
 import torch
 
-from .contract import CONTRACT, METADATA_FILE, ContractError, check_metadata
-
-DEFAULT_MODEL = "studio"
-PRESETS = ("live", "studio")  # the trained models that ship, loaded by name only
-
-
-class ModelError(ValueError):
-    """A model file that cannot be used; the message names the file and the cause."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The metadata every model file carries."""
-
-    name: str
-    version: str
-    kind: str  # "streaming" or "window"
-    sample_rate: int
-    stems: tuple
-    channels: int
-    lookahead: int  # samples of algorithmic latency at the model's rate
-    context: int  # samples of past input that influence an output sample
-    hop: int  # streaming: samples per step; window: the stride between windows
-    window: int  # window kind: samples per window; streaming: equal to hop
-    sums_to_mix: bool  # masks normalised across stems: the stems add up to the input
-    description: str
-    training_data: str
-    license: str
-    untrained: bool = False  # random weights: a test fixture, not a separator
-    overlap: float = 0.0  # window kind: fraction of a window shared with the next
-    transition_power: float = 1.0  # window kind: exponent of the triangular weights
-    tail: str = "pad"  # window kind: what the model sees of a chunk (see engine.WindowEngine)
-    padded_window: int = 0  # tail "center": samples the model sees around a chunk (>= window)
-    input_normalization: str = "none"  # window kind: "track" = Demucs's (x - mean) / std
-
-    def to_json(self) -> str:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["stems"] = list(self.stems)
-        d["contract"] = CONTRACT
-        return json.dumps(d, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: Union[str, bytes], where: str) -> "ModelInfo":
-        if isinstance(text, bytes):  # as read from the archive
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
-                                 f"{e.start}); rebuild the file with build.py or stemforge's "
-                                 "importers") from None
-        try:  # the checks of contract.json, shared with the VST3 engine
-            d = check_metadata(text)
-        except ContractError as e:
-            raise ModelError(f"{where}: {e}") from None
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        d["stems"] = tuple(d["stems"])
-        return cls(**d)
+from .contract import METADATA_FILE, ModelError, ModelInfo
+from .lookup import resolve
 
 
 def check_threads(threads: Optional[int]) -> Optional[int]:
@@ -207,61 +148,6 @@ class Model:
             raise ModelError(f"{where}: the model returns NaN or Inf on silence")
 
 
-def stemforge_home() -> Path:
-    """The user's stemforge folder: $STEMFORGE_HOME, else the platform's cache folder
-    (~/.cache/stemforge, or $XDG_CACHE_HOME/stemforge; ~/Library/Caches/stemforge on macOS;
-    %LOCALAPPDATA%\\stemforge on Windows). Pulled models are in its models/ folder."""
-    if os.environ.get("STEMFORGE_HOME"):
-        return Path(os.environ["STEMFORGE_HOME"]).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "stemforge"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "stemforge"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "stemforge"
-
-
-def pulled_models_dir() -> Path:
-    """Where `stemforge models pull` puts the models it imports (every face finds them by name)."""
-    return stemforge_home() / "models"
-
-
-def model_dirs() -> List[Path]:
-    """Where model names are looked up, first match wins."""
-    dirs = [Path(p) for p in os.environ.get("STEMFORGE_MODELS", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent
-    dirs.append(here.parents[2] / "models")  # a source checkout (editable install)
-    dirs.append(Path(sys.prefix) / "share" / "stemforge" / "models")  # a wheel install
-    dirs.append(pulled_models_dir())  # `stemforge models pull`
-    return dirs
-
-
-def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
-    """A bare name ("studio") is looked up among the model folders first, so that a file or
-    folder of that name in the current folder (an earlier ``-o studio``) does not shadow a
-    preset; a name with a suffix or a folder in it is a path."""
-    name = DEFAULT_MODEL if name_or_path is None else os.fspath(name_or_path)
-    path = Path(name).expanduser()
-    is_path = bool(path.suffix) or os.sep in name or "/" in name
-    if not is_path:
-        for d in model_dirs():
-            candidate = d / f"{name}.ts"
-            if candidate.is_file():
-                return candidate
-    if is_path or path.is_file():
-        if not path.is_file():
-            raise ModelError(f"{path}: no such model file")
-        return path
-    searched = ", ".join(str(d) for d in model_dirs())
-    hint = ""
-    if name_or_path is None:
-        hint = (f" No trained default model found: stemforge ships {DEFAULT_MODEL}.ts (in a checkout, "
-                "`python build.py` builds it); reinstall stemforge, or name a model or a .ts file, e.g. "
-                "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator).")
-    if not hint:
-        hint = " `stemforge models list` shows the models there are and those you can pull."
-    raise ModelError(f"model {name!r} not found (looked for {name}.ts in {searched}).{hint}")
-
-
 def read_info(path: Union[str, os.PathLike]) -> ModelInfo:
     """A model file's metadata, read from its archive without loading the model."""
     where = str(path)
@@ -301,45 +187,3 @@ def load_model(name_or_path: Union[str, os.PathLike, None] = None, *, device: st
     model = Model(module, info, path, device)
     model.check()
     return model
-
-
-def save_model(module: torch.nn.Module, info: ModelInfo, path: Union[str, os.PathLike]) -> None:
-    """Script `module` and write it with its metadata (used by build.py and importers).
-
-    The file depends on the module alone, not on where the sources or torch live:
-    see `_reproducible_archive`.
-    """
-    scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
-    path = Path(path)
-    buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer, _extra_files={METADATA_FILE: info.to_json()})
-    from ..io.writing import atomic_path
-    with atomic_path(path) as partial:
-        partial.write_bytes(_reproducible_archive(buffer.getvalue(), path.stem))
-
-
-def _reproducible_archive(raw: bytes, root: str) -> bytes:
-    """Rewrite a TorchScript archive so that equal modules give equal bytes.
-
-    torch writes *.debug_pkl records holding absolute paths of the sources (this
-    checkout, torch's install) and a serialization_id derived from them. Those
-    records only serve tracebacks, so they are dropped; the id becomes a digest of
-    the rest; records keep their order, no timestamps, and torch's 64-byte alignment.
-    """
-    src = zipfile.ZipFile(io.BytesIO(raw))
-    records = []
-    for name in src.namelist():
-        if name.endswith(".debug_pkl") or name.endswith("/.data/serialization_id"):
-            continue
-        records.append((f"{root}/{name.split('/', 1)[1]}", src.read(name)))
-    digest = hashlib.sha256(b"".join(n.encode() + b"\0" + d for n, d in records)).hexdigest()
-    records.append((f"{root}/.data/serialization_id", str(int(digest, 16))[:40].encode()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
-        for name, data in records:
-            header = 30 + len(name.encode()) + 4  # local header, name, extra field's own header
-            pad = -(out.tell() + header) % 64
-            zinfo = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            zinfo.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
-            dst.writestr(zinfo, data)
-    return out.getvalue()
