@@ -84,6 +84,7 @@ def on_cluster(cluster: LoopbackCluster, *args, cwd=None) -> subprocess.Complete
                           env=cluster.env)
 
 
+@pytest.mark.slow
 def test_every_node_of_the_test_cluster_is_on_loopback(cluster):
     code = ("import ray; ray.init(address='127.0.0.1:6379', logging_level='ERROR'); "
             "print(*sorted((n['NodeManagerAddress'], n['Resources'].get('CPU', 0)) "
@@ -95,6 +96,7 @@ def test_every_node_of_the_test_cluster_is_on_loopback(cluster):
     assert nodes == ["('127.0.0.1', 0)", "('127.0.0.1', 1.0)", "('127.0.0.1', 1.0)"]
 
 
+@pytest.mark.slow
 def test_a_cluster_export_is_byte_identical_to_the_local_one(cluster, catalogue, local, tmp_path):
     result = on_cluster(cluster, *SEPARATE, catalogue, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
@@ -103,6 +105,7 @@ def test_a_cluster_export_is_byte_identical_to_the_local_one(cluster, catalogue,
     assert f"cluster: {TRACKS}/{TRACKS} files" in result.stdout  # the driver's progress
 
 
+@pytest.mark.slow
 def test_a_preset_on_the_cluster_through_ray_client_from_python_gives_the_local_bytes(
         cluster, catalogue, tmp_path):
     inputs = sorted(catalogue.glob("*.wav"))[:2]
@@ -119,6 +122,7 @@ def test_a_preset_on_the_cluster_through_ray_client_from_python_gives_the_local_
     assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster, catalogue, local,
                                                                         tmp_path):
     command = cluster.command([sys.executable, "-m", "stemforge", *SEPARATE, catalogue,
@@ -144,6 +148,7 @@ def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster,
     assert tree(tmp_path / "out") == local  # no partial file, under any name
 
 
+@pytest.mark.slow
 def test_a_file_whose_worker_dies_on_every_try_is_reported_failed(cluster, catalogue, tmp_path):
     """As if the file itself killed its worker each time: a bounded number of tries, then
     a failure that says so, and nothing left behind."""
@@ -169,6 +174,7 @@ def test_a_file_whose_worker_dies_on_every_try_is_reported_failed(cluster, catal
     assert not list((tmp_path / "out").glob("*"))  # no partial file, no folder made for one
 
 
+@pytest.mark.slow
 def test_a_corrupt_input_fails_once_and_is_not_retried(cluster, catalogue, local, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -190,6 +196,7 @@ def complete_tracks(folder: Path) -> int:
                and len([p for p in d.iterdir() if not p.name.startswith(".")]) == 6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_driver_resumes_and_skips_finished_files(cluster, catalogue, local, tmp_path,
                                                                 how):
@@ -261,6 +268,7 @@ def test_workers_without_a_cluster_is_refused(cli_here):
     assert result.returncode == 2 and "--cluster" in result.stderr
 
 
+@pytest.mark.slow
 def test_workers_that_cannot_start_end_the_run_with_an_error_not_a_loop(cluster, catalogue, tmp_path):
     """Workers whose model does not load die as they start: after a bounded number of
     replacements the run stops and says what to check."""

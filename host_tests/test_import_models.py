@@ -49,6 +49,7 @@ def test_demucs_offline_equals_demucs_apply_model(demucs_checkpoint, demucs_mode
         assert relative_error(stems[name], reference[i]) < 1e-4, name
 
 
+@pytest.mark.slow
 def test_demucs_streams_as_offline_with_the_track_statistics(demucs_model):
     """Given the whole track's statistics, any chunking of process() gives the offline
     audio, and process_block gives it delayed by latency_samples, up to where the
@@ -67,6 +68,7 @@ def test_demucs_streams_as_offline_with_the_track_statistics(demucs_model):
         np.testing.assert_allclose(y[:, :head], offline[:, :head], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_demucs_running_estimate_is_block_invariant_and_close(demucs_model):
     """Without the track's statistics a stream normalises each chunk by what it has
     seen; that does not depend on the blocking, and stays close to the offline result."""

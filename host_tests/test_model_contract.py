@@ -108,6 +108,7 @@ def test_unknown_name_lists_where_it_looked():
         stemforge.load_model("missing/model.ts")
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_and_the_committed_files_are_current(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)

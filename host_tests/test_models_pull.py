@@ -232,6 +232,7 @@ def umx_reference(checkpoints: dict, folder: Path, x: np.ndarray) -> np.ndarray:
 
 # -- tests ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints, fresh, tmp_path,
                                                          monkeypatch, capsys):
     """htdemucs_ft's shape: four members, one stem each; one file, found by name, equal to
@@ -265,6 +266,7 @@ def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints,
     assert "htdemucs  (not pulled)" in out and "studio  (preset)" in out
 
 
+@pytest.mark.slow
 def test_pull_and_separate_from_the_cli_resuming_a_cut_download(catalogue, checkpoints, fresh,
                                                                   tmp_path):
     """The command line: progress while downloading; the server cuts the file half way and

@@ -45,6 +45,7 @@ def found(out: Path):
         return [(float(r["start_s"]), float(r["end_s"])) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_every_song_is_found_with_its_boundaries_within_2_s(stream):
     _, truth, out, stdout = stream
     songs = found(out)
@@ -54,6 +55,7 @@ def test_every_song_is_found_with_its_boundaries_within_2_s(stream):
     assert f"{len(truth)} song(s) in stream.flac" in stdout
 
 
+@pytest.mark.slow
 def test_labels_cue_and_daw_markers_say_the_same(stream, tmp_path):
     path, _, out, _ = stream
     songs = found(out)
@@ -77,6 +79,7 @@ def test_labels_cue_and_daw_markers_say_the_same(stream, tmp_path):
     assert times == [t for song in songs for t in song]
 
 
+@pytest.mark.slow
 def test_cut_writes_each_song_as_its_own_file_with_its_times_in_the_name(stream):
     path, _, out, _ = stream
     songs = found(out)

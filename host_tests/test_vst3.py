@@ -483,6 +483,7 @@ def test_offline_resets_survive_a_loader_preparing_them_at_the_same_time(refresh
     assert run.stdout.split() == ["resets", "2000"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before,after,rate", [("live", "studio", 44100), ("studio", "live", 48000)])
 def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir, before, after, rate):
     """A DAW's view: processBlock in real-time mode, paced like a device, while the host
@@ -631,6 +632,7 @@ def test_window_fixture(model_dir, rate, channels, block):
                 stem="vocals")
 
 
+@pytest.mark.slow
 def test_imported_demucs_center_tail_and_running_statistics(model_dir, demucs_model):
     window_case(model_dir, demucs_model.path, "htdemucs-small", 44100, 2, 4096, {"stem": "drums"},
                 stem="drums")
