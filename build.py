@@ -19,6 +19,7 @@ The fixtures are MaskNet models (models/masknet.py) with fixed random weights:
 UNTRAINED test fixtures that exercise the model contract and the engine. They
 are not separators and are never loaded by default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,32 +42,50 @@ from models.masknet import MaskNet  # noqa: E402
 from stemforge.core.contract import ModelInfo  # noqa: E402
 from stemforge.io.model_files import save_model  # noqa: E402
 
-TRAINING_DATA = ("real recordings (MIR-1K singers, Everything is Free stems, the PJS corpus, UTAU voice banks, "
-                 "Debian game music and Frets on Fire songs; models/real.py) and stemforge's rendered corpus "
-                 "(models/corpus.py: SoundFont instruments, recorded drum kits, English speech sung with WORLD); "
-                 "every source, its licence and its minutes in models/README.md. Held out from training: "
-                 "3 MIR-1K singers, one song, one voice bank.")
-WEIGHTS_LICENSE = ("MIT (code and weights), with the conditions of their training data: MIR-1K is for research "
-                   "use, several sources are CC BY-SA or GPL; each source and its licence in models/README.md")
+TRAINING_DATA = (
+    "real recordings (MIR-1K singers, Everything is Free stems, the PJS corpus, UTAU voice banks, "
+    "Debian game music and Frets on Fire songs; models/real.py) and stemforge's rendered corpus "
+    "(models/corpus.py: SoundFont instruments, recorded drum kits, English speech sung with WORLD); "
+    "every source, its licence and its minutes in models/README.md. Held out from training: "
+    "3 MIR-1K singers, one song, one voice bank."
+)
+WEIGHTS_LICENSE = (
+    "MIT (code and weights), with the conditions of their training data: MIR-1K is for research "
+    "use, several sources are CC BY-SA or GPL; each source and its licence in models/README.md"
+)
 
 
 def build_preset(name: str) -> tuple:
     """A trained preset: MaskNet with the weights in models/weights/<name>.pt."""
     import json
+
     from models.presets import DESCRIPTIONS, PRESETS
+
     training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
     config = dict(PRESETS[name], **training.get("config", {}))
-    net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0),
-                  **config).eval()
+    net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0), **config).eval()
     net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
     info = ModelInfo(
-        name=name, version="2", kind="streaming", sample_rate=44100, stems=STEMS, channels=2,
-        lookahead=net.lookahead_samples, context=net.context_samples, hop=net.hop, window=net.hop,
-        sums_to_mix=True, untrained=False,
-        description=(f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "
-                     f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores, "
-                     f"mask sharpness {training.get('mask_sharpness', 1.0)}."),
-        training_data=TRAINING_DATA, license=WEIGHTS_LICENSE)
+        name=name,
+        version="2",
+        kind="streaming",
+        sample_rate=44100,
+        stems=STEMS,
+        channels=2,
+        lookahead=net.lookahead_samples,
+        context=net.context_samples,
+        hop=net.hop,
+        window=net.hop,
+        sums_to_mix=True,
+        untrained=False,
+        description=(
+            f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "
+            f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores, "
+            f"mask sharpness {training.get('mask_sharpness', 1.0)}."
+        ),
+        training_data=TRAINING_DATA,
+        license=WEIGHTS_LICENSE,
+    )
     return net, info
 
 
@@ -92,39 +111,50 @@ def build(names=None, out: Path = MODELS) -> None:
         if not names or name in names:
             # Fixed hash seed: TorchScript writes class constants in set order.
             env = dict(os.environ, PYTHONHASHSEED="0")
-            subprocess.run([sys.executable, __file__, "--one", name, "--out", str(out)],
-                           check=True, env=env)
+            subprocess.run([sys.executable, __file__, "--one", name, "--out", str(out)], check=True, env=env)
 
 
 def data_command(argv) -> None:
-    parser = argparse.ArgumentParser(prog="build.py data", description="Render the training corpus "
-                                     "(resumable: existing clips are kept).")
+    parser = argparse.ArgumentParser(
+        prog="build.py data", description="Render the training corpus (resumable: existing clips are kept)."
+    )
     parser.add_argument("--train", type=int, default=3000, help="training clips (8 s each)")
     parser.add_argument("--test", type=int, default=120, help="held-out clips")
     parser.add_argument("--jobs", type=int, default=2, help="rendering processes")
     args = parser.parse_args(argv)
     from models import corpus
+
     corpus.render_corpus(args.train, args.test, args.jobs)
 
 
 def lint(fix: bool = False, root: Path = ROOT) -> int:
     """ruff check, ruff format and clang-format over the tracked files; with `fix`, apply them.
     Returns the number of checks that failed (0: the tree is clean)."""
+
     def tracked(*patterns: str, folders=(".",)) -> list:
         try:
-            return subprocess.run(["git", "ls-files", "--", *patterns], cwd=root, check=True,
-                                  capture_output=True, text=True).stdout.split()
+            return subprocess.run(
+                ["git", "ls-files", "--", *patterns], cwd=root, check=True, capture_output=True, text=True
+            ).stdout.split()
         except (OSError, subprocess.CalledProcessError):  # no git, or not a checkout: the same folders
-            return sorted(str(p.relative_to(root)) for f in folders for pat in patterns
-                          for p in (root / f).rglob(pat))
+            return sorted(str(p.relative_to(root)) for f in folders for pat in patterns for p in (root / f).rglob(pat))
+
     python = tracked("*.py")
     cpp = tracked("*.cpp", "*.h", folders=("plugin/vst3/Source", "plugin/vst3/tests"))
     ruff = [sys.executable, "-m", "ruff"]
-    checks = [("ruff check", ruff + ["check", *(["--fix"] if fix else []), *python],
-               "ruff check --fix . (what it cannot fix, by hand)"),
-              ("ruff format", ruff + ["format", *([] if fix else ["--check"]), *python], "ruff format ."),
-              ("clang-format", ["clang-format", *(["-i"] if fix else ["--dry-run", "--Werror"]), *cpp],
-               "clang-format -i FILES")]
+    checks = [
+        (
+            "ruff check",
+            ruff + ["check", *(["--fix"] if fix else []), *python],
+            "ruff check --fix . (what it cannot fix, by hand)",
+        ),
+        ("ruff format", ruff + ["format", *([] if fix else ["--check"]), *python], "ruff format ."),
+        (
+            "clang-format",
+            ["clang-format", *(["-i"] if fix else ["--dry-run", "--Werror"]), *cpp],
+            "clang-format -i FILES",
+        ),
+    ]
     failed = 0
     for name, command, remedy in checks:
         try:
@@ -146,29 +176,37 @@ def main() -> None:
         return data_command(sys.argv[2:])
     if sys.argv[1:2] == ["real"]:
         from models import real
+
         return real.main(sys.argv[2:])
     if sys.argv[1:2] == ["demo"]:
         from models import corpus
+
         return corpus.render_demo(MODELS / "demo")
     if sys.argv[1:2] == ["train"]:
         from models import train
+
         return train.main(sys.argv[2:])
     if sys.argv[1:2] == ["tune"]:
         from models import train
+
         return train.tune_main(sys.argv[2:])
     if sys.argv[1:2] == ["plugin"]:  # the VST3 (plugin/vst3/build_plugin.py)
         from plugin.vst3 import build_plugin
+
         return build_plugin.main(sys.argv[2:])
     if sys.argv[1:2] == ["dist"]:  # the bundle and its licences, one archive for a release
         from plugin.vst3 import build_plugin
+
         build_plugin.dist()
         return None
     if sys.argv[1:2] == ["validate"]:  # the validators (plugin/vst3/validate.py)
         from plugin.vst3 import validate
+
         return validate.main(sys.argv[2:])
     if sys.argv[1:2] == ["import-model"]:
         # The same command as `stemforge import-model`, for those who build models/ here.
         from stemforge.cli import main as stemforge_main
+
         return sys.exit(stemforge_main(sys.argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="build only these model files")

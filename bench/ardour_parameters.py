@@ -13,6 +13,7 @@ the descriptor Ardour builds (`VST3Plugin::get_parameter_descriptor`; Ardour 7.3
 `enumeration` when there are no scale points, and it makes none for a VST3). Everything Ardour
 writes (scan cache, configuration, session) goes to a temporary folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,31 +109,51 @@ def run(bundle: Path) -> str:
         d = Path(tmp)
         (d / "vst3").mkdir()
         (d / "vst3" / "stemforge.vst3").symlink_to(bundle.resolve())
-        env = dict(os.environ, VST3_PATH=str(d / "vst3"), XDG_CACHE_HOME=str(d / "cache"),
-                   XDG_CONFIG_HOME=str(d / "config"), LD_LIBRARY_PATH=str(ARDOUR))
+        env = dict(
+            os.environ,
+            VST3_PATH=str(d / "vst3"),
+            XDG_CACHE_HOME=str(d / "cache"),
+            XDG_CONFIG_HOME=str(d / "config"),
+            LD_LIBRARY_PATH=str(ARDOUR),
+        )
         (d / "shim.cc").write_text(SHIM)
-        subprocess.run(["g++", "-shared", "-fPIC", "-O1", str(d / "shim.cc"), "-o", str(d / "shim.so"), "-ldl"],
-                       check=True)
-        subprocess.run([str(ARDOUR / "ardour-vst3-scanner"), "-f", str(d / "vst3" / "stemforge.vst3")],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["g++", "-shared", "-fPIC", "-O1", str(d / "shim.cc"), "-o", str(d / "shim.so"), "-ldl"], check=True
+        )
+        subprocess.run(
+            [str(ARDOUR / "ardour-vst3-scanner"), "-f", str(d / "vst3" / "stemforge.vst3")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         names = ", ".join(f'["{n}"] = true' for n in NAMES)
         lua = LUA.replace("@DIR@", tmp).replace("@NAMES@", names)
         (d / "params.lua").write_text(lua)
         env["LD_PRELOAD"] = str(d / "shim.so")
-        out = subprocess.run(["ardour7-lua", str(d / "params.lua")], env=env, capture_output=True, text=True,
-                             check=False, timeout=600)
+        out = subprocess.run(
+            ["ardour7-lua", str(d / "params.lua")], env=env, capture_output=True, text=True, check=False, timeout=600
+        )
     rows = [line.split("\t") for line in out.stdout.splitlines() if line.startswith(("DESC\t", "VALUE\t"))]
     if out.returncode != 0 or not rows:
         raise SystemExit(f"ardour7-lua failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    lines = ["descriptor (VST3Plugin::get_parameter_descriptor):",
-             f"{'parameter':<10}{'lower':>7}{'upper':>7}  integer_step  enumeration  toggled  rangesteps  scale_points"]
-    lines += [f"{r[1]:<10}{r[2]:>7}{r[3]:>7}  {r[4]:<12}  {r[5]:<11}  {r[6]:<7}  {r[7]:<10}  {r[8]}"
-              for r in rows if r[0] == "DESC"]
-    lines += ["", "values (set with ARDOUR.LuaAPI.set_processor_param, read with get_user_string):",
-              f"{'parameter':<10}{'index':>6}{'value':>9}  Ardour shows"]
+    lines = [
+        "descriptor (VST3Plugin::get_parameter_descriptor):",
+        f"{'parameter':<10}{'lower':>7}{'upper':>7}  integer_step  enumeration  toggled  rangesteps  scale_points",
+    ]
+    lines += [
+        f"{r[1]:<10}{r[2]:>7}{r[3]:>7}  {r[4]:<12}  {r[5]:<11}  {r[6]:<7}  {r[7]:<10}  {r[8]}"
+        for r in rows
+        if r[0] == "DESC"
+    ]
+    lines += [
+        "",
+        "values (set with ARDOUR.LuaAPI.set_processor_param, read with get_user_string):",
+        f"{'parameter':<10}{'index':>6}{'value':>9}  Ardour shows",
+    ]
     lines += [f"{r[1]:<10}{r[2]:>6}{float(r[3]):>9.4f}  {r[4]}" for r in rows if r[0] == "VALUE"]
-    version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "ardour"], capture_output=True, text=True,
-                             check=False)
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "ardour"], capture_output=True, text=True, check=False
+    )
     return f"Ardour {version.stdout or '?'} (ardour7-lua, dummy backend), bundle {bundle}\n\n" + "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ peak resident memory of that process side by side, with their ratios to the
 shortest file: memory that does not grow with length shows a ratio near 1.
 A benchmark, not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ from bench.signals import music
 
 def write_long(path: Path, minutes: float) -> None:
     from pedalboard.io import AudioFile
+
     with AudioFile(str(path), "w", 44100, 2, bit_depth=16) as f:
         for minute in range(int(minutes)):
             f.write(music(60.0, seed=minute) * 0.9)
@@ -33,11 +35,16 @@ def export(path: Path, out: Path, model: str) -> tuple:
     """(seconds, peak RSS in MB) of one `stemforge separate` run in its own process."""
     start = time.perf_counter()
     # A fresh interpreter per run, measuring its own peak (see bench/peak_rss.py).
-    code = ("import sys; from bench.peak_rss import peak_rss_mb; "
-            "from stemforge.cli import main; rc = main(sys.argv[1:]); "
-            "print('PEAK', peak_rss_mb() * 1024); sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code, "separate", str(path), "-o", str(out),
-                             "--model", model, "-q", "--overwrite"], capture_output=True, text=True)
+    code = (
+        "import sys; from bench.peak_rss import peak_rss_mb; "
+        "from stemforge.cli import main; rc = main(sys.argv[1:]); "
+        "print('PEAK', peak_rss_mb() * 1024); sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "separate", str(path), "-o", str(out), "--model", model, "-q", "--overwrite"],
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"export failed: {result.stderr}")
@@ -62,8 +69,10 @@ def main() -> None:
     print(f"stemforge separate, model {args.model}, all four stems, 32-bit float WAV")
     print(f"{'length':>8} {'seconds':>9} {'RTF':>7} {'peak RSS MB':>12} {'RSS ratio':>10} {'time ratio':>11}")
     for minutes, took, peak in rows:
-        print(f"{minutes:>6g} m {took:9.1f} {took / (minutes * 60):7.4f} {peak:12.0f} "
-              f"{peak / base[2]:10.2f} {took / base[1]:11.2f}")
+        print(
+            f"{minutes:>6g} m {took:9.1f} {took / (minutes * 60):7.4f} {peak:12.0f} "
+            f"{peak / base[2]:10.2f} {took / base[1]:11.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ BEFORE holds the figures of main at dc8321b (before issue 23), measured with
 `python -m bench.import_time --plugin /work/main/plugin` on the 2-core development machine
 while two training jobs ran.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,15 @@ def measure(args: List[str], plugin: Path, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plugin", type=Path, default=ROOT / "plugin",
-                        help="the folder holding the stemforge package (default: this checkout's)")
+    parser.add_argument(
+        "--plugin",
+        type=Path,
+        default=ROOT / "plugin",
+        help="the folder holding the stemforge package (default: this checkout's)",
+    )
     parser.add_argument("--runs", type=int, default=7, help="runs per command (default: 7)")
     args = parser.parse_args()
-    figures: Dict[str, float] = {name: measure(cmd, args.plugin, args.runs)
-                                 for name, cmd in COMMANDS.items()}
+    figures: Dict[str, float] = {name: measure(cmd, args.plugin, args.runs) for name, cmd in COMMANDS.items()}
     print(f"{'':<18} {'now':>8} {'before':>8}   (median of {args.runs}, {args.plugin})")
     for name, seconds in figures.items():
         print(f"{name:<18} {seconds:7.2f}s {BEFORE[name]:7.2f}s")

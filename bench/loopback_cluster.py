@@ -15,6 +15,7 @@ Needs Linux, util-linux's `unshare` and `nsenter`, and root (or unprivileged use
 namespaces, used when not root). The loopback interface is brought up with one ioctl
 from Python, so iproute2 is not needed.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,7 @@ def _net_namespace(pid: int) -> Optional[str]:
 class LoopbackCluster:
     """Start with `with`, or `start()` and `stop()`; `stop` runs also when a start fails."""
 
-    def __init__(self, workers: int = 2, cpus_per_worker: int = 1,
-                 env: Optional[Dict[str, str]] = None):
+    def __init__(self, workers: int = 2, cpus_per_worker: int = 1, env: Optional[Dict[str, str]] = None):
         self.workers, self.cpus_per_worker = workers, cpus_per_worker
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.address = f"127.0.0.1:{PORT}"
@@ -78,30 +78,44 @@ class LoopbackCluster:
     def start(self) -> None:
         root = os.geteuid() == 0
         # -r maps this user to root in a user namespace: what lets a non-root user make one
-        self.holder = subprocess.Popen(["unshare", "-n" if root else "-rn", sys.executable, "-c", _HOLD],
-                                       stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.holder = subprocess.Popen(
+            ["unshare", "-n" if root else "-rn", sys.executable, "-c", _HOLD],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         if self.holder.stdout.readline().strip() != "up":
-            raise RuntimeError("could not bring up loopback in a new network namespace "
-                               "(needs root or unprivileged user namespaces, and util-linux)")
+            raise RuntimeError(
+                "could not bring up loopback in a new network namespace "
+                "(needs root or unprivileged user namespaces, and util-linux)"
+            )
         self.namespace = _net_namespace(self.holder.pid)
         pid = str(self.holder.pid)
-        self._enter = (["nsenter", "-t", pid, "-n"] if root else
-                       ["nsenter", "-t", pid, "-U", "-n", "--preserve-credentials"])
+        self._enter = (
+            ["nsenter", "-t", pid, "-n"] if root else ["nsenter", "-t", pid, "-U", "-n", "--preserve-credentials"]
+        )
         # Ray's session files (sockets, logs) in a folder of this cluster's own, with a short
         # path: Unix socket paths are limited to 107 bytes
         self.temp_dir = tempfile.mkdtemp(prefix="sfray", dir="/tmp")
         ray = str(Path(sys.executable).with_name("ray"))
-        common = ["--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
-                  "--disable-usage-stats"]
-        self._ray_start([ray, "start", "--head", f"--port={PORT}", "--num-cpus=0",
-                         "--include-dashboard=false", f"--temp-dir={self.temp_dir}", *common])
+        common = ["--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats"]
+        self._ray_start(
+            [
+                ray,
+                "start",
+                "--head",
+                f"--port={PORT}",
+                "--num-cpus=0",
+                "--include-dashboard=false",
+                f"--temp-dir={self.temp_dir}",
+                *common,
+            ]
+        )
         for _ in range(self.workers):
-            self._ray_start([ray, "start", f"--address={self.address}",
-                             f"--num-cpus={self.cpus_per_worker}", *common])
+            self._ray_start([ray, "start", f"--address={self.address}", f"--num-cpus={self.cpus_per_worker}", *common])
 
     def _ray_start(self, args: List[str]) -> None:
-        result = subprocess.run(self.command(args), capture_output=True, text=True,
-                                timeout=START_TIMEOUT, env=self.env)
+        result = subprocess.run(self.command(args), capture_output=True, text=True, timeout=START_TIMEOUT, env=self.env)
         if result.returncode:
             raise RuntimeError(f"{' '.join(args[1:3])} failed:\n{result.stdout}\n{result.stderr}")
 
@@ -133,8 +147,7 @@ class LoopbackCluster:
         """The last lines of Ray's logs matching `pattern`, for a failing test's message:
         the cluster's temporary folder is gone once it stops."""
         found = sorted(Path(self.temp_dir).glob(f"session_*/logs/{pattern}")) if self.temp_dir else []
-        return "\n".join(f"== {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-                         for p in found)
+        return "\n".join(f"== {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:]) for p in found)
 
     def stop(self) -> None:
         """Kill every process in the namespace, by id: all of them are this cluster's and

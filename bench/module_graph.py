@@ -16,6 +16,7 @@ out), which imports from core only the torch-free modules in IO_MAY_IMPORT, neve
 or the loading seam; ``importers``; ``apps`` and ``vst3``; ``cli``, ``__main__`` and the package
 itself (its lazy public names). The package imports nothing from the rest of the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,17 @@ from typing import Dict, Iterator, List, NamedTuple, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 # (folder holding the top-level package or module, the folder or file): module names start there
-SOURCES = (("plugin", "plugin/stemforge"), ("", "models"), ("", "bench"), ("", "host_tests"),
-           ("", "plugin/vst3"), ("", "build.py"))
+SOURCES = (
+    ("plugin", "plugin/stemforge"),
+    ("", "models"),
+    ("", "bench"),
+    ("", "host_tests"),
+    ("", "plugin/vst3"),
+    ("", "build.py"),
+)
 PACKAGE = "stemforge"
 # core's modules that io may import: torch-free (the engines and the loading seam bring torch)
-IO_MAY_IMPORT = {f"stemforge.core.{m}" for m in ("contract", "layout", "resample", "stats", "lookup",
-                                                 "policy")}
+IO_MAY_IMPORT = {f"stemforge.core.{m}" for m in ("contract", "layout", "resample", "stats", "lookup", "policy")}
 
 
 class Edge(NamedTuple):
@@ -56,12 +62,14 @@ def module_files(root: Path) -> Dict[str, Path]:
 
 def _imports(tree: ast.AST) -> Iterator[Tuple[ast.AST, bool]]:
     """Every import statement of `tree`, and whether it sits inside a function."""
+
     def walk(node: ast.AST, lazy: bool) -> Iterator[Tuple[ast.AST, bool]]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 yield child, lazy
             inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             yield from walk(child, inner)
+
     yield from walk(tree, False)
 
 
@@ -77,13 +85,14 @@ def edges(root: Path) -> List[Edge]:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     parts = alias.name.split(".")
-                    longest = next((".".join(parts[:n]) for n in range(len(parts), 0, -1)
-                                    if ".".join(parts[:n]) in files), None)
+                    longest = next(
+                        (".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in files), None
+                    )
                     targets += [longest] if longest else []
             else:
                 if node.level:
                     package = name.split(".") if is_package else name.split(".")[:-1]
-                    package = package[:len(package) - (node.level - 1)]
+                    package = package[: len(package) - (node.level - 1)]
                     base = ".".join(package + ([node.module] if node.module else []))
                 else:
                     base = node.module or ""
@@ -151,8 +160,9 @@ def layer(module: str) -> int:
     if parts[0] != PACKAGE:
         raise ValueError(f"{module} is not in the {PACKAGE} package")
     sub = parts[1] if len(parts) > 1 else ""
-    return {"errors": 0, "version": 0, "core": 1, "io": 2, "importers": 3, "apps": 4,
-            "vst3": 4}.get(sub, 5)  # cli, __main__, the package's __init__
+    return {"errors": 0, "version": 0, "core": 1, "io": 2, "importers": 3, "apps": 4, "vst3": 4}.get(
+        sub, 5
+    )  # cli, __main__, the package's __init__
 
 
 def wrong_way(graph: List[Edge]) -> List[Tuple[Edge, str]]:
@@ -165,18 +175,26 @@ def wrong_way(graph: List[Edge]) -> List[Tuple[Edge, str]]:
             found.append((e, "the package imports nothing from the rest of the repository"))
         elif layer(e.target) > layer(e.source):
             found.append((e, "imports a higher layer"))
-        elif e.source.startswith(f"{PACKAGE}.io") and e.target.startswith(f"{PACKAGE}.core") \
-                and e.target not in IO_MAY_IMPORT:
+        elif (
+            e.source.startswith(f"{PACKAGE}.io")
+            and e.target.startswith(f"{PACKAGE}.core")
+            and e.target not in IO_MAY_IMPORT
+        ):
             found.append((e, "io imports from core only its torch-free modules"))
     return found
 
 
 def report(root: Path, everything: bool) -> str:
     graph = edges(root)
-    shown = sorted(module_files(root)) if everything else \
-        sorted(m for m in module_files(root) if m.split(".")[0] == PACKAGE)
-    lines = [f"module import graph of {root} ({'all modules' if everything else PACKAGE}); "
-             "* = imported inside a function", ""]
+    shown = (
+        sorted(module_files(root))
+        if everything
+        else sorted(m for m in module_files(root) if m.split(".")[0] == PACKAGE)
+    )
+    lines = [
+        f"module import graph of {root} ({'all modules' if everything else PACKAGE}); * = imported inside a function",
+        "",
+    ]
     for module in shown:
         targets: Dict[str, bool] = {}
         for e in graph:
@@ -189,21 +207,23 @@ def report(root: Path, everything: bool) -> str:
     for component in found:
         inside = [e for e in graph if e.source in component and e.target in component]
         lines.append("  " + " <-> ".join(component))
-        lines += [f"    {e.source}:{e.line} -> {e.target}{' (in a function)' if e.lazy else ''}"
-                  for e in sorted(inside)]
+        lines += [
+            f"    {e.source}:{e.line} -> {e.target}{' (in a function)' if e.lazy else ''}" for e in sorted(inside)
+        ]
     bad = wrong_way(graph)
     lines += ["", f"imports against the layers: {len(bad) or 'none'}"]
-    lines += [f"  {e.source}:{e.line} -> {e.target}{' (in a function)' if e.lazy else ''}: {why}"
-              for e, why in sorted(bad)]
+    lines += [
+        f"  {e.source}:{e.line} -> {e.target}{' (in a function)' if e.lazy else ''}: {why}" for e, why in sorted(bad)
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", type=Path, default=ROOT,
-                        help="the checkout to read (default: this one)")
-    parser.add_argument("--all", action="store_true",
-                        help="list every module of the repository, not only the package's")
+    parser.add_argument("root", nargs="?", type=Path, default=ROOT, help="the checkout to read (default: this one)")
+    parser.add_argument(
+        "--all", action="store_true", help="list every module of the repository, not only the package's"
+    )
     args = parser.parse_args()
     print(report(args.root.resolve(), args.all))
 

@@ -5,6 +5,7 @@ child across fork and exec, so a child started by a large benchmark process repo
 at least the parent's size. VmHWM belongs to the process's own address space, which
 exec makes new.
 """
+
 from __future__ import annotations
 
 

@@ -17,6 +17,7 @@ also gives the model's time per call in its worker thread, measured apart. `--re
 runs the audio threads at SCHED_FIFO, as a DAW does (root or an rtprio limit); the worker follows
 one step below. Build the plugin first: python build.py plugin.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20, period: float = 0.0) 
     do: 50 ms of every second by default, kernel.sched_rt_runtime_us.)"""
     times = []
     for i, start in enumerate(range(0, x.shape[1] - block + 1, block)):
-        chunk = x[:, start:start + block]
+        chunk = x[:, start : start + block]
         t0 = time.perf_counter()
         call(chunk)
         t1 = time.perf_counter()
@@ -55,10 +56,12 @@ def design() -> None:
     plugin (C++ FIFOs, resampler, delay lines), against only the hop FIFO written in TorchScript
     and called once per block (a scripted engine would pay that on every block, and still need
     soxr, the delay lines and the latency bound outside the model)."""
+    from typing import Tuple
+
     import pedalboard
     import torch
+
     import stemforge
-    from typing import Tuple
 
     class HopFifo(torch.nn.Module):
         def __init__(self, hop: int):
@@ -87,13 +90,16 @@ def design() -> None:
     t = timed(lambda c: plugin.process(c, RATE, buffer_size=128, reset=False), audio, 128)
     gain = pedalboard.Gain(0.0)
     g = timed(lambda c: gain.process(c, RATE, buffer_size=128, reset=False), audio, 128)
-    print(f"VST3 (live) per 128-sample block without a model call: {1e6 * np.min(t):.1f} us "
-          f"(pedalboard's own per-call cost: {1e6 * np.median(g):.1f} us)")
+    print(
+        f"VST3 (live) per 128-sample block without a model call: {1e6 * np.min(t):.1f} us "
+        f"(pedalboard's own per-call cost: {1e6 * np.median(g):.1f} us)"
+    )
 
 
 def cpu_model() -> str:
     """The CPU's name as the kernel reports it, and the cores this process may use."""
     import os
+
     name = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -102,6 +108,7 @@ def cpu_model() -> str:
                 break
     except OSError:
         import platform
+
         name = platform.processor() or name
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{name}, {cores} core(s) usable"
@@ -111,7 +118,9 @@ def model_call(name: str, repeats: int = 300) -> dict:
     """Seconds per hop of the model's forward: one hop per call (median, p99), 16 hops in one
     call (median per hop), and one hop per call after freeze + optimize_for_inference."""
     import torch
+
     import stemforge
+
     model = stemforge.load_model(name)
     module, hop = model._module, model.info.hop
     x = torch.from_numpy(music(max(repeats, 16) * hop / model.sample_rate + 1, model.sample_rate, seed=2)[None])
@@ -121,7 +130,7 @@ def model_call(name: str, repeats: int = 300) -> dict:
         with torch.inference_mode():
             for k in range(repeats):
                 t0 = time.perf_counter()
-                _, state = m(x[:, :, k * hop:(k + 1) * hop], state)
+                _, state = m(x[:, :, k * hop : (k + 1) * hop], state)
                 times.append(time.perf_counter() - t0)
         return np.array(times[20:])
 
@@ -131,54 +140,85 @@ def model_call(name: str, repeats: int = 300) -> dict:
         for _ in range(30):
             state = module.initial_state(1)
             t0 = time.perf_counter()
-            module(x[:, :, :16 * hop], state)
+            module(x[:, :, : 16 * hop], state)
             batched.append((time.perf_counter() - t0) / 16)
-    frozen = torch.jit.optimize_for_inference(torch.jit.freeze(module, preserved_attrs=["initial_state"]),
-                                              other_methods=["initial_state"])
+    frozen = torch.jit.optimize_for_inference(
+        torch.jit.freeze(module, preserved_attrs=["initial_state"]), other_methods=["initial_state"]
+    )
     optimised = per_hop(frozen)
-    return dict(one=float(np.median(one)), one_p99=float(np.percentile(one, 99)),
-                batched=float(np.median(batched)), frozen=float(np.median(optimised)), hop=hop,
-                rate=model.sample_rate)
+    return dict(
+        one=float(np.median(one)),
+        one_p99=float(np.percentile(one, 99)),
+        batched=float(np.median(batched)),
+        frozen=float(np.median(optimised)),
+        hop=hop,
+        rate=model.sample_rate,
+    )
 
 
 def rt_bench() -> Path:
     """The tests' real-time host (plugin/vst3/tests/rt_host.cpp), whose --bench mode is
     rt_bench.cpp, built in the plugin's CMake tree."""
     import subprocess
+
     cmake_dir = ROOT / "build" / "vst3" / "cmake"
     if not (cmake_dir / "CMakeCache.txt").is_file():
         raise SystemExit("the plugin's CMake tree is not here: python build.py plugin")
-    subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
 
 
-def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool,
-                   warm: float = 2.0):
+def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool, warm: float = 2.0):
     """The plugin in real-time mode, paced at the device's rate: (seconds per processBlock,
     hops missed, latency, priority granted)."""
     import os
     import subprocess
     import tempfile
+
     import stemforge
+
     with tempfile.TemporaryDirectory() as tmp:
         audio, times = Path(tmp) / "in.f32", Path(tmp) / "times.f64"
         np.ascontiguousarray(x, np.float32).tofile(audio)
-        run = subprocess.run([str(exe), "--bench", str(stemforge.plugin_path()), name, str(rate), str(block), str(audio),
-                              str(times), "1", "1" if priority else "0", str(warm)],
-                             capture_output=True, text=True, env=dict(os.environ, STEMFORGE_VERBOSE="1"))
+        run = subprocess.run(
+            [
+                str(exe),
+                "--bench",
+                str(stemforge.plugin_path()),
+                name,
+                str(rate),
+                str(block),
+                str(audio),
+                str(times),
+                "1",
+                "1" if priority else "0",
+                str(warm),
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, STEMFORGE_VERBOSE="1"),
+        )
         if run.returncode != 0:
             raise SystemExit(f"rt_bench failed: {run.stderr}")
         missed = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln]
         lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
-        return (np.fromfile(times), int(missed[-1].split("stemforge: ")[1].split()[0]),
-                int(lines["latency"]), lines.get("audio", ""))
+        return (
+            np.fromfile(times),
+            int(missed[-1].split("stemforge: ")[1].split()[0]),
+            int(lines["latency"]),
+            lines.get("audio", ""),
+        )
 
 
 def python_real_time(name: str, x: np.ndarray, rate: int, block: int, headroom):
     """StemSeparator(realtime=True) paced at the device's rate: (seconds per process_block,
     seconds per model call in the worker, hops missed, latency)."""
     import stemforge
+
     model = stemforge.load_model(name)
     step, calls = model.step, []
 
@@ -206,33 +246,48 @@ def main() -> None:
     parser.add_argument("--blocks", default="128,256")
     parser.add_argument("--rates", default="44100,48000", help="host rates of the per-block rows")
     parser.add_argument("--design", action="store_true", help="the measurement behind the C++ port")
-    parser.add_argument("--realtime-priority", action="store_true",
-                        help="the audio threads at SCHED_FIFO priority, as a DAW runs its audio thread")
-    parser.add_argument("--headroom", type=int, default=None,
-                        help="Python only: model samples the worker has per hop (default: StemSeparator's)")
+    parser.add_argument(
+        "--realtime-priority",
+        action="store_true",
+        help="the audio threads at SCHED_FIFO priority, as a DAW runs its audio thread",
+    )
+    parser.add_argument(
+        "--headroom",
+        type=int,
+        default=None,
+        help="Python only: model samples the worker has per hop (default: StemSeparator's)",
+    )
     parser.add_argument("--skip", default="", help="vst3 or python: leave those rows out")
     args = parser.parse_args()
     if args.design:
         return design()
-    from stemforge.apps.live import raise_priority
     import torch
+
+    from stemforge.apps.live import raise_priority
 
     torch.set_num_threads(1)
     priority = raise_priority() if args.realtime_priority else "normal priority"
-    print(f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate; "
-          f"{args.seconds:g} s per row; times in ms\n")
+    print(
+        f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate; "
+        f"{args.seconds:g} s per row; times in ms\n"
+    )
     print("bare model call per hop (TorchScript forward, one thread):\n")
     print("| model | hop | one hop: median | one hop: p99 | 16 hops batched, per hop | one hop, frozen + optimised |")
     print("| --- | --- | --- | --- | --- | --- |")
     calls = {}
     for name in args.models.split(","):
         c = calls[name] = model_call(name)
-        print(f"| {name} | {c['hop']} | {1e3 * c['one']:.3f} | {1e3 * c['one_p99']:.3f} | "
-              f"{1e3 * c['batched']:.3f} | {1e3 * c['frozen']:.3f} |", flush=True)
+        print(
+            f"| {name} | {c['hop']} | {1e3 * c['one']:.3f} | {1e3 * c['one_p99']:.3f} | "
+            f"{1e3 * c['batched']:.3f} | {1e3 * c['frozen']:.3f} |",
+            flush=True,
+        )
     exe = rt_bench() if "vst3" not in args.skip else None
     print("\naudio thread per block (the model runs in a worker thread):\n")
-    print("| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
-          "p99 / one-hop call | worker's model call: mean, p99 |")
+    print(
+        "| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
+        "p99 / one-hop call | worker's model call: mean, p99 |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for rate, block in ((int(r), int(b)) for r in args.rates.split(",") for b in args.blocks.split(",")):
         x = music(args.seconds, rate, seed=1)
@@ -244,16 +299,24 @@ def main() -> None:
                 cells.append(("VST3", t, missed, latency, ""))
             if "python" not in args.skip:
                 t, worker, missed, latency = python_real_time(name, x, rate, block, args.headroom)
-                cells.append(("Python", t, missed, latency,
-                              f"{1e3 * worker.mean():.3f}, {1e3 * np.percentile(worker, 99):.3f}"
-                              if len(worker) else ""))
+                cells.append(
+                    (
+                        "Python",
+                        t,
+                        missed,
+                        latency,
+                        f"{1e3 * worker.mean():.3f}, {1e3 * np.percentile(worker, 99):.3f}" if len(worker) else "",
+                    )
+                )
             for what, t, missed, latency, worker in cells:
                 p99 = np.percentile(t, 99)
-                print(f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {latency} "
-                      f"({1e3 * latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
-                      f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {missed} | "
-                      f"{100 * p99 / calls[name]['one']:.0f} % | {worker} |", flush=True)
-
+                print(
+                    f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {latency} "
+                    f"({1e3 * latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
+                    f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {missed} | "
+                    f"{100 * p99 / calls[name]['one']:.0f} % | {worker} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

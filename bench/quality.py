@@ -32,6 +32,7 @@ In one run, printing as it goes:
 
 A benchmark, not a test: it prints figures and always exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,19 +52,26 @@ from stemforge.apps import evaluate
 from stemforge.apps.evaluate import SDR_EPS
 
 RATE = 44100
-SILENT = 1e-4            # a reference with max |x| below this is silent: no SDR for it
+SILENT = 1e-4  # a reference with max |x| below this is silent: no SDR for it
 SONG_DIRS = (Path("/usr/share/hyperrogue/music"), Path("/usr/share/games/singularity/music"))
 # Debian installs the prompts under en_US_f_Allison; older layouts had a plain "en".
-SPEECH_DIR = next((p for p in (Path("/usr/share/asterisk/sounds/en_US_f_Allison"), Path("/usr/share/asterisk/sounds/en"))
-                   if p.is_dir()), Path("/usr/share/asterisk/sounds/en"))
+SPEECH_DIR = next(
+    (
+        p
+        for p in (Path("/usr/share/asterisk/sounds/en_US_f_Allison"), Path("/usr/share/asterisk/sounds/en"))
+        if p.is_dir()
+    ),
+    Path("/usr/share/asterisk/sounds/en"),
+)
 EXCERPT_START_S, EXCERPT_S = 20.0, 30.0
 
-Stems = Dict[str, np.ndarray]                      # stem -> (2, n) float32
+Stems = Dict[str, np.ndarray]  # stem -> (2, n) float32
 Estimator = Callable[[np.ndarray, np.ndarray], Stems]  # (mix, true stems or None) -> estimates
-Scores = Dict[str, Dict[str, Dict[str, float]]]    # "global"/"museval" -> stem -> clip -> dB
+Scores = Dict[str, Dict[str, Dict[str, float]]]  # "global"/"museval" -> stem -> clip -> dB
 
 
 # -- methods ---------------------------------------------------------------------------
+
 
 def mix_estimates(mix: np.ndarray, stems: Optional[np.ndarray] = None) -> Stems:
     """Every stem's estimate is the mixture: the input SDR."""
@@ -77,12 +85,13 @@ def model_estimator(model: stemforge.Model) -> Estimator:
 
     def estimate(mix: np.ndarray, stems: Optional[np.ndarray] = None) -> Stems:
         out = stemforge.separate(mix, RATE, model)
-        return {s: np.asarray(out[s], np.float32) if s in out else np.zeros_like(mix)
-                for s in STEMS}
+        return {s: np.asarray(out[s], np.float32) if s in out else np.zeros_like(mix) for s in STEMS}
+
     return estimate
 
 
 # -- metrics ---------------------------------------------------------------------------
+
 
 def energy(x: np.ndarray) -> float:
     return float(np.sum(np.square(x), dtype=np.float64))
@@ -106,6 +115,7 @@ def museval_medians(stems: np.ndarray, est: Stems, which: List[int]) -> Dict[str
 
 # -- the held-out corpus -----------------------------------------------------------------
 
+
 def new_scores() -> Scores:
     return {"global": {s: {} for s in STEMS}, "museval": {s: {} for s in STEMS}}
 
@@ -126,9 +136,13 @@ def nan_stat(values: List[float], stat: Callable) -> float:
 
 def summarise(scores: Scores) -> Dict[str, Dict[str, float]]:
     """stem or "mean" -> {"global": mean over clips, "museval": median over clips}."""
-    out = {s: {"global": nan_stat(list(scores["global"][s].values()), np.mean),
-               "museval": nan_stat(list(scores["museval"][s].values()), np.median)}
-           for s in STEMS}
+    out = {
+        s: {
+            "global": nan_stat(list(scores["global"][s].values()), np.mean),
+            "museval": nan_stat(list(scores["museval"][s].values()), np.median),
+        }
+        for s in STEMS
+    }
     out["mean"] = {k: nan_stat([out[s][k] for s in STEMS], np.mean) for k in ("global", "museval")}
     return out
 
@@ -165,21 +179,24 @@ def fmt(v: float, width: int = 7) -> str:
 def print_table(summaries: Dict[str, Dict[str, Dict[str, float]]], seconds: Dict[str, Tuple[float, float]]) -> None:
     cols = list(STEMS) + ["mean"]
     print(f"\n{'':<16}" + "".join(f"{c:^16}" for c in cols) + f"{'s/clip':>9}{'museval':>9}")
-    print(f"{'method':<16}" + "".join(f"{'global':>8}{'museval':>8}" for _ in cols)
-          + f"{'separate':>9}{'s/clip':>9}")
+    print(f"{'method':<16}" + "".join(f"{'global':>8}{'museval':>8}" for _ in cols) + f"{'separate':>9}{'s/clip':>9}")
     for m, summ in summaries.items():
         cells = "".join(f" {fmt(summ[c]['global'])} {fmt(summ[c]['museval'])}" for c in cols)
         sep_s, mus_s = seconds[m]
         print(f"{m:<16}{cells}{fmt(sep_s, 9)}{fmt(mus_s, 9)}")
-    print("global: mean over clips of whole-clip SDR (MDX); museval: median over clips of the "
-          "median over 1 s frames (SiSEC); dB, higher is better; silent stems skipped")
+    print(
+        "global: mean over clips of whole-clip SDR (MDX); museval: median over clips of the "
+        "median over 1 s frames (SiSEC); dB, higher is better; silent stems skipped"
+    )
 
 
 # -- real music never trained on ---------------------------------------------------------
 
+
 def read_audio(path: Path, start_s: float = 0.0, seconds: Optional[float] = None) -> np.ndarray:
     """(2, n) float32 at 44.1 kHz; mono duplicated; the whole file if shorter than start + seconds."""
     from pedalboard.io import AudioFile
+
     with AudioFile(str(path)).resampled_to(RATE) as f:
         total = f.frames
         start, n = 0, total
@@ -194,11 +211,12 @@ def read_audio(path: Path, start_s: float = 0.0, seconds: Optional[float] = None
 def song_files(k: int) -> List[Path]:
     """ceil(k/2) songs from the first folder, the rest from the second (sorted)."""
     first = (k + 1) // 2
-    return (sorted(SONG_DIRS[0].glob("*.ogg"))[:first] + sorted(SONG_DIRS[1].glob("*.ogg"))[:k - first])
+    return sorted(SONG_DIRS[0].glob("*.ogg"))[:first] + sorted(SONG_DIRS[1].glob("*.ogg"))[: k - first]
 
 
 def speech_files(k: int) -> List[Path]:
     from pedalboard.io import AudioFile
+
     out = []
     for p in sorted(SPEECH_DIR.glob("*.wav")):
         if len(out) == k:
@@ -245,6 +263,7 @@ def vocal_recall(methods: Dict[str, Estimator], files: List[Path]) -> Dict[str, 
 
 # -- the issue's targets -------------------------------------------------------------------
 
+
 def verdict(value: float, bound: float, at_least: bool, unit: str) -> str:
     if math.isnan(value):
         return "not measured"
@@ -265,8 +284,13 @@ ISSUE19_DSP = {"drums": -0.10, "bass": 2.38, "other": -0.21, "vocals": 2.39, "me
 RUN3_KARAOKE_VOCALS = 5.82  # studio run 3, real held-out vocals (bench/quality.py, issue 9)
 
 
-def targets(models: List[str], band: Dict[str, Dict[str, float]], real: Dict[str, Dict[str, float]],
-            solo: Dict[str, Dict[str, float]], placement: Dict[str, dict]) -> List[dict]:
+def targets(
+    models: List[str],
+    band: Dict[str, Dict[str, float]],
+    real: Dict[str, Dict[str, float]],
+    solo: Dict[str, Dict[str, float]],
+    placement: Dict[str, dict],
+) -> List[dict]:
     """Issue 19's targets on the real-band validation songs (Must, then Goal)."""
     nan = float("nan")
     studio, live = role(models, "studio", 0), role(models, "live", 1)
@@ -280,34 +304,101 @@ def targets(models: List[str], band: Dict[str, Dict[str, float]], real: Dict[str
     if studio:
         mine = band.get(studio, {})
         for part in STEMS:
-            rows.append(("Must", f"{tag(studio, 'studio')} band {part} - DSP's ({dsp.get(part, nan):.2f})",
-                         mine.get(part, nan) - dsp.get(part, nan), 0.0, True, "dB"))
-        rows.append(("Must", f"{tag(studio, 'studio')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
-                     mine.get("mean", nan) - dsp.get("mean", nan), 1.0, True, "dB"))
-        rows.append(("Must", f"{tag(studio, 'studio')} band vocals - DSP's ({dsp.get('vocals', nan):.2f})",
-                     mine.get("vocals", nan) - dsp.get("vocals", nan), 2.0, True, "dB"))
-        rows.append(("Must", f"{tag(studio, 'studio')} karaoke real held-out vocals (run 3: {RUN3_KARAOKE_VOCALS})",
-                     real.get(studio, {}).get("vocals", nan), RUN3_KARAOKE_VOCALS, True, "dB"))
+            rows.append(
+                (
+                    "Must",
+                    f"{tag(studio, 'studio')} band {part} - DSP's ({dsp.get(part, nan):.2f})",
+                    mine.get(part, nan) - dsp.get(part, nan),
+                    0.0,
+                    True,
+                    "dB",
+                )
+            )
+        rows.append(
+            (
+                "Must",
+                f"{tag(studio, 'studio')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
+                mine.get("mean", nan) - dsp.get("mean", nan),
+                1.0,
+                True,
+                "dB",
+            )
+        )
+        rows.append(
+            (
+                "Must",
+                f"{tag(studio, 'studio')} band vocals - DSP's ({dsp.get('vocals', nan):.2f})",
+                mine.get("vocals", nan) - dsp.get("vocals", nan),
+                2.0,
+                True,
+                "dB",
+            )
+        )
+        rows.append(
+            (
+                "Must",
+                f"{tag(studio, 'studio')} karaoke real held-out vocals (run 3: {RUN3_KARAOKE_VOCALS})",
+                real.get(studio, {}).get("vocals", nan),
+                RUN3_KARAOKE_VOCALS,
+                True,
+                "dB",
+            )
+        )
     if live:
-        rows.append(("Must", f"{tag(live, 'live')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
-                     band.get(live, {}).get("mean", nan) - dsp.get("mean", nan), 0.0, True, "dB"))
+        rows.append(
+            (
+                "Must",
+                f"{tag(live, 'live')} band 4-stem mean - DSP's ({dsp.get('mean', nan):.2f})",
+                band.get(live, {}).get("mean", nan) - dsp.get("mean", nan),
+                0.0,
+                True,
+                "dB",
+            )
+        )
     for m, name in ((studio, "studio"), (live, "live")):
         if m:
-            rows.append(("Must", f"{tag(m, name)} solo voice kept in vocals", solo.get(m, {}).get("share", nan),
-                         95.0, True, "%"))
+            rows.append(
+                (
+                    "Must",
+                    f"{tag(m, name)} solo voice kept in vocals",
+                    solo.get(m, {}).get("share", nan),
+                    95.0,
+                    True,
+                    "%",
+                )
+            )
     if studio:
-        rows.append(("Goal", f"{tag(studio, 'studio')} band 4-stem mean", band.get(studio, {}).get("mean", nan),
-                     5.0, True, "dB"))
-        rows.append(("Goal", f"{tag(studio, 'studio')} band vocals", band.get(studio, {}).get("vocals", nan),
-                     6.3, True, "dB"))
+        rows.append(
+            (
+                "Goal",
+                f"{tag(studio, 'studio')} band 4-stem mean",
+                band.get(studio, {}).get("mean", nan),
+                5.0,
+                True,
+                "dB",
+            )
+        )
+        rows.append(
+            ("Goal", f"{tag(studio, 'studio')} band vocals", band.get(studio, {}).get("vocals", nan), 6.3, True, "dB")
+        )
     if studio and live:
-        rows.append(("Goal", f"{tag(live, 'live')} band mean - {tag(studio, 'studio')}'s",
-                     band.get(live, {}).get("mean", nan) - band.get(studio, {}).get("mean", nan), -1.5, True, "dB"))
+        rows.append(
+            (
+                "Goal",
+                f"{tag(live, 'live')} band mean - {tag(studio, 'studio')}'s",
+                band.get(live, {}).get("mean", nan) - band.get(studio, {}).get("mean", nan),
+                -1.5,
+                True,
+                "dB",
+            )
+        )
     for m, name in ((studio, "studio"), (live, "live")):
         for k, figures in (placement.get(m) or {}).items():
             rows.append(("Goal", f"{tag(m, name)} placement consistency at {k}", figures["whole"], 25.0, True, "dB"))
-    return [dict(kind=k, target=t, measured=v, bound=b, at_least=a, unit=u, verdict=verdict(v, b, a, u))
-            for k, t, v, b, a, u in rows]
+    return [
+        dict(kind=k, target=t, measured=v, bound=b, at_least=a, unit=u, verdict=verdict(v, b, a, u))
+        for k, t, v, b, a, u in rows
+    ]
 
 
 def print_targets(rows: List[dict]) -> None:
@@ -318,6 +409,7 @@ def print_targets(rows: List[dict]) -> None:
 
 
 # -- main --------------------------------------------------------------------------------
+
 
 def load_models(names: List[str]) -> Dict[str, Estimator]:
     out = {}
@@ -355,6 +447,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+
     torch.set_num_threads(args.threads)
     models = load_models(args.model or ["studio", "live"])
     baseline = {"DSP baseline": dsp_baseline}
@@ -369,30 +462,41 @@ def main() -> None:
             songs = []
             print(f"real band: skipped: {e}")
         if songs:
-            print(f"real band: {len(songs)} songs, {sum(x.shape[-1] for _, x in songs) / RATE:.1f} s, validation only "
-                  f"(models/band_validation.py); per song: mean global SDR over the four stems")
-            band_summary = real_band.score({"mix": mix_estimates, "IRM oracle": irm_oracle, **baseline, **models}, songs)
+            print(
+                f"real band: {len(songs)} songs, {sum(x.shape[-1] for _, x in songs) / RATE:.1f} s, validation only "
+                f"(models/band_validation.py); per song: mean global SDR over the four stems"
+            )
+            band_summary = real_band.score(
+                {"mix": mix_estimates, "IRM oracle": irm_oracle, **baseline, **models}, songs
+            )
             real_band.print_table(band_summary, "real band (global SDR, dB, whole songs, mean over songs)")
-            print(f"\nplacement consistency: stems of the first {real_band.PLACEMENT_SECONDS:g} s against those of the "
-                  f"same audio delayed by k samples (dB, mean over stems and songs)")
+            print(
+                f"\nplacement consistency: stems of the first {real_band.PLACEMENT_SECONDS:g} s against those of the "
+                f"same audio delayed by k samples (dB, mean over stems and songs)"
+            )
             placement = real_band.placement_figures(models, songs)
 
-    files = sorted((CORPUS / "test").glob("clip-*.npz"))[:args.clips]
-    print(f"held-out split: {len(files)} clips of {CORPUS / 'test'}, museval on the first "
-          f"{min(args.museval_clips, len(files))}; torch threads {args.threads}; "
-          f"per clip: mean global SDR over its audible stems (dB)")
+    files = sorted((CORPUS / "test").glob("clip-*.npz"))[: args.clips]
+    print(
+        f"held-out split: {len(files)} clips of {CORPUS / 'test'}, museval on the first "
+        f"{min(args.museval_clips, len(files))}; torch threads {args.threads}; "
+        f"per clip: mean global SDR over its audible stems (dB)"
+    )
     start = time.perf_counter()
     split = run_split(methods, files, args.museval_clips)
     for r in split.values():
         r["summary"] = summarise(r["scores"])
-    print_table({m: r["summary"] for m, r in split.items()},
-                {m: (nan_stat(r["seconds"], np.mean), nan_stat(r["museval_seconds"], np.mean))
-                 for m, r in split.items()})
+    print_table(
+        {m: r["summary"] for m, r in split.items()},
+        {m: (nan_stat(r["seconds"], np.mean), nan_stat(r["museval_seconds"], np.mean)) for m, r in split.items()},
+    )
     print(f"held-out split took {time.perf_counter() - start:.0f} s")
 
     examples = real_sets.excerpts(args.real_clips)
-    print(f"\nreal held-out set: {len(examples)} excerpts of <= {real_sets.EXCERPT_S:g} s "
-          f"({', '.join(sorted({e[1] for e in examples}))}); per excerpt: mean global SDR over its known parts")
+    print(
+        f"\nreal held-out set: {len(examples)} excerpts of <= {real_sets.EXCERPT_S:g} s "
+        f"({', '.join(sorted({e[1] for e in examples}))}); per excerpt: mean global SDR over its known parts"
+    )
     oracle = {"IRM oracle": lambda mix, refs: real_sets.oracle(refs, mix)}
     real_scores = real_sets.score_real({"mix": mix_estimates, **oracle, **baseline, **models}, examples)
     real_summary = real_sets.summarise_real(real_scores)
@@ -400,15 +504,19 @@ def main() -> None:
     print(f"\n{'method':<16}" + "".join(f"{c:>14}" for c in cols))
     for m, row in real_summary.items():
         print(f"{m:<16}" + "".join(f"{fmt(row[c], 14)}" for c in cols))
-    print("global SDR, mean over excerpts (dB); accompaniment = drums + bass + other where only it is known; "
-          "mean over the four stems")
+    print(
+        "global SDR, mean over excerpts (dB); accompaniment = drums + bass + other where only it is known; "
+        "mean over the four stems"
+    )
 
     real = {**baseline, **models}
     voices = real_sets.solo_voices(args.voices)
     print(f"\nsolo voices: {len(voices)} held-out voices alone as the input")
     solo = real_sets.solo_voice_figures(real, voices)
-    print(f"\nlevel invariance: vocals SDR at {', '.join(f'{g:+.0f}' for g in real_sets.GAINS_DB)} dB input gain, "
-          f"{args.level_clips} real excerpts")
+    print(
+        f"\nlevel invariance: vocals SDR at {', '.join(f'{g:+.0f}' for g in real_sets.GAINS_DB)} dB input gain, "
+        f"{args.level_clips} real excerpts"
+    )
     level = real_sets.level_figures(real, real_sets.excerpts(args.level_clips))
 
     songs = song_files(args.songs)
@@ -423,14 +531,33 @@ def main() -> None:
     rows = targets(list(models), band_summary, real_summary, solo, placement)
     print_targets(rows)
     if args.json:
-        args.json.write_text(json.dumps(jsonable(dict(
-            args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            clips=[p.stem for p in files],
-            split={m: dict(summary=r["summary"], per_clip=r["scores"], seconds=r["seconds"],
-                           museval_seconds=r["museval_seconds"]) for m, r in split.items()},
-            band=dict(summary=band_summary, placement=placement),
-            real=dict(summary=real_summary, per_excerpt=real_scores), solo_voice=solo, level=level,
-            leakage=leakage, recall=recall, targets=rows)), indent=1))
+        args.json.write_text(
+            json.dumps(
+                jsonable(
+                    dict(
+                        args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                        clips=[p.stem for p in files],
+                        split={
+                            m: dict(
+                                summary=r["summary"],
+                                per_clip=r["scores"],
+                                seconds=r["seconds"],
+                                museval_seconds=r["museval_seconds"],
+                            )
+                            for m, r in split.items()
+                        },
+                        band=dict(summary=band_summary, placement=placement),
+                        real=dict(summary=real_summary, per_excerpt=real_scores),
+                        solo_voice=solo,
+                        level=level,
+                        leakage=leakage,
+                        recall=recall,
+                        targets=rows,
+                    )
+                ),
+                indent=1,
+            )
+        )
         print(f"\nwrote {args.json}")
 
 

@@ -17,6 +17,7 @@ whole excerpt and over its last 2 seconds; 60 dB and above means the same stems.
 
 A benchmark, not a test: it prints figures and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,7 +74,7 @@ def print_table(summary: Dict[str, Dict[str, float]], title: str) -> None:
 def placement(estimate: Estimator, stems: np.ndarray, shift: int) -> Tuple[float, float]:
     """(whole, last 2 s) mean-over-stems SDR between the stems of an excerpt and those of the
     excerpt delayed by `shift` samples."""
-    mix = np.ascontiguousarray(stems.sum(0)[:, :int(PLACEMENT_SECONDS * RATE)])
+    mix = np.ascontiguousarray(stems.sum(0)[:, : int(PLACEMENT_SECONDS * RATE)])
     a = estimate(mix, None)
     b = estimate(np.pad(mix, ((0, 0), (shift, 0))), None)
     tail = int(TAIL_SECONDS * RATE)
@@ -94,20 +95,30 @@ def placement_figures(methods: Dict[str, Estimator], songs: List[Tuple[str, np.n
         row = {}
         for k in PLACEMENT_SHIFTS:
             pairs = [placement(estimate, stems, k) for _, stems in songs]
-            row[f"k={k}"] = {"whole": float(np.mean([p[0] for p in pairs])),
-                             "last2s": float(np.mean([p[1] for p in pairs]))}
+            row[f"k={k}"] = {
+                "whole": float(np.mean([p[0] for p in pairs])),
+                "last2s": float(np.mean([p[1] for p in pairs])),
+            }
         out[m] = row
-        print(f"  {m:<16} " + "  ".join(f"k={k}: {row[f'k={k}']['whole']:6.2f} dB (last 2 s "
-                                         f"{row[f'k={k}']['last2s']:6.2f})" for k in PLACEMENT_SHIFTS), flush=True)
+        print(
+            f"  {m:<16} "
+            + "  ".join(
+                f"k={k}: {row[f'k={k}']['whole']:6.2f} dB (last 2 s {row[f'k={k}']['last2s']:6.2f})"
+                for k in PLACEMENT_SHIFTS
+            ),
+            flush=True,
+        )
     return out
 
 
 def model_estimator(name: str) -> Estimator:
     import stemforge
+
     model = stemforge.load_model(name)
 
     def estimate(mix: np.ndarray, stems=None) -> Dict[str, np.ndarray]:
         return stemforge.separate(mix, RATE, model)
+
     return estimate
 
 
@@ -118,20 +129,29 @@ def main() -> None:
     parser.add_argument("--placement", action="store_true", help="also measure placement consistency")
     args = parser.parse_args()
     import torch
+
     torch.set_num_threads(args.threads)
     try:
         songs = band_validation.songs()
     except band_validation.MissingValidationSet as e:
         raise SystemExit(str(e))
     models = {m: model_estimator(m) for m in (args.model or ["studio", "live"])}
-    methods = {"mix": mix_estimates, "IRM oracle": lambda mix, st: irm_oracle(mix, st),
-               "DSP baseline": dsp_baseline, **models}
-    print(f"real band: {len(songs)} songs, {sum(s.shape[-1] for _, s in songs) / RATE:.1f} s "
-          f"(validation only); per song: mean global SDR over the four stems")
+    methods = {
+        "mix": mix_estimates,
+        "IRM oracle": lambda mix, st: irm_oracle(mix, st),
+        "DSP baseline": dsp_baseline,
+        **models,
+    }
+    print(
+        f"real band: {len(songs)} songs, {sum(s.shape[-1] for _, s in songs) / RATE:.1f} s "
+        f"(validation only); per song: mean global SDR over the four stems"
+    )
     print_table(score(methods, songs), "real band (global SDR, dB, mean over songs)")
     if args.placement:
-        print(f"\nplacement consistency: SDR between the stems of the first {PLACEMENT_SECONDS:g} s and "
-              f"those of the same audio delayed by k samples (dB, mean over stems and songs)")
+        print(
+            f"\nplacement consistency: SDR between the stems of the first {PLACEMENT_SECONDS:g} s and "
+            f"those of the same audio delayed by k samples (dB, mean over stems and songs)"
+        )
         placement_figures(models, songs)
 
 

@@ -11,6 +11,7 @@ module scores on them:
   the vocals SDR (the voice alone is the input and the reference);
 - level invariance: vocals SDR at -20, 0 and +20 dB input gain, and its spread.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ def excerpts(count: int, kinds: Tuple[str, ...] = ("karaoke", "multitrack")) -> 
     step = max(1, len(slots) / count)
     for j in range(min(count, len(slots))):
         path, stems, info, start = slots[int(j * step)]
-        refs = {k: np.ascontiguousarray(v[:, start:start + n_excerpt]) for k, v in stems.items()}
+        refs = {k: np.ascontiguousarray(v[:, start : start + n_excerpt]) for k, v in stems.items()}
         mix = sum(refs.values())
         if float(np.abs(mix).max()) < 1e-4:
             continue
@@ -63,9 +64,9 @@ def solo_voices(count: int) -> List[Example]:
     """Solo voices never trained on: the held-out singers' voices alone, the held-out
     song's vocals alone, and held-out voice banks (`vocals` recordings)."""
     out = []
-    for name, source, refs, _ in excerpts(10 ** 6, ("karaoke", "multitrack", "vocals")):
+    for name, source, refs, _ in excerpts(10**6, ("karaoke", "multitrack", "vocals")):
         voice = refs.get("vocals")
-        if voice is not None and float(np.sqrt(np.mean(voice ** 2))) > 3e-3:
+        if voice is not None and float(np.sqrt(np.mean(voice**2))) > 3e-3:
             out.append((name, source, {"vocals": voice}, voice))
     step = max(1, len(out) / count)
     return [out[int(j * step)] for j in range(min(count, len(out)))]
@@ -79,6 +80,7 @@ def oracle(refs: Dict[str, np.ndarray], mix: np.ndarray) -> Dict[str, np.ndarray
     """Ideal ratio masks from the known parts (four stems, or vocals + accompaniment); an
     accompaniment's estimate stands in `other`, so that drums + bass + other is it."""
     from bench.baselines import ideal_ratio_masks
+
     est = dict(zip(refs, ideal_ratio_masks(mix, np.stack(list(refs.values())))))
     z = np.zeros_like(mix)
     full = {s: est.get(s, z) for s in STEMS}
@@ -127,10 +129,12 @@ def solo_voice_figures(methods: Dict[str, Estimator], voices: List[Example]) -> 
             total = sum(float(np.sum(est[s].astype(np.float64) ** 2)) for s in STEMS)
             shares.append(100 * float(np.sum(est["vocals"].astype(np.float64) ** 2)) / max(total, 1e-20))
             sdrs.append(sdr(voice, est["vocals"]))
-        out[m] = {"share": float(np.mean(shares)), "sdr": float(np.mean(sdrs)),
-                  "worst_share": float(np.min(shares))}
-        print(f"  {m:<16} solo voice in vocals {out[m]['share']:5.1f}% (worst {out[m]['worst_share']:5.1f}%), "
-              f"vocals SDR {out[m]['sdr']:6.2f} dB over {len(voices)} voices", flush=True)
+        out[m] = {"share": float(np.mean(shares)), "sdr": float(np.mean(sdrs)), "worst_share": float(np.min(shares))}
+        print(
+            f"  {m:<16} solo voice in vocals {out[m]['share']:5.1f}% (worst {out[m]['worst_share']:5.1f}%), "
+            f"vocals SDR {out[m]['sdr']:6.2f} dB over {len(voices)} voices",
+            flush=True,
+        )
     return out
 
 
@@ -142,8 +146,9 @@ def level_figures(methods: Dict[str, Estimator], examples: List[Example]) -> Dic
         row = {}
         for g in GAINS_DB:
             k = np.float32(10 ** (g / 20))
-            row[f"{g:+.0f} dB"] = float(np.mean([sdr(refs["vocals"] * k, estimate(mix * k, None)["vocals"])
-                                                 for _, _, refs, mix in with_vocals]))
+            row[f"{g:+.0f} dB"] = float(
+                np.mean([sdr(refs["vocals"] * k, estimate(mix * k, None)["vocals"]) for _, _, refs, mix in with_vocals])
+            )
         values = list(row.values())
         row["spread"] = max(values) - min(values)
         out[m] = row

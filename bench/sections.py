@@ -18,6 +18,7 @@ fresh process. Per stream and overall it prints:
 
 A benchmark, not a test: it prints figures and always exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def real_speech(seconds: float, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(0)
     import soxr
     from pedalboard.io import AudioFile
+
     pieces, n = [], int(seconds * RATE)
     while sum(len(p) for p in pieces) < n:
         with AudioFile(str(files[rng.integers(len(files))])) as f:
@@ -59,8 +61,7 @@ def random_parts(minutes: float, rng: np.random.Generator) -> list:
         style = rng.choice(["pop", "rock", "ballad"], p=[0.45, 0.3, 0.25])
         parts.append(Part("song", float(rng.uniform(120, 270)), str(style)))
         if rng.random() < 0.25:  # another song right after, a short pause between
-            parts += [Part("silence", float(rng.uniform(5, 8))),
-                      Part("song", float(rng.uniform(120, 270)), "pop")]
+            parts += [Part("silence", float(rng.uniform(5, 8))), Part("song", float(rng.uniform(120, 270)), "pop")]
         kind = rng.choice(["talk", "bgm-talk", "silence-talk"])
         if kind == "silence-talk":
             parts += [Part("silence", float(rng.uniform(5, 20))), Part("talk", float(rng.uniform(20, 120)))]
@@ -81,9 +82,10 @@ def render(minutes: float, seed: int, path: Path) -> list:
         if part.kind == "talk" and rng.random() < 0.5:
             speech = real_speech(part.seconds, rng)
             if len(speech):
-                audio[:, t:t + n] = 0.25 * speech[None, :n]
+                audio[:, t : t + n] = 0.25 * speech[None, :n]
         t += n
     from pedalboard.io import AudioFile
+
     with AudioFile(str(path), "w", RATE, 2, bit_depth=16) as f:
         f.write(audio)
     return truth
@@ -106,10 +108,12 @@ def score(found: list, truth: list) -> dict:
 
 
 def run_sections(path: Path, out: Path, model: str) -> tuple:
-    code = ("import sys; from bench.peak_rss import peak_rss_mb; "
-            "from stemforge.cli import main; "
-            f"rc = main(['sections', {str(path)!r}, '-o', {str(out)!r}, '-m', {model!r}, '-q']); "
-            "print('RSS', peak_rss_mb()); sys.exit(rc)")
+    code = (
+        "import sys; from bench.peak_rss import peak_rss_mb; "
+        "from stemforge.cli import main; "
+        f"rc = main(['sections', {str(path)!r}, '-o', {str(out)!r}, '-m', {model!r}, '-q']); "
+        "print('RSS', peak_rss_mb()); sys.exit(rc)"
+    )
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -131,32 +135,50 @@ def main() -> None:
     args = parser.parse_args()
     totals = {"songs": 0, "found": 0, "false": 0, "errors": []}
     rows = []
-    print(f"{'stream':<10}{'minutes':>8}{'songs':>7}{'found':>7}{'false':>7}{'median s':>10}"
-          f"{'p90 s':>8}{'max s':>8}{'<=2 s':>8}{'RTF':>8}{'RSS MB':>8}")
+    print(
+        f"{'stream':<10}{'minutes':>8}{'songs':>7}{'found':>7}{'false':>7}{'median s':>10}"
+        f"{'p90 s':>8}{'max s':>8}{'<=2 s':>8}{'RTF':>8}{'RSS MB':>8}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.streams):
             path = Path(tmp) / f"stream{k}.flac"
             truth = render(args.minutes, args.seed + k, path)
             found, seconds, rss = run_sections(path, Path(tmp) / "out", args.model)
             from pedalboard.io import AudioFile
+
             with AudioFile(str(path)) as f:
                 duration = f.frames / f.samplerate
             s = score(found, truth)
             e = np.array(s["errors"]) if s["errors"] else np.array([np.nan])
-            print(f"{path.stem:<10}{duration / 60:8.1f}{s['songs']:7d}{s['found']:7d}{s['false']:7d}"
-                  f"{np.median(e):10.1f}{np.percentile(e, 90):8.1f}{np.max(e):8.1f}"
-                  f"{np.mean(e <= 2):8.0%}{seconds / duration:8.3f}{rss:8.0f}", flush=True)
-            rows.append(dict(stream=path.stem, minutes=duration / 60, rtf=seconds / duration, rss_mb=rss,
-                             truth=truth, songs_found=found, matched=s["found"], false=s["false"],
-                             errors=s["errors"]))
+            print(
+                f"{path.stem:<10}{duration / 60:8.1f}{s['songs']:7d}{s['found']:7d}{s['false']:7d}"
+                f"{np.median(e):10.1f}{np.percentile(e, 90):8.1f}{np.max(e):8.1f}"
+                f"{np.mean(e <= 2):8.0%}{seconds / duration:8.3f}{rss:8.0f}",
+                flush=True,
+            )
+            rows.append(
+                dict(
+                    stream=path.stem,
+                    minutes=duration / 60,
+                    rtf=seconds / duration,
+                    rss_mb=rss,
+                    truth=truth,
+                    songs_found=found,
+                    matched=s["found"],
+                    false=s["false"],
+                    errors=s["errors"],
+                )
+            )
             for key in ("songs", "found", "false"):
                 totals[key] += s[key]
             totals["errors"] += s["errors"]
     e = np.array(totals["errors"])
-    print(f"\nall: recall {totals['found']}/{totals['songs']} = {totals['found'] / totals['songs']:.0%}, "
-          f"{totals['false']} false song(s); boundary error median {np.median(e):.1f} s, "
-          f"90th percentile {np.percentile(e, 90):.1f} s, max {e.max():.1f} s, "
-          f"{np.mean(e <= 2):.0%} within 2 s")
+    print(
+        f"\nall: recall {totals['found']}/{totals['songs']} = {totals['found'] / totals['songs']:.0%}, "
+        f"{totals['false']} false song(s); boundary error median {np.median(e):.1f} s, "
+        f"90th percentile {np.percentile(e, 90):.1f} s, max {e.max():.1f} s, "
+        f"{np.mean(e <= 2):.0%} within 2 s"
+    )
     if args.json:
         args.json.write_text(json.dumps({"streams": rows}, indent=1))
 

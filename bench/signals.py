@@ -1,4 +1,5 @@
 """Deterministic test audio shared by the benchmarks, the host tests and the README's demo."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ def music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int
     drums = np.zeros(n)
     for start in range(0, n, beat):
         k = np.arange(min(2000, n - start))
-        drums[start:start + len(k)] += np.sin(2 * np.pi * 60 * k / sample_rate) * np.exp(-k / 300)
+        drums[start : start + len(k)] += np.sin(2 * np.pi * 60 * k / sample_rate) * np.exp(-k / 300)
     bass = 0.3 * np.sin(2 * np.pi * 55 * (1 + (t // 1) % 2 * 0.5) * t)
     chords = 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
     voice = 0.15 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5.5 * t))
@@ -28,7 +29,9 @@ def music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int
 def main() -> None:
     """python -m bench.signals OUT.wav [SECONDS]: write the demo arrangement as a WAV file."""
     import sys
+
     from pedalboard.io import AudioFile
+
     out, seconds = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
     with AudioFile(out, "w", 44100, 2, bit_depth=16) as f:
         f.write(music(seconds))

@@ -16,6 +16,7 @@ MaskNet of a production model's size (3.6 M parameters) with random weights,
 built on the fly. The fixtures are so small that per-call overhead is most of
 what they measure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,20 @@ def build_large(folder: Path) -> Path:
     """A production-sized MaskNet with random weights, saved through the model contract."""
     from models.fixtures import Fixture, build_fixture
     from stemforge.io.model_files import save_model
-    module, info = build_fixture(Fixture(LARGE, "streaming", 44100, 2, dict(
-        n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16), lookahead_frames=2)))
+
+    module, info = build_fixture(
+        Fixture(
+            LARGE,
+            "streaming",
+            44100,
+            2,
+            dict(n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16), lookahead_frames=2),
+        )
+    )
     path = folder / f"{LARGE}.ts"
     save_model(module, info, path)
     return path
+
 
 BLOCKS = (128, 512, 4096)
 
@@ -64,13 +74,13 @@ def measure(model: stemforge.Model, x: np.ndarray, rate: int, threads: int, runs
     def chunks(size):
         sep.prepare(rate, 2)
         for i in range(0, x.shape[1], size):
-            sep.process(x[:, i:i + size], rate, reset=False)
+            sep.process(x[:, i : i + size], rate, reset=False)
         sep.flush()
 
     def blocks(size):
         sep.prepare(rate, 2)
         for i in range(0, x.shape[1], size):
-            sep.process_block(x[:, i:i + size], rate)
+            sep.process_block(x[:, i : i + size], rate)
 
     rows = [("offline sep(audio, sr)", offline)]
     rows += [(f"process(reset=False) {size:>5}", best_of(runs, lambda: chunks(size))) for size in BLOCKS]
@@ -80,14 +90,17 @@ def measure(model: stemforge.Model, x: np.ndarray, rate: int, threads: int, runs
         print(f"  {label:<28} {t:8.3f} {t / offline:10.2f} {t / seconds:8.4f}")
     for host_rate in (44100, 48000):
         sep.prepare(host_rate, 2)
-        print(f"  latency_samples at {host_rate} Hz: {sep.latency_samples} "
-              f"({1000 * sep.latency_samples / host_rate:.1f} ms)")
+        print(
+            f"  latency_samples at {host_rate} Hz: {sep.latency_samples} "
+            f"({1000 * sep.latency_samples / host_rate:.1f} ms)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append",
-                        help=f"model name or file, repeatable (default: fixtures and {LARGE})")
+    parser.add_argument(
+        "--model", action="append", help=f"model name or file, repeatable (default: fixtures and {LARGE})"
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--threads", type=int, default=1)
@@ -95,12 +108,13 @@ def main() -> None:
     args = parser.parse_args()
 
     x = music(args.seconds, args.rate)
-    print(f"audio: {args.seconds:g} s stereo at {args.rate} Hz; torch threads {args.threads}; "
-          f"best of {args.runs}; stem='vocals'")
+    print(
+        f"audio: {args.seconds:g} s stereo at {args.rate} Hz; torch threads {args.threads}; "
+        f"best of {args.runs}; stem='vocals'"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         presets = [p for p in ("live", "studio") if (ROOT / "models" / f"{p}.ts").exists()]
-        names = args.model or ["fixture-stream", "fixture-window",
-                               *(presets or [str(build_large(Path(tmp)))])]
+        names = args.model or ["fixture-stream", "fixture-window", *(presets or [str(build_large(Path(tmp)))])]
         for name in names:
             measure(stemforge.load_model(name), x, args.rate, args.threads, args.runs)
 

@@ -7,6 +7,7 @@ Talk is a voice that glides through short syllables with pauses, alone or
 over quiet background music. Used by host_tests/test_sections.py and
 bench/sections.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ def _formant_voice(f0: np.ndarray, vowel: str, rng: np.random.Generator) -> np.n
         freq = h * mean_f0
         if freq > 8000:
             break
-        gain = sum(1.0 / (1 + ((freq - fc) / (0.12 * fc)) ** 2) for fc in formants) / h ** 0.5
+        gain = sum(1.0 / (1 + ((freq - fc) / (0.12 * fc)) ** 2) for fc in formants) / h**0.5
         out += gain * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
     return out * (f0 > 0)
 
@@ -38,12 +39,11 @@ def _envelope(n: int, attack: int, release: int) -> np.ndarray:
     env = np.ones(n)
     a, r = min(attack, n // 2), min(release, n // 2)
     env[:a] = np.linspace(0, 1, a)
-    env[n - r:] = np.linspace(1, 0, r)
+    env[n - r :] = np.linspace(1, 0, r)
     return env
 
 
-def band(seconds: float, tempo: float, key: float, rng: np.random.Generator,
-         style: str = "pop") -> np.ndarray:
+def band(seconds: float, tempo: float, key: float, rng: np.random.Generator, style: str = "pop") -> np.ndarray:
     """Drums, bass and chords, mono."""
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
@@ -52,14 +52,14 @@ def band(seconds: float, tempo: float, key: float, rng: np.random.Generator,
     if style != "ballad":
         for i, start in enumerate(range(0, n, beat)):
             k = np.arange(min(3000, n - start))
-            out[start:start + len(k)] += 0.8 * np.sin(2 * np.pi * 55 * k / RATE) * np.exp(-k / 400)
+            out[start : start + len(k)] += 0.8 * np.sin(2 * np.pi * 55 * k / RATE) * np.exp(-k / 400)
             if i % 2:
                 m = min(4000, n - start)
-                out[start:start + m] += 0.25 * rng.standard_normal(m) * np.exp(-np.arange(m) / 900)
+                out[start : start + m] += 0.25 * rng.standard_normal(m) * np.exp(-np.arange(m) / 900)
             hat = start + beat // 2
             if hat < n:
                 m = min(800, n - hat)
-                out[hat:hat + m] += 0.08 * rng.standard_normal(m) * np.exp(-np.arange(m) / 150)
+                out[hat : hat + m] += 0.08 * rng.standard_normal(m) * np.exp(-np.arange(m) / 150)
     progression = [0, 5, 7, 3] if style != "ballad" else [0, 9, 5, 7]
     bar = 4 * beat
     for j, start in enumerate(range(0, n, bar)):
@@ -67,10 +67,10 @@ def band(seconds: float, tempo: float, key: float, rng: np.random.Generator,
         m = min(bar, n - start)
         tt = t[:m]
         env = _envelope(m, 500, 2000)
-        out[start:start + m] += 0.3 * np.sin(2 * np.pi * root / 2 * tt) * env
+        out[start : start + m] += 0.3 * np.sin(2 * np.pi * root / 2 * tt) * env
         for interval in (0, 4, 7):
             f = root * 2 ** (interval / 12)
-            out[start:start + m] += 0.07 * np.sign(np.sin(2 * np.pi * f * tt)) * env
+            out[start : start + m] += 0.07 * np.sign(np.sin(2 * np.pi * f * tt)) * env
     return out
 
 
@@ -97,7 +97,7 @@ def sung(seconds: float, key: float, rng: np.random.Generator, rest: float = 0.1
     onsets = np.flatnonzero(np.diff(voiced) > 0)
     for o in onsets:  # an unvoiced consonant before each note
         m = min(1500, o)
-        voice[o - m:o] += 0.15 * rng.standard_normal(m) * np.hanning(m)
+        voice[o - m : o] += 0.15 * rng.standard_normal(m) * np.hanning(m)
     return voice * smooth
 
 
@@ -121,13 +121,13 @@ def talk(seconds: float, rng: np.random.Generator) -> np.ndarray:
     voice *= np.convolve(voiced, np.ones(221) / 221, mode="same")
     for o in np.flatnonzero(np.diff(voiced) > 0):
         m = min(1200, o)
-        voice[o - m:o] += 0.2 * rng.standard_normal(m) * np.hanning(m)
+        voice[o - m : o] += 0.2 * rng.standard_normal(m) * np.hanning(m)
     return voice
 
 
 @dataclass
 class Part:
-    kind: str       # "song", "talk", "silence", "bgm-talk"
+    kind: str  # "song", "talk", "silence", "bgm-talk"
     seconds: float
     style: str = "pop"
 

@@ -1,6 +1,7 @@
 """The signals on which stemforge's BSS Eval is compared with museval's (the evaluate
 tests' cases and realistic stems), shared by host_tests/test_bsseval.py and the script
 that computed museval's figures once, host_tests/data/make_bsseval_reference.py."""
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
@@ -31,7 +32,7 @@ def with_error(refs: Dict[str, np.ndarray], sdr_db: Dict[str, float], seed: int)
     out = {}
     for s, ref in refs.items():
         noise = rng.standard_normal(ref.shape)
-        noise *= np.sqrt(np.sum(ref.astype(np.float64) ** 2) / np.sum(noise ** 2) / 10 ** (sdr_db[s] / 10))
+        noise *= np.sqrt(np.sum(ref.astype(np.float64) ** 2) / np.sum(noise**2) / 10 ** (sdr_db[s] / 10))
         out[s] = ref + noise
     return out
 
@@ -67,18 +68,18 @@ def song_stems(seconds: float = 4.0) -> Dict[str, np.ndarray]:
     drums = np.zeros(n)
     for start in range(0, n, RATE // 2):
         k = np.arange(min(4000, n - start))
-        drums[start:start + len(k)] += np.sin(2 * np.pi * 60 * k / RATE) * np.exp(-k / 600)
-        drums[start:start + len(k)] += 0.3 * rng.standard_normal(len(k)) * np.exp(-k / 200)
+        drums[start : start + len(k)] += np.sin(2 * np.pi * 60 * k / RATE) * np.exp(-k / 600)
+        drums[start : start + len(k)] += 0.3 * rng.standard_normal(len(k)) * np.exp(-k / 200)
     bass = 0.3 * np.sin(2 * np.pi * 55 * (1 + (t // 1) % 2 * 0.5) * t)
     chords = 0.1 * sum(np.sin(2 * np.pi * f * t + p) for f, p in ((261.6, 0.1), (329.6, 0.7), (392.0, 1.3)))
     voice = 0.15 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5.5 * t)) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-    voice[RATE:2 * RATE] = 0.0
+    voice[RATE : 2 * RATE] = 0.0
     pans = {"drums": 0.5, "bass": 0.45, "other": 0.7, "vocals": 0.4}
     out = {}
     for name, x in zip(STEMS, (drums, bass, chords, voice)):
-        floor = 1e-4 * np.sqrt(np.mean(x ** 2)) * rng.standard_normal((2, n))
+        floor = 1e-4 * np.sqrt(np.mean(x**2)) * rng.standard_normal((2, n))
         if name == "vocals":
-            floor[:, RATE:2 * RATE] = 0.0      # the voice's rest stays digital silence
+            floor[:, RATE : 2 * RATE] = 0.0  # the voice's rest stays digital silence
         out[name] = (np.stack([x * pans[name], x * (1 - pans[name])]) + floor).astype(np.float32)
     return out
 
@@ -93,8 +94,12 @@ def song_separated() -> Tuple[dict, dict]:
     for s, ref in refs.items():
         other, amount = leak[s]
         x = ref.astype(np.float64) + amount * refs[other]
-        x = np.stack([np.convolve(x[0], [0.8, 0.15, -0.05])[:x.shape[1]],
-                      np.convolve(x[1], [0.7, 0.2, 0.05])[:x.shape[1]] + 0.05 * x[0]])
+        x = np.stack(
+            [
+                np.convolve(x[0], [0.8, 0.15, -0.05])[: x.shape[1]],
+                np.convolve(x[1], [0.7, 0.2, 0.05])[: x.shape[1]] + 0.05 * x[0],
+            ]
+        )
         ests[s] = 0.9 * x + 0.003 * rng.standard_normal(x.shape)
     return refs, ests
 
@@ -111,8 +116,10 @@ CASES: Dict[str, Callable[[], Tuple[dict, dict]]] = {
 def as_read(refs: dict, ests: dict) -> Tuple[np.ndarray, np.ndarray]:
     """(sources, samples, channels) float64 arrays of the signals as `stemforge evaluate`
     reads them back from float32 files."""
+
     def stack(d):
         return np.stack([np.asarray(d[s], np.float32).astype(np.float64).T for s in d])
+
     return stack(refs), stack(ests)
 
 

@@ -7,6 +7,7 @@ but they run the whole contract (STFT, masks that sum to one, streaming
 state, fixed windows, mono models, another sample rate), which is what these
 tests are about.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ def live(presets):
 def engine_tool(tmp_path_factory, name: str) -> Path:
     """plugin/vst3/tests/NAME.cpp, a program that drives the plugin's engine library, built."""
     import shutil
+
     if shutil.which("g++") is None:
         pytest.skip(f"g++ is needed to build {name}")
     exe = tmp_path_factory.mktemp(name) / name
@@ -82,12 +84,16 @@ def rt_host() -> Path:
     if not (cmake_dir / "CMakeCache.txt").is_file():
         pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
     import fcntl
+
     # pytest -n: the modules that use it may run in two workers at once, and two builds in
     # one CMake tree would write the same files; the second waits and finds it built.
     with open(cmake_dir / "rt_host.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        subprocess.run(["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
 
 
@@ -114,10 +120,12 @@ def cli_here(capfd, monkeypatch):
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             out, err = capfd.readouterr()
         return subprocess.CompletedProcess(["stemforge", *argv], code or 0, out, err)
+
     return run
 
 
 # -- imported peers: small Demucs and Open-Unmix models with fixed random weights -------
+
 
 @pytest.fixture(scope="module")
 def demucs_checkpoint(tmp_path_factory) -> Path:
@@ -126,12 +134,17 @@ def demucs_checkpoint(tmp_path_factory) -> Path:
     import torch
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state
+
     torch.manual_seed(0)
-    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1,
-                     bottom_channels=0, nfft=1024)
+    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1, bottom_channels=0, nfft=1024)
     args, kwargs = model._init_args_kwargs
-    package = {"klass": HTDemucs, "args": args, "kwargs": kwargs,
-               "state": get_state(model, None, half=True), "training_args": {}}
+    package = {
+        "klass": HTDemucs,
+        "args": args,
+        "kwargs": kwargs,
+        "state": get_state(model, None, half=True),
+        "training_args": {},
+    }
     path = tmp_path_factory.mktemp("demucs") / "small-htdemucs.th"
     torch.save(package, path)
     return path
@@ -140,6 +153,7 @@ def demucs_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def demucs_model(demucs_checkpoint, tmp_path_factory):
     import stemforge
+
     out = tmp_path_factory.mktemp("imported") / "htdemucs-small.ts"
     done = run_cli("import-model", "demucs", demucs_checkpoint, "-o", out, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -152,9 +166,12 @@ def umx_folder(tmp_path_factory) -> Path:
     """A small Open-Unmix model folder as its training writes one: separator.json and,
     per target, <target>.json (its arguments) and <target>.pth (its state)."""
     import torch
+
     from stemforge.importers.openunmix import openunmix_utils
+
     openunmix_utils()
     from openunmix.model import OpenUnmix
+
     folder = tmp_path_factory.mktemp("umx") / "umx-small"
     folder.mkdir()
     torch.manual_seed(1)
@@ -165,16 +182,19 @@ def umx_folder(tmp_path_factory) -> Path:
         state["input_mean"] = 0.1 * torch.randn(max_bin)  # trained models are not at their init
         state["input_scale"] = 1 + torch.rand(max_bin)
         torch.save(state, folder / f"{target}.pth")
-        (folder / f"{target}.json").write_text(json.dumps(
-            {"args": {"nfft": n_fft, "nhop": n_hop, "nb_channels": 2, "hidden_size": 16}}))
-    (folder / "separator.json").write_text(json.dumps(
-        {"sample_rate": 44100, "nfft": n_fft, "nhop": n_hop, "nb_channels": 2}))
+        (folder / f"{target}.json").write_text(
+            json.dumps({"args": {"nfft": n_fft, "nhop": n_hop, "nb_channels": 2, "hidden_size": 16}})
+        )
+    (folder / "separator.json").write_text(
+        json.dumps({"sample_rate": 44100, "nfft": n_fft, "nhop": n_hop, "nb_channels": 2})
+    )
     return folder
 
 
 @pytest.fixture(scope="module")
 def umx_model(umx_folder, tmp_path_factory):
     import stemforge
+
     out = tmp_path_factory.mktemp("imported") / "umx-small.ts"
     done = run_cli("import-model", "openunmix", umx_folder, "-o", out, "--window", "1.5", timeout=600)
     assert done.returncode == 0, done.stderr

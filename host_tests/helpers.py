@@ -1,5 +1,6 @@
 """What the tests share besides fixtures (those are in conftest.py): paths, the stem names,
 the test signal, level and SDR measures, and ways to feed a processor or run the CLI."""
+
 from __future__ import annotations
 
 import functools
@@ -22,13 +23,15 @@ def loaded_model(name_or_path: str):
     """stemforge.load_model, once per run for each name or path (a load reads the file and
     checks the model on a test input). Processors built on one model keep their own state."""
     import stemforge
+
     return stemforge.load_model(name_or_path)
 
 
 def db(residual: np.ndarray, reference: np.ndarray) -> float:
     """Energy of `residual` relative to `reference`, in dB."""
-    return 10 * np.log10((np.sum(np.square(residual, dtype=np.float64)) + 1e-30)
-                         / np.sum(np.square(reference, dtype=np.float64)))
+    return 10 * np.log10(
+        (np.sum(np.square(residual, dtype=np.float64)) + 1e-30) / np.sum(np.square(reference, dtype=np.float64))
+    )
 
 
 def sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -49,7 +52,7 @@ def stream(processor, x: np.ndarray, sample_rate: int, sizes) -> np.ndarray:
     outs, i, k = [], 0, 0
     while i < x.shape[1]:
         size = sizes[k % len(sizes)]
-        outs.append(processor.process(x[:, i:i + size], sample_rate, reset=False))
+        outs.append(processor.process(x[:, i : i + size], sample_rate, reset=False))
         i, k = i + size, k + 1
     outs.append(processor.flush())
     return np.concatenate([o for o in outs if o.size], axis=1)
@@ -60,15 +63,15 @@ def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray
     processor.prepare(sample_rate, x.shape[0])
     latency = processor.latency_samples
     padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
-    out = [processor.process_block(padded[:, i:i + block], sample_rate)
-           for i in range(0, padded.shape[1], block)]
+    out = [processor.process_block(padded[:, i : i + block], sample_rate) for i in range(0, padded.shape[1], block)]
     for o, i in zip(out, range(0, padded.shape[1], block)):
-        assert o.shape == padded[:, i:i + block].shape
-    return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
+        assert o.shape == padded[:, i : i + block].shape
+    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]
 
 
 def run_cli(*args, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`stemforge ARGS...` as a subprocess, as a user runs it (`timeout`: a guard against a
     hang, not a measure)."""
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )

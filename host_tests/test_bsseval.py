@@ -1,6 +1,7 @@
 """stemforge's BSS Eval v4 gives museval's figures without museval's package (whose import
 needs ffmpeg): per frame, on the evaluate tests' cases and on music-like stems, against
 figures computed once with museval 0.4.1 by host_tests/data/make_bsseval_reference.py."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from stemforge.apps.evaluate import EvaluationError, evaluate_track
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "bsseval_museval.json").read_text())
 TOLERANCE_DB = 0.01
-PERFECT_DB = 200.0   # an estimate equal to its reference: ~300 dB of rounding noise in both
+PERFECT_DB = 200.0  # an estimate equal to its reference: ~300 dB of rounding noise in both
 
 
 def museval_figures(case: str, metric: str) -> np.ndarray:
@@ -32,8 +33,9 @@ def test_frames_equal_museval(case):
     r, e = as_read(refs, ests)
     stored = REFERENCE["cases"][case]
     assert list(r.shape) == stored["shape"]
-    assert checksum(r) == pytest.approx(stored["checksum"]["references"], rel=1e-9), \
+    assert checksum(r) == pytest.approx(stored["checksum"]["references"], rel=1e-9), (
         "the case's signals changed (another numpy generator?): rerun data/make_bsseval_reference.py"
+    )
     assert checksum(e) == pytest.approx(stored["checksum"]["estimates"], rel=1e-9)
     ours = bss_eval(r, e, window=RATE, hop=RATE)
     for metric in ("sdr", "isr", "sir", "sar"):
@@ -48,12 +50,12 @@ def test_frames_equal_museval(case):
 def test_evaluate_medians_equal_museval_medians():
     refs, ests = errors_put_in()
     r, e = as_read(refs, ests)
-    scores = evaluate_track({s: r[k].T for k, s in enumerate(refs)},
-                            {s: e[k].T for k, s in enumerate(refs)}, RATE)
+    scores = evaluate_track({s: r[k].T for k, s in enumerate(refs)}, {s: e[k].T for k, s in enumerate(refs)}, RATE)
     for k, stem in enumerate(refs):
         for metric in ("sdr", "isr", "sir", "sar"):
             assert scores[stem][metric] == pytest.approx(
-                np.nanmedian(museval_figures("errors_put_in", metric)[k]), abs=TOLERANCE_DB)
+                np.nanmedian(museval_figures("errors_put_in", metric)[k]), abs=TOLERANCE_DB
+            )
 
 
 def test_frames_like_museval():
@@ -63,7 +65,7 @@ def test_frames_like_museval():
     refs = rng.standard_normal((2, 2 * RATE + 500, 2))
     ests = refs + 0.1 * rng.standard_normal(refs.shape)
     assert bss_eval(refs, ests, RATE, RATE).sdr.shape == (2, 2)
-    assert bss_eval(refs[:, :RATE // 2], ests[:, :RATE // 2], RATE, RATE).sdr.shape == (2, 1)
+    assert bss_eval(refs[:, : RATE // 2], ests[:, : RATE // 2], RATE, RATE).sdr.shape == (2, 1)
 
 
 def test_bad_inputs_are_clear_errors():
@@ -92,12 +94,19 @@ def test_cli_scores_without_museval_importable(tmp_path):
         for name, x in stems.items():
             with AudioFile(str(tmp_path / folder / f"{name}.wav"), "w", RATE, 2, bit_depth=32) as f:
                 f.write(np.asarray(x, np.float32))
-    done = subprocess.run([sys.executable, "-m", "stemforge", "evaluate", str(tmp_path / "ref"),
-                           str(tmp_path / "est"), "--json", "-"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              [str(blocked)] + [p for p in [os.environ.get("PYTHONPATH")] if p])})
+    done = subprocess.run(
+        [sys.executable, "-m", "stemforge", "evaluate", str(tmp_path / "ref"), str(tmp_path / "est"), "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(blocked)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+        },
+    )
     assert done.returncode == 0, done.stderr
     scores = json.loads(done.stdout)["tracks"]["ref"]
     for k, stem in enumerate(refs):
         assert scores[stem]["sdr"] == pytest.approx(
-            np.nanmedian(museval_figures("errors_put_in", "sdr")[k]), abs=TOLERANCE_DB)
+            np.nanmedian(museval_figures("errors_put_in", "sdr")[k]), abs=TOLERANCE_DB
+        )

@@ -2,6 +2,7 @@
 (libtorch's, soxr's), found through $ORIGIN-relative paths, so a copy of it anywhere works in a
 host that has no Python and no torch of its own.
 """
+
 from __future__ import annotations
 
 import json

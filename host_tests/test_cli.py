@@ -1,5 +1,6 @@
 """The command line as a subprocess: stems of files, streamed from disk, written atomically.
 Options refused before any work run main() in this process (conftest.cli_here)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,8 @@ import sys
 import numpy as np
 from pedalboard.io import AudioFile
 
-from host_tests.helpers import db, music, run_cli as run
+from host_tests.helpers import db, music
+from host_tests.helpers import run_cli as run
 
 
 def test_separate_exports_aligned_stems_that_sum_to_the_file(tmp_path):
@@ -53,12 +55,18 @@ def long_file(path, minutes: float, rate: int = 44100) -> None:
 
 
 def start(*args, cwd=None):
-    return subprocess.Popen([sys.executable, "-m", "stemforge", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stemforge", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def wait_for_partials(folder, proc, timeout=300.0):
     import time
+
     deadline = time.monotonic() + timeout  # a guard against a hang: startup is slow on a busy machine
     while time.monotonic() < deadline and proc.poll() is None:
         if list(folder.rglob(".*.partial.*")):
@@ -68,6 +76,7 @@ def wait_for_partials(folder, proc, timeout=300.0):
 
 
 import signal  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -79,8 +88,7 @@ def test_a_killed_export_leaves_no_partial_stem_and_a_rerun_completes(tmp_path, 
     assert wait_for_partials(out, proc), "the export finished before it could be interrupted"
     proc.send_signal(how)
     proc.wait(timeout=300)
-    assert not [p for p in out.rglob("*.wav") if not p.name.startswith(".")], \
-        "a stem was left under its final name"
+    assert not [p for p in out.rglob("*.wav") if not p.name.startswith(".")], "a stem was left under its final name"
     if how == signal.SIGTERM:  # a clean stop removes its partial files too
         assert proc.returncode == 130 and not list(out.rglob(".*partial*"))
     rerun = run("separate", src, "-o", out, "--model", "fixture-stream", "-q")
@@ -121,20 +129,22 @@ def test_ctrl_c_before_the_batch_is_one_line_and_exit_130(tmp_path, when):
     one short line, no traceback, exit status 130, as during the batch."""
     src = tmp_path / "song.wav"
     long_file(src, 1 / 60)
-    done = subprocess.run([sys.executable, "-c", CTRL_C, when, "separate", src, "-o", tmp_path / "out",
-                           "--model", "fixture-stream"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C, when, "separate", src, "-o", tmp_path / "out", "--model", "fixture-stream"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 130 and done.stderr.strip() == "stemforge: interrupted", done.stderr
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("template", ["../{stem}.{ext}", "{track}/../../{stem}.{ext}",
-                                      "/tmp/{stem}.{ext}"])
+@pytest.mark.parametrize("template", ["../{stem}.{ext}", "{track}/../../{stem}.{ext}", "/tmp/{stem}.{ext}"])
 def test_no_template_writes_outside_the_output_folder(tmp_path, template, cli_here):
     src = tmp_path / "song.wav"
     with AudioFile(str(src), "w", 44100, 2) as f:
         f.write(music(0.3))
-    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream",
-                      "--filename", template)
+    result = cli_here("separate", src, "-o", tmp_path / "out", "--model", "fixture-stream", "--filename", template)
     assert result.returncode == 2 and "outside the output folder" in result.stderr  # before any work
     assert not [p for p in tmp_path.rglob("*") if p.suffix == ".wav" and p != src]
 
@@ -146,8 +156,9 @@ def test_track_names_cannot_escape_and_inputs_are_never_overwritten(tmp_path, cl
     with AudioFile(str(victim), "w", 44100, 2) as f:
         f.write(music(0.3))
     before = victim.read_bytes()
-    result = cli_here("separate", victim, "-o", out, "--model", "fixture-stream", "--filename",
-                      "song/{stem}.{ext}", "--overwrite")
+    result = cli_here(
+        "separate", victim, "-o", out, "--model", "fixture-stream", "--filename", "song/{stem}.{ext}", "--overwrite"
+    )
     assert result.returncode == 2 and "would overwrite the input" in result.stderr  # before any work
     assert victim.read_bytes() == before
 
@@ -159,12 +170,42 @@ def test_formats_two_stems_dry_run_folders_and_jobs(tmp_path):
         with AudioFile(str(album / f"{name}.flac"), "w", rate, 2, bit_depth=24) as f:
             f.write(music(1.0, rate))
     out = tmp_path / "out"
-    dry = run("separate", album, "-r", "-o", out, "--model", "fixture-stream", "--dry-run",
-              "--two-stems", "vocals", "--format", "flac", "--bit-depth", "16")
+    dry = run(
+        "separate",
+        album,
+        "-r",
+        "-o",
+        out,
+        "--model",
+        "fixture-stream",
+        "--dry-run",
+        "--two-stems",
+        "vocals",
+        "--format",
+        "flac",
+        "--bit-depth",
+        "16",
+    )
     assert dry.returncode == 0 and dry.stdout.count("would write") == 3 and not out.exists()
-    result = run("separate", album, "-r", "-o", out, "--model", "fixture-stream", "-j", "2",
-                 "--two-stems", "vocals", "--format", "flac", "--bit-depth", "16",
-                 "--filename", "{index}-{track}/{model}-{stem}.{ext}")
+    result = run(
+        "separate",
+        album,
+        "-r",
+        "-o",
+        out,
+        "--model",
+        "fixture-stream",
+        "-j",
+        "2",
+        "--two-stems",
+        "vocals",
+        "--format",
+        "flac",
+        "--bit-depth",
+        "16",
+        "--filename",
+        "{index}-{track}/{model}-{stem}.{ext}",
+    )
     assert result.returncode == 0, result.stderr
     for name, rate in (("a", 44100), ("b", 48000), ("c", 22050)):
         folder = next(out.glob(f"*-{name}"))
@@ -176,18 +217,30 @@ def test_formats_two_stems_dry_run_folders_and_jobs(tmp_path):
         with AudioFile(str(next(album.rglob(f"{name}.flac")))) as f:
             original = f.read(f.frames)
         assert db(parts["vocals"] + parts["no_vocals"] - original, original) < -70  # 16-bit files
-    top_only = run("separate", album / "*.flac", "-o", tmp_path / "top", "--model", "fixture-stream",
-                   "--format", "ogg", "--stems", "vocals", "-q")
+    top_only = run(
+        "separate",
+        album / "*.flac",
+        "-o",
+        tmp_path / "top",
+        "--model",
+        "fixture-stream",
+        "--format",
+        "ogg",
+        "--stems",
+        "vocals",
+        "-q",
+    )
     assert top_only.returncode == 0, top_only.stderr
     assert sorted(p.parent.name for p in (tmp_path / "top").rglob("*.ogg")) == ["a", "b"]
 
 
 def test_bad_options_fail_before_any_work(tmp_path, cli_here):
-    for args, message in ((["--format", "flac", "--bit-depth", "32"], "flac takes bit depths 16, 24"),
-                          (["--filename", "{track}.{ext}"], "needs {stem}"),
-                          (["--filename", "{song}/{stem}.{ext}"], "unknown field(s) {song}"),
-                          (["--two-stems", "guitar"], "--two-stems guitar")):
-        result = cli_here("separate", "missing.wav", "-o", tmp_path / "out", "--model", "fixture-stream",
-                          *args)
+    for args, message in (
+        (["--format", "flac", "--bit-depth", "32"], "flac takes bit depths 16, 24"),
+        (["--filename", "{track}.{ext}"], "needs {stem}"),
+        (["--filename", "{song}/{stem}.{ext}"], "unknown field(s) {song}"),
+        (["--two-stems", "guitar"], "--two-stems guitar"),
+    ):
+        result = cli_here("separate", "missing.wav", "-o", tmp_path / "out", "--model", "fixture-stream", *args)
         assert result.returncode in (1, 2) and message in result.stderr, (args, result.stderr)
         assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ input fails once, the driver is interrupted and resumes.
 Needs root (or unprivileged user namespaces) and Ray: Ray is in the test extra, and a
 missing Ray fails this module's import instead of skipping it.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,9 @@ import ray  # noqa: F401  (the cluster tests must fail, not skip, where Ray is m
 from pedalboard.io import AudioFile
 
 import stemforge
-from stemforge.errors import ExportError
-from host_tests.helpers import MODELS, ROOT, music, run_cli
 from bench.loopback_cluster import LoopbackCluster
+from host_tests.helpers import MODELS, ROOT, music, run_cli
+from stemforge.errors import ExportError
 
 FIXTURE = str(MODELS / "fixture-stream.ts")
 RUN_TIMEOUT = 600  # seconds: a guard against a hang, generous for a busy 2-core machine
@@ -33,8 +34,7 @@ TRACKS = 6
 @pytest.fixture(scope="module")
 def cluster():
     # the workers import stemforge from this checkout, installed or not
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugin"),
-                                                       os.environ.get("PYTHONPATH")]))}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugin"), os.environ.get("PYTHONPATH")]))}
     with LoopbackCluster(workers=2, env=env) as running:  # stopped also when a test fails
         yield running
 
@@ -60,8 +60,15 @@ def partials(folder: Path) -> list:
     return [p for p in folder.rglob("*") if ".partial" in p.name]
 
 
-SEPARATE = ["separate", "--model", FIXTURE, "--session", "dawproject,reaper",
-            "--filename", "{index:02d}-{track}/{stem}.{ext}"]
+SEPARATE = [
+    "separate",
+    "--model",
+    FIXTURE,
+    "--session",
+    "dawproject,reaper",
+    "--filename",
+    "{index:02d}-{track}/{stem}.{ext}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +87,23 @@ def local(catalogue, tmp_path_factory) -> dict:
 def on_cluster(cluster: LoopbackCluster, *args, cwd=None) -> subprocess.CompletedProcess:
     """`stemforge ARGS... --cluster ADDRESS` run as a driver inside the cluster's namespace."""
     command = cluster.command([sys.executable, "-m", "stemforge", *args, "--cluster", cluster.address])
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=RUN_TIMEOUT,
-                          env=cluster.env)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=RUN_TIMEOUT, env=cluster.env)
 
 
 @pytest.mark.slow
 def test_every_node_of_the_test_cluster_is_on_loopback(cluster):
-    code = ("import ray; ray.init(address='127.0.0.1:6379', logging_level='ERROR'); "
-            "print(*sorted((n['NodeManagerAddress'], n['Resources'].get('CPU', 0)) "
-            "for n in ray.nodes() if n['Alive']), sep='\\n')")
-    result = subprocess.run(cluster.command([sys.executable, "-c", code]), capture_output=True,
-                            text=True, timeout=RUN_TIMEOUT, env=cluster.env)
+    code = (
+        "import ray; ray.init(address='127.0.0.1:6379', logging_level='ERROR'); "
+        "print(*sorted((n['NodeManagerAddress'], n['Resources'].get('CPU', 0)) "
+        "for n in ray.nodes() if n['Alive']), sep='\\n')"
+    )
+    result = subprocess.run(
+        cluster.command([sys.executable, "-c", code]),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stderr
     nodes = result.stdout.split("\n")[:-1]
     assert nodes == ["('127.0.0.1', 0)", "('127.0.0.1', 1.0)", "('127.0.0.1', 1.0)"]
@@ -106,29 +119,33 @@ def test_a_cluster_export_is_byte_identical_to_the_local_one(cluster, catalogue,
 
 
 @pytest.mark.slow
-def test_a_preset_on_the_cluster_through_ray_client_from_python_gives_the_local_bytes(
-        cluster, catalogue, tmp_path):
+def test_a_preset_on_the_cluster_through_ray_client_from_python_gives_the_local_bytes(cluster, catalogue, tmp_path):
     inputs = sorted(catalogue.glob("*.wav"))[:2]
-    expected = stemforge.export(inputs, tmp_path / "local", model="live", two_stems="vocals",
-                                format="flac")
+    expected = stemforge.export(inputs, tmp_path / "local", model="live", two_stems="vocals", format="flac")
     assert expected.ok and len(expected.written) == 4
-    code = ("import sys, stemforge; r = stemforge.export(sys.argv[2:], sys.argv[1], model='live', "
-            f"two_stems='vocals', format='flac', cluster={cluster.client_address!r}); "
-            "print(*[x.status for x in r.files])")
-    result = subprocess.run(cluster.command([sys.executable, "-c", code, tmp_path / "cluster", *inputs]),
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cluster.env)
+    code = (
+        "import sys, stemforge; r = stemforge.export(sys.argv[2:], sys.argv[1], model='live', "
+        f"two_stems='vocals', format='flac', cluster={cluster.client_address!r}); "
+        "print(*[x.status for x in r.files])"
+    )
+    result = subprocess.run(
+        cluster.command([sys.executable, "-c", code, tmp_path / "cluster", *inputs]),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stderr + cluster.logs()
     assert result.stdout.split() == ["done", "done"]
     assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster, catalogue, local,
-                                                                        tmp_path):
-    command = cluster.command([sys.executable, "-m", "stemforge", *SEPARATE, catalogue,
-                               "-o", tmp_path / "out", "--cluster", cluster.address])
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cluster.env)
+def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster, catalogue, local, tmp_path):
+    command = cluster.command(
+        [sys.executable, "-m", "stemforge", *SEPARATE, catalogue, "-o", tmp_path / "out", "--cluster", cluster.address]
+    )
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
     try:
         killed = None
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -152,10 +169,20 @@ def test_a_worker_killed_mid_file_gets_its_file_started_again_elsewhere(cluster,
 def test_a_file_whose_worker_dies_on_every_try_is_reported_failed(cluster, catalogue, tmp_path):
     """As if the file itself killed its worker each time: a bounded number of tries, then
     a failure that says so, and nothing left behind."""
-    command = cluster.command([sys.executable, "-m", "stemforge", *SEPARATE, catalogue / "track 0.wav",
-                               "-o", tmp_path / "out", "--cluster", cluster.address])
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cluster.env)
+    command = cluster.command(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            *SEPARATE,
+            catalogue / "track 0.wav",
+            "-o",
+            tmp_path / "out",
+            "--cluster",
+            cluster.address,
+        ]
+    )
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
     kills = set()
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -192,19 +219,19 @@ def test_a_corrupt_input_fails_once_and_is_not_retried(cluster, catalogue, local
 
 
 def complete_tracks(folder: Path) -> int:
-    return sum(1 for d in folder.iterdir() if d.is_dir()
-               and len([p for p in d.iterdir() if not p.name.startswith(".")]) == 6)
+    return sum(
+        1 for d in folder.iterdir() if d.is_dir() and len([p for p in d.iterdir() if not p.name.startswith(".")]) == 6
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_an_interrupted_driver_resumes_and_skips_finished_files(cluster, catalogue, local, tmp_path,
-                                                                how):
+def test_an_interrupted_driver_resumes_and_skips_finished_files(cluster, catalogue, local, tmp_path, how):
     out = tmp_path / "out"
-    command = cluster.command([sys.executable, "-m", "stemforge", *SEPARATE, catalogue, "-o", out,
-                               "--cluster", cluster.address])
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cluster.env)
+    command = cluster.command(
+        [sys.executable, "-m", "stemforge", *SEPARATE, catalogue, "-o", out, "--cluster", cluster.address]
+    )
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
     try:
         for line in driver.stdout:  # the first finished file
             if " -> " in line:
@@ -238,6 +265,7 @@ def test_a_killed_workers_partials_wait_until_its_process_has_exited():
     asks the worker's node to wait for the process (wait_for_exit), which returns once it is
     gone (an exited child not yet reaped counts as gone) and names one still running."""
     from stemforge.apps.cluster import wait_for_exit
+
     ends = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     stays = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
@@ -253,11 +281,13 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path):
     src = tmp_path / "song.wav"
     with AudioFile(str(src), "w", 44100, 2) as f:
         f.write(music(0.5))
-    code = ("import sys; sys.modules['ray'] = None; from stemforge.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    result = subprocess.run([sys.executable, "-c", code, "separate", src, "-o", tmp_path / "out",
-                             "--model", FIXTURE, "--cluster", "auto"],
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    code = "import sys; sys.modules['ray'] = None; from stemforge.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "separate", src, "-o", tmp_path / "out", "--model", FIXTURE, "--cluster", "auto"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
     assert result.returncode == 2
     assert "pip install 'stemforge[cluster]'" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -274,15 +304,22 @@ def test_workers_that_cannot_start_end_the_run_with_an_error_not_a_loop(cluster,
     replacements the run stops and says what to check."""
     not_a_model = tmp_path / "broken.ts"
     not_a_model.write_bytes(b"not a model")
-    code = ("import sys, types; from pathlib import Path; "
-            "from stemforge.apps.cluster import run_on_cluster; from stemforge.errors import ExportError\n"
-            "model = types.SimpleNamespace(path=Path(sys.argv[1]), name='broken')\n"
-            "try:\n"
-            f"    run_on_cluster({cluster.address!r}, [1], [Path('x.wav')], model, print, print)\n"
-            "except ExportError as e:\n"
-            "    print(e)")
-    result = subprocess.run(cluster.command([sys.executable, "-c", code, not_a_model]),
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cluster.env)
+    code = (
+        "import sys, types; from pathlib import Path; "
+        "from stemforge.apps.cluster import run_on_cluster; from stemforge.errors import ExportError\n"
+        "model = types.SimpleNamespace(path=Path(sys.argv[1]), name='broken')\n"
+        "try:\n"
+        f"    run_on_cluster({cluster.address!r}, [1], [Path('x.wav')], model, print, print)\n"
+        "except ExportError as e:\n"
+        "    print(e)"
+    )
+    result = subprocess.run(
+        cluster.command([sys.executable, "-c", code, not_a_model]),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stderr
     assert "workers cannot start on the cluster" in result.stdout, result.stdout + result.stderr
     assert "is stemforge installed on every node" in result.stdout
@@ -302,17 +339,19 @@ class FlakyRayClient:
     def init(self, **kwargs) -> None:
         self.inits += 1
         if self.inits <= self.failures:
-            raise ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Starting Ray "
-                                         "client server failed. See ray_client_server_23000.err")
+            raise ConnectionAbortedError(
+                "Initialization failure from server:\nRuntimeError: Starting Ray "
+                "client server failed. See ray_client_server_23000.err"
+            )
 
     def shutdown(self) -> None:
         self.shutdowns += 1
 
 
 @pytest.mark.parametrize("failures, joins", [(2, True), (3, False)])
-def test_a_ray_client_server_that_fails_to_start_is_tried_again_a_bounded_number_of_times(
-        monkeypatch, failures, joins):
+def test_a_ray_client_server_that_fails_to_start_is_tried_again_a_bounded_number_of_times(monkeypatch, failures, joins):
     from stemforge.apps import cluster as cluster_app
+
     ray_client = FlakyRayClient(failures)
     monkeypatch.setattr(cluster_app, "import_ray", lambda: ray_client)
     monkeypatch.setattr(cluster_app.time, "sleep", lambda seconds: None)

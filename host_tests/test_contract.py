@@ -9,6 +9,7 @@ loaded through its C interface (EngineApi.h, via ctypes), no host needed, and
 - a differential test (hypothesis) draws metadata within the contract, host rates, channel
   counts and block sizes, and checks the engine's stems and latency against StemSeparator's.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -37,11 +38,21 @@ SF_MAX_STEMS, SF_ERROR_CHARS = 16, 1024
 
 
 class ModelInfoC(ctypes.Structure):  # sf_model_info (EngineApi.h)
-    _fields_ = [("name", ctypes.c_char * 128), ("version", ctypes.c_char * 64), ("kind", ctypes.c_char * 32),
-                ("path", ctypes.c_char * 1024), ("sample_rate", ctypes.c_int), ("channels", ctypes.c_int),
-                ("hop", ctypes.c_int), ("window", ctypes.c_int), ("lookahead", ctypes.c_int),
-                ("num_stems", ctypes.c_int), ("stems", (ctypes.c_char * 64) * SF_MAX_STEMS),
-                ("sums_to_mix", ctypes.c_int), ("untrained", ctypes.c_int)]
+    _fields_ = [
+        ("name", ctypes.c_char * 128),
+        ("version", ctypes.c_char * 64),
+        ("kind", ctypes.c_char * 32),
+        ("path", ctypes.c_char * 1024),
+        ("sample_rate", ctypes.c_int),
+        ("channels", ctypes.c_int),
+        ("hop", ctypes.c_int),
+        ("window", ctypes.c_int),
+        ("lookahead", ctypes.c_int),
+        ("num_stems", ctypes.c_int),
+        ("stems", (ctypes.c_char * 64) * SF_MAX_STEMS),
+        ("sums_to_mix", ctypes.c_int),
+        ("untrained", ctypes.c_int),
+    ]
 
 
 class Engine:
@@ -53,13 +64,14 @@ class Engine:
         P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t  # noqa: E741 (the C types, short)
         floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
         for name, res, args in (
-                ("sf_abi", I, []),
-                ("sf_model_load", P, [ctypes.c_char_p, ctypes.POINTER(ModelInfoC), ctypes.c_char_p, S]),
-                ("sf_model_free", None, [P]),
-                ("sf_engine_create", P, [P, I, I, I, I, ctypes.c_char_p, S]),
-                ("sf_engine_latency", I, [P]),
-                ("sf_engine_process", I, [P, floats, I, floats, floats, ctypes.c_char_p, S]),
-                ("sf_engine_free", None, [P])):
+            ("sf_abi", I, []),
+            ("sf_model_load", P, [ctypes.c_char_p, ctypes.POINTER(ModelInfoC), ctypes.c_char_p, S]),
+            ("sf_model_free", None, [P]),
+            ("sf_engine_create", P, [P, I, I, I, I, ctypes.c_char_p, S]),
+            ("sf_engine_latency", I, [P]),
+            ("sf_engine_process", I, [P, floats, I, floats, floats, ctypes.c_char_p, S]),
+            ("sf_engine_free", None, [P]),
+        ):
             getattr(lib, name).restype = res
             getattr(lib, name).argtypes = args
         assert lib.sf_abi() == 3
@@ -70,8 +82,9 @@ class Engine:
         model = self.lib.sf_model_load(str(path).encode(), ctypes.byref(info), err, SF_ERROR_CHARS)
         return model, info, err.value.decode("utf-8", "replace")
 
-    def run(self, model: int, rate: int, channels: int, stems: int, x: np.ndarray,
-            sizes: List[int]) -> Tuple[int, np.ndarray]:
+    def run(
+        self, model: int, rate: int, channels: int, stems: int, x: np.ndarray, sizes: List[int]
+    ) -> Tuple[int, np.ndarray]:
         """(latency, (stems, channels, n) stems) of x through a fresh engine, in blocks of `sizes`."""
         err = ctypes.create_string_buffer(SF_ERROR_CHARS)
         engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, err, SF_ERROR_CHARS)  # offline
@@ -82,13 +95,12 @@ class Engine:
             pos, k = 0, 0
             while pos < x.shape[1]:
                 n = min(sizes[k % len(sizes)], x.shape[1] - pos)
-                block = np.ascontiguousarray(x[:, pos:pos + n])
+                block = np.ascontiguousarray(x[:, pos : pos + n])
                 stem_out = np.zeros((stems * channels, n), np.float32)
                 ins = pointers(block)
-                rc = self.lib.sf_engine_process(engine, ins, n, pointers(stem_out), pointers(dry), err,
-                                                SF_ERROR_CHARS)
+                rc = self.lib.sf_engine_process(engine, ins, n, pointers(stem_out), pointers(dry), err, SF_ERROR_CHARS)
                 assert rc == 0, err.value
-                out[:, pos:pos + n] = stem_out
+                out[:, pos : pos + n] = stem_out
                 pos, k = pos + n, k + 1
             return self.lib.sf_engine_latency(engine), out.reshape(stems, channels, -1)
         finally:
@@ -144,10 +156,24 @@ class Windowed(torch.nn.Module):
 
 
 def base_metadata(**changes) -> Dict:
-    d = {"contract": contract.CONTRACT, "name": "table", "version": "1", "kind": "streaming",
-         "sample_rate": 44100, "stems": ["drums", "bass", "other", "vocals"], "channels": 2,
-         "lookahead": 0, "context": 0, "hop": 256, "window": 256, "sums_to_mix": False,
-         "description": "a contract test", "training_data": "none", "license": "MIT", "untrained": True}
+    d = {
+        "contract": contract.CONTRACT,
+        "name": "table",
+        "version": "1",
+        "kind": "streaming",
+        "sample_rate": 44100,
+        "stems": ["drums", "bass", "other", "vocals"],
+        "channels": 2,
+        "lookahead": 0,
+        "context": 0,
+        "hop": 256,
+        "window": 256,
+        "sums_to_mix": False,
+        "description": "a contract test",
+        "training_data": "none",
+        "license": "MIT",
+        "untrained": True,
+    }
     d.update(changes)
     return d
 
@@ -207,7 +233,7 @@ BAD = [
     (base_metadata(sample_rate="44100"), "metadata 'sample_rate' must be an integer"),
     (base_metadata(sample_rate=44100.0), "metadata 'sample_rate' must be an integer"),
     (base_metadata(sample_rate=4000), "metadata 'sample_rate' must be at least 8000, got 4000"),
-    (base_metadata(sample_rate=10 ** 30), f"metadata 'sample_rate' must be at most 192000, got {10 ** 30}"),
+    (base_metadata(sample_rate=10**30), f"metadata 'sample_rate' must be at most 192000, got {10**30}"),
     (base_metadata(kind="magic"), "metadata 'kind' must be one of 'streaming', 'window', got 'magic'"),
     (base_metadata(channels=6), "metadata 'channels' must be one of 1, 2, got 6"),
     (base_metadata(channels=True), "metadata 'channels' must be an integer"),
@@ -222,18 +248,24 @@ BAD = [
     (base_metadata(lookahead=-1), "metadata 'lookahead' must be at least 0, got -1"),
     (base_metadata(window=128), "metadata 'window' must be at least 'hop' (256), got 128"),
     (base_metadata(tail="center"), "metadata 'tail' applies to window models only, got 'center' for a streaming model"),
-    (base_metadata(input_normalization="track"),
-     "metadata 'input_normalization' applies to window models only, got 'track' for a streaming model"),
+    (
+        base_metadata(input_normalization="track"),
+        "metadata 'input_normalization' applies to window models only, got 'track' for a streaming model",
+    ),
     (base_metadata(**W, tail=3), "metadata 'tail' must be a string"),
     (base_metadata(**W, tail="middle"), "metadata 'tail' must be one of 'pad', 'center', 'trim', got 'middle'"),
-    (base_metadata(**W, tail="center", padded_window=256),
-     "metadata 'padded_window' must be at least 'window' (512) when 'tail' is 'center', got 256"),
+    (
+        base_metadata(**W, tail="center", padded_window=256),
+        "metadata 'padded_window' must be at least 'window' (512) when 'tail' is 'center', got 256",
+    ),
     (base_metadata(**W, padded_window=1024.5), "metadata 'padded_window' must be an integer"),
     (base_metadata(**W, transition_power="2"), "metadata 'transition_power' must be a number"),
     (base_metadata(**W, transition_power=-1), "metadata 'transition_power' must be at least 0, got -1"),
     (base_metadata(**W, overlap=1.0), "metadata 'overlap' must be below 1, got 1"),
-    (json.dumps(base_metadata(**W, overlap=0.5)).replace("0.5", "1e999"),  # a float beyond a double
-     "metadata 'overlap' must be a number"),
+    (
+        json.dumps(base_metadata(**W, overlap=0.5)).replace("0.5", "1e999"),  # a float beyond a double
+        "metadata 'overlap' must be a number",
+    ),
     (base_metadata(untrained="no"), "metadata 'untrained' must be true or false"),
 ]
 
@@ -247,8 +279,13 @@ def test_good_metadata_loads_in_both_faces(tmp_path, engine, metadata):
     model = stemforge.load_model(path)
     assert [info.stems[i].value.decode() for i in range(info.num_stems)] == list(model.stems)
     assert (info.kind.decode(), info.sample_rate, info.channels, info.hop, info.window, info.lookahead) == (
-        model.info.kind, model.info.sample_rate, model.info.channels, model.info.hop, model.info.window,
-        model.info.lookahead)
+        model.info.kind,
+        model.info.sample_rate,
+        model.info.channels,
+        model.info.hop,
+        model.info.window,
+        model.info.lookahead,
+    )
 
 
 @pytest.mark.parametrize("metadata,message", BAD, ids=range(len(BAD)))
@@ -263,7 +300,9 @@ def test_bad_metadata_is_refused_alike_by_both_faces(tmp_path, engine, metadata,
 
 def test_the_contract_names_every_field_of_model_info_and_every_engine():
     from dataclasses import fields
+
     from stemforge.core.engine import ENGINES
+
     assert [f["name"] for f in contract.FIELDS] == [f.name for f in fields(stemforge.ModelInfo)]
     assert contract.FIELD["kind"]["one_of"] == list(ENGINES)
 
@@ -276,12 +315,17 @@ NAMES = ("drums", "bass", "other", "vocals", "piano", "guitar", "accompaniment")
 def metadata_within_the_contract(draw) -> Dict:
     kind = draw(st.sampled_from(["streaming", "window"]))
     hop = draw(st.integers(16, 1024))
-    d = base_metadata(kind=kind, hop=hop, window=hop,
-                      sample_rate=draw(st.sampled_from([16000, 22050, 44100, 48000])),
-                      channels=draw(st.sampled_from([1, 2])),
-                      stems=draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True)),
-                      lookahead=draw(st.integers(0, 2 * hop)), context=draw(st.integers(0, 4096)),
-                      sums_to_mix=draw(st.booleans()))
+    d = base_metadata(
+        kind=kind,
+        hop=hop,
+        window=hop,
+        sample_rate=draw(st.sampled_from([16000, 22050, 44100, 48000])),
+        channels=draw(st.sampled_from([1, 2])),
+        stems=draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True)),
+        lookahead=draw(st.integers(0, 2 * hop)),
+        context=draw(st.integers(0, 4096)),
+        sums_to_mix=draw(st.booleans()),
+    )
     if kind == "window":
         d["window"] = hop + draw(st.integers(0, 3 * hop))
         d["tail"] = draw(st.sampled_from(["pad", "center", "trim"]))
@@ -293,11 +337,16 @@ def metadata_within_the_contract(draw) -> Dict:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(metadata=metadata_within_the_contract(), rate=st.sampled_from([22050, 44100, 48000, 96000]),
-       channels=st.sampled_from([1, 2]), sizes=st.lists(st.integers(1, 1500), min_size=1, max_size=4),
-       seed=st.integers(0, 2 ** 16))
-def test_engine_equals_python_on_metadata_within_the_contract(tmp_path_factory, engine, metadata, rate,
-                                                              channels, sizes, seed):
+@given(
+    metadata=metadata_within_the_contract(),
+    rate=st.sampled_from([22050, 44100, 48000, 96000]),
+    channels=st.sampled_from([1, 2]),
+    sizes=st.lists(st.integers(1, 1500), min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_engine_equals_python_on_metadata_within_the_contract(
+    tmp_path_factory, engine, metadata, rate, channels, sizes, seed
+):
     path = write_model(tmp_path_factory.mktemp("diff") / "m.ts", metadata)
     model = stemforge.load_model(path)
     handle, info, err = engine.load(path)
@@ -314,7 +363,7 @@ def test_engine_equals_python_on_metadata_within_the_contract(tmp_path_factory, 
         out, pos, i = [], 0, 0
         while pos < x.shape[1]:
             n = min(sizes[i % len(sizes)], x.shape[1] - pos)
-            out.append(sep.process_block(x[:, pos:pos + n], rate))
+            out.append(sep.process_block(x[:, pos : pos + n], rate))
             pos, i = pos + n, i + 1
         y = np.concatenate(out, axis=1)
         np.testing.assert_allclose(stems[k], y, atol=2e-5, err_msg=f"stem {name}")

@@ -5,14 +5,15 @@ graph, runs the separator block by block at the session's buffer size (as a
 DAW would call a plugin), and feeds the result back through a playback
 processor into the downstream effect.
 """
+
 from __future__ import annotations
 
 import dawdreamer as daw
 import numpy as np
 import pytest
 
-from stemforge import StemSeparator, separate
 from host_tests.helpers import db, music
+from stemforge import StemSeparator, separate
 
 BUFFER_SIZES = [64, 128, 512, 4096]
 FAUST_BUS = 'import("stdfaust.lib"); process = par(i, 2, fi.lowpass(2, 6000) : *(0.8));'
@@ -25,8 +26,12 @@ def session_stems(rate: int) -> dict:
     drums = np.zeros((2, n), np.float32)
     drums[:, CLICKS] = 0.9
     bed = music(1.1, rate, seed=5)
-    return {"drums": drums, "bass": bed * 0.1, "other": np.roll(bed, 700, axis=1) * 0.05,
-            "vocals": music(1.1, rate, seed=9)[::-1].copy() * 0.05}
+    return {
+        "drums": drums,
+        "bass": bed * 0.1,
+        "other": np.roll(bed, 700, axis=1) * 0.05,
+        "vocals": music(1.1, rate, seed=9)[::-1].copy() * 0.05,
+    }
 
 
 def render(rate: int, buffer_size: int, tracks: dict, effect: bool = False) -> np.ndarray:
@@ -50,8 +55,10 @@ def run_plugin(sep: StemSeparator, audio: np.ndarray, rate: int, buffer_size: in
     sep.prepare(rate, audio.shape[0])
     tail = np.zeros((2, sep.latency_samples), np.float32)
     played = np.concatenate([audio, tail], axis=1)
-    return np.concatenate([sep.process_block(played[:, i:i + buffer_size], rate)
-                           for i in range(0, played.shape[1], buffer_size)], axis=1)
+    return np.concatenate(
+        [sep.process_block(played[:, i : i + buffer_size], rate) for i in range(0, played.shape[1], buffer_size)],
+        axis=1,
+    )
 
 
 @pytest.fixture(scope="module", params=[44100, 48000])
@@ -77,7 +84,7 @@ def test_clicks_come_out_where_the_dry_path_has_them(session, stream_model, opti
     wet_signal = run_plugin(sep, mix, rate, 128)
     latency = sep.latency_samples
     # The DAW compensates the reported latency by playing the plugin's output earlier.
-    compensated = {"sep": wet_signal[:, latency:latency + mix.shape[1]]}
+    compensated = {"sep": wet_signal[:, latency : latency + mix.shape[1]]}
     wet = render(rate, 128, compensated, effect=True)
     dry = render(rate, 128, {"mix": mix}, effect=True)
     for click in CLICKS:
@@ -149,16 +156,30 @@ def test_cli_export_of_a_rendered_session_nulls_and_keeps_an_impulse_in_place(tm
     with AudioFile(str(src), "w", rate, 2, bit_depth=32) as f:
         f.write(mix)
 
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o",
-                             str(tmp_path / "out"), "--model", "fixture-stream", "-q"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "separate",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            "fixture-stream",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     exported = {}
     for name in ("drums", "bass", "other", "vocals"):
         with AudioFile(str(tmp_path / "out" / "session-mix" / f"{name}.wav")) as f:
             exported[name] = f.read(f.frames)
         assert exported[name].shape == mix.shape
-        window = np.abs(exported[name][0, impulse_at - 200:impulse_at + 200])
+        window = np.abs(exported[name][0, impulse_at - 200 : impulse_at + 200])
         assert np.argmax(window) == 200, f"the impulse moved in {name}"
     summed = render(rate, 512, exported)
     assert db(summed - mix, mix) < -60

@@ -1,5 +1,6 @@
 """`stemforge evaluate`, run as a subprocess on folders of stems with known errors (its refusals
 in this process: conftest.cli_here)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ from host_tests.helpers import sdr
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stemforge", "evaluate", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "stemforge", "evaluate", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def write(folder: Path, stems: dict) -> None:
@@ -93,6 +95,7 @@ def test_the_library_gives_the_same_report_as_the_command(tmp_path):
     """The report (scores, summary, conventions, NaN as null) is the library's: a library
     call gets the JSON `stemforge evaluate --json` writes."""
     from stemforge.apps.evaluate import evaluate_folders, report_json
+
     refs = references(21, seconds=2.0)
     ests = with_error(refs, {s: 6.0 for s in STEMS}, 3)
     refs["vocals"] = ests["vocals"] = np.zeros_like(refs["vocals"])

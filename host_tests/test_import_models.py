@@ -7,6 +7,7 @@ save them. The reference is always the peer's code: Demucs's whole-track normali
 and ``demucs.apply.apply_model(shifts=0, split=True, overlap=0.25)``; Open-Unmix's
 ``Separator`` with ``niter=0``.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -29,10 +30,12 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 # -- Demucs -----------------------------------------------------------------------------
 
+
 def demucs_reference(checkpoint: Path, x: np.ndarray) -> np.ndarray:
     """What demucs.api / demucs.separate compute, with shifts=0: (stems, channels, n);
     the benchmark times the same function."""
     from bench.import_models import load_demucs, run_demucs
+
     return run_demucs(load_demucs(checkpoint), x)
 
 
@@ -88,6 +91,7 @@ def test_demucs_file_export_uses_the_whole_file(demucs_checkpoint, demucs_model,
     """The CLI reads a file twice for a model that normalises by the track: the stems
     are Demucs's own separation of the file."""
     from pedalboard.io import AudioFile
+
     x = music(2.5, seed=6)
     song = tmp_path / "song.wav"
     with AudioFile(str(song), "w", RATE, 2, bit_depth=32) as f:
@@ -109,10 +113,13 @@ def test_import_errors_are_clear_and_write_nothing(demucs_checkpoint, tmp_path, 
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
     from demucs.hdemucs import HDemucs
     from demucs.states import get_state
+
     hdemucs = HDemucs(sources=list(STEMS), channels=4, segment=2)
     args, kwargs = hdemucs._init_args_kwargs
-    torch.save({"klass": HDemucs, "args": args, "kwargs": kwargs,
-                "state": get_state(hdemucs, None), "training_args": {}}, tmp_path / "hd.th")
+    torch.save(
+        {"klass": HDemucs, "args": args, "kwargs": kwargs, "state": get_state(hdemucs, None), "training_args": {}},
+        tmp_path / "hd.th",
+    )
     done = cli_here("import-model", "demucs", tmp_path / "hd.th", "-o", out)
     assert done.returncode == 1 and "HTDemucs" in done.stderr and not out.exists()
     done = cli_here("import-model", "openunmix", tmp_path, "-o", out)
@@ -126,19 +133,21 @@ def test_the_library_refuses_the_outputs_the_command_refuses(tmp_path, cli_here)
     """import_model refuses what `stemforge import-model` refuses, with the same message,
     before reading the checkpoint: not .ts, an existing file, the checkpoint itself."""
     from stemforge.importers import ImportRefused, import_model
+
     checkpoint = tmp_path / "model.th"
     checkpoint.write_bytes(b"not read")
     existing = tmp_path / "mine.ts"
     existing.write_bytes(b"mine")
     itself = tmp_path / "weights.ts"
     itself.write_bytes(b"the checkpoint")
-    for source, out, message in [(checkpoint, tmp_path / "out.onnx", "end in .ts"),
-                                 (checkpoint, existing, "--overwrite"),
-                                 (itself, itself, "the checkpoint itself")]:
+    for source, out, message in [
+        (checkpoint, tmp_path / "out.onnx", "end in .ts"),
+        (checkpoint, existing, "--overwrite"),
+        (itself, itself, "the checkpoint itself"),
+    ]:
         with pytest.raises(ImportRefused, match=message) as refused:
             import_model("demucs", source, out, overwrite=source is itself)
-        done = cli_here("import-model", "demucs", source, "-o", out,
-                        *(["--overwrite"] if source is itself else []))
+        done = cli_here("import-model", "demucs", source, "-o", out, *(["--overwrite"] if source is itself else []))
         assert done.returncode == 2 and done.stderr == f"stemforge: {refused.value}\n"
     assert existing.read_bytes() == b"mine" and itself.read_bytes() == b"the checkpoint"
     assert not (tmp_path / "out.onnx").exists()
@@ -146,8 +155,10 @@ def test_the_library_refuses_the_outputs_the_command_refuses(tmp_path, cli_here)
 
 # -- Open-Unmix -------------------------------------------------------------------------
 
+
 def umx_separator(folder: Path, targets):
     from stemforge.importers.openunmix import openunmix_utils
+
     separator = openunmix_utils().load_separator(str(folder), targets=list(targets), niter=0)
     separator.freeze()
     return separator
@@ -157,17 +168,18 @@ def umx_reference(separator, x: np.ndarray, window: int, hop: int) -> np.ndarray
     """The peer's Separator over Demucs-style cross-faded windows, the last one ending
     at the end of the audio (stemforge's documented way to run a whole-excerpt BLSTM)."""
     from stemforge.core.engine import crossfade_weights
+
     n = x.shape[1]
     weights = crossfade_weights(window, 1.0)
     out = np.zeros((len(separator.target_models), 2, n))
     total = np.zeros(n)
     for offset in range(0, n, hop):
-        chunk = x[:, offset:offset + window]
+        chunk = x[:, offset : offset + window]
         with torch.no_grad():
             y = separator(torch.from_numpy(np.ascontiguousarray(chunk))[None])[0].numpy()
         length = chunk.shape[1]
-        out[..., offset:offset + length] += weights[:length] * y
-        total[offset:offset + length] += weights[:length]
+        out[..., offset : offset + length] += weights[:length] * y
+        total[offset : offset + length] += weights[:length]
         if offset + length >= n:
             break
     return out / total

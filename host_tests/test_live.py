@@ -5,6 +5,7 @@ Whether a machine keeps up is a measurement (`bench/live.py`, `stemforge live --
 not a test: here the device's clock is `SimulatedTime`, which moves only when the loop waits
 for a buffer or when a test says a block took so long, so every count below is exact on any
 machine, busy or not."""
+
 from __future__ import annotations
 
 import re
@@ -68,6 +69,7 @@ class Costing:
 
 class Passthrough:
     """The input as it is, at no latency: what the device plays is then the input itself."""
+
     latency_samples = 0
 
     def prepare(self, sample_rate, channels, block_size=None):
@@ -101,9 +103,10 @@ def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):
     assert stats.load == pytest.approx(0.9)
     reference = stemforge.StemSeparator(live, stem="vocals", threads=1)
     reference.prepare(RATE, 2)
-    expected = np.concatenate([reference.process_block(device.audio[:, i:i + 256], RATE)
-                               for i in range(0, x.shape[1], 256)], axis=1)
-    np.testing.assert_allclose(device.output[:, :expected.shape[1]], expected, atol=1e-5, rtol=0)
+    expected = np.concatenate(
+        [reference.process_block(device.audio[:, i : i + 256], RATE) for i in range(0, x.shape[1], 256)], axis=1
+    )
+    np.testing.assert_allclose(device.output[:, : expected.shape[1]], expected, atol=1e-5, rtol=0)
     assert stats.latency_samples == sep.latency_samples <= 1024
 
 
@@ -119,13 +122,14 @@ def test_live_in_real_time_plays_the_separator_delayed_by_its_headroom(live):
     assert "0 missed hop(s)" in stats.summary()
     reference = stemforge.StemSeparator(live, stem="vocals", threads=1)
     reference.prepare(RATE, 2)
-    expected = np.concatenate([reference.process_block(device.audio[:, i:i + 256], RATE)
-                               for i in range(0, x.shape[1], 256)], axis=1)
+    expected = np.concatenate(
+        [reference.process_block(device.audio[:, i : i + 256], RATE) for i in range(0, x.shape[1], 256)], axis=1
+    )
     shift = sep.latency_samples - reference.latency_samples
     assert stats.latency_samples == sep.latency_samples == 1279 and shift == 256
-    played = device.output[:, :expected.shape[1]]
+    played = device.output[:, : expected.shape[1]]
     assert not np.any(played[:, :shift])
-    np.testing.assert_allclose(played[:, shift:], expected[:, :expected.shape[1] - shift], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(played[:, shift:], expected[:, : expected.shape[1] - shift], atol=1e-5, rtol=0)
 
 
 def test_live_counts_and_reports_the_hops_its_model_missed(models):
@@ -163,7 +167,7 @@ def test_live_counts_and_reports_the_hops_its_model_missed(models):
     assert f"{stats.misses} missed hop(s)" in stats.summary()
     # the held half played no vocals (their input went to other); the second half does
     late = (half + 4) * 256 + sep.latency_samples
-    assert not np.any(device.output[:, sep.latency_samples:half * 256])
+    assert not np.any(device.output[:, sep.latency_samples : half * 256])
     assert np.abs(device.output[:, late:]).max() > 1e-3
 
 
@@ -178,7 +182,7 @@ def test_one_block_slower_than_the_queue_is_exactly_one_under_run():
     silent = [k for k, b in enumerate(device.played) if not np.any(b)]
     assert silent == [10]
     for k in (9, 11, stats.blocks - 2):  # the others play the input
-        np.testing.assert_array_equal(device.played[k], device.audio[:, 256 * k:256 * (k + 1)])
+        np.testing.assert_array_equal(device.played[k], device.audio[:, 256 * k : 256 * (k + 1)])
     assert "1 under-run(s), 1 late block(s)" in stats.summary()
 
 
@@ -230,9 +234,15 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
     and in the summary, and the exit status is 3; without it, 0 under-runs and status 0."""
     from stemforge.cli import main
     from stemforge.core.processor import StemSeparator
+
     clock = SimulatedTime()
-    monkeypatch.setattr(live_app, "SimulatedDevice", lambda audio, rate, buffer_size, queue, **kw: SimulatedDevice(
-        audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw))
+    monkeypatch.setattr(
+        live_app,
+        "SimulatedDevice",
+        lambda audio, rate, buffer_size, queue, **kw: SimulatedDevice(
+            audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw
+        ),
+    )
     process_block, calls = StemSeparator.process_block, []
 
     def stalling(self, block, sample_rate):
@@ -243,9 +253,19 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
         # the model's worker keeps up (the simulated clock does not wait for it): no miss
         assert self._pipeline.decoupled.wait_idle(timeout=60)
         return out
+
     monkeypatch.setattr(StemSeparator, "process_block", stalling)
-    code = main(["live", "--model", str(MODELS / "fixture-stream.ts"), "--stem", "vocals",
-                 "--simulate", str(song(tmp_path / "song.wav", 1.5))])
+    code = main(
+        [
+            "live",
+            "--model",
+            str(MODELS / "fixture-stream.ts"),
+            "--stem",
+            "vocals",
+            "--simulate",
+            str(song(tmp_path / "song.wav", 1.5)),
+        ]
+    )
     out = capsys.readouterr().out
     assert len(calls) == int(np.ceil(1.5 * RATE / 256))
     if stall:
@@ -261,14 +281,25 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
     """The real command at the wall clock's pace: how many under-runs this machine has is
     a measurement (it depends on the machine and its load); the report and the exit status
     agree with it."""
-    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--gains", "vocals=0",
-                           "--simulate", song(tmp_path / "song.wav", 1.0)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "live",
+            "--gains",
+            "vocals=0",
+            "--simulate",
+            song(tmp_path / "song.wav", 1.0),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, 3), done.stdout + done.stderr
     # the model in a worker thread given a buffer of 256: 256 samples more than 1023 (23.2 ms)
     assert "adds 1279 samples (29.0 ms) at 44100 Hz" in done.stdout
-    underruns = int(re.search(r"173 buffers of 256: (\d+) under-run\(s\), \d+ late block\(s\)",
-                              done.stdout).group(1))
+    underruns = int(re.search(r"173 buffers of 256: (\d+) under-run\(s\), \d+ late block\(s\)", done.stdout).group(1))
     assert done.returncode == (0 if underruns == 0 else 3), done.stdout
     assert "missed hop(s)" in done.stdout
 
@@ -276,9 +307,22 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
 def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
     """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: with the model
     in a worker thread given a buffer, 29.5 ms (the low-delay resamplers add 0.5 ms)."""
-    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--stem", "vocals",
-                           "--realtime-priority", "--simulate", song(tmp_path / "song48.wav", 1.0, 48000)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "live",
+            "--stem",
+            "vocals",
+            "--realtime-priority",
+            "--simulate",
+            song(tmp_path / "song48.wav", 1.0, 48000),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, 3), done.stdout + done.stderr
     assert "adds 1417 samples (29.5 ms) at 48000 Hz" in done.stdout
     assert "real-time priority: " in done.stdout  # granted, or why not
@@ -287,8 +331,10 @@ def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
 
 def test_cli_errors_say_what_to_do(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "stemforge", "live", *map(str, args)],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "stemforge", "live", *map(str, args)], capture_output=True, text=True, timeout=300
+        )
+
     done = run("--list-devices")
     assert done.returncode == 0 and "inputs:" in done.stdout and "outputs:" in done.stdout
     done = run("--gains", "vocals:0", "--simulate", tmp_path / "x.wav")
@@ -305,9 +351,23 @@ def test_cli_simulate_refuses_a_file_holding_nan_clearly(tmp_path):
     path = tmp_path / "nan.wav"
     with AudioFile(str(path), "w", RATE, 2, bit_depth=32) as f:
         f.write(x)
-    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--model", "fixture-stream",
-                           "--stem", "vocals", "--simulate", path], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "live",
+            "--model",
+            "fixture-stream",
+            "--stem",
+            "vocals",
+            "--simulate",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"{path} holds NaN or Inf (first at sample 10000, channel 1, 0.227 s in)" in done.stderr
     with pytest.raises(ValueError, match="holds NaN or Inf"):
@@ -318,8 +378,12 @@ def test_cli_simulate_refuses_more_than_two_channels_clearly(tmp_path):
     six = tmp_path / "six_channels.wav"
     with AudioFile(str(six), "w", RATE, 6, bit_depth=16) as f:
         f.write(np.tile(music(0.5, seed=2)[:1], (6, 1)))
-    done = subprocess.run([sys.executable, "-m", "stemforge", "live", "--stem", "vocals",
-                           "--simulate", six], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "stemforge", "live", "--stem", "vocals", "--simulate", six],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "6 channels" in done.stderr and "mono or stereo" in done.stderr

@@ -1,4 +1,5 @@
 """The model contract: what a model file carries, and load-time errors that name the file."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ import pytest
 import torch
 
 import stemforge
+from host_tests.helpers import FIXTURES, MODELS, ROOT
 from stemforge.core.contract import METADATA_FILE, ModelInfo
 from stemforge.io.model_files import save_model
-from host_tests.helpers import FIXTURES, MODELS, ROOT
 
 
 def test_fixture_models_carry_their_metadata(models):
@@ -23,12 +24,10 @@ def test_fixture_models_carry_their_metadata(models):
         assert m.info.untrained and "UNTRAINED" in m.info.description
         assert m.info.license and m.info.training_data and m.info.version
         assert "UNTRAINED" in repr(m)
-    assert (stream.name, stream.kind, stream.sample_rate, stream.channels) == \
-        ("fixture-stream", "streaming", 44100, 2)
+    assert (stream.name, stream.kind, stream.sample_rate, stream.channels) == ("fixture-stream", "streaming", 44100, 2)
     assert stream.info.hop == 256 and stream.info.lookahead == 1024 - 256 + 2 * 256
     assert stream.info.context > 0
-    assert (window.kind, window.info.window, window.info.hop, window.info.overlap) == \
-        ("window", 8192, 6144, 0.25)
+    assert (window.kind, window.info.window, window.info.hop, window.info.overlap) == ("window", 8192, 6144, 0.25)
     assert (mono.sample_rate, mono.channels) == (22050, 1)
 
 
@@ -62,17 +61,23 @@ class Broken(torch.nn.Module):
         return x.reshape(-1, 7, 3)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p.write_text("not a model"), "not a TorchScript model file"),
-    (lambda p: torch.save({"weights": torch.zeros(3)}, p), "torch.jit.load cannot read it"),
-    (lambda p: torch.jit.save(torch.jit.script(WrongShape()), str(p)), "no stemforge.json metadata"),
-    (lambda p: save_model(WrongShape(), _metadata(kind="window", window=512, hop=384), p),
-     "returns shape (1, 2, 512), the contract needs (1, 4, 2, 512)"),
-    (lambda p: save_model(Broken(), _metadata(kind="window", window=512, hop=384), p),
-     "the model failed on a test input"),
-    (lambda p: save_model(WrongShape(), _metadata(kind="streaming"), p),
-     "must export initial_state"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("not a model"), "not a TorchScript model file"),
+        (lambda p: torch.save({"weights": torch.zeros(3)}, p), "torch.jit.load cannot read it"),
+        (lambda p: torch.jit.save(torch.jit.script(WrongShape()), str(p)), "no stemforge.json metadata"),
+        (
+            lambda p: save_model(WrongShape(), _metadata(kind="window", window=512, hop=384), p),
+            "returns shape (1, 2, 512), the contract needs (1, 4, 2, 512)",
+        ),
+        (
+            lambda p: save_model(Broken(), _metadata(kind="window", window=512, hop=384), p),
+            "the model failed on a test input",
+        ),
+        (lambda p: save_model(WrongShape(), _metadata(kind="streaming"), p), "must export initial_state"),
+    ],
+)
 def test_bad_model_files_are_refused_at_load_time_naming_the_file(tmp_path, make, message):
     path = tmp_path / "bad.ts"
     make(path)
@@ -81,18 +86,20 @@ def test_bad_model_files_are_refused_at_load_time_naming_the_file(tmp_path, make
     assert str(path) in str(e.value) and message in str(e.value)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.pop("stems"), "lacks 'stems'"),
-    (lambda d: d.update(sample_rate="44100"), "'sample_rate' must be an integer"),
-    (lambda d: d.update(kind="magic"), "'kind' must be one of"),
-    (lambda d: d.update(channels=6), "'channels' must be one of 1, 2, got 6"),
-    (lambda d: d.update(contract="other/9"), "does not declare contract"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("stems"), "lacks 'stems'"),
+        (lambda d: d.update(sample_rate="44100"), "'sample_rate' must be an integer"),
+        (lambda d: d.update(kind="magic"), "'kind' must be one of"),
+        (lambda d: d.update(channels=6), "'channels' must be one of 1, 2, got 6"),
+        (lambda d: d.update(contract="other/9"), "does not declare contract"),
+    ],
+)
 def test_incomplete_metadata_is_refused(tmp_path, edit, message):
     src = MODELS / "fixture-stream.ts"
     archive = zipfile.ZipFile(src)
-    meta = json.loads(archive.read(next(n for n in archive.namelist()
-                                        if n.endswith(f"/extra/{METADATA_FILE}"))))
+    meta = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_FILE}"))))
     edit(meta)
     module = torch.jit.load(str(src))
     path = tmp_path / "edited.ts"
@@ -110,14 +117,15 @@ def test_unknown_name_lists_where_it_looked():
 
 @pytest.mark.slow
 def test_build_is_deterministic_and_the_committed_files_are_current(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(tmp_path)], check=True,
-                   capture_output=True)
-    listed = subprocess.run([sys.executable, str(ROOT / "build.py"), "--list"], check=True,
-                            capture_output=True, text=True).stdout.split()
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "--out", str(tmp_path)], check=True, capture_output=True)
+    listed = subprocess.run(
+        [sys.executable, str(ROOT / "build.py"), "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
     assert set(FIXTURES) <= set(listed)
     for name in listed:
-        assert (tmp_path / f"{name}.ts").read_bytes() == (MODELS / f"{name}.ts").read_bytes(), \
+        assert (tmp_path / f"{name}.ts").read_bytes() == (MODELS / f"{name}.ts").read_bytes(), (
             f"models/{name}.ts differs from what build.py builds: run python build.py"
+        )
 
 
 def test_a_model_serves_several_processors_independently(stream_model):
@@ -128,8 +136,8 @@ def test_a_model_serves_several_processors_independently(stream_model):
     b.prepare(44100, 2)
     interleaved_a, interleaved_b = [], []
     for i in range(0, 9000, 1000):  # two streams through one model, interleaved
-        interleaved_a.append(a.process(x[:, i:i + 1000], 44100, reset=False))
-        interleaved_b.append(b.process(x[:, i:i + 1000], 44100, reset=False))
+        interleaved_a.append(a.process(x[:, i : i + 1000], 44100, reset=False))
+        interleaved_b.append(b.process(x[:, i : i + 1000], 44100, reset=False))
     interleaved_a.append(a.flush())
     interleaved_b.append(b.flush())
     np.testing.assert_allclose(np.concatenate(interleaved_a, 1), a(x, 44100), atol=1e-6)
@@ -138,8 +146,10 @@ def test_a_model_serves_several_processors_independently(stream_model):
 
 def test_a_kind_without_an_engine_is_an_error_naming_the_known_kinds(stream_model):
     from dataclasses import replace
+
     from stemforge.core.engine import make_engine
     from stemforge.core.loading import Model
+
     odd = Model(stream_model._module, replace(stream_model.info, kind="spectral"), stream_model.path)
     with pytest.raises(stemforge.ModelError, match="kind 'spectral'; the known kinds are streaming, window"):
         make_engine(odd, 1)
@@ -151,6 +161,7 @@ def test_the_engine_table_runs_exactly_the_contracts_kinds():
     alone stops the package with a message rather than a model at load."""
     from stemforge.core.contract import FIELD, KINDS
     from stemforge.core.engine import ENGINES, check_engines
+
     assert KINDS == tuple(FIELD["kind"]["one_of"]) and set(ENGINES) == set(KINDS)
     check_engines(ENGINES, KINDS)
     with pytest.raises(RuntimeError, match=r"no engine for \['spectral'\], not in the contract: none"):

@@ -7,6 +7,7 @@ state dicts), named by the peers' convention (<name>-<first 8 hex digits of SHA-
 A bag of four HTDemucs with htdemucs_ft's one-stem-per-member weights stands for the
 fine-tuned model. The reference is always the peer's own inference.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ UMX_CONFIG = {"sample_rate": RATE, "nfft": 1024, "nhop": 256, "nb_channels": 2, 
 def cli(*args, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "STEMFORGE_HOME": str(home)}
     env.pop("STEMFORGE_MIRROR", None)
-    return subprocess.run([sys.executable, "-m", "stemforge", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "stemforge", *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def peer_name(stem: str, data: bytes) -> str:
@@ -48,6 +50,7 @@ def peer_name(stem: str, data: bytes) -> str:
 
 
 # -- the loopback server ------------------------------------------------------------------
+
 
 class Server:
     """Serves `files` by name (any folder in the URL), with Range requests unless
@@ -80,7 +83,7 @@ class Server:
                 self.end_headers()
                 if name in server.cut:
                     server.cut.discard(name)
-                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
@@ -114,29 +117,43 @@ def fresh(server):
 
 # -- the peers' checkpoints ---------------------------------------------------------------
 
+
 def htdemucs_bytes(seed: int) -> bytes:
     """A small HTDemucs (1 s segment) saved as Demucs saves its released models."""
     import io
+
     from demucs.htdemucs import HTDemucs
     from demucs.states import get_state
+
     torch.manual_seed(seed)
-    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1,
-                     bottom_channels=0, nfft=1024)
+    model = HTDemucs(sources=list(STEMS), channels=8, depth=2, t_layers=1, segment=1, bottom_channels=0, nfft=1024)
     args, kwargs = model._init_args_kwargs
     buffer = io.BytesIO()
-    torch.save({"klass": HTDemucs, "args": args, "kwargs": kwargs,
-                "state": get_state(model, None, half=True), "training_args": {}}, buffer)
+    torch.save(
+        {
+            "klass": HTDemucs,
+            "args": args,
+            "kwargs": kwargs,
+            "state": get_state(model, None, half=True),
+            "training_args": {},
+        },
+        buffer,
+    )
     return buffer.getvalue()
 
 
 def umx_bytes(seed: int) -> bytes:
     import io
+
     from stemforge.importers.openunmix import openunmix_utils
+
     openunmix_utils()
     from openunmix.model import OpenUnmix
+
     torch.manual_seed(seed)
-    model = OpenUnmix(nb_bins=UMX_CONFIG["nfft"] // 2 + 1, nb_channels=2,
-                      hidden_size=UMX_CONFIG["hidden_size"], max_bin=200)
+    model = OpenUnmix(
+        nb_bins=UMX_CONFIG["nfft"] // 2 + 1, nb_channels=2, hidden_size=UMX_CONFIG["hidden_size"], max_bin=200
+    )
     state = model.state_dict()
     state["input_mean"] = 0.1 * torch.randn(200)
     state["input_scale"] = 1 + torch.rand(200)
@@ -178,21 +195,44 @@ def catalogue_file(folder: Path, base: str, checkpoints: dict, break_checksum: s
         digest = hashlib.sha256(files[file]).hexdigest() if whole else file.rsplit("-", 1)[1][:8]
         if file == break_checksum:
             digest = "0" * 8 if digest[0] != "0" else "1" * 8
-        return {"file": file, "url": f"{base}/weights/{file}", "sha256": digest,
-                **({"target": target} if target else {})}
-    common = {"importer": "demucs", "licence": "MIT", "source": "https://github.com/facebookresearch/demucs",
-              "training_data": "random weights (a test)"}
+        return {
+            "file": file,
+            "url": f"{base}/weights/{file}",
+            "sha256": digest,
+            **({"target": target} if target else {}),
+        }
+
+    common = {
+        "importer": "demucs",
+        "licence": "MIT",
+        "source": "https://github.com/facebookresearch/demucs",
+        "training_data": "random weights (a test)",
+    }
     models = [
-        {"name": "htdemucs", "title": "small HTDemucs", "quality": "9.00 dB SDR (a test figure)",
-         **common, "files": [entry(e["htdemucs"][0])]},
-        {"name": "htdemucs_ft", "title": "a bag of 4 small HTDemucs", **common,
-         "quality": "9.0 dB overall SDR (a test figure)",
-         "bag": {"models": [f.split("-")[0] for f in e["htdemucs_ft"]], "weights": FT_WEIGHTS},
-         "files": [entry(f) for f in e["htdemucs_ft"]]},
-        {"name": "umxhq", "title": "small Open-Unmix", "importer": "openunmix",
-         "licence": "CC BY-NC-SA 4.0 (a test licence)", "source": "https://github.com/sigsep/open-unmix-pytorch",
-         "openunmix": UMX_CONFIG,
-         "files": [entry(f, target=s, whole=True) for f, s in zip(e["umxhq"], STEMS)]},
+        {
+            "name": "htdemucs",
+            "title": "small HTDemucs",
+            "quality": "9.00 dB SDR (a test figure)",
+            **common,
+            "files": [entry(e["htdemucs"][0])],
+        },
+        {
+            "name": "htdemucs_ft",
+            "title": "a bag of 4 small HTDemucs",
+            **common,
+            "quality": "9.0 dB overall SDR (a test figure)",
+            "bag": {"models": [f.split("-")[0] for f in e["htdemucs_ft"]], "weights": FT_WEIGHTS},
+            "files": [entry(f) for f in e["htdemucs_ft"]],
+        },
+        {
+            "name": "umxhq",
+            "title": "small Open-Unmix",
+            "importer": "openunmix",
+            "licence": "CC BY-NC-SA 4.0 (a test licence)",
+            "source": "https://github.com/sigsep/open-unmix-pytorch",
+            "openunmix": UMX_CONFIG,
+            "files": [entry(f, target=s, whole=True) for f, s in zip(e["umxhq"], STEMS)],
+        },
     ]
     path = folder / "catalogue.json"
     path.write_text(json.dumps({"format": "stemforge-catalogue/1", "models": models}))
@@ -208,17 +248,20 @@ def catalogue(fresh, checkpoints, tmp_path) -> Path:
 def demucs_reference(checkpoints: dict, names, weights, x: np.ndarray) -> np.ndarray:
     """demucs.api's separation with shifts=0 of one model or a BagOfModels, from the files."""
     import io
+
     from demucs.apply import BagOfModels
     from demucs.states import load_model
+
     from bench.import_models import run_demucs
-    models = [load_model(torch.load(io.BytesIO(checkpoints["files"][n]), weights_only=False)).eval()
-              for n in names]
+
+    models = [load_model(torch.load(io.BytesIO(checkpoints["files"][n]), weights_only=False)).eval() for n in names]
     return run_demucs(models[0] if weights is None else BagOfModels(models, weights), x)
 
 
 def umx_reference(checkpoints: dict, folder: Path, x: np.ndarray) -> np.ndarray:
     """Open-Unmix's own Separator (niter=0) on a model folder laid out as its training writes one."""
     from stemforge.importers.openunmix import openunmix_utils
+
     folder.mkdir()
     for name, stem in zip(checkpoints["entries"]["umxhq"], STEMS):
         (folder / f"{stem}.pth").write_bytes(checkpoints["files"][name])
@@ -232,9 +275,9 @@ def umx_reference(checkpoints: dict, folder: Path, x: np.ndarray) -> np.ndarray:
 
 # -- tests ----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints, fresh, tmp_path,
-                                                         monkeypatch, capsys):
+def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints, fresh, tmp_path, monkeypatch, capsys):
     """htdemucs_ft's shape: four members, one stem each; one file, found by name, equal to
     Demucs's apply_model(shifts=0, split=True, overlap=0.25) on the BagOfModels; then
     `models list` shows it with its licence, quality and latency."""
@@ -242,8 +285,9 @@ def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints,
     result = pull("htdemucs_ft", catalogue=catalogue)
     assert result.path == tmp_path / "home" / "models" / "htdemucs_ft.ts" and not result.already
     assert result.info.license == "MIT" and result.info.stems == tuple(STEMS)
-    assert [f["sha256"] for f in result.files] == \
-        [hashlib.sha256(checkpoints["files"][n]).hexdigest() for n in checkpoints["entries"]["htdemucs_ft"]]
+    assert [f["sha256"] for f in result.files] == [
+        hashlib.sha256(checkpoints["files"][n]).hexdigest() for n in checkpoints["entries"]["htdemucs_ft"]
+    ]
     assert not (tmp_path / "home" / "downloads" / "htdemucs_ft").exists()
     x = music(1.6, seed=11)  # two chunks, the second cut short by the end
     reference = demucs_reference(checkpoints, checkpoints["entries"]["htdemucs_ft"], FT_WEIGHTS, x)
@@ -256,6 +300,7 @@ def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints,
     assert relative_error(stems["vocals"], alone[3]) > 0.1
 
     from stemforge.cli import main
+
     assert main(["models", "list", "--catalogue", str(catalogue)]) == 0
     out = capsys.readouterr().out
     block = re.search(r"^htdemucs_ft  \(pulled\)\n((?:    .*\n)+)", out, re.M).group(1)
@@ -267,12 +312,12 @@ def test_bag_pulled_equals_demucs_apply_model_on_the_bag(catalogue, checkpoints,
 
 
 @pytest.mark.slow
-def test_pull_and_separate_from_the_cli_resuming_a_cut_download(catalogue, checkpoints, fresh,
-                                                                  tmp_path):
+def test_pull_and_separate_from_the_cli_resuming_a_cut_download(catalogue, checkpoints, fresh, tmp_path):
     """The command line: progress while downloading; the server cuts the file half way and
     the pull resumes it with a Range request; `separate --model htdemucs` finds it by name
     and gives Demucs's own separation."""
     from pedalboard.io import AudioFile
+
     name = checkpoints["entries"]["htdemucs"][0]
     fresh.cut.add(name)
     home = tmp_path / "home"
@@ -295,8 +340,7 @@ def test_pull_and_separate_from_the_cli_resuming_a_cut_download(catalogue, check
     assert again.returncode == 0 and "already pulled" in again.stdout and fresh.served(name) == 2
 
 
-def test_openunmix_through_a_mirror_in_a_render_plan_and_a_chain(catalogue, checkpoints, fresh,
-                                                                  tmp_path, monkeypatch):
+def test_openunmix_through_a_mirror_in_a_render_plan_and_a_chain(catalogue, checkpoints, fresh, tmp_path, monkeypatch):
     """$STEMFORGE_MIRROR replaces every URL (the catalogue's point at a closed port here);
     the model's licence is in its metadata; render plans and Chain find it by name."""
     entries = json.loads(catalogue.read_text())
@@ -314,13 +358,17 @@ def test_openunmix_through_a_mirror_in_a_render_plan_and_a_chain(catalogue, chec
     chain = stemforge.Chain([stemforge.StemSeparator("umxhq", stem="vocals", residual=None)])
     assert relative_error(chain(x, RATE), reference[3]) < 1e-4
     from pedalboard.io import AudioFile
+
     with AudioFile(str(tmp_path / "song.wav"), "w", RATE, 2, bit_depth=32) as f:
         f.write(x)
     plan = tmp_path / "plan.toml"
-    plan.write_text('inputs = ["song.wav"]\n[[chain]]\nplugin = "stemforge"\nmodel = "umxhq"\n'
-                    'stem = "drums"\n[output]\nfolder = "out"\n'
-                    'bit_depth = 32\nfilename = "{track}-drums.{ext}"\n')
+    plan.write_text(
+        'inputs = ["song.wav"]\n[[chain]]\nplugin = "stemforge"\nmodel = "umxhq"\n'
+        'stem = "drums"\n[output]\nfolder = "out"\n'
+        'bit_depth = 32\nfilename = "{track}-drums.{ext}"\n'
+    )
     from stemforge.cli import main
+
     assert main(["render", str(plan), "-q"]) == 0
     with AudioFile(str(tmp_path / "out" / "song-drums.wav")) as f:
         assert relative_error(f.read(f.frames), reference[0]) < 1e-4
@@ -379,6 +427,7 @@ def test_two_concurrent_pulls_download_once(catalogue, checkpoints, fresh, tmp_p
             results.append(pull("umxhq", catalogue=catalogue, on_wait=on_wait, progress=progress))
         except Exception as e:  # reported below
             errors.append(e)
+
     threads = [threading.Thread(target=one) for _ in range(2)]
     for t in threads:
         t.start()
@@ -410,14 +459,17 @@ def test_no_network_names_the_files_checksums_and_import_model(checkpoints, tmp_
         assert name in done.stderr
         assert hashlib.sha256(checkpoints["files"][name]).hexdigest() in done.stderr
     assert "Connection refused" in done.stderr and str(downloads) in done.stderr
-    command = (f"stemforge import-model openunmix {downloads} -o {home / 'models' / 'umxhq.ts'} "
-               f"--name umxhq --targets {','.join(STEMS)}")
+    command = (
+        f"stemforge import-model openunmix {downloads} -o {home / 'models' / 'umxhq.ts'} "
+        f"--name umxhq --targets {','.join(STEMS)}"
+    )
     assert command in done.stderr and "CC BY-NC-SA 4.0" in done.stderr
     assert not (home / "models").exists()
     for name in checkpoints["entries"]["umxhq"]:  # fetched by hand
         (downloads / name).write_bytes(checkpoints["files"][name])
     by_hand = home / "by-hand.ts"
     from stemforge.cli import main
+
     assert main(shlex.split(command.replace("stemforge ", "", 1)) + ["-o", str(by_hand)]) == 0
     assert stemforge.load_model(by_hand).stems == tuple(STEMS)
     done = cli("models", "pull", "umxhq", "--catalogue", catalogue, home=home)
@@ -428,6 +480,7 @@ def test_no_network_names_the_files_checksums_and_import_model(checkpoints, tmp_
 def not_utf8_metadata(source: Path, target: Path) -> None:
     """`source` with its metadata saved as Latin-1 (a description holding an é)."""
     import zipfile
+
     with zipfile.ZipFile(source) as a, zipfile.ZipFile(target, "w") as b:
         for name in a.namelist():
             data = a.read(name)
@@ -436,11 +489,14 @@ def not_utf8_metadata(source: Path, target: Path) -> None:
             b.writestr(name, data)
 
 
-@pytest.mark.parametrize("damage, problem", [
-    ("record", "htdemucs.pull.json: unreadable pull record"),
-    ("model", "htdemucs.ts: not a readable model file"),
-    ("metadata", "htdemucs.ts: stemforge.json is not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ("record", "htdemucs.pull.json: unreadable pull record"),
+        ("model", "htdemucs.ts: not a readable model file"),
+        ("metadata", "htdemucs.ts: stemforge.json is not UTF-8 text"),
+    ],
+)
 def test_damaged_pulled_files_are_reported_by_pull_and_list(checkpoints, tmp_path, damage, problem):
     """A pulled model's files damaged on disk: `models list` shows the problem on its row,
     `models pull` says what it is and what to do; neither is a traceback."""
@@ -470,6 +526,7 @@ def test_damaged_pulled_files_are_reported_by_pull_and_list(checkpoints, tmp_pat
 def test_listed_latency_is_what_the_processor_reports(models, rate):
     """`models list` computes latency from the metadata alone; it is the processor's."""
     from stemforge.core.pipeline import latency_of
+
     for model in models.values():
         sep = stemforge.StemSeparator(model)
         sep.prepare(rate, 2)

@@ -1,4 +1,5 @@
 """pedalboard as the host: native effects around the separator, files streamed in chunks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 from pedalboard import Compressor, Gain, HighpassFilter, Resample, Reverb
 from pedalboard.io import AudioFile
 
-from stemforge import Chain, StemSeparator
 from host_tests.helpers import music, stream
+from stemforge import Chain, StemSeparator
 
 
 def test_pedalboard_itself_cannot_hold_a_python_processor(stream_model):
@@ -22,8 +23,9 @@ def test_chain_with_native_effects_before_and_after(stream_model):
     chain = Chain([HighpassFilter(80), Compressor(threshold_db=-20, ratio=4), sep, Reverb(room_size=0.3)])
     y = chain(x, 44100)
     assert y.shape == x.shape and y.dtype == np.float32
-    by_hand = Reverb(room_size=0.3)(sep(Compressor(threshold_db=-20, ratio=4)(
-        HighpassFilter(80)(x, 44100), 44100), 44100), 44100)
+    by_hand = Reverb(room_size=0.3)(
+        sep(Compressor(threshold_db=-20, ratio=4)(HighpassFilter(80)(x, 44100), 44100), 44100), 44100
+    )
     np.testing.assert_allclose(y, by_hand, atol=1e-6)
     assert chain.is_effect and len(chain) == 4
     with pytest.raises(TypeError, match="is not a plugin"):
@@ -47,8 +49,15 @@ def test_chain_streams_to_its_offline_output(stream_model, sizes):
     # and the Chain flushes it. Native filters lose their state when a call is larger
     # than the stream's first one; the Chain feeds them so that this never happens.
     x = music(0.6, 48000)
-    chain = Chain([HighpassFilter(100), StemSeparator(stream_model, stem="drums"), Resample(32000),
-                   Reverb(room_size=0.4), Gain(-3.0)])
+    chain = Chain(
+        [
+            HighpassFilter(100),
+            StemSeparator(stream_model, stem="drums"),
+            Resample(32000),
+            Reverb(room_size=0.4),
+            Gain(-3.0),
+        ]
+    )
     expected = chain(x, 48000)
     got = stream(chain, x, 48000, sizes)
     assert got.shape == expected.shape
@@ -67,8 +76,7 @@ def test_file_streamed_in_chunks_through_audiofile(tmp_path, stream_model):
     with AudioFile(str(src), "w", 48000, 2, bit_depth=32) as f:
         f.write(x)
     chain = Chain([HighpassFilter(40), StemSeparator(stream_model, gains={"vocals": 0.0})])
-    with AudioFile(str(src)) as f, AudioFile(str(dst), "w", f.samplerate, f.num_channels,
-                                             bit_depth=32) as out:
+    with AudioFile(str(src)) as f, AudioFile(str(dst), "w", f.samplerate, f.num_channels, bit_depth=32) as out:
         while f.tell() < f.frames:
             out.write(chain.process(f.read(4410), f.samplerate, reset=False))
         out.write(chain.flush())
@@ -95,9 +103,10 @@ def test_chain_is_chunk_invariant_around_native_plugins_with_latency(stream_mode
     """MP3Compressor works in frames and reports latency: its output depended on the
     sizes of the calls the Chain made; render streams files through the same Chain."""
     x = music(2.0)
-    for plugins in ([pedalboard.MP3Compressor()],
-                    [pedalboard.MP3Compressor(), StemSeparator(stream_model, stem="vocals"),
-                     Compressor(threshold_db=-18)]):
+    for plugins in (
+        [pedalboard.MP3Compressor()],
+        [pedalboard.MP3Compressor(), StemSeparator(stream_model, stem="vocals"), Compressor(threshold_db=-18)],
+    ):
         chain = Chain(plugins)
         offline = chain(x, 44100)
         np.testing.assert_allclose(stream(chain, x, 44100, [chunk]), offline, atol=1e-6)

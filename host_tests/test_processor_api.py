@@ -1,4 +1,5 @@
 """StemSeparator's public API from plain Python: layouts, dtypes, options, bad input, threads."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 import stemforge
-from stemforge import StemSeparator, separate
 from host_tests.helpers import db, music
+from stemforge import StemSeparator, separate
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +22,14 @@ def mix():
 @pytest.mark.parametrize("layout", ["channels-first", "channels-last", "mono-1d", "mono-2d"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_offline_output_has_the_input_shape_and_layout(stream_model, mix, layout, dtype):
-    x = {"channels-first": mix, "channels-last": mix.T, "mono-1d": mix[0],
-         "mono-2d": mix[:1]}[layout].astype(dtype)
+    x = {"channels-first": mix, "channels-last": mix.T, "mono-1d": mix[0], "mono-2d": mix[:1]}[layout].astype(dtype)
     sep = StemSeparator(stream_model, stem="vocals")
     y = sep(x, 44100)
     assert y.shape == x.shape and y.dtype == np.float32
     reference = sep(np.ascontiguousarray(mix[:1] if "mono" in layout else mix), 44100)
-    np.testing.assert_array_equal(y.reshape(reference.shape) if "mono" in layout else
-                                  (y.T if layout == "channels-last" else y), reference)
+    np.testing.assert_array_equal(
+        y.reshape(reference.shape) if "mono" in layout else (y.T if layout == "channels-last" else y), reference
+    )
 
 
 def test_pedalboard_conventions(stream_model, mix):
@@ -50,7 +51,7 @@ def test_nan_and_inf_are_refused_with_a_clear_error(stream_model, mix, bad, wher
     x = mix.copy()
     x[1, 777] = bad
     sep = StemSeparator(stream_model, stem="vocals")
-    with pytest.raises(ValueError, match=f"NaN or Inf.*sample 777, channel 1"):
+    with pytest.raises(ValueError, match="NaN or Inf.*sample 777, channel 1"):
         sep(x, 44100)
     sep.prepare(44100, 2)
     with pytest.raises(ValueError, match="NaN or Inf"):
@@ -162,8 +163,7 @@ def test_processors_in_several_threads_do_not_disturb_each_other(stream_model):
         stem, threads = jobs[i]
         sep = StemSeparator(stream_model, stem=stem, threads=threads)
         sep.prepare(44100, 2)
-        outs = [sep.process(inputs[i][:, k:k + 777], 44100, reset=False)
-                for k in range(0, inputs[i].shape[1], 777)]
+        outs = [sep.process(inputs[i][:, k : k + 777], 44100, reset=False) for k in range(0, inputs[i].shape[1], 777)]
         results[i] = np.concatenate(outs + [sep.flush()], axis=1)
 
     before = torch.get_num_threads()
@@ -196,8 +196,10 @@ def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_mode
                 inside_both.wait()
                 seen[threading.current_thread().name] = torch.get_num_threads()
             return model.step(x, state)
+
         held.step = step
         return held
+
     one = observed(stream_model)
     held = {1: one, 2: one if shared else observed(stemforge.load_model(stream_model.path))}
     x = music(0.5)
@@ -207,12 +209,14 @@ def test_processors_in_two_threads_run_their_models_at_the_same_time(stream_mode
             results[threads] = StemSeparator(held[threads], stem="vocals", threads=threads)(x, 44100)
         except Exception as e:  # a broken barrier: the calls did not overlap
             errors.append(e)
+
     def fresh_thread_count() -> int:  # what a thread that starts now is given
         count = []
         t = threading.Thread(target=lambda: count.append(torch.get_num_threads()))
         t.start()
         t.join()
         return count[0]
+
     default = fresh_thread_count()
     workers = [threading.Thread(target=work, args=(n,), name=f"threads={n}") for n in (1, 2)]
     for t in workers:
@@ -239,6 +243,7 @@ def test_one_separator_refuses_a_second_thread_while_a_call_runs(stream_model, m
             inside.set()
             release.wait()
         return stream_model.step(x, state)
+
     held.step = step
     sep = StemSeparator(held, stem="vocals")
     expected = StemSeparator(stream_model, stem="vocals")(mix, 44100)
@@ -249,13 +254,19 @@ def test_one_separator_refuses_a_second_thread_while_a_call_runs(stream_model, m
             result["audio"] = sep(mix, 44100)
         finally:
             inside.set()
+
     first = threading.Thread(target=first_call)
     first.start()
     inside.wait()
     try:
-        for call in (lambda: sep(mix, 44100), lambda: sep.process_block(mix[:, :256], 44100),
-                     lambda: sep.process(mix, 44100, reset=False), sep.flush, sep.reset,
-                     lambda: sep.prepare(44100, 2)):
+        for call in (
+            lambda: sep(mix, 44100),
+            lambda: sep.process_block(mix[:, :256], 44100),
+            lambda: sep.process(mix, 44100, reset=False),
+            sep.flush,
+            sep.reset,
+            lambda: sep.prepare(44100, 2),
+        ):
             with pytest.raises(RuntimeError, match="give each thread its own StemSeparator"):
                 call()
     finally:
@@ -270,20 +281,23 @@ def one_sample_blocks(proc, x: np.ndarray, shape: str) -> np.ndarray:
     channels-first, "(1,2)" one stereo sample channels-last, "(2,2)" two samples channels-last."""
     outs = []
     if shape == "(2,1)":
-        outs = [proc.process(x[:, i:i + 1], 44100, reset=False) for i in range(x.shape[1])]
+        outs = [proc.process(x[:, i : i + 1], 44100, reset=False) for i in range(x.shape[1])]
         outs.append(proc.flush())
         return np.concatenate([o for o in outs if o.size], axis=1)
     step = 1 if shape == "(1,2)" else 2
-    outs = [proc.process(np.ascontiguousarray(x[:, i:i + step].T), 44100, reset=False)
-            for i in range(0, x.shape[1], step)]
+    outs = [
+        proc.process(np.ascontiguousarray(x[:, i : i + step].T), 44100, reset=False) for i in range(0, x.shape[1], step)
+    ]
     outs.append(proc.flush())
     return np.concatenate([o for o in outs if o.size], axis=0).T
 
 
-@pytest.mark.parametrize("shape, layout", [("(2,1)", "channels-first"), ("(1,2)", "channels-first"),
-                                           ("(2,2)", "channels-last")])
-@pytest.mark.parametrize("make", [lambda m: StemSeparator(m, stem="vocals"),
-                                  lambda m: stemforge.Chain([StemSeparator(m, stem="vocals")])])
+@pytest.mark.parametrize(
+    "shape, layout", [("(2,1)", "channels-first"), ("(1,2)", "channels-first"), ("(2,2)", "channels-last")]
+)
+@pytest.mark.parametrize(
+    "make", [lambda m: StemSeparator(m, stem="vocals"), lambda m: stemforge.Chain([StemSeparator(m, stem="vocals")])]
+)
 def test_prepare_fixes_the_layout_of_tiny_blocks(stream_model, shape, layout, make):
     x = music(0.05)
     proc = make(stream_model)
@@ -297,15 +311,21 @@ def test_prepare_refuses_an_unknown_layout(stream_model):
         StemSeparator(stream_model).prepare(44100, 2, "interleaved")
 
 
-@pytest.mark.parametrize("audio, message", [(np.zeros(64, np.float16), "astype\\(np.float32\\)"),
-                                            ([0.0] * 64, "numpy array"),
-                                            (np.zeros(64, np.int16), "integer PCM")])
-def test_audio_that_is_not_a_float_array_is_a_type_error_saying_how_to_convert(stream_model, audio,
-                                                                              message):
-    for call in (lambda a: StemSeparator(stream_model)(a, 44100),
-                 lambda a: StemSeparator(stream_model).process_block(a, 44100),
-                 lambda a: stemforge.Chain([StemSeparator(stream_model)])(a, 44100),
-                 lambda a: separate(a, 44100, stream_model)):
+@pytest.mark.parametrize(
+    "audio, message",
+    [
+        (np.zeros(64, np.float16), "astype\\(np.float32\\)"),
+        ([0.0] * 64, "numpy array"),
+        (np.zeros(64, np.int16), "integer PCM"),
+    ],
+)
+def test_audio_that_is_not_a_float_array_is_a_type_error_saying_how_to_convert(stream_model, audio, message):
+    for call in (
+        lambda a: StemSeparator(stream_model)(a, 44100),
+        lambda a: StemSeparator(stream_model).process_block(a, 44100),
+        lambda a: stemforge.Chain([StemSeparator(stream_model)])(a, 44100),
+        lambda a: separate(a, 44100, stream_model),
+    ):
         with pytest.raises(TypeError, match=message) as e:
             call(audio)
         assert "integer" not in str(e.value) or message == "integer PCM"

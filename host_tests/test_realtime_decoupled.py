@@ -5,6 +5,7 @@ complete. None of these tests depends on the machine's speed: "the worker keeps 
 made true by waiting for it between blocks (`wait_idle`), and "the worker is late" by a
 model that blocks until the test lets it go.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 
 import stemforge
-from stemforge.core.pipeline import latency_of, realtime_headroom
 from host_tests.helpers import music
+from stemforge.core.pipeline import latency_of, realtime_headroom
 
 STEMS = ("drums", "bass", "other", "vocals")
 
@@ -35,11 +36,11 @@ def run(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=No
     for i in range(0, padded.shape[1], block):
         if before_block is not None:
             before_block(i)
-        out.append(sep.process_block(padded[:, i:i + block], rate))
-        assert out[-1].shape == padded[:, i:i + block].shape
+        out.append(sep.process_block(padded[:, i : i + block], rate))
+        assert out[-1].shape == padded[:, i : i + block].shape
         if keep_up is True or callable(keep_up) and keep_up(i):
             assert sep._pipeline.decoupled.wait_idle(timeout=60)
-    return np.concatenate(out, axis=1)[:, latency:latency + x.shape[1]]
+    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]
 
 
 class Gate:
@@ -71,9 +72,16 @@ def gated(models):
     gate.remove()
 
 
-@pytest.mark.parametrize("name,rate,block", [
-    ("fixture-stream", 44100, 128), ("fixture-stream", 48000, 333), ("fixture-mono-22k", 44100, 64),
-    ("fixture-window", 48000, 512), ("fixture-stream", 96000, 1)])
+@pytest.mark.parametrize(
+    "name,rate,block",
+    [
+        ("fixture-stream", 44100, 128),
+        ("fixture-stream", 48000, 333),
+        ("fixture-mono-22k", 44100, 64),
+        ("fixture-window", 48000, 512),
+        ("fixture-stream", 96000, 1),
+    ],
+)
 def test_without_a_miss_the_output_is_the_offline_output_delayed(models, name, rate, block):
     x = music(0.4, rate, 2, seed=21)
     expected = stemforge.StemSeparator(models[name], gains={"vocals": 0.25})(x, rate)
@@ -113,7 +121,7 @@ def test_a_block_longer_than_the_headroom_moves_the_due_time_past_it(live, rate,
     pipe, most = sep._pipeline, 0
     x = music(1.0, rate, 2, seed=22)
     for i in range(0, x.shape[1] - block + 1, block):
-        before = pipe._resample_in.push(x[:, i:i + block]).shape[1]
+        before = pipe._resample_in.push(x[:, i : i + block]).shape[1]
         most = max(most, before)
     assert most <= headroom
 
@@ -127,7 +135,7 @@ def test_the_caller_never_runs_the_model(gated):
 
 
 def hops_of(out: np.ndarray, hop: int):
-    return [out[:, i:i + hop] for i in range(0, out.shape[1] - hop + 1, hop)]
+    return [out[:, i : i + hop] for i in range(0, out.shape[1] - hop + 1, hop)]
 
 
 def test_a_late_hop_is_delivered_on_time_with_its_input_in_other(gated):
@@ -137,10 +145,14 @@ def test_a_late_hop_is_delivered_on_time_with_its_input_in_other(gated):
     model, gate = gated
     rate, block, hop = 44100, 128, model.info.hop
     x = music(1.0, rate, 2, seed=24)
-    seps = {name: stemforge.StemSeparator(model, realtime=True, **kw) for name, kw in
-            (("sum", {"gains": {}}), ("other", {"stem": "other"}), ("vocals", {"stem": "vocals"}))}
-    expected = {name: stemforge.StemSeparator(model, **kw)(x, rate) for name, kw in
-                (("other", {"stem": "other"}), ("vocals", {"stem": "vocals"}))}
+    seps = {
+        name: stemforge.StemSeparator(model, realtime=True, **kw)
+        for name, kw in (("sum", {"gains": {}}), ("other", {"stem": "other"}), ("vocals", {"stem": "vocals"}))
+    }
+    expected = {
+        name: stemforge.StemSeparator(model, **kw)(x, rate)
+        for name, kw in (("other", {"stem": "other"}), ("vocals", {"stem": "vocals"}))
+    }
     held = x.shape[1] // 2 // block * block  # the worker is stuck in a model call until here
 
     def hold(sep):
@@ -150,6 +162,7 @@ def test_a_late_hop_is_delivered_on_time_with_its_input_in_other(gated):
             if i == held:
                 gate.open.set()
                 assert sep._pipeline.decoupled.wait_idle(timeout=60)
+
         return before_block
 
     out = {}
@@ -177,6 +190,7 @@ def test_a_worker_a_whole_ring_behind_starts_afresh(gated):
     starts afresh at a hop boundary: the stems sum to the input throughout, and once the
     model's context has passed the output is exact again."""
     from stemforge.core.realtime import INPUT_RING_SECONDS
+
     model, gate = gated
     rate, block = 44100, 512
     # the worker is stuck in its first call, holding at most a ring: two rings and more
@@ -192,8 +206,7 @@ def test_a_worker_a_whole_ring_behind_starts_afresh(gated):
 
     total = stemforge.StemSeparator(model, gains={}, realtime=True)
     total.prepare(rate, 2, block_size=block)
-    np.testing.assert_allclose(run(total, x, rate, block, keep_up=False, before_block=hold), x,
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(run(total, x, rate, block, keep_up=False, before_block=hold), x, atol=1e-6, rtol=0)
     sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
     sep.prepare(rate, 2, block_size=block)
     got = run(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
@@ -228,7 +241,7 @@ def test_offline_calls_of_a_real_time_separator_stay_exact(models):
     sep.prepare(48000, 2, block_size=128)
     np.testing.assert_array_equal(sep(x, 48000), expected)
     sep.reset()
-    parts = [sep.process(x[:, i:i + 1000], 48000, reset=False) for i in range(0, x.shape[1], 1000)]
+    parts = [sep.process(x[:, i : i + 1000], 48000, reset=False) for i in range(0, x.shape[1], 1000)]
     got = np.concatenate(parts + [sep.flush()], axis=1)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     assert sep.misses == 0

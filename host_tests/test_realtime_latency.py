@@ -4,6 +4,7 @@ StemSeparator resamples with soxr's low-delay recipes (QQ in, LQ out) in every c
 so process_block must equal the offline output through those same resamplers, delayed by
 exactly latency_samples, whatever the block size.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 import stemforge
-from stemforge.core.pipeline import Pipeline, latency_of, resampler_holdbacks, resampler_recipes
 from host_tests.helpers import blocks, music
+from stemforge.core.pipeline import Pipeline, latency_of, resampler_holdbacks, resampler_recipes
 
 BUDGET_SECONDS = 0.025
 RATES = [44100, 48000, 96000]
@@ -51,8 +52,7 @@ def test_live_process_block_is_offline_through_the_same_resamplers_delayed(live,
     seconds = 0.05 if block == 1 else 0.4
     x = music(seconds, rate, 2, seed=5)
     # the reference: the whole input through a Pipeline with the same (low-delay) resamplers
-    pipe = Pipeline(live, rate, 2, np.array([[0.0, 0.0, 0.0, 1.0]], np.float32), np.zeros(1),
-                    resampling="low-delay")
+    pipe = Pipeline(live, rate, 2, np.array([[0.0, 0.0, 0.0, 1.0]], np.float32), np.zeros(1), resampling="low-delay")
     reference = np.concatenate([pipe.push(x)[0], pipe.flush()[0]], axis=1)
     sep = stemforge.StemSeparator(live, stem="vocals", residual=None)
     np.testing.assert_allclose(sep(x, rate), reference, atol=1e-6, rtol=0)
@@ -66,8 +66,7 @@ def test_an_impulse_through_live_comes_out_exactly_latency_samples_later(live, r
     latency = sep.latency_samples
     x = np.zeros((2, latency + 3000), np.float32)
     x[:, 1000] = 1.0
-    out = np.concatenate([sep.process_block(x[:, i:i + 128], rate)
-                          for i in range(0, x.shape[1], 128)], 1)
+    out = np.concatenate([sep.process_block(x[:, i : i + 128], rate) for i in range(0, x.shape[1], 128)], 1)
     assert np.argmax(np.abs(out[0])) == 1000 + latency
     assert out[0, 1000 + latency] > 0.9  # the resamplers keep the impulse's peak
 
@@ -83,7 +82,7 @@ def test_low_delay_resampling_stays_close_to_hq(live, rate):
         pipe = Pipeline(live, rate, 2, mix, np.zeros(1), resampling=resampling)
         trips[resampling] = np.concatenate([pipe.push(x)[0], pipe.flush()[0]], axis=1)
     err = trips["low-delay"] - trips["hq"]
-    assert 10 * np.log10(np.sum(trips["hq"] ** 2) / np.sum(err ** 2)) > 30
+    assert 10 * np.log10(np.sum(trips["hq"] ** 2) / np.sum(err**2)) > 30
 
 
 @pytest.mark.parametrize("rate", EVERY_RATE[:4] + EVERY_RATE[5:])
@@ -129,7 +128,7 @@ def test_no_block_runs_the_model_more_than_once(live, rate, block):
         per_block = []
         for i in range(0, x.shape[1] - block + 1, block):
             before = len(hops)
-            sep.process_block(x[:, i:i + block], rate)
+            sep.process_block(x[:, i : i + block], rate)
             per_block.append(sum(hops[before:]))
     finally:
         del model.step  # the instance attribute goes; the class's method is back

@@ -6,6 +6,7 @@ REALTIME (block by block for a host or a device: StemSeparator, latency_of, real
 (where the two policies differ), gives what an explicit resampling= of its use's policy
 gives, and not what the other policy gives.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,18 @@ import pytest
 from pedalboard.io import AudioFile
 
 import stemforge
+from host_tests.helpers import MODELS, music, run_cli
 from stemforge.core.contract import RESAMPLING as CONTRACT
-from stemforge.core.pipeline import (Pipeline, host_latency, latency_of, realtime_headroom,
-                                     resampler_holdbacks, resampler_recipes)
+from stemforge.core.pipeline import (
+    Pipeline,
+    host_latency,
+    latency_of,
+    realtime_headroom,
+    resampler_holdbacks,
+    resampler_recipes,
+)
 from stemforge.core.policy import OFFLINE, REALTIME, policy_for
 from stemforge.core.resample import RESAMPLING
-from host_tests.helpers import MODELS, music, run_cli
 
 RATE = 48000  # not the model's rate: both resamplers run
 
@@ -95,9 +102,11 @@ def test_the_lower_level_latency_functions_have_no_default_of_their_own(live):
     """host_latency, resampler_holdbacks and resampler_recipes describe a stream whose policy
     the caller chose: without it they refuse, so no default can disagree with `policy`."""
     delay = 256
-    for call in (lambda: host_latency(delay, RATE, live.sample_rate),
-                 lambda: resampler_holdbacks(RATE, live.sample_rate),
-                 lambda: resampler_recipes(RATE, live.sample_rate)):
+    for call in (
+        lambda: host_latency(delay, RATE, live.sample_rate),
+        lambda: resampler_holdbacks(RATE, live.sample_rate),
+        lambda: resampler_recipes(RATE, live.sample_rate),
+    ):
         with pytest.raises(TypeError, match="resampling"):
             call()
     for policy in (REALTIME, OFFLINE):
@@ -114,7 +123,7 @@ def test_separate_and_stem_splitter_take_the_offline_policy(live, x):
     assert differs(stems["vocals"], realtime["vocals"])
     # separate is StemSplitter over the whole input; pushed in blocks, the same stems
     splitter = stemforge.StemSplitter(live, RATE, 2)
-    parts = [splitter.push(x[:, i:i + 1000]) for i in range(0, x.shape[1], 1000)] + [splitter.flush()]
+    parts = [splitter.push(x[:, i : i + 1000]) for i in range(0, x.shape[1], 1000)] + [splitter.flush()]
     for s in live.stems:
         np.testing.assert_allclose(np.concatenate([p[s] for p in parts], axis=1), stems[s], atol=1e-6, rtol=0)
     # a Pipeline of its own is StemSplitter's: offline
@@ -129,8 +138,7 @@ def test_separate_is_the_offline_sum_and_the_processors_the_realtime_one(live, x
     offline = stemforge.separate(x, RATE, live)
     realtime = stemforge.separate(x, RATE, live, resampling=REALTIME)
     for s in live.stems:
-        np.testing.assert_allclose(stemforge.StemSeparator(live, stem=s)(x, RATE), realtime[s],
-                                   atol=1e-6, rtol=0)
+        np.testing.assert_allclose(stemforge.StemSeparator(live, stem=s)(x, RATE), realtime[s], atol=1e-6, rtol=0)
     np.testing.assert_allclose(sum(offline.values()), x, atol=1e-5, rtol=0)
     np.testing.assert_allclose(sum(realtime.values()), x, atol=1e-5, rtol=0)
     assert differs(offline["vocals"], realtime["vocals"])
@@ -144,8 +152,9 @@ def test_export_and_the_separate_command_take_the_offline_policy(live, x, tmp_pa
     assert report.ok
     (written,) = report.written
     np.testing.assert_allclose(read(written), expected, atol=1e-6, rtol=0)
-    result = run_cli("separate", src, "-o", tmp_path / "cli", "--model", MODELS / "live.ts",
-                     "--stems", "vocals", "--bit-depth", "32")
+    result = run_cli(
+        "separate", src, "-o", tmp_path / "cli", "--model", MODELS / "live.ts", "--stems", "vocals", "--bit-depth", "32"
+    )
     assert result.returncode == 0, result.stderr
     (written,) = (tmp_path / "cli").rglob("vocals.wav")
     y = read(written)
@@ -158,9 +167,9 @@ def test_render_runs_its_stem_separators_with_the_realtime_policy(live, x, tmp_p
     policy, the samples the plugin gives on a bounce."""
     src = write_float_wav(tmp_path / "song.wav", x, RATE)
     x = read(src)
-    (written,) = stemforge.render(src, [stemforge.StemSeparator(live, stem="vocals")], tmp_path / "out",
-                                  bit_depth=32)
+    (written,) = stemforge.render(src, [stemforge.StemSeparator(live, stem="vocals")], tmp_path / "out", bit_depth=32)
     y = read(written)
-    np.testing.assert_allclose(y, stemforge.StemSeparator(live, stem="vocals", resampling=REALTIME)(x, RATE),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        y, stemforge.StemSeparator(live, stem="vocals", resampling=REALTIME)(x, RATE), atol=1e-6, rtol=0
+    )
     assert differs(y, stemforge.StemSeparator(live, stem="vocals", resampling=OFFLINE)(x, RATE))

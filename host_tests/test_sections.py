@@ -1,5 +1,6 @@
 """`stemforge sections`: the songs of a long rendered singing stream with known truth,
 through the CLI; and the rules that turn probabilities into songs."""
+
 from __future__ import annotations
 
 import csv
@@ -13,14 +14,23 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
+from bench.streams import Part, render_stream
 from stemforge.apps.sections import FeatureStream, Rules, find_songs, pitch_frame, pitch_track
 from stemforge.io.sessions import DAWPROJECT_SCHEMAS
-from bench.streams import Part, render_stream
 
 RATE = 44100
-PARTS = [Part("talk", 30), Part("song", 100), Part("silence", 8), Part("bgm-talk", 30),
-         Part("song", 150, "ballad"), Part("talk", 25), Part("song", 210, "rock"),
-         Part("silence", 6), Part("song", 200), Part("talk", 20)]
+PARTS = [
+    Part("talk", 30),
+    Part("song", 100),
+    Part("silence", 8),
+    Part("bgm-talk", 30),
+    Part("song", 150, "ballad"),
+    Part("talk", 25),
+    Part("song", 210, "rock"),
+    Part("silence", 6),
+    Part("song", 200),
+    Part("talk", 20),
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +43,25 @@ def stream(tmp_path_factory):
     with AudioFile(str(path), "w", RATE, 2, bit_depth=16) as f:
         f.write(audio)
     out = folder / "out"
-    done = subprocess.run([sys.executable, "-m", "stemforge", "sections", path, "-o", out,
-                           "--write", "labels,csv,cue,reaper,dawproject", "--cut", "--format", "flac"],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "sections",
+            path,
+            "-o",
+            out,
+            "--write",
+            "labels,csv,cue,reaper,dawproject",
+            "--cut",
+            "--format",
+            "flac",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     return path, truth, out, done.stdout
 
@@ -72,6 +98,7 @@ def test_labels_cue_and_daw_markers_say_the_same(stream, tmp_path):
     for i, (start, end) in enumerate(songs, 1):
         assert f'MARKER {i} {start!r} "song {i}" 1' in rpp and f'MARKER {i} {end!r} "" 1' in rpp
     from lxml import etree
+
     with zipfile.ZipFile(out / "stream.dawproject") as z:
         project = etree.fromstring(z.read("project.xml"))
     etree.XMLSchema(etree.parse(str(DAWPROJECT_SCHEMAS / "Project.xsd"))).assertValid(project)
@@ -104,6 +131,7 @@ def test_rules_merge_dips_keep_long_runs_apart_and_extend_edges():
         for a, b, v in spans:
             out[a:b] = v
         return out
+
     # A 15 s dip inside a song merges; a 40 s gap does not.
     songs = find_songs(p((100, 200, 0.9), (215, 300, 0.9), (340, 420, 0.9)))
     assert [(s.start, s.end) for s in songs] == [(100, 300), (340, 420)]
@@ -135,7 +163,7 @@ def sung(f0: float, rate: int, seconds: float = 1.0) -> np.ndarray:
     """A held note: twelve harmonics with a vowel-like tilt and a 5 Hz, +-2 % vibrato."""
     t = np.arange(int(seconds * rate)) / rate
     phase = 2 * np.pi * f0 * (t - 0.02 / (2 * np.pi * 5) * np.cos(2 * np.pi * 5 * t))
-    return sum(np.sin(k * phase) / k ** 0.8 * (1.5 if k in (3, 4) else 1.0) for k in range(1, 13))
+    return sum(np.sin(k * phase) / k**0.8 * (1.5 if k in (3, 4) else 1.0) for k in range(1, 13))
 
 
 @pytest.mark.parametrize("rate", [44100, 48000, 96000, 192000])
@@ -144,22 +172,24 @@ def test_pitch_frames_are_seconds_and_read_a_voice_right_at_any_rate(rate):
     assert frame / rate == pytest.approx(2048 / 44100, rel=1e-3) and hop == frame // 2
     noise = np.random.default_rng(rate).standard_normal(2 * rate)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")            # no divide-by-zero on the way
+        warnings.simplefilter("error")  # no divide-by-zero on the way
         voice_f0 = pitch_track(sung(205.0, rate, 2.0), rate)
         noise_f0 = pitch_track(noise, rate)
     assert np.mean(voice_f0 > 0) > 0.95
     assert np.median(voice_f0[voice_f0 > 0]) == pytest.approx(205.0, rel=0.03)
-    assert np.all(np.abs(voice_f0[voice_f0 > 0] / 205.0 - 1) < 0.05)   # no octave errors
-    assert np.mean(noise_f0 > 0) < 0.05                                  # noise is not voiced
+    assert np.all(np.abs(voice_f0[voice_f0 > 0] / 205.0 - 1) < 0.05)  # no octave errors
+    assert np.mean(noise_f0 > 0) < 0.05  # noise is not voiced
 
 
 def test_voiced_share_of_noise_and_voice_does_not_depend_on_the_rate():
     shares = {}
     for rate in (44100, 192000):
-        for name, x in (("noise", 0.1 * np.random.default_rng(3).standard_normal(4 * rate)),
-                        ("voice", 0.1 * sung(205.0, rate, 4.0))):
+        for name, x in (
+            ("noise", 0.1 * np.random.default_rng(3).standard_normal(4 * rate)),
+            ("voice", 0.1 * sung(205.0, rate, 4.0)),
+        ):
             stream = FeatureStream(rate)
-            stream.push(np.stack([x, x]), np.stack([x, x]))   # mix = vocals: a voice alone
+            stream.push(np.stack([x, x]), np.stack([x, x]))  # mix = vocals: a voice alone
             shares[name, rate] = stream.features()[:, 1].mean()
     assert shares["noise", 44100] < 0.05 and shares["noise", 192000] < 0.05
     assert shares["voice", 44100] > 0.9 and shares["voice", 192000] > 0.9
@@ -168,6 +198,7 @@ def test_voiced_share_of_noise_and_voice_does_not_depend_on_the_rate():
 def test_errors_are_clear(tmp_path, cli_here):
     def run(*args):
         return cli_here("sections", *args)
+
     done = run(tmp_path / "missing.wav", "-o", tmp_path / "out")
     assert done.returncode == 1 and "no such file" in done.stderr
     song = tmp_path / "s.wav"

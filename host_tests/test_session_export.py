@@ -1,6 +1,7 @@
 """DAW sessions written by `stemforge separate --session`: they validate against the official
 DAWproject schema (lxml) and parse back with a real RPP parser, with the tracks and files
 they should have."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,10 +15,10 @@ from lxml import etree
 from pedalboard.io import AudioFile
 
 from host_tests.helpers import STEMS, music
-from stemforge.io.sessions import DAWPROJECT_SCHEMAS, SessionTrack, check_dawproject_xml, write_session
 from stemforge.errors import ExportError
+from stemforge.io.sessions import DAWPROJECT_SCHEMAS, SessionTrack, check_dawproject_xml, write_session
 
-SCHEMAS = DAWPROJECT_SCHEMAS          # the project's copy of the official schema
+SCHEMAS = DAWPROJECT_SCHEMAS  # the project's copy of the official schema
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,24 @@ def separate_with_sessions(folder: Path, name: str, seconds: float, sessions: st
     src = folder / f"{name}.wav"
     with AudioFile(str(src), "w", 48000, 2, bit_depth=24) as f:
         f.write(music(seconds, 48000))
-    result = subprocess.run([sys.executable, "-m", "stemforge", "separate", str(src), "-o", str(folder / "out"),
-                             "--model", "fixture-stream", "--session", sessions],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemforge",
+            "separate",
+            str(src),
+            "-o",
+            str(folder / "out"),
+            "--model",
+            "fixture-stream",
+            "--session",
+            sessions,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return src
 
@@ -97,8 +113,7 @@ def test_a_session_that_breaks_the_schema_is_refused_not_written(tmp_path):
     assert not bad.exists()
 
 
-@pytest.mark.parametrize("name", ["it's a \"mix\" `live`", "only `backticks` and 'single'",
-                                  "a line\nbreak"])
+@pytest.mark.parametrize("name", ['it\'s a "mix" `live`', "only `backticks` and 'single'", "a line\nbreak"])
 def test_reaper_keeps_the_original_mix_whatever_quotes_its_name_holds(tmp_path, name):
     """REAPER has no escape in strings: a path holding ", ' and ` cannot be written, nor one
     holding a line break (REAPER reads line by line: "closing quote not found"). The
@@ -109,5 +124,5 @@ def test_reaper_keeps_the_original_mix_whatever_quotes_its_name_holds(tmp_path, 
     files = [folder / t.find("ITEM").find("SOURCE").find("FILE")[1] for t in project.findall("TRACK")]
     assert len(files) == 5 and all(f.is_file() for f in files), files
     assert "\n" not in project.findall("TRACK")[0].find("NAME")[1]
-    assert files[0].read_bytes() == src.read_bytes()       # the muted first track: the mix
+    assert files[0].read_bytes() == src.read_bytes()  # the muted first track: the mix
     assert [f.name for f in files[1:]] == [f"{s}.wav" for s in STEMS]

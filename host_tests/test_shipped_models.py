@@ -2,6 +2,7 @@
 with their input, separate the bundled held-out demo song better than doing nothing, and
 a real held-out song better than the classic DSP baseline (functional checks;
 bench/quality.py measures quality)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,6 @@ from pedalboard.io import AudioFile
 
 import stemforge
 from host_tests.helpers import MODELS, STEMS, blocks, sdr
-
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_presets_load_as_trained_models(name):
     assert not model.info.untrained and model.info.sums_to_mix
     assert "real recordings" in model.info.training_data and "corpus" in model.info.training_data
     assert model.info.license
-    assert (MODELS / f"{name}.ts").stat().st_size <= 50 * 2 ** 20
+    assert (MODELS / f"{name}.ts").stat().st_size <= 50 * 2**20
 
 
 def test_studio_is_the_default_and_live_meets_its_latency(presets):
@@ -48,7 +48,7 @@ def test_studio_is_the_default_and_live_meets_its_latency(presets):
 
 @pytest.mark.parametrize("name", ["studio", "live"])
 def test_presets_stream_block_invariantly(demo, presets, name):
-    mix = demo.sum(0)[:, :3 * 44100]
+    mix = demo.sum(0)[:, : 3 * 44100]
     sep = stemforge.StemSeparator(presets[name], stem="vocals")
     offline = sep(mix, 44100)
     for block in (128, 4096):
@@ -65,20 +65,22 @@ def test_presets_separate_the_held_out_demo_better_than_the_mix(demo, presets, n
     assert min(gains.values()) >= 1.0, f"{name}: a stem barely better than the mix: {gains}"
     assert np.mean(list(gains.values())) >= 4.0, f"{name}: {gains}"
     residual = sum(estimates.values()) - mix
-    assert 10 * np.log10(np.sum(residual ** 2) / np.sum(mix ** 2)) < -80
+    assert 10 * np.log10(np.sum(residual**2) / np.sum(mix**2)) < -80
 
 
 @pytest.mark.parametrize("name", ["studio", "live"])
 def test_presets_output_scales_with_the_input(demo, presets, name):
     """Level invariance by design: separating g * x gives g * separate(x), -30 to +30 dB."""
-    mix = demo.sum(0)[:, 5 * 44100:8 * 44100]
+    mix = demo.sum(0)[:, 5 * 44100 : 8 * 44100]
     reference = np.stack(list(stemforge.separate(mix, 44100, presets[name]).values()))
     peak = np.abs(reference).max()
     for gain_db in (-30, -20, -6, 6, 20, 30):
         g = np.float32(10 ** (gain_db / 20))
         scaled = np.stack(list(stemforge.separate(mix * g, 44100, presets[name]).values()))
         error = np.abs(scaled / g - reference).max() / peak
-        assert error < 1e-4, f"{name} at {gain_db:+d} dB: output differs from g * separate(x) by {error:.1e} of its peak"
+        assert error < 1e-4, (
+            f"{name} at {gain_db:+d} dB: output differs from g * separate(x) by {error:.1e} of its peak"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,7 @@ def real_separations(real_clip, presets):
         if name not in cache:
             cache[name] = stemforge.separate(real_clip.sum(0), 44100, presets[name])
         return cache[name]
+
     return separation
 
 
@@ -115,6 +118,7 @@ def test_presets_separate_a_real_song_better_than_the_mix(real_clip, real_separa
 @pytest.fixture(scope="module")
 def dsp_of_real_clip(real_clip):
     from bench.baselines import dsp_baseline  # HPSS, a 200 Hz split, REPET-SIM
+
     return dsp_baseline(real_clip.sum(0))
 
 

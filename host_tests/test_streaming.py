@@ -1,4 +1,5 @@
 """Streaming equals offline for any chunking; process_block is offline delayed by latency_samples."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -8,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stemforge import StemSeparator
 from host_tests.helpers import FIXTURES, blocks, music, stream
+from stemforge import StemSeparator
 
 RATES = [8000, 22050, 44100, 48000, 96000, 192000]
 TOLERANCE = 1e-6  # float summation order differs when the model runs more hops per call
@@ -26,12 +27,16 @@ def offline_cache(models):
             sep = StemSeparator(models[name], **(options or {"stem": "vocals"}))
             cache[key] = (x, sep(x, rate))
         return cache[key]
+
     return offline
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(FIXTURES), rate=st.sampled_from(RATES),
-       sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=12))
+@given(
+    name=st.sampled_from(FIXTURES),
+    rate=st.sampled_from(RATES),
+    sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=12),
+)
 def test_any_chunking_streams_to_the_offline_output(models, offline_cache, name, rate, sizes):
     x, expected = offline_cache(name, rate)
     got = stream(StemSeparator(models[name], stem="vocals"), x, rate, sizes)
@@ -48,6 +53,7 @@ def test_named_chunkings_including_single_samples(models, offline_cache, sizes):
 
 def test_streaming_returns_audio_as_it_becomes_available(stream_model):
     from stemforge.core.engine import THROUGHPUT_STEP_SAMPLES
+
     sep = StemSeparator(stream_model, stem="vocals")
     x = music(3.0)
     sep.prepare(44100, 2)
@@ -55,7 +61,7 @@ def test_streaming_returns_audio_as_it_becomes_available(stream_model):
     returned, received = 0, 512
     bound = THROUGHPUT_STEP_SAMPLES + stream_model.info.lookahead + stream_model.info.hop
     for i in range(512, x.shape[1], 4096):
-        returned += sep.process(x[:, i:i + 4096], 44100, reset=False).shape[1]
+        returned += sep.process(x[:, i : i + 4096], 44100, reset=False).shape[1]
         received = min(i + 4096, x.shape[1])
         assert received - returned <= bound  # batched for throughput, but bounded
     assert returned > 0
@@ -73,8 +79,7 @@ def test_buffer_size_never_changes_the_result(stream_model):
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("rate", [44100, 48000, 22050])
 @pytest.mark.parametrize("block", [64, 128, 512, 4096])
-def test_process_block_is_the_offline_output_delayed_by_latency(models, offline_cache, name,
-                                                                rate, block):
+def test_process_block_is_the_offline_output_delayed_by_latency(models, offline_cache, name, rate, block):
     x, expected = offline_cache(name, rate, seconds=0.3, gains=(("vocals", 0.25),))
     sep = StemSeparator(models[name], gains={"vocals": 0.25})
     got = blocks(sep, x, rate, block)
@@ -113,7 +118,7 @@ def test_an_impulse_comes_out_exactly_latency_samples_later(stream_model):
     latency = sep.latency_samples
     x = np.zeros((2, 6000), np.float32)
     x[:, 1000] = 1.0
-    out = np.concatenate([sep.process_block(x[:, i:i + 128], 44100) for i in range(0, 6000, 128)], 1)
+    out = np.concatenate([sep.process_block(x[:, i : i + 128], 44100) for i in range(0, 6000, 128)], 1)
     assert np.argmax(np.abs(out[0])) == 1000 + latency
     np.testing.assert_allclose(out[:, 1000 + latency], 1.0, atol=1e-5)
 

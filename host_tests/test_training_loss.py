@@ -1,5 +1,6 @@
 """The training loss (models/train.py) weighs the vocals stem as documented, without any
 training data: an untrained network's errors are fixed, only the weights change."""
+
 from __future__ import annotations
 
 import pytest
@@ -59,6 +60,7 @@ def test_the_record_mix_bus_acts_on_every_stem_alike():
     import random
 
     import numpy as np
+
     from models.train import RecordMix
 
     rng = np.random.default_rng(0)
@@ -76,6 +78,7 @@ def test_a_record_mix_keeps_every_stem_finite_and_in_place():
     import random
 
     import numpy as np
+
     from models.train import RecordMix
 
     rng = np.random.default_rng(1)

@@ -6,6 +6,7 @@ Engine.cpp); these tests are what proves the two agree: the same stems, the same
 every host rate, for every host block size, mono and stereo, through parameter changes and
 saved states. Build the bundle first with `python build.py plugin` (.ci/run does).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,9 +56,24 @@ class Explodes(torch.nn.Module):
 def save_explodes(path) -> None:
     from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
-    info = ModelInfo(name="explodes", version="1", kind="streaming", sample_rate=44100, stems=STEMS,
-                     channels=2, lookahead=0, context=0, hop=256, window=256, sums_to_mix=True,
-                     description="throws on loud input", training_data="none", license="MIT", untrained=True)
+
+    info = ModelInfo(
+        name="explodes",
+        version="1",
+        kind="streaming",
+        sample_rate=44100,
+        stems=STEMS,
+        channels=2,
+        lookahead=0,
+        context=0,
+        hop=256,
+        window=256,
+        sums_to_mix=True,
+        description="throws on loud input",
+        training_data="none",
+        license="MIT",
+        untrained=True,
+    )
     save_model(Explodes(), info, path)
 
 
@@ -79,10 +95,24 @@ class TwoStems(torch.nn.Module):
 def save_two_stems(path) -> None:
     from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
-    info = ModelInfo(name="two-stems", version="1", kind="streaming", sample_rate=44100,
-                     stems=("vocals", "accompaniment"), channels=2, lookahead=0, context=0, hop=256,
-                     window=256, sums_to_mix=True, description="vocals and the rest", training_data="none",
-                     license="MIT", untrained=True)
+
+    info = ModelInfo(
+        name="two-stems",
+        version="1",
+        kind="streaming",
+        sample_rate=44100,
+        stems=("vocals", "accompaniment"),
+        channels=2,
+        lookahead=0,
+        context=0,
+        hop=256,
+        window=256,
+        sums_to_mix=True,
+        description="vocals and the rest",
+        training_data="none",
+        license="MIT",
+        untrained=True,
+    )
     save_model(TwoStems(), info, path)
 
 
@@ -139,10 +169,11 @@ def python_latency(name: str, rate: int, channels: int = 2, realtime_block: int 
 # ------------------------------------------------------------------------------ loading
 def test_build_says_what_to_install(monkeypatch):
     from plugin.vst3 import build_plugin
+
     monkeypatch.setattr(build_plugin.shutil, "which", lambda tool: None if tool == "cmake" else "/usr/bin/" + tool)
     monkeypatch.setattr(build_plugin.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(build_plugin.Path, "is_file", lambda self: False)
-    (what, how), = build_plugin.missing_prerequisites()
+    ((what, how),) = build_plugin.missing_prerequisites()
     assert "cmake" in what and "JUCE" in what and "libsoxr" in what
     assert "apt-get install -y --no-install-recommends cmake juce-modules-source libsoxr-dev" in how[0]
     with pytest.raises(SystemExit, match="missing cmake"):
@@ -151,6 +182,7 @@ def test_build_says_what_to_install(monkeypatch):
 
 def test_plugin_path_says_how_to_build(monkeypatch, tmp_path):
     from stemforge import vst3
+
     monkeypatch.setattr(vst3, "_candidates", lambda: [tmp_path / "stemforge.vst3"])
     with pytest.raises(FileNotFoundError, match="python build.py plugin"):
         stemforge.plugin_path()
@@ -159,8 +191,9 @@ def test_plugin_path_says_how_to_build(monkeypatch, tmp_path):
 def test_bundle_carries_the_current_presets():
     for preset in ("studio", "live"):
         shipped = os.path.join(BUNDLE, "Contents", "Resources", "models", f"{preset}.ts")
-        assert open(shipped, "rb").read() == model_file(preset).read_bytes(), \
+        assert open(shipped, "rb").read() == model_file(preset).read_bytes(), (
             f"{shipped} is not models/{preset}.ts: rebuild with `python build.py plugin`"
+        )
 
 
 def test_pulled_models_are_in_the_menu(model_dir, tmp_path):
@@ -184,8 +217,9 @@ def test_pulled_models_are_in_the_menu(model_dir, tmp_path):
 def test_loads_with_its_parameters(model_dir):
     plugin = load()
     assert {"output", "stem", "model", "vocals_gain_db", "vocals_mute", "drums_gain_db"} <= set(plugin.parameters)
-    assert {"studio", "live", "fixture-stream", "fixture-mono-22k", "corrupt", "file"} <= \
-        set(plugin.parameters["model"].valid_values)
+    assert {"studio", "live", "fixture-stream", "fixture-mono-22k", "corrupt", "file"} <= set(
+        plugin.parameters["model"].valid_values
+    )
 
 
 @pytest.mark.parametrize("name", ["fixture-stream", "fixture-mono-22k", "live", "studio"])
@@ -228,8 +262,11 @@ def test_gains_equal_python(model_dir, name, rate):
     plugin = load(name, output="mix", vocals_mute=True, drums_gain_db=6.0, bass_gain_db=-12.0)
     y = plugin(x, rate, buffer_size=480)
     # the values the host set (pedalboard picks the nearest of the parameter's steps: 6.02 dB)
-    gains = {"vocals": 0.0, "drums": 10 ** (float(plugin.drums_gain_db) / 20),
-             "bass": 10 ** (float(plugin.bass_gain_db) / 20)}
+    gains = {
+        "vocals": 0.0,
+        "drums": 10 ** (float(plugin.drums_gain_db) / 20),
+        "bass": 10 ** (float(plugin.bass_gain_db) / 20),
+    }
     assert abs(float(plugin.drums_gain_db) - 6) < 0.05
     close(y, reference(name, x, rate, gains=gains))
 
@@ -245,12 +282,12 @@ def test_varying_host_blocks(model_dir):
     outs, pos = [], 0
     while pos < x.shape[1]:
         n = int(rng.integers(1, 3000))
-        outs.append(plugin.process(x[:, pos:pos + n], rate, buffer_size=777, reset=False))
+        outs.append(plugin.process(x[:, pos : pos + n], rate, buffer_size=777, reset=False))
         pos += n
     y = np.concatenate(outs, axis=1)
     ref = reference("live", x, rate, stem="drums")
     assert y.shape[1] == x.shape[1] - plugin.reported_latency_samples
-    close(y, ref[:, :y.shape[1]])
+    close(y, ref[:, : y.shape[1]])
 
 
 def test_mono_host_stereo_model(model_dir):
@@ -276,8 +313,8 @@ def test_parameter_changes_take_effect_at_the_block(model_dir):
     first = plugin.process(x[:, :half], rate, buffer_size=512, reset=False)
     plugin.stem = "drums"
     second = plugin.process(x[:, half:], rate, buffer_size=512, reset=False)
-    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, :half - lat])
-    close(second, reference("fixture-stream", x, rate, stem="drums")[:, half - lat:x.shape[1] - lat])
+    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, : half - lat])
+    close(second, reference("fixture-stream", x, rate, stem="drums")[:, half - lat : x.shape[1] - lat])
     # a gain change ramps across one host block, then holds; the mode changes at once
     plugin.output = "mix"
     plugin.vocals_gain_db = -20.0
@@ -287,7 +324,7 @@ def test_parameter_changes_take_effect_at_the_block(model_dir):
     gain = 10 ** (float(plugin.vocals_gain_db) / 20)
     model = loaded_model(str(model_file("fixture-stream")))
     ref = stemforge.StemSeparator(model, gains={"vocals": gain})(xx, rate)
-    close(third[:, 512:], ref[:, n - lat + 512:2 * n - lat])
+    close(third[:, 512:], ref[:, n - lat + 512 : 2 * n - lat])
 
 
 def test_model_change_and_latency_update(model_dir):
@@ -301,8 +338,9 @@ def test_model_change_and_latency_update(model_dir):
     close(y, reference("live", x, 44100, stem="vocals"))
 
 
-@pytest.mark.parametrize("name,rate,channels,block", [
-    ("fixture-stream", 44100, 2, 512), ("live", 48000, 1, 128), ("studio", 44100, 2, 1000)])
+@pytest.mark.parametrize(
+    "name,rate,channels,block", [("fixture-stream", 44100, 2, 512), ("live", 48000, 1, 128), ("studio", 44100, 2, 1000)]
+)
 def test_bypass_keeps_the_latency(model_dir, name, rate, channels, block):
     """Bypassed, the plugin still reports its latency, so it must still delay the input by
     it: pedalboard compensates the reported latency, and then gives back the input in place."""
@@ -324,8 +362,8 @@ def test_bypass_during_playback_keeps_the_timing(model_dir):
     first = plugin.process(x[:, :half], rate, buffer_size=512, reset=False)
     plugin.bypass = True
     second = plugin.process(x[:, half:], rate, buffer_size=512, reset=False)
-    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, :half - lat])
-    np.testing.assert_array_equal(second, x[:, half - lat:x.shape[1] - lat])
+    close(first, reference("fixture-stream", x, rate, stem="vocals")[:, : half - lat])
+    np.testing.assert_array_equal(second, x[:, half - lat : x.shape[1] - lat])
 
 
 def test_state_restores_into_a_new_instance(model_dir):
@@ -368,8 +406,20 @@ def test_choices_are_published_as_lists_with_their_names(model_dir, tmp_path):
     sdk = "/usr/share/juce/modules/juce_audio_processors/format_types/VST3_SDK"
     exe = tmp_path / "param_info"
     src = MODELS.parent / "plugin" / "vst3" / "tests" / "param_info.cpp"
-    subprocess.run(["g++", "-std=c++17", "-O1", str(src), f"{sdk}/pluginterfaces/base/funknown.cpp", f"-I{sdk}",
-                    "-ldl", "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            str(src),
+            f"{sdk}/pluginterfaces/base/funknown.cpp",
+            f"-I{sdk}",
+            "-ldl",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     run = subprocess.run([str(exe), BUNDLE], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     rows = [line.split("\t") for line in run.stdout.splitlines()]
@@ -405,6 +455,7 @@ def test_state_names_a_model_missing_from_this_machine(model_dir, tmp_path):
 
 def test_inside_a_pedalboard_with_native_effects(model_dir):
     from pedalboard import Gain, HighpassFilter, Pedalboard
+
     rate = 44100
     x = music(1.5, rate, seed=11)
     board = Pedalboard([HighpassFilter(120), load("live", stem="vocals"), Gain(-6)])
@@ -412,11 +463,12 @@ def test_inside_a_pedalboard_with_native_effects(model_dir):
     # the separator sees what the filter outputs past the end too (its ringing): pad, then trim
     padded = np.concatenate([x, np.zeros((2, rate), np.float32)], axis=1)
     ref = Gain(-6)(reference("live", HighpassFilter(120)(padded, rate, buffer_size=512), rate, stem="vocals"), rate)
-    close(y, ref[:, :x.shape[1]])
+    close(y, ref[:, : x.shape[1]])
 
 
 def test_torch_threads_of_the_caller_are_kept(model_dir):
     import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -426,14 +478,20 @@ def test_torch_threads_of_the_caller_are_kept(model_dir):
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("name,rate,channels,block", [
-    ("live", 48000, 2, 64), ("fixture-mono-22k", 44100, 2, 128), ("fixture-window", 44100, 1, 512)])
+@pytest.mark.parametrize(
+    "name,rate,channels,block",
+    [("live", 48000, 2, 64), ("fixture-mono-22k", 44100, 2, 128), ("fixture-window", 44100, 1, 512)],
+)
 def test_engine_allocates_only_inside_model_calls(rt_check, name, rate, channels, block):
     """Every heap allocation of the process counted per block (plugin/vst3/tests/rt_check.cpp
     replaces malloc): blocks that run no model call allocate nothing; only torch's forward does."""
     count = 300
-    run = subprocess.run([str(rt_check), BUNDLE, str(model_file(name)), str(rate), str(channels), str(block), str(count)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(rt_check), BUNDLE, str(model_file(name)), str(rate), str(channels), str(block), str(count)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     *lines, last = run.stdout.split("\n")[:-1]
     allocs = [int(v) for v in lines]
@@ -451,8 +509,10 @@ def test_engine_allocates_only_inside_model_calls(rt_check, name, rate, channels
 
 
 @pytest.mark.parametrize("realtime", [0, 1])
-@pytest.mark.parametrize("name,rate,channels,block", [
-    ("live", 48000, 2, 128), ("fixture-mono-22k", 44100, 2, 256), ("fixture-window", 44100, 1, 512)])
+@pytest.mark.parametrize(
+    "name,rate,channels,block",
+    [("live", 48000, 2, 128), ("fixture-mono-22k", 44100, 2, 256), ("fixture-window", 44100, 1, 512)],
+)
 def test_engine_reset_allocates_nothing_and_starts_afresh(rt_check, name, rate, channels, block, realtime):
     """The engine's reset, as the plugin's audio thread makes it (rt_check.cpp): its spares
     prepared first off that thread, the reset itself allocates nothing, and the stream after it
@@ -460,8 +520,22 @@ def test_engine_reset_allocates_nothing_and_starts_afresh(rt_check, name, rate, 
     for the model's worker nor allocates (the worker starts its side afresh itself), and nothing
     the worker made of the old stream plays in the new one (rt_check waits for the worker after
     each block, so that no hop is missed and the comparison is exact)."""
-    run = subprocess.run([str(rt_check), BUNDLE, str(model_file(name)), str(rate), str(channels), str(block), "160", "80",
-                          str(realtime)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(rt_check),
+            BUNDLE,
+            str(model_file(name)),
+            str(rate),
+            str(channels),
+            str(block),
+            "160",
+            "80",
+            str(realtime),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     said = dict(line.split() for line in run.stdout.splitlines() if line.startswith(("reset_", "misses")))
     assert said["reset_allocations"] == "0"
@@ -477,8 +551,12 @@ def test_offline_resets_survive_a_loader_preparing_them_at_the_same_time(refresh
     Before refreshes were made one at a time, both threads replaced the same spare resampler:
     a reset swapped in a null one ("soxr: null pointer", silence in a DawDreamer render) or
     the process died of a double free, in the first few hundred resets."""
-    run = subprocess.run([str(refresh_race), BUNDLE, str(model_file(name)), str(rate), str(block), "2000"],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(refresh_race), BUNDLE, str(model_file(name)), str(rate), str(block), "2000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["resets", "2000"]
 
@@ -493,18 +571,20 @@ def test_real_time_model_switch_never_blocks_the_audio_thread(rt_host, model_dir
     message loop and the new model plays. Counted in blocks, never timed: the verdict does not
     depend on the machine's speed (the longest block's time is printed, a measurement)."""
     block = 128
-    run = subprocess.run([str(rt_host), BUNDLE, before, after, str(rate), str(block)],
-                         capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [str(rt_host), BUNDLE, before, after, str(rate), str(block)], capture_output=True, text=True, timeout=1800
+    )
     assert run.returncode == 0, run.stderr
     lines = {line.split(" ", 1)[0]: line.split()[1:] for line in run.stdout.strip().splitlines()}
     lat_before, lat_after = map(int, lines["latency"])
     # the host plays in real time: the latency of StemSeparator(realtime=True) at that block size
-    assert (lat_before, lat_after) == (python_latency(before, rate, realtime_block=block),
-                                       python_latency(after, rate, realtime_block=block))
+    assert (lat_before, lat_after) == (
+        python_latency(before, rate, realtime_block=block),
+        python_latency(after, rate, realtime_block=block),
+    )
     gate = dict(zip(*[iter(lines["gate"])] * 2))
     assert (gate["held"], gate["timed_out"]) == ("1", "0"), run.stdout  # the loader waited, the audio did not
-    phases = [dict(zip(*[iter(line.split()[2:])] * 2)) for line in run.stdout.splitlines()
-              if line.startswith("phase")]
+    phases = [dict(zip(*[iter(line.split()[2:])] * 2)) for line in run.stdout.splitlines() if line.startswith("phase")]
     assert int(phases[1]["blocks"]) >= int(gate["blocks"]), run.stdout
     for phase, latency in ((phases[0], lat_before), (phases[2], lat_after)):
         # silence only while the delay line fills, then the model plays (rt_host plays the mix: a
@@ -521,8 +601,9 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     the plugin's reset() (the transport's stop) allocates nothing on the audio thread."""
     steps = {44100: ["live", "studio", "fixture-stream"], 48000: ["studio", "live"], 96000: ["live", "fixture-window"]}
     args = [f"{rate}:{','.join(models)}" for rate, models in steps.items()]
-    run = subprocess.run([str(rt_host), "--scenario", BUNDLE, "128", "0.6", *args], capture_output=True,
-                         text=True, timeout=900)
+    run = subprocess.run(
+        [str(rt_host), "--scenario", BUNDLE, "128", "0.6", *args], capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0, run.stderr
     assert "JUCE Assertion failure" not in run.stderr, run.stderr
     lines = [line.split() for line in run.stdout.splitlines()]
@@ -539,10 +620,13 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
 
 
 # ------------------------------------------------------------------------------- failures
-@pytest.mark.parametrize("name,message", [
-    ("corrupt", "torch::jit::load cannot read it"),
-    ("gone", "no such model file"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("corrupt", "torch::jit::load cannot read it"),
+        ("gone", "no such model file"),
+    ],
+)
 def test_bad_model_is_silence_and_a_message(model_dir, capfd, name, message):
     plugin = load("fixture-stream")
     if name == "gone":
@@ -628,19 +712,34 @@ def window_case(model_dir, path, name: str, rate: int, channels: int, block: int
 
 @pytest.mark.parametrize("rate,channels,block", [(44100, 2, 512), (48000, 1, 1024)])
 def test_window_fixture(model_dir, rate, channels, block):
-    window_case(model_dir, model_file("fixture-window"), "fixture-window", rate, channels, block, {"stem": "vocals"},
-                stem="vocals")
+    window_case(
+        model_dir,
+        model_file("fixture-window"),
+        "fixture-window",
+        rate,
+        channels,
+        block,
+        {"stem": "vocals"},
+        stem="vocals",
+    )
 
 
 @pytest.mark.slow
 def test_imported_demucs_center_tail_and_running_statistics(model_dir, demucs_model):
-    window_case(model_dir, demucs_model.path, "htdemucs-small", 44100, 2, 4096, {"stem": "drums"},
-                stem="drums")
+    window_case(model_dir, demucs_model.path, "htdemucs-small", 44100, 2, 4096, {"stem": "drums"}, stem="drums")
 
 
 def test_imported_openunmix_trim_tail(model_dir, umx_model):
-    window_case(model_dir, umx_model.path, "umx-small", 48000, 2, 2048,
-                {"output": "mix", "vocals_mute": True}, gains={"vocals": 0.0})
+    window_case(
+        model_dir,
+        umx_model.path,
+        "umx-small",
+        48000,
+        2,
+        2048,
+        {"output": "mix", "vocals_mute": True},
+        gains={"vocals": 0.0},
+    )
 
 
 # ------------------------------------------------------------------------ stems by name
@@ -651,8 +750,11 @@ def test_openunmix_import_stems_by_name(model_dir, umx_model):
     window_case(model_dir, umx_model.path, "umx-small", 44100, 2, 1024, {"stem": "drums"}, stem="drums")
     params = {"output": "mix", "drums_mute": True, "bass_gain_db": -6.0, "other_gain_db": -20.0}
     plugin = load("umx-small", **params)
-    gains = {"drums": 0.0, "bass": 10 ** (float(plugin.bass_gain_db) / 20),
-             "other": 10 ** (float(plugin.other_gain_db) / 20)}
+    gains = {
+        "drums": 0.0,
+        "bass": 10 ** (float(plugin.bass_gain_db) / 20),
+        "other": 10 ** (float(plugin.other_gain_db) / 20),
+    }
     window_case(model_dir, umx_model.path, "umx-small", 44100, 2, 1024, params, gains=gains)
 
 
@@ -667,7 +769,7 @@ def test_openunmix_import_buses_by_name(model_dir, umx_model):
     # aligned by the model's latency: what DawDreamer reads of it is not what this test is about
     y, _ = dawdreamer_render(x, rate, block, latency=sep.latency_samples, model="umx-small", stem="drums")
     for i, stem in enumerate(STEMS):
-        close(y[2 + 2 * i:4 + 2 * i], blocks(stemforge.StemSeparator(umx_model.path, stem=stem), x, rate, block))
+        close(y[2 + 2 * i : 4 + 2 * i], blocks(stemforge.StemSeparator(umx_model.path, stem=stem), x, rate, block))
     close(y[0:2], y[2:4])  # the main output: the chosen stem, drums
 
 
@@ -682,13 +784,17 @@ def test_a_stem_the_model_lacks_is_silence_and_said(model_dir, capfd, monkeypatc
     assert "no drums, bass, other stem in this model: silence on those buses and as the stem" in err, err
     assert "stems without a bus (in the mix at 0 dB): accompaniment" in err, err
     plugin.stem = "vocals"
-    close(plugin(x, 44100, buffer_size=512), stemforge.StemSeparator(model_dir / "two-stems.ts", stem="vocals")(x, 44100))
+    close(
+        plugin(x, 44100, buffer_size=512), stemforge.StemSeparator(model_dir / "two-stems.ts", stem="vocals")(x, 44100)
+    )
     plugin.output = "mix"
     plugin.vocals_gain_db = -12.0
     plugin.drums_mute = True  # no drums in this model: nothing to mute
     gain = 10 ** (float(plugin.vocals_gain_db) / 20)
-    close(plugin(x, 44100, buffer_size=512),
-          stemforge.StemSeparator(model_dir / "two-stems.ts", gains={"vocals": gain})(x, 44100))
+    close(
+        plugin(x, 44100, buffer_size=512),
+        stemforge.StemSeparator(model_dir / "two-stems.ts", gains={"vocals": gain})(x, 44100),
+    )
 
 
 # ------------------------------------------------------------------------------ DawDreamer
@@ -716,7 +822,7 @@ def dawdreamer_render(x: np.ndarray, rate: int, block: int, latency: Optional[in
     engine.load_graph([(engine.make_playback_processor("mix", padded), []), (plugin, ["mix"])])
     engine.render(padded.shape[1] / rate)
     y = np.asarray(engine.get_audio(), np.float32)
-    return y[:, lat:lat + x.shape[1]], lat
+    return y[:, lat : lat + x.shape[1]], lat
 
 
 @pytest.mark.parametrize("rate,block", [(44100, 512), (48000, 128)])
@@ -729,5 +835,5 @@ def test_dawdreamer_renders_all_stems_on_their_buses(model_dir, rate, block):
     stems = stemforge.separate(x, rate, loaded_model(str(model_file("live"))), resampling="low-delay")
     close(y[0:2], stems["vocals"])
     for i, stem in enumerate(STEMS):
-        close(y[2 + 2 * i:4 + 2 * i], stems[stem])
+        close(y[2 + 2 * i : 4 + 2 * i], stems[stem])
     assert db(y[2:10].reshape(4, 2, -1).sum(axis=0) - x, x) < -100

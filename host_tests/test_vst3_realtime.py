@@ -6,6 +6,7 @@ it), so that "the worker keeps up" is made true by waiting for it between blocks
 (sf_engine_sync) and "the worker is late" by holding it (sf_engine_hold): nothing here
 depends on the machine's speed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -30,11 +31,21 @@ MAX_STEMS, ERR = 16, 1024
 
 
 class Info(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 128), ("version", ctypes.c_char * 64), ("kind", ctypes.c_char * 32),
-                ("path", ctypes.c_char * 1024), ("sample_rate", ctypes.c_int), ("channels", ctypes.c_int),
-                ("hop", ctypes.c_int), ("window", ctypes.c_int), ("lookahead", ctypes.c_int),
-                ("num_stems", ctypes.c_int), ("stems", (ctypes.c_char * 64) * MAX_STEMS),
-                ("sums_to_mix", ctypes.c_int), ("untrained", ctypes.c_int)]
+    _fields_ = [
+        ("name", ctypes.c_char * 128),
+        ("version", ctypes.c_char * 64),
+        ("kind", ctypes.c_char * 32),
+        ("path", ctypes.c_char * 1024),
+        ("sample_rate", ctypes.c_int),
+        ("channels", ctypes.c_int),
+        ("hop", ctypes.c_int),
+        ("window", ctypes.c_int),
+        ("lookahead", ctypes.c_int),
+        ("num_stems", ctypes.c_int),
+        ("stems", (ctypes.c_char * 64) * MAX_STEMS),
+        ("sums_to_mix", ctypes.c_int),
+        ("untrained", ctypes.c_int),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +54,19 @@ def lib():
     p, i, c = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
     floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
     for name, res, args in (
-            ("sf_abi", i, []), ("sf_model_load", p, [c, ctypes.POINTER(Info), c, ctypes.c_size_t]),
-            ("sf_model_free", None, [p]), ("sf_engine_create", p, [p, i, i, i, i, c, ctypes.c_size_t]),
-            ("sf_engine_latency", i, [p]), ("sf_model_latency", i, [p, i, i, i]),
-            ("sf_engine_misses", ctypes.c_longlong, [p]), ("sf_engine_sync", i, [p, i]),
-            ("sf_engine_hold", None, [p, i]), ("sf_engine_reset", i, [p, c, ctypes.c_size_t]),
-            ("sf_engine_process", i, [p, floats, i, floats, floats, c, ctypes.c_size_t]),
-            ("sf_engine_free", None, [p])):
+        ("sf_abi", i, []),
+        ("sf_model_load", p, [c, ctypes.POINTER(Info), c, ctypes.c_size_t]),
+        ("sf_model_free", None, [p]),
+        ("sf_engine_create", p, [p, i, i, i, i, c, ctypes.c_size_t]),
+        ("sf_engine_latency", i, [p]),
+        ("sf_model_latency", i, [p, i, i, i]),
+        ("sf_engine_misses", ctypes.c_longlong, [p]),
+        ("sf_engine_sync", i, [p, i]),
+        ("sf_engine_hold", None, [p, i]),
+        ("sf_engine_reset", i, [p, c, ctypes.c_size_t]),
+        ("sf_engine_process", i, [p, floats, i, floats, floats, c, ctypes.c_size_t]),
+        ("sf_engine_free", None, [p]),
+    ):
         getattr(lib, name).restype = res
         getattr(lib, name).argtypes = args
     assert lib.sf_abi() == 3
@@ -57,8 +74,7 @@ def lib():
 
 
 def rows(a: np.ndarray):
-    return (ctypes.POINTER(ctypes.c_float) * a.shape[0])(
-        *[r.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for r in a])
+    return (ctypes.POINTER(ctypes.c_float) * a.shape[0])(*[r.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for r in a])
 
 
 class Engine:
@@ -92,7 +108,7 @@ class Engine:
                 self.lib.sf_engine_hold(self.engine, 1)
             if k == hold[1]:
                 self.lib.sf_engine_hold(self.engine, 0)
-            out.append(self.process(x[:, i:i + self.block]))
+            out.append(self.process(x[:, i : i + self.block]))
             if sync and not hold[0] <= k < hold[1]:
                 assert self.lib.sf_engine_sync(self.engine, 60000) == 0
         return np.concatenate([o[0] for o in out], 1), np.concatenate([o[1] for o in out], 1)
@@ -106,8 +122,16 @@ class Engine:
         self.lib.sf_model_free(self.model)
 
 
-@pytest.mark.parametrize("name,rate,block", [("live", 44100, 128), ("live", 48000, 256), ("live", 96000, 64),
-                                             ("live", 48000, 1024), ("fixture-window", 22050, 512)])
+@pytest.mark.parametrize(
+    "name,rate,block",
+    [
+        ("live", 44100, 128),
+        ("live", 48000, 256),
+        ("live", 96000, 64),
+        ("live", 48000, 1024),
+        ("fixture-window", 22050, 512),
+    ],
+)
 def test_real_time_latency_as_python(lib, name, rate, block):
     """The plugin reports what StemSeparator(realtime=True) reports for the same block size."""
     path = MODELS / f"{name}.ts"
@@ -121,9 +145,15 @@ def test_real_time_latency_as_python(lib, name, rate, block):
     engine.close()
 
 
-@pytest.mark.parametrize("name,rate,channels,block", [
-    ("fixture-stream", 48000, 2, 128), ("fixture-mono-22k", 44100, 2, 100), ("fixture-window", 44100, 1, 512),
-    ("fixture-stream", 44100, 1, 64)])
+@pytest.mark.parametrize(
+    "name,rate,channels,block",
+    [
+        ("fixture-stream", 48000, 2, 128),
+        ("fixture-mono-22k", 44100, 2, 100),
+        ("fixture-window", 44100, 1, 512),
+        ("fixture-stream", 44100, 1, 64),
+    ],
+)
 def test_real_time_stems_are_the_offline_ones_delayed(lib, name, rate, channels, block):
     """With the worker keeping up: no miss, and every stem is what the engine gives when the
     block runs the model itself, delayed by the headroom."""
@@ -135,8 +165,8 @@ def test_real_time_stems_are_the_offline_ones_delayed(lib, name, rate, channels,
     got, dry = live.run(x)
     assert live.misses == 0
     assert np.abs(want).max() > 1e-3
-    np.testing.assert_allclose(got[:, shift:], want[:, :want.shape[1] - shift], atol=1e-6, rtol=0)
-    np.testing.assert_array_equal(dry[:, live.latency:], x[:, :dry.shape[1] - live.latency])  # the input, delayed
+    np.testing.assert_allclose(got[:, shift:], want[:, : want.shape[1] - shift], atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(dry[:, live.latency :], x[:, : dry.shape[1] - live.latency])  # the input, delayed
     offline.close()
     live.close()
 
@@ -167,7 +197,7 @@ def test_a_held_worker_misses_hops_and_the_stems_still_sum_to_the_input(lib):
     assert live.misses >= (held[1] - held[0]) * block // hop - (live.latency // hop + 2)
     # caught up: the model's stems again, exactly
     after = (held[1] + 2) * block + live.latency
-    np.testing.assert_allclose(got[:, after:], want[:, after - shift:want.shape[1] - shift], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(got[:, after:], want[:, after - shift : want.shape[1] - shift], atol=1e-6, rtol=0)
     offline.close()
     live.close()
 
@@ -178,10 +208,24 @@ def test_real_time_audio_thread_allocates_nothing(rt_check, name, rate, channels
     malloc): built for real time, no block allocates at all, model calls included (they run
     on the worker thread)."""
     count = 300
-    run = subprocess.run([str(rt_check), str(BUNDLE), str(MODELS / f"{name}.ts"), str(rate), str(channels), str(block),
-                          str(count), "-1", "1"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(rt_check),
+            str(BUNDLE),
+            str(MODELS / f"{name}.ts"),
+            str(rate),
+            str(channels),
+            str(block),
+            str(count),
+            "-1",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
-    allocs = [int(v) for v in run.stdout.split()  if v.isdigit()][:count]
+    allocs = [int(v) for v in run.stdout.split() if v.isdigit()][:count]
     said = dict(line.split()[:2] for line in run.stdout.splitlines() if line.startswith("misses"))
     assert len(allocs) == count
     assert said["misses"] == "0"  # rt_check waits for the worker after each block: nothing is late
@@ -216,18 +260,37 @@ def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
     STEMFORGE_VERBOSE prints it)."""
     from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
-    info = ModelInfo(name="slow", version="1", kind="streaming", sample_rate=44100,
-                     stems=("drums", "bass", "other", "vocals"), channels=2, lookahead=0, context=0, hop=256,
-                     window=256, sums_to_mix=True, description="slow on purpose", training_data="none",
-                     license="MIT", untrained=True)
+
+    info = ModelInfo(
+        name="slow",
+        version="1",
+        kind="streaming",
+        sample_rate=44100,
+        stems=("drums", "bass", "other", "vocals"),
+        channels=2,
+        lookahead=0,
+        context=0,
+        hop=256,
+        window=256,
+        sums_to_mix=True,
+        description="slow on purpose",
+        training_data="none",
+        license="MIT",
+        untrained=True,
+    )
     models = tmp_path / "models"
     models.mkdir()
     save_model(Slow(), info, models / "slow.ts")
     audio = tmp_path / "in.f32"
     music(1.0, 44100, 2, seed=33).astype(np.float32).tofile(audio)
     env = dict(os.environ, STEMFORGE_MODELS=str(models), STEMFORGE_VERBOSE="1")
-    run = subprocess.run([str(rt_host), "--bench", str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64"), "0",
-                          "0"], capture_output=True, text=True, timeout=300, env=env)
+    run = subprocess.run(
+        [str(rt_host), "--bench", str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64"), "0", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     line = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln][-1]
     missed = int(line.split("stemforge: ")[1].split()[0])

@@ -12,6 +12,7 @@ the commit is read, not a checkout). The mixture is the sum of the four stems. T
 repository is expected where models/real.py expects every GitHub source:
 $STEMFORGE_SOURCES/sigsep+share (default ~/.cache/stemforge/sources/sigsep+share).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -36,12 +37,15 @@ class MissingValidationSet(RuntimeError):
 
 def repo_dir() -> Path:
     path = SOURCES_DIR / REPO.replace("/", "+")
-    how = (f"git clone https://github.com/{REPO} {path} (a full clone: the tracks exist only "
-           f"at commit {COMMIT[:7]}, not at HEAD)")
+    how = (
+        f"git clone https://github.com/{REPO} {path} (a full clone: the tracks exist only "
+        f"at commit {COMMIT[:7]}, not at HEAD)"
+    )
     if not path.exists():
         raise MissingValidationSet(f"the real-band validation set is missing: {how}")
-    ok = subprocess.run(["git", "--git-dir", str(_git_dir(path)), "cat-file", "-e", f"{COMMIT}^{{commit}}"],
-                        capture_output=True)
+    ok = subprocess.run(
+        ["git", "--git-dir", str(_git_dir(path)), "cat-file", "-e", f"{COMMIT}^{{commit}}"], capture_output=True
+    )
     if ok.returncode != 0:
         raise MissingValidationSet(f"{path} lacks commit {COMMIT[:7]}: {how}")
     return path
@@ -52,8 +56,7 @@ def _git_dir(path: Path) -> Path:
 
 
 def _git(path: Path, *args: str) -> bytes:
-    return subprocess.run(["git", "--git-dir", str(_git_dir(path)), *args], check=True,
-                          capture_output=True).stdout
+    return subprocess.run(["git", "--git-dir", str(_git_dir(path)), *args], check=True, capture_output=True).stdout
 
 
 def songs() -> List[Song]:
@@ -63,7 +66,7 @@ def songs() -> List[Song]:
     blobs: Dict[str, Dict[str, str]] = {}
     for entry in filter(None, listing):
         meta, path = entry.split("\t", 1)
-        song, _, file = path[len(TRACKS) + 1:].rpartition("/")
+        song, _, file = path[len(TRACKS) + 1 :].rpartition("/")
         stem = file.rsplit(".", 1)[0]
         if stem in STEMS:
             blobs.setdefault(song, {})[stem] = meta.split()[2]
@@ -71,8 +74,7 @@ def songs() -> List[Song]:
     for song in sorted(blobs):
         if set(blobs[song]) != set(STEMS):
             continue
-        stems = [to_stereo_44k(*decode_audio(_git(root, "cat-file", "blob", blobs[song][s]), ".m4a"))
-                 for s in STEMS]
+        stems = [to_stereo_44k(*decode_audio(_git(root, "cat-file", "blob", blobs[song][s]), ".m4a")) for s in STEMS]
         n = min(x.shape[1] for x in stems)
         out.append((song, np.stack([x[:, :n] for x in stems])))
     if not out:

@@ -18,6 +18,7 @@ STEMS order, `scale` (multiply by scale / 32767 for float), `rate`, `info`
 it stopped, and the held-out split's assets (SoundFont, kits, grooves,
 melodies, speech) never appear in training.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,7 @@ CORPUS = Path(os.environ.get("STEMFORGE_CORPUS", Path.home() / ".cache" / "stemf
 
 SF_TRAIN = "/usr/share/sounds/sf3/MuseScore_General.sf3"
 SF_TEST = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-AVL = {"train": "/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2",
-       "test": "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2"}
+AVL = {"train": "/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2", "test": "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2"}
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
 MMA_LIB = Path("/usr/share/mma/lib/stdlib")
 FILLETS = Path("/usr/share/games/fillets-ng/sound")
@@ -60,25 +60,104 @@ LICENCES = {
 }  # the held-out benchmarks also use asterisk prompts (CC BY 3.0) and game music (CC BY-SA 3.0)
 
 HYDROGEN_NOTES = [  # instrument-name keyword -> General MIDI drum note
-    ("kick", 36), ("bd", 36), ("bass drum", 36), ("stick", 37), ("rim", 37), ("clap", 39),
-    ("snare", 38), ("sd", 38), ("closed", 42), ("pedal", 44), ("open", 46), ("low", 45),
-    ("floor", 41), ("mid", 47), ("hi tom", 50), ("tom hi", 50), ("high", 50), ("crash", 49),
-    ("ride", 51), ("china", 52), ("splash", 55), ("cowbell", 56), ("tamb", 54), ("hh", 42),
-    ("hat", 42), ("tom", 47),
+    ("kick", 36),
+    ("bd", 36),
+    ("bass drum", 36),
+    ("stick", 37),
+    ("rim", 37),
+    ("clap", 39),
+    ("snare", 38),
+    ("sd", 38),
+    ("closed", 42),
+    ("pedal", 44),
+    ("open", 46),
+    ("low", 45),
+    ("floor", 41),
+    ("mid", 47),
+    ("hi tom", 50),
+    ("tom hi", 50),
+    ("high", 50),
+    ("crash", 49),
+    ("ride", 51),
+    ("china", 52),
+    ("splash", 55),
+    ("cowbell", 56),
+    ("tamb", 54),
+    ("hh", 42),
+    ("hat", 42),
+    ("tom", 47),
 ]
-PROGRESSIONS = [["I", "V", "vi", "IV"], ["vi", "IV", "I", "V"], ["I", "IV", "V", "IV"],
-                ["ii", "V", "I", "vi"], ["I", "vi", "IV", "V"], ["i", "VI", "III", "VII"],
-                ["i", "iv", "v", "i"], ["I", "iii", "IV", "V"], ["i", "VII", "VI", "V"]]
-DEGREES = {"I": (0, ""), "ii": (2, "m"), "iii": (4, "m"), "IV": (5, ""), "V": (7, ""),
-           "vi": (9, "m"), "i": (0, "m"), "iv": (5, "m"), "v": (7, "m"), "III": (3, ""),
-           "VI": (8, ""), "VII": (10, "")}
+PROGRESSIONS = [
+    ["I", "V", "vi", "IV"],
+    ["vi", "IV", "I", "V"],
+    ["I", "IV", "V", "IV"],
+    ["ii", "V", "I", "vi"],
+    ["I", "vi", "IV", "V"],
+    ["i", "VI", "III", "VII"],
+    ["i", "iv", "v", "i"],
+    ["I", "iii", "IV", "V"],
+    ["i", "VII", "VI", "V"],
+]
+DEGREES = {
+    "I": (0, ""),
+    "ii": (2, "m"),
+    "iii": (4, "m"),
+    "IV": (5, ""),
+    "V": (7, ""),
+    "vi": (9, "m"),
+    "i": (0, "m"),
+    "iv": (5, "m"),
+    "v": (7, "m"),
+    "III": (3, ""),
+    "VI": (8, ""),
+    "VII": (10, ""),
+}
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-OTHER_PROGRAMS = [0, 1, 2, 4, 5, 6, 7, 11, 16, 17, 19, 24, 25, 26, 27, 28, 29, 30, 40, 41, 42, 48,
-                  49, 50, 52, 56, 60, 61, 65, 66, 71, 73, 80, 81, 88, 89, 90, 95]
+OTHER_PROGRAMS = [
+    0,
+    1,
+    2,
+    4,
+    5,
+    6,
+    7,
+    11,
+    16,
+    17,
+    19,
+    24,
+    25,
+    26,
+    27,
+    28,
+    29,
+    30,
+    40,
+    41,
+    42,
+    48,
+    49,
+    50,
+    52,
+    56,
+    60,
+    61,
+    65,
+    66,
+    71,
+    73,
+    80,
+    81,
+    88,
+    89,
+    90,
+    95,
+]
 BASS_PROGRAMS = [32, 33, 34, 35, 36, 37, 38, 39]
 
 
 # -- the held-out split -------------------------------------------------------------
+
 
 def _split(items: List, test_share: float, salt: str) -> Dict[str, List]:
     items = sorted(items)
@@ -120,8 +199,7 @@ def speech_files() -> Dict[str, List[str]]:
     """English dialogue, split by game level so that held-out lines are never trained on."""
     levels = sorted({p.parent.parent.name for p in FILLETS.glob("*/en/*.ogg")})
     split = _split(levels, 0.2, "speech")
-    return {s: sorted(str(p) for lv in split[s] for p in (FILLETS / lv / "en").glob("*.ogg"))
-            for s in split}
+    return {s: sorted(str(p) for lv in split[s] for p in (FILLETS / lv / "en").glob("*.ogg")) for s in split}
 
 
 @lru_cache(maxsize=None)
@@ -132,14 +210,18 @@ def melodies() -> Dict[str, List[List[Tuple[float, int]]]]:
         data = json.loads(cache.read_text())
     else:
         from music21 import corpus
+
         data = []
         for path in sorted(corpus.getComposer("bach"))[:160]:
             try:
                 part = corpus.parse(path).parts[0].flatten().notesAndRests
             except Exception:  # a few corpus files are not chorales with parts
                 continue
-            line = [(float(n.quarterLength), int(n.pitch.midi) if n.isNote else -1)
-                    for n in part if float(n.quarterLength) > 0]
+            line = [
+                (float(n.quarterLength), int(n.pitch.midi) if n.isNote else -1)
+                for n in part
+                if float(n.quarterLength) > 0
+            ]
             if len(line) >= 16:
                 data.append(line)
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +231,7 @@ def melodies() -> Dict[str, List[List[Tuple[float, int]]]]:
 
 
 # -- parts: mma grooves to MIDI events -----------------------------------------------
+
 
 @dataclass
 class Note:
@@ -175,7 +258,7 @@ def render_midi(groove: str, tempo: float, chart, per_bar: int) -> List[Note]:
     bars = len(chart) // per_bar
     lines = [f"Tempo {tempo:.0f}", f"Groove {groove}"]
     for b in range(bars):
-        chords = " ".join(NOTE_NAMES[r] + q for r, q in chart[b * per_bar:(b + 1) * per_bar])
+        chords = " ".join(NOTE_NAMES[r] + q for r, q in chart[b * per_bar : (b + 1) * per_bar])
         lines.append(f"{b + 1} {chords}")
     with tempfile.TemporaryDirectory() as tmp:
         src, mid = Path(tmp) / "song.mma", Path(tmp) / "song.mid"
@@ -188,14 +271,14 @@ def parse_midi(path: Path) -> List[Note]:
     """Notes of an mma MIDI file; each note's stem follows its mma track's name
     (Drum*, Bass*/Walk*, the rest is other). mma writes one tempo, in track 0."""
     import mido
+
     midi = mido.MidiFile(str(path))
     tempo = next((m.tempo for t in midi.tracks for m in t if m.type == "set_tempo"), 500000)
     seconds_per_tick = tempo / 1e6 / midi.ticks_per_beat
     notes = []
     for track in midi.tracks:
         name = next((m.name for m in track if m.type == "track_name"), "").lower()
-        stem = "drums" if name.startswith("drum") else \
-            "bass" if name.startswith(("bass", "walk")) else "other"
+        stem = "drums" if name.startswith("drum") else "bass" if name.startswith(("bass", "walk")) else "other"
         ticks, active, program = 0, {}, 0
         for msg in track:
             ticks += msg.time
@@ -208,23 +291,40 @@ def parse_midi(path: Path) -> List[Note]:
                     active[key] = (now, msg.velocity)
                 elif key in active:
                     start, vel = active.pop(key)
-                    notes.append(Note(start, max(now, start + 0.02), msg.note, vel, msg.channel,
-                                      program, "drums" if msg.channel == 9 else stem))
+                    notes.append(
+                        Note(
+                            start,
+                            max(now, start + 0.02),
+                            msg.note,
+                            vel,
+                            msg.channel,
+                            program,
+                            "drums" if msg.channel == 9 else stem,
+                        )
+                    )
     return notes
 
 
 # -- instruments --------------------------------------------------------------------
 
+
 @lru_cache(maxsize=4)
 def _synth(sf_path: str):
     """One synth per SoundFont per process: loading an .sf3 decodes every sample."""
     import tinysoundfont
+
     synth = tinysoundfont.Synth(samplerate=RATE, gain=-6)
     return synth, synth.sfload(sf_path)
 
 
-def render_soundfont(notes: List[Note], sf_path: str, seconds: float, drums: bool,
-                     program_map: Optional[Dict[int, int]] = None, bank: int = 0) -> np.ndarray:
+def render_soundfont(
+    notes: List[Note],
+    sf_path: str,
+    seconds: float,
+    drums: bool,
+    program_map: Optional[Dict[int, int]] = None,
+    bank: int = 0,
+) -> np.ndarray:
     synth, sfid = _synth(sf_path)
     synth.sounds_off(None)  # silence what the previous render left ringing
     synth.generate(4096)
@@ -243,8 +343,7 @@ def render_soundfont(notes: List[Note], sf_path: str, seconds: float, drums: boo
                 synth.program_select(ch, sfid, 0, prog)
             except Exception:
                 synth.program_select(ch, sfid, 0, 0)
-    events = sorted([(n.start, 1, n) for n in notes] + [(n.end, 0, n) for n in notes],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted([(n.start, 1, n) for n in notes] + [(n.end, 0, n) for n in notes], key=lambda e: (e[0], e[1]))
     pos = 0
     for t, on, n in events:
         at = min(total, int(t * RATE))
@@ -266,6 +365,7 @@ def render_soundfont(notes: List[Note], sf_path: str, seconds: float, drums: boo
 def hydrogen_kit(name: str) -> Dict[int, np.ndarray]:
     """GM drum note -> stereo sample of a Hydrogen kit (first layer of each instrument)."""
     from pedalboard.io import AudioFile
+
     folder = HYDROGEN / name
     root = ET.parse(folder / "drumkit.xml").getroot()
     ns = {"h": root.tag.split("}")[0].strip("{")} if "}" in root.tag else {}
@@ -294,8 +394,24 @@ def render_hydrogen(notes: List[Note], kit_name: str, seconds: float) -> np.ndar
     kit = hydrogen_kit(kit_name)
     total = int(seconds * RATE)
     out = np.zeros((2, total), np.float32)
-    fallback = {41: 45, 43: 45, 48: 47, 50: 47, 45: 47, 51: 42, 53: 51, 57: 49, 59: 51, 44: 42,
-                46: 42, 49: 46, 37: 38, 39: 38, 40: 38, 35: 36}
+    fallback = {
+        41: 45,
+        43: 45,
+        48: 47,
+        50: 47,
+        45: 47,
+        51: 42,
+        53: 51,
+        57: 49,
+        59: 51,
+        44: 42,
+        46: 42,
+        49: 46,
+        37: 38,
+        39: 38,
+        40: 38,
+        35: 36,
+    }
     for n in notes:
         sample = kit.get(n.pitch)
         if sample is None:
@@ -305,22 +421,25 @@ def render_hydrogen(notes: List[Note], kit_name: str, seconds: float) -> np.ndar
         start = int(n.start * RATE)
         if start >= total:
             continue
-        seg = sample[:, :total - start] * (n.velocity / 127.0)
-        out[:, start:start + seg.shape[1]] += seg
+        seg = sample[:, : total - start] * (n.velocity / 127.0)
+        out[:, start : start + seg.shape[1]] += seg
     return out
 
 
 # -- vocals -------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=64)
 def world_analysis(path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """WORLD f0, spectral envelope and aperiodicity of a speech file (cached on disk)."""
     import pyworld as pw
+
     cache = CORPUS / "world" / (re.sub(r"[^\w.-]", "_", path) + ".npz")
     if cache.exists():
         d = np.load(cache)
         return d["f0"], d["sp"], d["ap"], int(d["fs"])
     from pedalboard.io import AudioFile
+
     with AudioFile(path) as f:
         fs = int(f.samplerate)
         x = f.read(f.frames).mean(axis=0).astype(np.float64)
@@ -333,8 +452,9 @@ def world_analysis(path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     return f0, sp.astype(np.float32), ap.astype(np.float32), fs
 
 
-def melody_line(rng: random.Random, split: str, key: int, tempo: float, seconds: float,
-                chart, per_bar: int) -> List[Tuple[float, float, int]]:
+def melody_line(
+    rng: random.Random, split: str, key: int, tempo: float, seconds: float, chart, per_bar: int
+) -> List[Tuple[float, float, int]]:
     """(start s, duration s, midi) notes of the vocal line; gaps are rests."""
     beat = 60.0 / tempo
     notes = []
@@ -397,6 +517,7 @@ def f0_contour(notes, frames: int, frame_s: float, rng: random.Random, transpose
 def sing_world(notes, seconds: float, speech: List[str], rng: random.Random) -> np.ndarray:
     """Speech turned into singing: the speech's frames, stretched, on the melody's f0."""
     import pyworld as pw
+
     frame_s = 0.005
     frames = int(seconds / frame_s)
     fs = None
@@ -430,21 +551,29 @@ def sing_world(notes, seconds: float, speech: List[str], rng: random.Random) -> 
     sp = np.where(((f0_src > 0) & (target == 0))[:, None], sp * 0.05, sp)
     y = pw.synthesize(f0, sp, ap, fs, frame_s * 1000)
     import soxr
-    return soxr.resample(y.astype(np.float32), fs, RATE)[:int(seconds * RATE)]
+
+    return soxr.resample(y.astype(np.float32), fs, RATE)[: int(seconds * RATE)]
 
 
-VOWELS = {"a": (800, 1150, 2900), "e": (400, 2100, 2800), "i": (300, 2300, 3000),
-          "o": (450, 800, 2830), "u": (325, 700, 2530)}
+VOWELS = {
+    "a": (800, 1150, 2900),
+    "e": (400, 2100, 2800),
+    "i": (300, 2300, 3000),
+    "o": (450, 800, 2830),
+    "u": (325, 700, 2530),
+}
 
 
 def sing_formants(notes, seconds: float, rng: random.Random) -> np.ndarray:
     """Formant-synthesised sung vowels: glottal pulses through vowel resonances, with
     aspiration and short unvoiced consonant bursts."""
     from scipy.signal import lfilter
+
     n = int(seconds * RATE)
     frame_s = 0.005
-    f0 = np.repeat(f0_contour(notes, int(seconds / frame_s) + 1, frame_s, rng,
-                              rng.choice([-12, 0])), int(RATE * frame_s))
+    f0 = np.repeat(
+        f0_contour(notes, int(seconds / frame_s) + 1, frame_s, rng, rng.choice([-12, 0])), int(RATE * frame_s)
+    )
     f0 = np.pad(f0, (0, max(0, n - len(f0))))[:n]
     phase = np.cumsum(f0 / RATE)
     source = np.where(f0 > 0, (phase % 1.0) ** rng.uniform(2, 4) - 0.3, 0.0)
@@ -472,8 +601,10 @@ def sing_formants(notes, seconds: float, rng: random.Random) -> np.ndarray:
 
 # -- mixing -------------------------------------------------------------------------
 
+
 def effects(stem: str, rng: random.Random, guitar: bool):
     import pedalboard as pb
+
     chain = []
     if stem == "vocals":
         chain += [pb.HighpassFilter(rng.uniform(70, 160)), pb.Compressor(rng.uniform(-24, -12), rng.uniform(2, 5))]
@@ -497,8 +628,7 @@ def effects(stem: str, rng: random.Random, guitar: bool):
         if rng.random() < 0.4:
             chain.append(pb.PeakFilter(rng.uniform(200, 4000), rng.uniform(-6, 6), 0.8))
     if rng.random() < 0.6:
-        chain.append(pb.Reverb(room_size=rng.uniform(0.1, 0.7), wet_level=rng.uniform(0.05, 0.3),
-                               dry_level=1.0))
+        chain.append(pb.Reverb(room_size=rng.uniform(0.1, 0.7), wet_level=rng.uniform(0.05, 0.3), dry_level=1.0))
     return pb.Pedalboard(chain)
 
 
@@ -512,8 +642,7 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
 
-def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS,
-                salt: str = "") -> Tuple[np.ndarray, dict]:
+def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS, salt: str = "") -> Tuple[np.ndarray, dict]:
     """One clip: (4, 2, samples) float32 stems and a description. Deterministic."""
     rng = random.Random(f"{SPLIT_SEED}-{split}-{index}{salt}")
     np.random.seed(rng.randrange(1 << 31))
@@ -527,8 +656,7 @@ def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS,
     start = rng.uniform(0, max(0.0, bars * bar_s - clip_seconds - 0.5))
     seconds = start + clip_seconds + 0.5
     sf = SF_TRAIN if split == "train" else SF_TEST
-    info = {"split": split, "index": index, "tempo": round(tempo, 1), "key": NOTE_NAMES[key],
-            "groove": groove}
+    info = {"split": split, "index": index, "tempo": round(tempo, 1), "key": NOTE_NAMES[key], "groove": groove}
 
     parts = {s: [n for n in notes if n.stem == s] for s in ("drums", "bass", "other")}
     # drums: a SoundFont kit (GM or avldrums) or a recorded Hydrogen kit
@@ -555,7 +683,7 @@ def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS,
         vocals = place(sing_formants(line, seconds, rng), rng, 0.3)
     else:
         voices = [place(sing_world(line, seconds, speech, rng), rng, 0.8) for _ in range(3)]
-        vocals = sum(v[:, :min(x.shape[1] for x in voices)] for v in voices)
+        vocals = sum(v[:, : min(x.shape[1] for x in voices)] for v in voices)
     info["vocals"] = style
 
     stems = {"drums": drums, "bass": place(bass, rng, 0.2), "other": other, "vocals": vocals}
@@ -568,7 +696,7 @@ def render_clip(split: str, index: int, clip_seconds: float = CLIP_SECONDS,
         x = stems[s]
         if x.shape[1] < a + n:
             x = np.pad(x, ((0, 0), (0, a + n - x.shape[1])))
-        x = effects(s, rng, guitar)(x.astype(np.float32), RATE)[:, a:a + n]
+        x = effects(s, rng, guitar)(x.astype(np.float32), RATE)[:, a : a + n]
         if rms(x) < 1e-5 or rng.random() < silence[s]:
             continue
         out[i] = x / rms(x) * 0.1 * 10 ** (rng.uniform(*levels[s]) / 20)
@@ -584,8 +712,13 @@ def write_clip(split: str, index: int, folder: Path = CORPUS) -> Path:
     scale = peak * 1.01
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.npz")
-    np.savez(tmp, stems=np.round(stems / scale * 32767).astype(np.int16), scale=np.float32(scale),
-             rate=RATE, info=json.dumps(info))
+    np.savez(
+        tmp,
+        stems=np.round(stems / scale * 32767).astype(np.int16),
+        scale=np.float32(scale),
+        rate=RATE,
+        info=json.dumps(info),
+    )
     os.replace(tmp, path)
     return path
 
@@ -595,6 +728,7 @@ def render_demo(folder: Path, seconds: float = 20.0, index: int = 7) -> None:
     Writes demo-mix.flac and stems/<stem>.flac (16-bit); the mix is the sum of the
     stems as written."""
     from pedalboard.io import AudioFile
+
     stems, info = render_clip("test", index, seconds, salt="-demo")
     while any(rms(s) < 1e-4 for s in stems):  # a demo needs all four stems
         index += 1
@@ -625,6 +759,7 @@ def _work(job: Tuple[str, int]) -> str:
 
 def render_corpus(train: int, test: int, jobs: int = 2) -> None:
     from multiprocessing import Pool
+
     melodies()  # parse the music21 corpus once, before forking
     todo = [("test", i) for i in range(test)] + [("train", i) for i in range(train)]
     done = 0

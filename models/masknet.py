@@ -22,6 +22,7 @@ The streaming contract (see plugin/stemforge/core/loading.py):
     forward(x: (B, C, T), state) -> ((B, S, C, T), new_state), T a multiple of hop,
     output delayed by `lookahead_samples` = n_fft - hop + K * hop.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -54,10 +55,9 @@ class CausalBlock(nn.Module):
         z = torch.cat([state, h], dim=1)
         # Tap i of frame t is z[:, t + i * dilation]: the stacked taps are one strided view of z
         # (a slice per tap and a concatenation cost an operator each, per block and per call).
-        taps = z.as_strided((b, frames, self.kernel, channels),
-                            (z.stride(0), channels, self.dilation * channels, 1))
+        taps = z.as_strided((b, frames, self.kernel, channels), (z.stride(0), channels, self.dilation * channels, 1))
         y = self.norm(self.taps(taps.reshape(b, frames, self.kernel * channels)))
-        return h + torch.relu(y), z[:, z.shape[1] - self.pad:]
+        return h + torch.relu(y), z[:, z.shape[1] - self.pad :]
 
 
 FRONT_CHANNELS = 16
@@ -83,9 +83,19 @@ class FrequencyConv(nn.Module):
 class MaskNet(nn.Module):
     """Streaming STFT mask estimator for `stems` sources of a `channels`-channel mix."""
 
-    def __init__(self, n_fft: int = 1024, hop: int = 256, stems: int = 4, channels: int = 2,
-                 hidden: int = 64, kernel: int = 3, dilations: Tuple[int, ...] = (1, 2, 4),
-                 lookahead_frames: int = 2, mask_sharpness: float = 1.0, front: str = "linear"):
+    def __init__(
+        self,
+        n_fft: int = 1024,
+        hop: int = 256,
+        stems: int = 4,
+        channels: int = 2,
+        hidden: int = 64,
+        kernel: int = 3,
+        dilations: Tuple[int, ...] = (1, 2, 4),
+        lookahead_frames: int = 2,
+        mask_sharpness: float = 1.0,
+        front: str = "linear",
+    ):
         super().__init__()
         if n_fft % hop != 0:
             raise ValueError("n_fft must be a multiple of hop")
@@ -103,7 +113,7 @@ class MaskNet(nn.Module):
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
         # Overlap-add of window**2 at this hop is constant; dividing the synthesis
         # window by it makes analysis+synthesis an identity.
-        overlap = (window ** 2).reshape(n_fft // hop, hop).sum(0)
+        overlap = (window**2).reshape(n_fft // hop, hop).sum(0)
         if not torch.allclose(overlap, overlap[0].expand_as(overlap), rtol=1e-9, atol=0.0):
             raise ValueError("window does not overlap-add to a constant at this hop")
         self.register_buffer("window", window.float())
@@ -207,10 +217,11 @@ class MaskNet(nn.Module):
         rows = frames_in + segments - 1
         padded = torch.nn.functional.pad(grains, (0, 0, 0, 0, segments - 1, segments - 1)).contiguous()
         # view[..., j, q, :] = padded[..., j + q, segments - 1 - q, :]: segment r = segments - 1 - q of frame j - r
-        view = padded.as_strided((b, s, c, rows, segments, h),
-                                 (padded.stride(0), padded.stride(1), padded.stride(2), segments * h,
-                                  segments * h - h, 1),
-                                 (segments - 1) * h)
+        view = padded.as_strided(
+            (b, s, c, rows, segments, h),
+            (padded.stride(0), padded.stride(1), padded.stride(2), segments * h, segments * h - h, 1),
+            (segments - 1) * h,
+        )
         out = torch.nn.functional.pad(state[2], (0, t)).reshape(b, s, c, rows, h) + view.sum(dim=4)
         out = out.reshape(b, s, c, t + n - h)
         new_state.append(out[:, :, :, t:])
@@ -237,7 +248,7 @@ class WindowMaskNet(nn.Module):
         state = self.net.initial_state(x.shape[0])
         padded = torch.nn.functional.pad(x, (0, self.padded - x.shape[2]))
         y, _ = self.net(padded, state)
-        return y[:, :, :, self.lookahead:self.lookahead + self.window]
+        return y[:, :, :, self.lookahead : self.lookahead + self.window]
 
 
 # TorchScript names a class after its Python module, and the name is written into the model

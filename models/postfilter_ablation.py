@@ -7,6 +7,7 @@ multichannel Wiener filter (spatial covariance per stem over the whole excerpt, 
 norbert; 0 and 1 EM iterations), a channel-swap average and a half-hop shift average.
 Every variant keeps the stems summing to the mix. Results: models/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def main(argv: list | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="studio")
     parser.add_argument("--clips", type=int, default=24, help="half rendered, half real training excerpts")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS,
-                        help="folder with <preset>.pt and .json (default: the shipped weights)")
+    parser.add_argument(
+        "--weights", type=Path, default=WEIGHTS, help="folder with <preset>.pt and .json (default: the shipped weights)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     meta = json.loads((args.weights / f"{args.preset}.json").read_text())
@@ -63,7 +65,7 @@ def main(argv: list | None = None) -> None:
     @torch.no_grad()
     def separate(mix: np.ndarray, shift: int = 0) -> np.ndarray:
         y = separate_whole(net, torch.from_numpy(np.ascontiguousarray(np.pad(mix, ((0, 0), (shift, 0))))))
-        return y[..., shift:shift + mix.shape[-1]]
+        return y[..., shift : shift + mix.shape[-1]]
 
     scores: dict = {}
     for name, stems, split_known in validation_set(args.clips // 2, args.clips // 2, split="train"):
@@ -80,8 +82,11 @@ def main(argv: list | None = None) -> None:
             "half-hop shift average": (plain + shifted) / 2,
         }
         for variant, est in variants.items():
-            pairs = [(s, est[i], stems[i]) for i, s in enumerate(STEMS)] if split_known else \
-                [("vocals", est[3], stems[3]), ("accompaniment", est[:3].sum(0), stems[2])]
+            pairs = (
+                [(s, est[i], stems[i]) for i, s in enumerate(STEMS)]
+                if split_known
+                else [("vocals", est[3], stems[3]), ("accompaniment", est[:3].sum(0), stems[2])]
+            )
             for stem, e, ref in pairs:
                 if np.abs(ref).max() > 1e-4:
                     scores.setdefault(variant, {}).setdefault(f"{group} {stem}", []).append(sdr(e, ref))

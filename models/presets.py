@@ -8,13 +8,14 @@ studio  n_fft 2048, hop 512, 24 lookahead frames: 0.31 s of lookahead and
 Both take level-invariant features through the frequency-convolution front end
 (front="conv"), which won the ablation in models/README.md.
 """
+
 from __future__ import annotations
 
 PRESETS = {
-    "live": dict(n_fft=1024, hop=256, hidden=128, dilations=(1, 2, 4, 8, 16), lookahead_frames=0,
-                 front="conv"),
-    "studio": dict(n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16, 1, 2, 4, 8, 16),
-                   lookahead_frames=24, front="conv"),
+    "live": dict(n_fft=1024, hop=256, hidden=128, dilations=(1, 2, 4, 8, 16), lookahead_frames=0, front="conv"),
+    "studio": dict(
+        n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16, 1, 2, 4, 8, 16), lookahead_frames=24, front="conv"
+    ),
 }
 DESCRIPTIONS = {
     "live": "stemforge live: low-latency streaming separator (23 ms at 44.1 kHz) for real-time use.",

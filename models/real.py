@@ -24,6 +24,7 @@ under $STEMFORGE_SOURCES (default ~/.cache/stemforge/sources), named
 installed package. A missing source stops the build with the command that
 fetches it (`--skip-missing` builds what is there and names what is not).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,7 @@ import numpy as np
 
 from models.corpus import CORPUS, RATE
 from models.real_more import SOURCES_MORE
-from models.sources import (KNOWN_STEMS, Item, MissingSource, Source, decode_audio, repo_dir,
-                            repo_files, to_stereo_44k)
+from models.sources import KNOWN_STEMS, Item, MissingSource, Source, decode_audio, repo_dir, repo_files, to_stereo_44k
 
 REAL = CORPUS.parent / "real"
 
@@ -100,7 +100,9 @@ def eif_items() -> Iterator[Item]:
             key = eif_stem(Path(path).stem)
             if key in stems:
                 n = max(stems[key].shape[1], x.shape[1])
-                stems[key] = np.pad(stems[key], ((0, 0), (0, n - stems[key].shape[1]))) + np.pad(x, ((0, 0), (0, n - x.shape[1])))
+                stems[key] = np.pad(stems[key], ((0, 0), (0, n - stems[key].shape[1]))) + np.pad(
+                    x, ((0, 0), (0, n - x.shape[1]))
+                )
             else:
                 stems[key] = x
         if stems:
@@ -113,24 +115,41 @@ eif_items.missing = []  # type: ignore[attr-defined]
 
 # The one registry of training sources: these two, then models/real_more.py's.
 SOURCES: List[Source] = [
-    Source("mir1k", "github:andabi/music-source-separation (dataset/mir-1k/Wavfile; the same files are in "
-           "posenhuang/deeplearningsourceseparation)", "research use (MIR-1K, Hsu & Jang, 2010)",
-           "karaoke", mir1k_items, MIR1K_TEST_SINGERS,
-           "real singing over real accompaniment; 3 singers held out"),
-    Source("eif", "github:ichbinsoftware/everythingisfree (src/N.Name/*_Stem_*.m4a)", "CC0 1.0",
-           "multitrack", eif_items, EIF_TEST_SONGS,
-           "real vocals and electronic stems, mapped by stem name; one song held out"),
+    Source(
+        "mir1k",
+        "github:andabi/music-source-separation (dataset/mir-1k/Wavfile; the same files are in "
+        "posenhuang/deeplearningsourceseparation)",
+        "research use (MIR-1K, Hsu & Jang, 2010)",
+        "karaoke",
+        mir1k_items,
+        MIR1K_TEST_SINGERS,
+        "real singing over real accompaniment; 3 singers held out",
+    ),
+    Source(
+        "eif",
+        "github:ichbinsoftware/everythingisfree (src/N.Name/*_Stem_*.m4a)",
+        "CC0 1.0",
+        "multitrack",
+        eif_items,
+        EIF_TEST_SONGS,
+        "real vocals and electronic stems, mapped by stem name; one song held out",
+    ),
     *SOURCES_MORE,
 ]
-
-
 
 
 def write_item(path: Path, item: Item, source: Source) -> None:
     peak = max(float(np.abs(v).max()) for v in item.stems.values()) or 1.0
     arrays = {k: np.round(v / peak * 32767).astype(np.int16) for k, v in item.stems.items()}
-    info = dict(source=source.name, id=item.id, group=item.group, rate=item.rate, kind=source.kind,
-                licence=source.licence, seconds=round(next(iter(item.stems.values())).shape[1] / RATE, 2))
+    info = dict(
+        source=source.name,
+        id=item.id,
+        group=item.group,
+        rate=item.rate,
+        kind=source.kind,
+        licence=source.licence,
+        seconds=round(next(iter(item.stems.values())).shape[1] / RATE, 2),
+    )
     tmp = path.with_suffix(".partial.npz")
     np.savez(tmp, scale=np.float32(peak), info=json.dumps(info), **arrays)
     tmp.replace(path)
@@ -164,8 +183,11 @@ def build_real(names: Optional[List[str]] = None, skip_missing: bool = False) ->
                 raise SystemExit(f"source {source.name}: {e}")
             missing.append(f"{source.name}: {e}")
             continue
-        print(f"{source.name}: train {counts['train'][0]} items {counts['train'][1]:.1f} min, "
-              f"test {counts['test'][0]} items {counts['test'][1]:.1f} min ({source.licence})", flush=True)
+        print(
+            f"{source.name}: train {counts['train'][0]} items {counts['train'][1]:.1f} min, "
+            f"test {counts['test'][0]} items {counts['test'][1]:.1f} min ({source.licence})",
+            flush=True,
+        )
     if eif_items.missing:  # type: ignore[attr-defined]
         print(f"eif: {len(eif_items.missing)} stem files absent from the source (left out of their songs)")  # type: ignore[attr-defined]
     for line in missing:
@@ -173,8 +195,9 @@ def build_real(names: Optional[List[str]] = None, skip_missing: bool = False) ->
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="build.py real", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="build.py real", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sources", nargs="*", help="only these sources")
     parser.add_argument("--skip-missing", action="store_true", help="build the sources that are present")
     args = parser.parse_args(argv)

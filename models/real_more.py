@@ -27,6 +27,7 @@ Left out, and why:
 - **0ad-data** (a 1.4 GB download, mostly not music), supertuxkart-data, freedroidrpg-data:
   not installed; the packages above already exceed the cap.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from models.corpus import RATE
-from models.sources import (Item, MissingSource, Source, decode_audio, repo_dir, repo_files,
-                            to_stereo_44k)
+from models.sources import Item, MissingSource, Source, decode_audio, repo_dir, repo_files, to_stereo_44k
 
 SEED = 20261124
 
@@ -67,6 +67,7 @@ def _stereo(x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- PJS
 # 100 short songs composed for the corpus and sung by one Japanese female singer (48 kHz, 24-bit).
+
 
 def pjs_items() -> Iterator[Item]:
     root = repo_dir("justln1113/TEST")
@@ -108,7 +109,7 @@ def trim_silence(x: np.ndarray, floor_db: float = -40.0, pad: int = 3 * FRAME) -
     n = x.shape[1] // FRAME
     if n < 5:
         return None
-    rms = np.sqrt(np.mean(x[0, :n * FRAME].reshape(n, FRAME) ** 2, axis=1) + 1e-12)
+    rms = np.sqrt(np.mean(x[0, : n * FRAME].reshape(n, FRAME) ** 2, axis=1) + 1e-12)
     loud = np.nonzero(rms > rms.max() * 10 ** (floor_db / 20))[0]
     if rms.max() < 1e-4 or len(loud) == 0:
         return None
@@ -213,7 +214,7 @@ DROPPED: Dict[str, str] = {
 
 
 def _track_key(name: str) -> float:
-    return int(hashlib.sha1(f"{SEED}-{name}".encode()).hexdigest()[:8], 16) / 2 ** 32
+    return int(hashlib.sha1(f"{SEED}-{name}".encode()).hexdigest()[:8], 16) / 2**32
 
 
 class Track:
@@ -229,6 +230,7 @@ class Track:
     def excerpt(self) -> Tuple[np.ndarray, int]:
         """At most TRACK_SECONDS of the track, from a seeded offset in its first half; (2, n) 44.1 kHz."""
         import soundfile as sf
+
         with sf.SoundFile(self.open()) as f:
             rate, n = f.samplerate, f.frames
             want = int(TRACK_SECONDS * rate)
@@ -239,6 +241,7 @@ class Track:
 
     def seconds(self) -> float:
         import soundfile as sf
+
         with sf.SoundFile(self.open()) as f:
             return f.frames / f.samplerate
 
@@ -267,8 +270,7 @@ def game_tracks() -> List[Track]:
             if member.endswith(".ogg") and "dynamictest" not in member:
                 tracks.append(Track("ufoai-music", member, Path(member).stem, _zip_member(UFOAI, member)))
     if not tracks:
-        raise MissingSource("no game music installed: apt-get install --no-install-recommends "
-                            + " ".join(GAME_CAPS))
+        raise MissingSource("no game music installed: apt-get install --no-install-recommends " + " ".join(GAME_CAPS))
     return tracks
 
 
@@ -299,12 +301,18 @@ FOF_GUITAR_ONLY = ("muldjord",)
 
 def fof_items() -> Iterator[Item]:
     if not FOF.is_dir():
-        raise MissingSource("apt-get install --no-install-recommends fretsonfire-songs-muldjord fretsonfire-songs-sectoid")
+        raise MissingSource(
+            "apt-get install --no-install-recommends fretsonfire-songs-muldjord fretsonfire-songs-sectoid"
+        )
     import soundfile as sf
+
     for song in sorted(p.parent for p in FOF.glob("*/*/song.ogg")):
         key = f"{song.parent.name}/{song.name}"
-        parts = (("other", "guitar.ogg"),) if song.parent.name in FOF_GUITAR_ONLY else \
-            (("accompaniment", "song.ogg"), ("other", "guitar.ogg"))
+        parts = (
+            (("other", "guitar.ogg"),)
+            if song.parent.name in FOF_GUITAR_ONLY
+            else (("accompaniment", "song.ogg"), ("other", "guitar.ogg"))
+        )
         stems = {}
         for stem, fname in parts:
             x, rate = sf.read(str(song / fname), dtype="float32", always_2d=True)
@@ -316,35 +324,59 @@ def fof_items() -> Iterator[Item]:
 
 
 SOURCES_MORE: List[Source] = [
-    Source("pjs", "github:justln1113/TEST (folder PJS/PJS_corpus_ver1.1/wav)",
-           "CC BY-SA 4.0 (PJS corpus v1.1, Koguchi & Takamichi)", "vocals", pjs_items, (),
-           "one Japanese female singer, 100 composed songs, 48 kHz; all training"),
-    Source("utau", "github:kgs233/UTAU-Yuki, github:oxygen-dioxide/scottpoid-ja, "
-           "github:oxygen-dioxide/hitsuboku-kumi-chn (whole repositories)",
-           "yuki: public-domain dedication; scottpoid: voicebank terms allow any audio editing, commercial "
-           "use and use outside singing synthesizers (credit SCOTTPOID); kumi: voicebank terms allow "
-           "commercial use, audio editing and porting (credit Hitsuboku Kumi / Cubialpha)",
-           "vocals", utau_items, UTAU_TEST_BANKS,
-           "sung UTAU samples joined into 12-45 s streams; bank yuki held out"),
-    Source("gamemusic", "Debian packages wesnoth-1.16-music, warzone2100-music, ufoai-music",
-           "GPL-2+ / CC BY-SA 3.0 / CC BY 3.0 (per package and file, see debian/copyright)",
-           "accompaniment", game_items, (),
-           "vocal-free instrumentals (screened), at most 150 s a track, capped per package"),
-    Source("fof", "Debian packages fretsonfire-songs-muldjord, fretsonfire-songs-sectoid",
-           "CC BY-SA 3.0 (Muldjord) / Expat (Sectoid)", "accompaniment", fof_items, (),
-           "real band stems: lead guitar as other, the rest as accompaniment"),
+    Source(
+        "pjs",
+        "github:justln1113/TEST (folder PJS/PJS_corpus_ver1.1/wav)",
+        "CC BY-SA 4.0 (PJS corpus v1.1, Koguchi & Takamichi)",
+        "vocals",
+        pjs_items,
+        (),
+        "one Japanese female singer, 100 composed songs, 48 kHz; all training",
+    ),
+    Source(
+        "utau",
+        "github:kgs233/UTAU-Yuki, github:oxygen-dioxide/scottpoid-ja, "
+        "github:oxygen-dioxide/hitsuboku-kumi-chn (whole repositories)",
+        "yuki: public-domain dedication; scottpoid: voicebank terms allow any audio editing, commercial "
+        "use and use outside singing synthesizers (credit SCOTTPOID); kumi: voicebank terms allow "
+        "commercial use, audio editing and porting (credit Hitsuboku Kumi / Cubialpha)",
+        "vocals",
+        utau_items,
+        UTAU_TEST_BANKS,
+        "sung UTAU samples joined into 12-45 s streams; bank yuki held out",
+    ),
+    Source(
+        "gamemusic",
+        "Debian packages wesnoth-1.16-music, warzone2100-music, ufoai-music",
+        "GPL-2+ / CC BY-SA 3.0 / CC BY 3.0 (per package and file, see debian/copyright)",
+        "accompaniment",
+        game_items,
+        (),
+        "vocal-free instrumentals (screened), at most 150 s a track, capped per package",
+    ),
+    Source(
+        "fof",
+        "Debian packages fretsonfire-songs-muldjord, fretsonfire-songs-sectoid",
+        "CC BY-SA 3.0 (Muldjord) / Expat (Sectoid)",
+        "accompaniment",
+        fof_items,
+        (),
+        "real band stems: lead guitar as other, the rest as accompaniment",
+    ),
 ]
 
 
 # ---------------------------------------------------------------- screening and report
 
+
 def vocal_scores(x: np.ndarray, model) -> Tuple[float, float]:
     """(90th percentile, median) over audible 1-s frames of 10 log10(E_vocals / E_mix) by `model`."""
     import stemforge
+
     out = stemforge.separate(x, RATE, model, threads=1)
     n = x.shape[1] // RATE
-    e_mix = (x[:, :n * RATE] ** 2).reshape(2, n, RATE).sum(axis=(0, 2))
-    e_voc = (out["vocals"][:, :n * RATE] ** 2).reshape(2, n, RATE).sum(axis=(0, 2))
+    e_mix = (x[:, : n * RATE] ** 2).reshape(2, n, RATE).sum(axis=(0, 2))
+    e_voc = (out["vocals"][:, : n * RATE] ** 2).reshape(2, n, RATE).sum(axis=(0, 2))
     audible = e_mix > e_mix.max() * 1e-4
     r = 10 * np.log10((e_voc[audible] + 1e-9) / (e_mix[audible] + 1e-9))
     return float(np.percentile(r, 90)), float(np.median(r))
@@ -356,14 +388,16 @@ def windows(x: np.ndarray, count: int = 5, seconds: float = 12.0) -> np.ndarray:
     if x.shape[1] <= count * w:
         return x
     starts = np.linspace(0, x.shape[1] - w, count).astype(int)
-    return np.concatenate([x[:, a:a + w] for a in starts], axis=1)
+    return np.concatenate([x[:, a : a + w] for a in starts], axis=1)
 
 
 def screen(model_name: str = "studio", start: int = 0) -> None:
     """Score every candidate accompaniment (5 x 12 s of the game tracks' excerpts and of FoF's
     song.ogg), most vocal first."""
     import soundfile as sf
+
     import stemforge
+
     model = stemforge.load_model(model_name)
     rows = []
     for track in game_tracks()[start:]:
@@ -406,9 +440,11 @@ def report(names: Optional[List[str]] = None) -> None:
         items = sum(c[0] for c in count.values())
         minutes = sum(c[1] for c in count.values())
         test = sum(c[1] for g, c in count.items() if g in source.test_groups)
-        print(f"{source.name} ({source.kind}): {items} items, {minutes:.1f} min "
-              f"(held out {test:.1f} min: {', '.join(source.test_groups) or 'none'}), "
-              f"missing files {len(MISSING.get(source.name, []))}, decoded in {time.time() - t:.0f} s")
+        print(
+            f"{source.name} ({source.kind}): {items} items, {minutes:.1f} min "
+            f"(held out {test:.1f} min: {', '.join(source.test_groups) or 'none'}), "
+            f"missing files {len(MISSING.get(source.name, []))}, decoded in {time.time() - t:.0f} s"
+        )
         for g, c in sorted(count.items()):
             print(f"    {g:22s} {c[0]:4d} items {c[1]:7.1f} min  ({c[2]:.1f}-{c[3]:.1f} s an item)")
         for path in MISSING.get(source.name, []):

@@ -25,6 +25,7 @@ then chooses the mask sharpness (softmax(s * logits), a Wiener-like exponent on
 the trained masks) that gives the best mean SDR on N training clips, never on
 the held-out split, and records it with its table in models/weights/<preset>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,9 @@ class RealPool:
         self.accompaniment = self._by_source(lambda st: any(k in st for k in INSTRUMENTAL))
         # Items that hold a stem on its own (a multitrack's drums, a Frets on Fire guitar):
         # the cross-song remix draws from these.
-        self.solo_stems = {k: [i for i, (_, _, st) in enumerate(self.items) if k in st]
-                           for k in ("drums", "bass", "other")}
+        self.solo_stems = {
+            k: [i for i, (_, _, st) in enumerate(self.items) if k in st] for k in ("drums", "bass", "other")
+        }
 
     def _by_source(self, has) -> dict:
         out: dict = {}
@@ -105,12 +107,12 @@ BAND_WEIGHTS = {"mir1k": 0.3, "gamemusic": 0.35, "eif": 0.2, "fof": 0.15}
 # Runs 1-3 (issue 9) used record_mix 0, cross_song 0 and levels "uniform"; the issue-19
 # ablation (models/README.md, "Training material that sounds like a record") chose these.
 DEFAULT_MIX = {
-    "real_as_is": 0.2,       # a real recording with its own voice over its own band
-    "real_voice": 0.6,       # else: a real voice (the rest rendered) ...
-    "real_band": 0.4,        # ... over a real band (the rest rendered or cross-song)
-    "cross_song": 0.3,       # of the rendered bands: this share built from real stems of different songs
-    "record_mix": 0.7,       # share of examples mixed like a record (RecordMix)
-    "levels": "record",      # stem levels: "uniform" (runs 1-3) or "record" (a record's balance)
+    "real_as_is": 0.2,  # a real recording with its own voice over its own band
+    "real_voice": 0.6,  # else: a real voice (the rest rendered) ...
+    "real_band": 0.4,  # ... over a real band (the rest rendered or cross-song)
+    "cross_song": 0.3,  # of the rendered bands: this share built from real stems of different songs
+    "record_mix": 0.7,  # share of examples mixed like a record (RecordMix)
+    "levels": "record",  # stem levels: "uniform" (runs 1-3) or "record" (a record's balance)
     "instrumental": 0.08,
     "solo_voice": 0.05,
     "silent_stem": 0.1,
@@ -136,8 +138,8 @@ class RecordMix:
     still exactly the sum of the stems.
     """
 
-    DISTORTION = (0.1, 0.2, 0.35, 0.05)   # chance of saturation per stem
-    REVERB = (0.5, 0.1, 0.5, 0.6)          # chance of reverb per stem
+    DISTORTION = (0.1, 0.2, 0.35, 0.05)  # chance of saturation per stem
+    REVERB = (0.5, 0.1, 0.5, 0.6)  # chance of reverb per stem
     WIDTH = ((0.0, 1.4), (0.0, 0.5), (0.2, 1.6), (0.0, 1.2))
 
     def __init__(self, rng: random.Random):
@@ -148,6 +150,7 @@ class RecordMix:
 
     def stem(self, i: int, x: np.ndarray) -> np.ndarray:
         import pedalboard as pb
+
         peak = float(np.abs(x).max())
         if peak < 1e-5:
             return x
@@ -161,15 +164,25 @@ class RecordMix:
             fx.append(pb.PeakFilter(u(200, 5000), u(-6, 6), u(0.5, 2.5)))
         if r.random() < 0.7:
             fx.append(pb.HighShelfFilter(u(2500, 10000), u(-6, 5)))
-        level_db = 20 * math.log10(float(np.sqrt(np.mean(x ** 2))) / peak + 1e-9)
+        level_db = 20 * math.log10(float(np.sqrt(np.mean(x**2))) / peak + 1e-9)
         if r.random() < 0.6:  # thresholds relative to the stem, which arrives normalised to its peak
-            fx.append(pb.Compressor(threshold_db=level_db + u(-10, 3), ratio=u(1.5, 8),
-                                    attack_ms=u(1, 30), release_ms=u(40, 300)))
+            fx.append(
+                pb.Compressor(
+                    threshold_db=level_db + u(-10, 3), ratio=u(1.5, 8), attack_ms=u(1, 30), release_ms=u(40, 300)
+                )
+            )
         if r.random() < self.DISTORTION[i]:
             fx.append(pb.Distortion(drive_db=u(3, 24)))
         if r.random() < self.REVERB[i]:
-            fx.append(pb.Reverb(room_size=u(0.1, 0.85), damping=u(0.2, 0.8), wet_level=u(0.04, 0.3),
-                                dry_level=1.0, width=u(0.3, 1.0)))
+            fx.append(
+                pb.Reverb(
+                    room_size=u(0.1, 0.85),
+                    damping=u(0.2, 0.8),
+                    wet_level=u(0.04, 0.3),
+                    dry_level=1.0,
+                    width=u(0.3, 1.0),
+                )
+            )
         y = pb.Pedalboard(fx)(np.ascontiguousarray(x / peak, dtype=np.float32), RATE) if fx else x / peak
         width = u(*self.WIDTH[i])
         mid, side = 0.5 * (y[0] + y[1]), 0.5 * (y[0] - y[1]) * width
@@ -179,9 +192,12 @@ class RecordMix:
 
     def bus(self, stems: np.ndarray) -> np.ndarray:
         import pedalboard as pb
+
         r, u = self.rng, self._u
         if r.random() < 0.5:
-            board = pb.Pedalboard([pb.LowShelfFilter(u(60, 200), u(-3, 3)), pb.HighShelfFilter(u(3000, 9000), u(-3, 3))])
+            board = pb.Pedalboard(
+                [pb.LowShelfFilter(u(60, 200), u(-3, 3)), pb.HighShelfFilter(u(3000, 9000), u(-3, 3))]
+            )
             stems = np.stack([board(np.ascontiguousarray(s), RATE) for s in stems])  # linear: the sum holds
         if r.random() < 0.6:
             mix = stems.sum(0)
@@ -199,7 +215,7 @@ class RecordMix:
 
     def __call__(self, stems: np.ndarray, split_known: bool) -> np.ndarray:
         out = stems.copy()
-        for i in (range(4) if split_known else (2, 3)):  # an unsplit accompaniment is a whole mix already
+        for i in range(4) if split_known else (2, 3):  # an unsplit accompaniment is a whole mix already
             out[i] = self.stem(i, stems[i]) if split_known or i == 3 else stems[i]
         return self.bus(out)
 
@@ -209,7 +225,7 @@ def _envelope(x: np.ndarray, attack: float, release: float) -> np.ndarray:
     32 and interpolated back: the gain of a bus compressor moves far slower than that."""
     step = 32
     coarse = x[: len(x) // step * step].reshape(-1, step).max(1) if len(x) >= step else x
-    a, r = attack ** step, release ** step
+    a, r = attack**step, release**step
     out = np.empty_like(coarse)
     level = 0.0
     for k, v in enumerate(coarse):
@@ -240,8 +256,7 @@ class Remixer:
     the whole mixture and every stem, so that bandwidth never tells a stem apart.
     """
 
-    def __init__(self, split: str = "train", seed: int = 0, real: "RealPool | None" = None,
-                 mix: "dict | None" = None):
+    def __init__(self, split: str = "train", seed: int = 0, real: "RealPool | None" = None, mix: "dict | None" = None):
         self.split, self.rng = split, random.Random(seed)
         self.real = real if real is not None else RealPool(split)
         self.mix = dict(DEFAULT_MIX, **(mix or {}))
@@ -255,7 +270,7 @@ class Remixer:
             raise SystemExit(f"no clips in {CORPUS / self.split}: run python build.py data first")
 
     def _cut(self, x: np.ndarray, length: int, start: int) -> np.ndarray:
-        seg = x[:, start:start + length]
+        seg = x[:, start : start + length]
         return np.pad(seg, ((0, 0), (0, length - seg.shape[1]))) if seg.shape[1] < length else seg
 
     def _start(self, n: int, length: int) -> int:
@@ -277,8 +292,9 @@ class Remixer:
         (Run 1 used 75 % real and lost ground on the rendered split; run 2 65 % gained on both
         splits but not enough on the rendered one: run 3 gave it another share, 60 %.)"""
         if self.real.vocals and self.rng.random() < self.mix["real_voice"]:
-            part, rate = self._real_part(self.real.pick(self.rng, self.real.vocals, self.mix["vocal_weights"]),
-                                         ("vocals",), length)
+            part, rate = self._real_part(
+                self.real.pick(self.rng, self.real.vocals, self.mix["vocal_weights"]), ("vocals",), length
+            )
             return part.get("vocals", np.zeros((2, length), np.float32)), rate
         clip = load_clip(self.rng.choice(self.files))
         return self._cut(clip[3], length, self._start(clip.shape[2], length)), RATE
@@ -287,8 +303,9 @@ class Remixer:
         """(drums, bass, other) or None with the accompaniment, split known or not."""
         r = self.rng.random()
         if self.real.accompaniment and r < self.mix["real_band"]:  # run 1: 0.55, run 2: 0.45, run 3: 0.4
-            part, rate = self._real_part(self.real.pick(self.rng, self.real.accompaniment, self.mix["band_weights"]),
-                                         INSTRUMENTAL, length)
+            part, rate = self._real_part(
+                self.real.pick(self.rng, self.real.accompaniment, self.mix["band_weights"]), INSTRUMENTAL, length
+            )
             return (*as_band(part, length), rate)
         clip = load_clip(self.rng.choice(self.files))
         band = self._cut(clip[:3].reshape(6, -1), length, self._start(clip.shape[2], length)).reshape(3, 2, length)
@@ -316,8 +333,9 @@ class Remixer:
         r = self.rng.random()
         if r < self.mix["real_as_is"] and self.real.items:
             # A real recording as it is: its own voice over its own band.
-            part, rate = self._real_part(self.rng.randrange(len(self.real.items)),
-                                         ("drums", "bass", "other", "vocals", "accompaniment"), length)
+            part, rate = self._real_part(
+                self.rng.randrange(len(self.real.items)), ("drums", "bass", "other", "vocals", "accompaniment"), length
+            )
             voice = part.get("vocals", np.zeros((2, length), np.float32))
             band, accompaniment = as_band(part, length)
             rates.append(rate)
@@ -363,8 +381,11 @@ class Remixer:
         """(stems (B, 4, 2, n), split_known (B,), cutoff_hz (B,)): the low-pass at cutoff_hz
         goes on the mixture and every stem alike, in the loss's STFT frames."""
         examples = [self.segment(length) for _ in range(size)]
-        return (torch.from_numpy(np.stack([e[0] for e in examples])),
-                torch.tensor([e[1] for e in examples]), torch.tensor([e[2] for e in examples]))
+        return (
+            torch.from_numpy(np.stack([e[0] for e in examples])),
+            torch.tensor([e[1] for e in examples]),
+            torch.tensor([e[2] for e in examples]),
+        )
 
 
 def lowpass_gains(cutoff_hz: torch.Tensor, bins: int) -> torch.Tensor:
@@ -377,8 +398,9 @@ def lowpass_gains(cutoff_hz: torch.Tensor, bins: int) -> torch.Tensor:
     return 0.5 - 0.5 * torch.cos(math.pi * edge)
 
 
-def loss_fn(net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff_hz: torch.Tensor,
-            vocals_weight: float = 1.0) -> torch.Tensor:
+def loss_fn(
+    net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff_hz: torch.Tensor, vocals_weight: float = 1.0
+) -> torch.Tensor:
     """L1 distance between the masked mixture spectra and the true stems' spectra, in
     the network's own STFT frames: the same objective as comparing waveforms (the
     synthesis is a fixed linear map), without paying an inverse STFT and another STFT.
@@ -410,7 +432,7 @@ def loss_fn(net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff
 
 def sdr(est: np.ndarray, ref: np.ndarray) -> float:
     """Global SDR in dB (the MDX convention)."""
-    return float(10 * np.log10((np.sum(ref ** 2) + 1e-8) / (np.sum((ref - est) ** 2) + 1e-8)))
+    return float(10 * np.log10((np.sum(ref**2) + 1e-8) / (np.sum((ref - est) ** 2) + 1e-8)))
 
 
 def validation_set(rendered: int = 12, real: int = 12, split: str = "test", band: bool = True) -> list:
@@ -419,11 +441,11 @@ def validation_set(rendered: int = 12, real: int = 12, split: str = "test", band
     examples = [(p.stem, load_clip(p), True) for p in sorted((CORPUS / split).glob("clip-*.npz"))[:rendered]]
     paths = sorted((REAL / split).glob("*.npz"))
     # Spread over the held-out sources and singers: every k-th recording.
-    for path in paths[::max(1, len(paths) // real)][:real]:
+    for path in paths[:: max(1, len(paths) // real)][:real]:
         stems, info = load_real(path)
         n = next(iter(stems.values())).shape[1]
         start = max(0, n // 2 - 4 * RATE)
-        cut = {k: v[:, start:start + 8 * RATE] for k, v in stems.items()}
+        cut = {k: v[:, start : start + 8 * RATE] for k, v in stems.items()}
         z = np.zeros_like(next(iter(cut.values())))
         if "accompaniment" in cut:
             out = np.stack([z, z, cut["accompaniment"], cut.get("vocals", z)])
@@ -439,6 +461,7 @@ def band_examples() -> list:
     """The real-band validation songs (models/band_validation.py: validation only, never
     trained on), whole, as ("band:<song>", stems, True); none when the set is not fetched."""
     from models import band_validation
+
     try:
         return [(f"band:{name}", stems, True) for name, stems in band_validation.songs()]
     except band_validation.MissingValidationSet as e:
@@ -451,7 +474,7 @@ def separate_whole(net: MaskNet, mix: torch.Tensor) -> np.ndarray:
     pad = net.lookahead_samples + net.hop
     padded = torch.nn.functional.pad(mix[None], (0, pad - mix.shape[-1] % net.hop + net.hop))
     y, _ = net(padded, net.initial_state(1))
-    return y[0, ..., net.lookahead_samples:net.lookahead_samples + mix.shape[-1]].numpy()
+    return y[0, ..., net.lookahead_samples : net.lookahead_samples + mix.shape[-1]].numpy()
 
 
 @torch.no_grad()
@@ -463,8 +486,11 @@ def validate(net: MaskNet, examples: list) -> dict:
     for name, stems, split_known in examples:
         group = name.split(":", 1)[0] if ":" in name else "rendered"
         y = separate_whole(net, torch.from_numpy(stems.sum(0)))
-        pairs = [(s, y[i], stems[i]) for i, s in enumerate(STEMS)] if split_known else \
-            [("vocals", y[3], stems[3]), ("accompaniment", y[:3].sum(0), stems[2])]
+        pairs = (
+            [(s, y[i], stems[i]) for i, s in enumerate(STEMS)]
+            if split_known
+            else [("vocals", y[3], stems[3]), ("accompaniment", y[:3].sum(0), stems[2])]
+        )
         for s, est, ref in pairs:
             if np.abs(ref).max() > 1e-4:
                 scores.setdefault(group, {}).setdefault(s, []).append(sdr(est, ref))
@@ -498,7 +524,7 @@ def keep_freed_memory() -> None:
         return
     m_trim_threshold, m_mmap_max = -1, -4  # malloc.h
     libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
+    libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
 # Weight averaging (campaign run 2): validation between neighbouring steps swung by up to
@@ -509,8 +535,10 @@ EMA_DECAY = 0.995
 
 def git_commit(path: Path) -> str:
     """The commit of the repository holding `path`, with "+changes" if its tree differs."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True).stdout.strip()
+
     head = git("rev-parse", "HEAD")
     return head + ("+changes" if head and git("status", "--porcelain", "--untracked-files=no") else "")
 
@@ -520,6 +548,7 @@ def data_manifest(pool: RealPool, corpus_files: list) -> dict:
     commits of the GitHub repositories and the versions of the Debian packages they came
     from, and the rendered corpus's clip count."""
     from models.sources import SOURCES_DIR
+
     sources: dict = {}
     for info, _, stems in pool.items:
         entry = sources.setdefault(info["source"], {"items": 0, "minutes": 0.0})
@@ -528,16 +557,37 @@ def data_manifest(pool: RealPool, corpus_files: list) -> dict:
     repos = {}
     for path in sorted(SOURCES_DIR.glob("*+*")):
         git_dir = path / ".git" if (path / ".git").exists() else path
-        commit = subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "--git-dir", str(git_dir), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         repos[path.name.replace("+", "/", 1)] = commit
     packages = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "musescore-general-soundfont", "fluid-soundfont-gm",
-         "avldrums.lv2-soundfont", "hydrogen-drumkits", "mma", "fillets-ng-data", "wesnoth-1.16-music",
-         "warzone2100-music", "ufoai-music", "fretsonfire-songs-sectoid", "fretsonfire-songs-muldjord"],
-        capture_output=True, text=True).stdout.split()
-    return {"real": sources, "github": repos, "debian": packages,
-            "rendered": {"clips": len(corpus_files), "folder": str(CORPUS / "train")}}
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package}=${Version}\\n",
+            "musescore-general-soundfont",
+            "fluid-soundfont-gm",
+            "avldrums.lv2-soundfont",
+            "hydrogen-drumkits",
+            "mma",
+            "fillets-ng-data",
+            "wesnoth-1.16-music",
+            "warzone2100-music",
+            "ufoai-music",
+            "fretsonfire-songs-sectoid",
+            "fretsonfire-songs-muldjord",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return {
+        "real": sources,
+        "github": repos,
+        "debian": packages,
+        "rendered": {"clips": len(corpus_files), "folder": str(CORPUS / "train")},
+    }
 
 
 def lr_at(step: int, steps: int, lr: float) -> float:
@@ -547,9 +597,20 @@ def lr_at(step: int, steps: int, lr: float) -> float:
     return lr * min(1.0, (step + 1) / WARMUP_STEPS) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
-          run: str = "", front: str = "", init: str = "", steps: int = 3000, vocals_weight: float = 0.0,
-          mix: "dict | None" = None, seed: int = 0) -> None:
+def train(
+    preset: str,
+    minutes: float,
+    threads: int,
+    batch: int,
+    lr: float,
+    run: str = "",
+    front: str = "",
+    init: str = "",
+    steps: int = 3000,
+    vocals_weight: float = 0.0,
+    mix: "dict | None" = None,
+    seed: int = 0,
+) -> None:
     """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
     after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
     later invocation resumes from, schedule, random state and all. `run` names an experiment
@@ -567,12 +628,24 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
     config = dict(PRESETS[preset], **({"front": front} if front else {}))
     net = MaskNet(**config)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    state = {"step": 0, "seconds": 0.0, "log": [], "config": {k: list(v) if isinstance(v, tuple) else v
-                                                               for k, v in config.items()},
-             "run_config": {"steps": steps, "lr": lr, "warmup_steps": WARMUP_STEPS, "schedule": "cosine to lr/10",
-                            "batch": batch, "segment_seconds": SEGMENT_SECONDS, "seed": seed,
-                            "ema_decay": EMA_DECAY, "mix": dict(DEFAULT_MIX, **(mix or {})),
-                            "commit": git_commit(Path(__file__).parent)}}
+    state = {
+        "step": 0,
+        "seconds": 0.0,
+        "log": [],
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+        "run_config": {
+            "steps": steps,
+            "lr": lr,
+            "warmup_steps": WARMUP_STEPS,
+            "schedule": "cosine to lr/10",
+            "batch": batch,
+            "segment_seconds": SEGMENT_SECONDS,
+            "seed": seed,
+            "ema_decay": EMA_DECAY,
+            "mix": dict(DEFAULT_MIX, **(mix or {})),
+            "commit": git_commit(Path(__file__).parent),
+        },
+    }
     ckpt = None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -580,8 +653,10 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
         state.setdefault("run_config", {"steps": steps, "lr": lr, "batch": batch, "mix": dict(DEFAULT_MIX)})
-        print(f"resumed {run} at step {state['step']} of {state['run_config']['steps']} "
-              f"({state['seconds'] / 60:.1f} min trained)")
+        print(
+            f"resumed {run} at step {state['step']} of {state['run_config']['steps']} "
+            f"({state['seconds'] / 60:.1f} min trained)"
+        )
     else:
         # A new run starts from the given weights (default: the shipped preset's), taking
         # every tensor whose shape still fits; a changed front end starts fresh.
@@ -613,9 +688,16 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
 
     def save() -> None:
         tmp = ckpt_path.with_suffix(".partial")
-        torch.save({"model": net.state_dict(), "averaged": averaged.state_dict(), "opt": opt.state_dict(),
-                    "state": state, "random": {"remixer": data.rng.getstate(), "torch": torch.get_rng_state()}},
-                   tmp)
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "averaged": averaged.state_dict(),
+                "opt": opt.state_dict(),
+                "state": state,
+                "random": {"remixer": data.rng.getstate(), "torch": torch.get_rng_state()},
+            },
+            tmp,
+        )
         tmp.replace(ckpt_path)
 
     def log_validation() -> None:
@@ -648,8 +730,11 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
         state["step"] += 1
         state["seconds"] += time.time() - t0
         if state["step"] % 20 == 0:
-            print(f"{run} step {state['step']} loss {loss.item():.4f} lr {rate:.2e} "
-                  f"{state['seconds'] / 60:.1f} min, {100 * state['step'] / steps:.0f} %", flush=True)
+            print(
+                f"{run} step {state['step']} loss {loss.item():.4f} lr {rate:.2e} "
+                f"{state['seconds'] / 60:.1f} min, {100 * state['step'] / steps:.0f} %",
+                flush=True,
+            )
         if state["step"] % VALIDATE_EVERY == 0:
             data.refresh()
             log_validation()
@@ -662,13 +747,28 @@ def train(preset: str, minutes: float, threads: int, batch: int, lr: float,
     out = WEIGHTS if run == preset else folder
     out.mkdir(exist_ok=True)
     torch.save(averaged.state_dict(), out / f"{preset}.pt")  # the averaged weights
-    (out / f"{preset}.json").write_text(json.dumps(
-        {"preset": preset, "run": run, "steps": state["step"], "train_minutes": round(state["seconds"] / 60, 1),
-         "threads": threads, "batch": batch, "segment_seconds": SEGMENT_SECONDS, "config": state["config"],
-         "run_config": run_config, "data": state["data"],
-         "averaged": {"decay": EMA_DECAY, "since_step": state["averaged_since"]},
-         "vocals_weight": state["vocals_weight"], "changes": state.get("changes", []),
-         "init": state.get("init"), "log": state["log"]}, indent=1))
+    (out / f"{preset}.json").write_text(
+        json.dumps(
+            {
+                "preset": preset,
+                "run": run,
+                "steps": state["step"],
+                "train_minutes": round(state["seconds"] / 60, 1),
+                "threads": threads,
+                "batch": batch,
+                "segment_seconds": SEGMENT_SECONDS,
+                "config": state["config"],
+                "run_config": run_config,
+                "data": state["data"],
+                "averaged": {"decay": EMA_DECAY, "since_step": state["averaged_since"]},
+                "vocals_weight": state["vocals_weight"],
+                "changes": state.get("changes", []),
+                "init": state.get("init"),
+                "log": state["log"],
+            },
+            indent=1,
+        )
+    )
     done = "done" if state["step"] >= steps else f"stopped at step {state['step']} of {steps}: rerun to resume"
     print(f"wrote {out / f'{preset}.pt'} ({done}); next: python build.py tune --preset {preset}")
 
@@ -692,8 +792,10 @@ def tune(preset: str, clips: int, threads: int) -> None:
         table[str(sharpness)] = dict(scores, mean=round(float(np.mean(values)), 3))
         print(f"{preset} sharpness {sharpness}: {json.dumps(table[str(sharpness)])}", flush=True)
     best = max(SHARPNESS_GRID, key=lambda v: table[str(v)]["mean"])
-    meta.update(mask_sharpness=best, mask_sharpness_tuning={"clips": f"{clips // 2} rendered and {clips // 2} real training excerpts",
-                                                          "sdr": table})
+    meta.update(
+        mask_sharpness=best,
+        mask_sharpness_tuning={"clips": f"{clips // 2} rendered and {clips // 2} real training excerpts", "sdr": table},
+    )
     meta_path.write_text(json.dumps(meta, indent=1))
     print(f"{preset}: mask sharpness {best} written to {meta_path}; run `python build.py {preset}`")
 
@@ -708,32 +810,63 @@ def tune_main(argv=None) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="build.py train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="build.py train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
-    parser.add_argument("--minutes", type=float, default=0,
-                        help="stop this invocation after M minutes with a checkpoint (0: run to the end)")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="stop this invocation after M minutes with a checkpoint (0: run to the end)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--run", default="", help="experiment name (its own checkpoint; weights stay in it)")
     parser.add_argument("--front", choices=("linear", "conv"), default="", help="override the preset's front end")
     parser.add_argument("--init", default="", help="weights to start a new run from (default: the shipped preset's)")
-    parser.add_argument("--steps", type=int, default=3000,
-                        help="the run's length in steps; the learning rate's schedule follows it (a resumed run keeps its own)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=3000,
+        help="the run's length in steps; the learning rate's schedule follows it (a resumed run keeps its own)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="a new run's random seed")
     parser.add_argument("--record-mix", type=float, default=None, help="share of examples mixed like a record")
-    parser.add_argument("--cross-song", type=float, default=None,
-                        help="share of rendered bands rebuilt from real stems of different songs")
+    parser.add_argument(
+        "--cross-song",
+        type=float,
+        default=None,
+        help="share of rendered bands rebuilt from real stems of different songs",
+    )
     parser.add_argument("--levels", choices=("uniform", "record"), default=None, help="how stem levels are drawn")
-    parser.add_argument("--vocals-weight", type=float, default=0.0,
-                        help="weigh the vocals stem this many times the others in the loss "
-                             "(default: the resumed run's, else 1)")
+    parser.add_argument(
+        "--vocals-weight",
+        type=float,
+        default=0.0,
+        help="weigh the vocals stem this many times the others in the loss (default: the resumed run's, else 1)",
+    )
     args = parser.parse_args(argv)
-    mix = {k: v for k, v in (("record_mix", args.record_mix), ("cross_song", args.cross_song),
-                             ("levels", args.levels)) if v is not None}
-    train(args.preset, args.minutes, args.threads, args.batch, args.lr, args.run, args.front, args.init,
-          args.steps, args.vocals_weight, mix, args.seed)
+    mix = {
+        k: v
+        for k, v in (("record_mix", args.record_mix), ("cross_song", args.cross_song), ("levels", args.levels))
+        if v is not None
+    }
+    train(
+        args.preset,
+        args.minutes,
+        args.threads,
+        args.batch,
+        args.lr,
+        args.run,
+        args.front,
+        args.init,
+        args.steps,
+        args.vocals_weight,
+        mix,
+        args.seed,
+    )
 
 
 if __name__ == "__main__":

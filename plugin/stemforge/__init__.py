@@ -6,11 +6,25 @@
 >>> stems = stemforge.separate(mix, 44100)                      # dict of all stems
 >>> report = stemforge.export(["album/"], "stems", recursive=True)  # files to stem files
 """
+
 from typing import TYPE_CHECKING, Any, List
 
 from .version import __version__
-__all__ = ["Chain", "Model", "ModelError", "ModelInfo", "StemSeparator", "StemSplitter", "export", "load_model",
-           "plugin_path", "render", "separate", "__version__"]
+
+__all__ = [
+    "Chain",
+    "Model",
+    "ModelError",
+    "ModelInfo",
+    "StemSeparator",
+    "StemSplitter",
+    "export",
+    "load_model",
+    "plugin_path",
+    "render",
+    "separate",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from .apps.render import render
@@ -32,9 +46,20 @@ def _load() -> None:
     from .core.loading import Model, load_model
     from .core.processor import StemSeparator, StemSplitter, separate
     from .vst3 import plugin_path
-    globals().update(Chain=Chain, Model=Model, ModelError=ModelError, ModelInfo=ModelInfo,
-                     StemSeparator=StemSeparator, StemSplitter=StemSplitter, export=export,
-                     load_model=load_model, plugin_path=plugin_path, render=render, separate=separate)
+
+    globals().update(
+        Chain=Chain,
+        Model=Model,
+        ModelError=ModelError,
+        ModelInfo=ModelInfo,
+        StemSeparator=StemSeparator,
+        StemSplitter=StemSplitter,
+        export=export,
+        load_model=load_model,
+        plugin_path=plugin_path,
+        render=render,
+        separate=separate,
+    )
 
 
 def __getattr__(name: str) -> Any:

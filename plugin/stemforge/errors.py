@@ -1,4 +1,5 @@
 """Errors shared by the reading and writing paths and the apps built on them."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 The plugin (plugin/vst3/, GPLv3 because of JUCE) is built by ``python build.py plugin``
 into build/vst3/stemforge.vst3 of a source checkout; ``--install`` copies it to ~/.vst3.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,5 +30,7 @@ def plugin_path() -> Path:
         if (path / "Contents" / "x86_64-linux" / "stemforge.so").is_file():
             return path
     looked = ", ".join(str(p) for p in _candidates())
-    raise FileNotFoundError(f"the stemforge VST3 is not built (looked in {looked}); build it with "
-                            "`python build.py plugin` in a source checkout (add --install for ~/.vst3)")
+    raise FileNotFoundError(
+        f"the stemforge VST3 is not built (looked in {looked}); build it with "
+        "`python build.py plugin` in a source checkout (add --install for ~/.vst3)"
+    )

@@ -5,6 +5,7 @@ with CMake into build/vst3/cmake and puts the bundle at build/vst3/stemforge.vst
 `stemforge.plugin_path()` returns), with the shipped presets (models/studio.ts, live.ts)
 inside it; `--install` copies the bundle to ~/.vst3, where Linux hosts look for VST3s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,7 @@ APT = ["juce-modules-source", "libsoxr-dev", "pkg-config", "cmake", "g++"]
 
 def apt_line(packages) -> str:
     prefix = "" if os.geteuid() == 0 else "sudo "
-    return (f"{prefix}apt-get update && {prefix}apt-get install -y --no-install-recommends "
-            + " ".join(packages))
+    return f"{prefix}apt-get update && {prefix}apt-get install -y --no-install-recommends " + " ".join(packages)
 
 
 def missing_prerequisites() -> list:
@@ -53,6 +53,7 @@ def missing_prerequisites() -> list:
 
 def torch_cmake_dir() -> Path:
     import torch.utils
+
     return Path(torch.utils.cmake_prefix_path) / "Torch"
 
 
@@ -63,13 +64,20 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
         raise SystemExit(f"build.py plugin: missing {what}. Install with:\n  " + "\n  ".join(how))
     cmake_dir = BUILD / "cmake"
     cmake_dir.mkdir(parents=True, exist_ok=True)
-    configure = ["cmake", "-S", str(HERE), "-B", str(cmake_dir), f"-DCMAKE_BUILD_TYPE={build_type}",
-                 f"-DTorch_DIR={torch_cmake_dir()}", f"-DSTEMFORGE_MODELS_DIR={ROOT / 'models'}",
-                 "-Wno-dev"]
+    configure = [
+        "cmake",
+        "-S",
+        str(HERE),
+        "-B",
+        str(cmake_dir),
+        f"-DCMAKE_BUILD_TYPE={build_type}",
+        f"-DTorch_DIR={torch_cmake_dir()}",
+        f"-DSTEMFORGE_MODELS_DIR={ROOT / 'models'}",
+        "-Wno-dev",
+    ]
     print("build.py plugin: configuring (cmake)", flush=True)
     subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
-    print(f"build.py plugin: compiling with {jobs} jobs (a first build takes 3-4 minutes on 2 cores)",
-          flush=True)
+    print(f"build.py plugin: compiling with {jobs} jobs (a first build takes 3-4 minutes on 2 cores)", flush=True)
     subprocess.run(["cmake", "--build", str(cmake_dir), "-j", str(jobs)], check=True)
     built = cmake_dir / "stemforge_artefacts" / build_type / "VST3" / "stemforge.vst3"
     if not (built / "Contents" / "x86_64-linux" / "libstemforge_engine.so").is_file():
@@ -85,6 +93,7 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
 
 def torch_lib_dir() -> Path:
     import torch
+
     return Path(torch.__file__).parent / "lib"
 
 
@@ -107,8 +116,10 @@ def carried_libraries(engine: Path, torch_lib: Path) -> List[Tuple[str, Path]]:
             continue
         where = rest.split(" (")[0].strip()
         if where == "not found":
-            raise SystemExit(f"build.py plugin: the engine needs {name}, which is neither in {torch_lib} nor "
-                             "installed; reinstall torch or libsoxr0")
+            raise SystemExit(
+                f"build.py plugin: the engine needs {name}, which is neither in {torch_lib} nor "
+                "installed; reinstall torch or libsoxr0"
+            )
         found.append((name, Path(where)))
     return found
 
@@ -118,8 +129,11 @@ def carry_libraries(bundle: Path, torch_lib: Path) -> None:
     for name, src in carried_libraries(binaries / "libstemforge_engine.so", torch_lib):
         dest = binaries / name  # under its soname, the name the engine and torch ask for
         real = src.resolve()
-        if dest.is_file() and dest.stat().st_size == real.stat().st_size \
-                and dest.stat().st_mtime >= real.stat().st_mtime:
+        if (
+            dest.is_file()
+            and dest.stat().st_size == real.stat().st_size
+            and dest.stat().st_mtime >= real.stat().st_mtime
+        ):
             continue  # libtorch_cpu is 400 MB: copied once
         shutil.copy2(real, dest)
 
@@ -131,8 +145,7 @@ def sync_presets(bundle: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for preset in ("studio", "live"):
         src = ROOT / "models" / f"{preset}.ts"
-        if src.is_file() and (not (dest / src.name).is_file()
-                              or (dest / src.name).read_bytes() != src.read_bytes()):
+        if src.is_file() and (not (dest / src.name).is_file() or (dest / src.name).read_bytes() != src.read_bytes()):
             shutil.copy2(src, dest / src.name)
 
 
@@ -154,27 +167,33 @@ def dist(bundle: Path = BUNDLE, out: Path = ROOT / "build" / "dist") -> Path:
     import re
     import tarfile
     import zipfile
+
     if not (bundle / "Contents" / "x86_64-linux" / "libtorch_cpu.so").is_file():
         raise SystemExit(f"build.py dist: no self-contained bundle at {bundle}; build it with `python build.py plugin`")
     version = re.search(r"project\(stemforge_vst3 VERSION ([0-9.]+)", (HERE / "CMakeLists.txt").read_text()).group(1)
     top = f"stemforge-vst3-{version}-linux-x86_64"
-    torch_licence = next(Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/licenses/LICENSE"), None) \
-        or next(Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/LICENSE"), None)
+    torch_licence = next(Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/licenses/LICENSE"), None) or next(
+        Path(torch_lib_dir().parent.parent).glob("torch-*.dist-info/LICENSE"), None
+    )
     soxr_licence = Path("/usr/share/doc/libsoxr0/copyright")
     presets = []
     for ts in sorted((bundle / "Contents" / "Resources" / "models").glob("*.ts")):
         with zipfile.ZipFile(ts) as z:
             meta = json.loads(z.read(next(n for n in z.namelist() if n.endswith("/extra/stemforge.json"))))
-        presets.append(f"{ts.name}: {meta['name']} {meta['version']}, licence {meta['license']}; "
-                       f"trained on {meta['training_data']}")
+        presets.append(
+            f"{ts.name}: {meta['name']} {meta['version']}, licence {meta['license']}; "
+            f"trained on {meta['training_data']}"
+        )
     licences = {
         "COPYING": (HERE / "COPYING").read_text(),  # the plugin: GPLv3 or later
         "LICENSE.md": (HERE / "LICENSE.md").read_text(),
         "libtorch-LICENSE": torch_licence.read_text() if torch_licence else "BSD-3-Clause (see pytorch.org)",
         "libsoxr-copyright": soxr_licence.read_text() if soxr_licence.is_file() else "LGPL-2.1-or-later",
         "PRESETS": "The shipped models (Contents/Resources/models):\n" + "\n".join(presets) + "\n",
-        "INSTALL": ("Copy stemforge.vst3 to ~/.vst3 (or /usr/lib/vst3 for all users) and rescan plugins in "
-                    "your host. Nothing else is needed: the bundle carries libtorch and libsoxr.\n"),
+        "INSTALL": (
+            "Copy stemforge.vst3 to ~/.vst3 (or /usr/lib/vst3 for all users) and rescan plugins in "
+            "your host. Nothing else is needed: the bundle carries libtorch and libsoxr.\n"
+        ),
     }
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{top}.tar.gz"
@@ -192,8 +211,9 @@ def dist(bundle: Path = BUNDLE, out: Path = ROOT / "build" / "dist") -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="build.py plugin", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="build.py plugin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--install", action="store_true", help="copy the bundle to ~/.vst3")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
     parser.add_argument("--debug", action="store_true", help="a Debug build")

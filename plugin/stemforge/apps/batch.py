@@ -7,6 +7,7 @@ at a time; when `stop` is set (Ctrl-C, SIGTERM in the CLI) or the caller's threa
 is interrupted, the files in progress abort (their writers remove the partial
 files) and no new one starts.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,11 +33,11 @@ class FileResult:
     """What a batch did with one input."""
 
     input: Path
-    status: str                      # "done", "skipped", "planned" (dry run) or "failed"
+    status: str  # "done", "skipped", "planned" (dry run) or "failed"
     outputs: List[Path] = field(default_factory=list)
-    message: str = ""                # the reason a file failed or was skipped
-    seconds: float = 0.0             # processing time
-    audio_seconds: float = 0.0       # the input's duration
+    message: str = ""  # the reason a file failed or was skipped
+    seconds: float = 0.0  # processing time
+    audio_seconds: float = 0.0  # the input's duration
     warnings: List[str] = field(default_factory=list)  # done, but not quite as asked (clipping)
 
 
@@ -76,8 +77,7 @@ class Reporter:
     def retrying(self, path: Path, reason: str) -> None:
         """A file starts again elsewhere: the process that ran it died (a cluster run)."""
 
-    def overall(self, finished: int, total: int, audio_seconds: float, busy_seconds: float,
-                elapsed: float) -> None:
+    def overall(self, finished: int, total: int, audio_seconds: float, busy_seconds: float, elapsed: float) -> None:
         """After each file of a cluster run: files finished of `total`, the audio they held,
         the worker time they took, and the wall time since the batch began."""
 
@@ -95,9 +95,13 @@ def run_one(path: Path, work: Callable[[], FileResult]) -> FileResult:
         return FileResult(path, "failed", message=str(e))
 
 
-def run_files(paths: Sequence[Path], work: Callable[[int, Path], FileResult], jobs: int = 1,
-              stop: Optional[threading.Event] = None,
-              reporter: Optional[Reporter] = None) -> BatchReport:
+def run_files(
+    paths: Sequence[Path],
+    work: Callable[[int, Path], FileResult],
+    jobs: int = 1,
+    stop: Optional[threading.Event] = None,
+    reporter: Optional[Reporter] = None,
+) -> BatchReport:
     """Run `work(index, path)` over `paths`, `jobs` at a time, in this process. One of
     FILE_ERRORS is the file's failure (reported, the batch goes on); Interrupted ends
     the batch cleanly. (apps.cluster runs the same work on a Ray cluster.)"""
@@ -142,6 +146,7 @@ def torch_threads_for_batch(threads: Optional[int]) -> Iterator[int]:
     """Set torch's intra-op threads for a batch (per file: `threads`, default
     DEFAULT_THREADS) and restore the caller's setting afterwards."""
     import torch
+
     n = DEFAULT_THREADS if threads is None else threads
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -154,6 +159,7 @@ def torch_threads_for_batch(threads: Optional[int]) -> Iterator[int]:
 def check_counts(jobs: int, threads: Optional[int], name: str = "jobs") -> None:
     """Refuse counts that are not whole numbers of at least 1 (`threads` may be None)."""
     from ..errors import ExportError
+
     for what, value in ((name, jobs), ("threads", threads)):
         if value is None and what == "threads":
             continue

@@ -27,17 +27,19 @@ C. Fevotte, "Performance measurement in blind audio source separation", IEEE
 TASLP 14(4), 2006; A. Liutkus, F.-R. Stoter, N. Ito, "The 2018 Signal
 Separation Evaluation Campaign", LVA/ICA 2018.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
 
-FILTER_LEN = 512   # museval's distortion filters: lags 0..511 samples
+FILTER_LEN = 512  # museval's distortion filters: lags 0..511 samples
 
 
 class BssEvalScores(NamedTuple):
     """Each (sources, frames) in dB; NaN for a frame where any reference or estimate is silent."""
+
     sdr: np.ndarray
     isr: np.ndarray
     sir: np.ndarray
@@ -78,16 +80,16 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, window: int, hop: in
     refs = np.asarray(references, np.float64)
     ests = np.asarray(estimates, np.float64)
     if refs.ndim != 3 or refs.shape != ests.shape:
-        raise ValueError(f"references {refs.shape} and estimates {ests.shape} must both be "
-                         "(sources, samples, channels)")
+        raise ValueError(
+            f"references {refs.shape} and estimates {ests.shape} must both be (sources, samples, channels)"
+        )
     if window < 1 or hop < 1:
         raise ValueError(f"window ({window}) and hop ({hop}) must be at least one sample")
     nsrc, n, nchan = refs.shape
     for name, x in (("reference", refs), ("estimate", ests)):
         silent = np.flatnonzero(np.all(np.sum(x, axis=2) == 0, axis=1))
         if len(silent):
-            raise ValueError(f"{name} source {int(silent[0])} is silent (all zeros): BSS Eval "
-                             "cannot score it")
+            raise ValueError(f"{name} source {int(silent[0])} is silent (all zeros): BSS Eval cannot score it")
     L = FILTER_LEN
     K = nsrc * nchan
     nfft = _fft_size(n)
@@ -120,8 +122,9 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, window: int, hop: in
     for j in range(nsrc):
         rows = slice(j * nchan, (j + 1) * nchan)
         g = gram[rows, :, rows, :].reshape(nchan * L, nchan * L)
-        own[j] = np.linalg.solve(g + eps * np.eye(nchan * L),
-                                 cross[rows, :, rows].reshape(nchan * L, nchan)).reshape(nchan, L, nchan)
+        own[j] = np.linalg.solve(g + eps * np.eye(nchan * L), cross[rows, :, rows].reshape(nchan * L, nchan)).reshape(
+            nchan, L, nchan
+        )
     del gram, cross, full
 
     if window < n:
@@ -129,7 +132,7 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, window: int, hop: in
     else:
         frames = [(0, n)]
     scores = np.full((4, nsrc, len(frames)), np.nan)
-    spectra = {}   # frame FFT size -> the filters' spectra
+    spectra = {}  # frame FFT size -> the filters' spectra
     for t, (start, stop) in enumerate(frames):
         ref, est = refs[:, start:stop], ests[:, start:stop]
         if _any_silent(ref) or _any_silent(est):
@@ -140,22 +143,21 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, window: int, hop: in
         if size not in spectra:
             spectra[size] = (np.fft.rfft(filters, n=size, axis=3), np.fft.rfft(own, n=size, axis=2))
         filters_f, own_f = spectra[size]
-        ref_f = np.fft.rfft(ref, n=size, axis=1)                      # (source, freq, channel)
+        ref_f = np.fft.rfft(ref, n=size, axis=1)  # (source, freq, channel)
         for j in range(nsrc):
             s_true = np.zeros((out, nchan))
             s_true[:m] = ref[j]
             own_proj = np.fft.irfft(np.einsum("fk,kfc->fc", ref_f[j], own_f[j]), n=size, axis=0)[:out]
-            all_proj = np.fft.irfft(np.einsum("sfk,skfc->fc", ref_f, filters_f[j]), n=size,
-                                    axis=0)[:out]
+            all_proj = np.fft.irfft(np.einsum("sfk,skfc->fc", ref_f, filters_f[j]), n=size, axis=0)[:out]
             e_spat = own_proj - s_true
             e_interf = all_proj - own_proj
             e_artif = -all_proj
             e_artif[:m] += est[j]
-            energy = np.sum(s_true ** 2)
+            energy = np.sum(s_true**2)
             scores[:, j, t] = (
                 _db(energy, np.sum((e_spat + e_interf + e_artif) ** 2)),
-                _db(energy, np.sum(e_spat ** 2)),
-                _db(np.sum(own_proj ** 2), np.sum(e_interf ** 2)),
-                _db(np.sum(all_proj ** 2), np.sum(e_artif ** 2)),
+                _db(energy, np.sum(e_spat**2)),
+                _db(np.sum(own_proj**2), np.sum(e_interf**2)),
+                _db(np.sum(all_proj**2), np.sum(e_artif**2)),
             )
     return BssEvalScores(*scores)

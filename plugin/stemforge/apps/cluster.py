@@ -19,6 +19,7 @@ Faults, decided in the driver:
 Outputs are written to hidden partial files and renamed when complete (io.writing),
 so a killed worker never leaves a file under its final name half written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,9 +63,9 @@ class FileWorker:
 
     Made a Ray actor by `run_on_cluster` (Ray is optional, so not with a decorator)."""
 
-    def __init__(self, model_file: bytes, model_name: str, threads: int,
-                 run_job: Callable[..., FileResult]):
+    def __init__(self, model_file: bytes, model_name: str, threads: int, run_job: Callable[..., FileResult]):
         import torch
+
         # The same intra-op thread count as a local run: the same arithmetic, the same bytes.
         torch.set_num_threads(threads)
         self._folder = tempfile.TemporaryDirectory(prefix="stemforge-model-")
@@ -76,6 +77,7 @@ class FileWorker:
     def ready(self) -> Tuple[str, int]:
         """Answers once the model is loaded: the worker's node and process id."""
         import ray
+
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def run(self, job, input_path: Path) -> FileResult:
@@ -123,9 +125,11 @@ def connect(address: str) -> Tuple[ModuleType, bool]:
                 ray.shutdown()  # whatever the failed attempt left, before the next one
                 time.sleep(2.0 * attempt)
                 continue
-            raise ExportError(f"cannot join the Ray cluster at {address!r} ({type(e).__name__}: {e}); "
-                              "start one with `ray start --head` and give its address, "
-                              "e.g. --cluster HOST:6379") from None
+            raise ExportError(
+                f"cannot join the Ray cluster at {address!r} ({type(e).__name__}: {e}); "
+                "start one with `ray start --head` and give its address, "
+                "e.g. --cluster HOST:6379"
+            ) from None
     return ray, True
 
 
@@ -133,17 +137,27 @@ def worker_count(ray: ModuleType, workers: Optional[int], threads: int, address:
     """Workers asked for, else one per `threads` CPUs of the cluster."""
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if cpus < threads:
-        raise ExportError(f"the Ray cluster at {address!r} has {cpus} CPU(s), a worker needs "
-                          f"{threads}; start worker nodes with `ray start --address=HOST:PORT "
-                          "--num-cpus=N`")
+        raise ExportError(
+            f"the Ray cluster at {address!r} has {cpus} CPU(s), a worker needs "
+            f"{threads}; start worker nodes with `ray start --address=HOST:PORT "
+            "--num-cpus=N`"
+        )
     return workers or cpus // threads
 
 
-def run_on_cluster(address: str, jobs: Sequence[Job], paths: Sequence[Path], model: Model,
-                   run_job: Callable[[Job, Model], FileResult],
-                   remove_partials: Callable[[Job], None], *, workers: Optional[int] = None,
-                   threads: Optional[int] = None, stop: Optional[threading.Event] = None,
-                   reporter: Optional[Reporter] = None) -> BatchReport:
+def run_on_cluster(
+    address: str,
+    jobs: Sequence[Job],
+    paths: Sequence[Path],
+    model: Model,
+    run_job: Callable[[Job, Model], FileResult],
+    remove_partials: Callable[[Job], None],
+    *,
+    workers: Optional[int] = None,
+    threads: Optional[int] = None,
+    stop: Optional[threading.Event] = None,
+    reporter: Optional[Reporter] = None,
+) -> BatchReport:
     """Run `run_job(job, model)` for every job on the cluster at `address`; `paths[i]` is
     job i's input as the caller named it (what the report says). `run_job` and the jobs
     must pickle by reference (module-level names) and stemforge must be installed on
@@ -154,11 +168,17 @@ def run_on_cluster(address: str, jobs: Sequence[Job], paths: Sequence[Path], mod
     threads = DEFAULT_THREADS if threads is None else threads
     try:
         count = worker_count(ray, workers, threads, address)
-        actor = ray.remote(FileWorker).options(num_cpus=threads, max_restarts=0,
-                                               max_task_retries=0)
+        actor = ray.remote(FileWorker).options(num_cpus=threads, max_restarts=0, max_task_retries=0)
         model_ref = ray.put(model.path.read_bytes())
-        run = _Driver(ray, lambda: actor.remote(model_ref, model.name, threads, run_job),
-                      jobs, paths, remove_partials, stop, reporter)
+        run = _Driver(
+            ray,
+            lambda: actor.remote(model_ref, model.name, threads, run_job),
+            jobs,
+            paths,
+            remove_partials,
+            stop,
+            reporter,
+        )
         return run.batch(count)
     except KeyboardInterrupt:  # the library's caller pressed Ctrl-C
         stop.set()
@@ -172,9 +192,16 @@ class _Driver:
     """The driver's loop: hands files to free workers, collects results, replaces dead
     workers and starts their files again, stops cleanly."""
 
-    def __init__(self, ray: ModuleType, new_worker: Callable[[], Any], jobs: Sequence,
-                 paths: Sequence[Path], remove_partials: Callable, stop: threading.Event,
-                 reporter: Reporter):
+    def __init__(
+        self,
+        ray: ModuleType,
+        new_worker: Callable[[], Any],
+        jobs: Sequence,
+        paths: Sequence[Path],
+        remove_partials: Callable,
+        stop: threading.Event,
+        reporter: Reporter,
+    ):
         self.ray, self.new_worker, self.jobs, self.paths = ray, new_worker, jobs, paths
         self.remove_partials, self.stop, self.reporter = remove_partials, stop, reporter
         self.results: List[Optional[FileResult]] = [None] * len(jobs)
@@ -182,8 +209,8 @@ class _Driver:
         self.pending: Deque[int] = deque(range(len(jobs)))
         self.idle: List = []
         self.starting: Dict = {}  # ready() call -> worker still loading the model
-        self.process: Dict = {}   # id(worker) -> (node id, process id), from ready()
-        self.running: Dict = {}   # run() call -> (job index, worker)
+        self.process: Dict = {}  # id(worker) -> (node id, process id), from ready()
+        self.running: Dict = {}  # run() call -> (job index, worker)
         self.started = 0
         self.count = self.failed_starts = 0
         self.began = time.perf_counter()
@@ -202,8 +229,7 @@ class _Driver:
                     self.collect(call)
         finally:
             self.stop_workers()
-        return BatchReport([r for r in self.results if r is not None],
-                           interrupted=self.stop.is_set())
+        return BatchReport([r for r in self.results if r is not None], interrupted=self.stop.is_set())
 
     def start_worker(self) -> None:
         worker = self.new_worker()
@@ -228,9 +254,11 @@ class _Driver:
             except ray.exceptions.RayActorError as e:  # died while loading: try another
                 self.failed_starts += 1
                 if self.failed_starts >= MAX_ATTEMPTS * self.count:  # not bad luck: a setup fault
-                    raise ExportError(f"workers cannot start on the cluster ({_last_line(e)}); is "
-                                      "stemforge installed on every node, with Ray's version "
-                                      "and Python's?") from None
+                    raise ExportError(
+                        f"workers cannot start on the cluster ({_last_line(e)}); is "
+                        "stemforge installed on every node, with Ray's version "
+                        "and Python's?"
+                    ) from None
                 self.start_worker()
                 return
             self.idle.append(worker)
@@ -248,8 +276,11 @@ class _Driver:
                 self.reporter.retrying(self.paths[index], f"its worker died ({_first_line(e)})")
                 self.pending.appendleft(index)
                 return
-            result = FileResult(self.paths[index], "failed", message=(
-                f"its worker died on each of {MAX_ATTEMPTS} tries ({_first_line(e)})"))
+            result = FileResult(
+                self.paths[index],
+                "failed",
+                message=(f"its worker died on each of {MAX_ATTEMPTS} tries ({_first_line(e)})"),
+            )
         except ray.exceptions.RayTaskError as e:  # an error no bad input raises: a bug, say it once
             self.idle.append(worker)
             result = FileResult(self.paths[index], "failed", message=_first_line(e.cause or e))
@@ -260,9 +291,13 @@ class _Driver:
         self.results[index] = result
         self.reporter.finish(result)
         finished = [r for r in self.results if r is not None]
-        self.reporter.overall(len(finished), len(self.jobs),
-                              sum(r.audio_seconds for r in finished if r.status == "done"),
-                              sum(r.seconds for r in finished), time.perf_counter() - self.began)
+        self.reporter.overall(
+            len(finished),
+            len(self.jobs),
+            sum(r.audio_seconds for r in finished if r.status == "done"),
+            sum(r.seconds for r in finished),
+            time.perf_counter() - self.began,
+        )
 
     def stop_workers(self) -> None:
         """Kill every worker; then no file in progress can still be written, and their
@@ -277,7 +312,6 @@ class _Driver:
         for index, _ in self.running.values():
             self.remove_partials(self.jobs[index])
 
-
     def await_exit(self, workers: Sequence) -> None:
         """Return once the killed `workers`' processes have exited, asked of each one's node
         (the driver may be on another machine); a node that is gone runs nothing any more."""
@@ -289,19 +323,26 @@ class _Driver:
         if not by_node:
             return
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         waiter = ray.remote(num_cpus=0, max_retries=0)(wait_for_exit)
-        calls = {waiter.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-                 .remote(pids, EXIT_WAIT_SECONDS): node for node, pids in by_node.items()}
+        calls = {
+            waiter.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+                pids, EXIT_WAIT_SECONDS
+            ): node
+            for node, pids in by_node.items()
+        }
         for call, node in calls.items():
             try:
                 running = ray.get(call, timeout=EXIT_WAIT_SECONDS + 30)
             except Exception as e:  # the node is gone (and its processes with it), or unreachable
-                logging.getLogger(__name__).warning("cannot ask node %s whether its killed workers "
-                                                    "exited: %s", node, _first_line(e))
+                logging.getLogger(__name__).warning(
+                    "cannot ask node %s whether its killed workers exited: %s", node, _first_line(e)
+                )
                 continue
             if running:
-                logging.getLogger(__name__).warning("killed workers %s on node %s are still running "
-                                                    "after %.0f s", running, node, EXIT_WAIT_SECONDS)
+                logging.getLogger(__name__).warning(
+                    "killed workers %s on node %s are still running after %.0f s", running, node, EXIT_WAIT_SECONDS
+                )
 
 
 def _first_line(error: BaseException) -> str:

@@ -18,6 +18,7 @@ else the sum of the reference stems.
 >>> scores["vocals"]["global_sdr"]                                    # doctest: +SKIP
 9.98
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from ..errors import ExportError
 from ..io.reading import is_audio_name, open_audio
 from .bsseval import bss_eval
 
-SDR_EPS = 1e-7            # MDX's delta: keeps SDR finite for perfect or silent estimates
+SDR_EPS = 1e-7  # MDX's delta: keeps SDR finite for perfect or silent estimates
 BSS_EVAL_METRICS = ("sdr", "sir", "sar", "isr")
 METRICS = BSS_EVAL_METRICS + ("global_sdr", "nsdr")
 MIX_NAMES = ("mixture", "mix")
@@ -48,11 +49,12 @@ def global_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """MDX-challenge SDR over the whole signal, all channels, in dB."""
     ref = np.asarray(reference, np.float64)
     err = ref - np.asarray(estimate, np.float64)
-    return 10 * math.log10((np.sum(ref ** 2) + SDR_EPS) / (np.sum(err ** 2) + SDR_EPS))
+    return 10 * math.log10((np.sum(ref**2) + SDR_EPS) / (np.sum(err**2) + SDR_EPS))
 
 
-def museval_medians(references: List[np.ndarray], estimates: List[np.ndarray],
-                    sample_rate: int) -> List[Dict[str, float]]:
+def museval_medians(
+    references: List[np.ndarray], estimates: List[np.ndarray], sample_rate: int
+) -> List[Dict[str, float]]:
     """BSS Eval v4 SDR, SIR, SAR, ISR of each (channels, n) estimate, evaluated together,
     as medians over 1-second frames (``museval.evaluate(..., win=rate, hop=rate)``)."""
     refs = np.stack([r.T for r in references]).astype(np.float64)
@@ -62,14 +64,24 @@ def museval_medians(references: List[np.ndarray], estimates: List[np.ndarray],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (silent) stems: NaN
         for k in range(len(references)):
-            out.append({"sdr": float(np.nanmedian(sdr[k])), "sir": float(np.nanmedian(sir[k])),
-                        "sar": float(np.nanmedian(sar[k])), "isr": float(np.nanmedian(isr[k]))})
+            out.append(
+                {
+                    "sdr": float(np.nanmedian(sdr[k])),
+                    "sir": float(np.nanmedian(sir[k])),
+                    "sar": float(np.nanmedian(sar[k])),
+                    "isr": float(np.nanmedian(isr[k])),
+                }
+            )
     return out
 
 
-def evaluate_track(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray],
-                   sample_rate: int, mixture: Optional[np.ndarray] = None,
-                   with_bss_eval: bool = True) -> Scores:
+def evaluate_track(
+    references: Mapping[str, np.ndarray],
+    estimates: Mapping[str, np.ndarray],
+    sample_rate: int,
+    mixture: Optional[np.ndarray] = None,
+    with_bss_eval: bool = True,
+) -> Scores:
     """Metrics per stem for (channels, n) arrays; `mixture` defaults to the references' sum.
     `with_bss_eval=False` gives only the global SDR and NSDR (fast)."""
     stems = list(references)
@@ -86,21 +98,26 @@ def evaluate_track(references: Mapping[str, np.ndarray], estimates: Mapping[str,
             scores[s].update({m: float("nan") for m in BSS_EVAL_METRICS})
         silent = [s for s in audible if not np.any(np.sum(estimates[s], axis=0))]
         if silent:
-            raise EvaluationError(f"{silent[0]}: the estimate is silent but its reference is not; "
-                                  "BSS Eval cannot score a silent estimate (museval refuses it "
-                                  "too): use --global-only for global SDR and NSDR")
+            raise EvaluationError(
+                f"{silent[0]}: the estimate is silent but its reference is not; "
+                "BSS Eval cannot score a silent estimate (museval refuses it "
+                "too): use --global-only for global SDR and NSDR"
+            )
         if audible:
-            for s, m in zip(audible, museval_medians([references[s] for s in audible],
-                                                     [estimates[s] for s in audible], sample_rate)):
+            for s, m in zip(
+                audible, museval_medians([references[s] for s in audible], [estimates[s] for s in audible], sample_rate)
+            ):
                 scores[s].update(m)
     return scores
 
 
 # -- folders ---------------------------------------------------------------------------
 
+
 def audio_files(folder: Path) -> Dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and is_audio_name(p) and not p.name.startswith(".")}
+    return {
+        p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and is_audio_name(p) and not p.name.startswith(".")
+    }
 
 
 def read(path: Path) -> Tuple[np.ndarray, int]:
@@ -124,17 +141,19 @@ def track_pairs(reference_dir: Path, estimate_dir: Path) -> List[Tuple[str, Path
     for ref in sorted(p for p in reference_dir.iterdir() if p.is_dir() and audio_files(p)):
         est = estimate_dir / ref.name
         if not est.is_dir():
-            raise EvaluationError(f"{est}: missing; the estimate folder needs a sub-folder per "
-                                  f"track of {reference_dir}, with the same names")
+            raise EvaluationError(
+                f"{est}: missing; the estimate folder needs a sub-folder per "
+                f"track of {reference_dir}, with the same names"
+            )
         pairs.append((ref.name, ref, est))
     if not pairs:
-        raise EvaluationError(f"{reference_dir}: no stem files (<stem>.wav) and no track "
-                              "folders holding them")
+        raise EvaluationError(f"{reference_dir}: no stem files (<stem>.wav) and no track folders holding them")
     return pairs
 
 
-def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_bss_eval: bool = True,
-                     progress=None) -> Dict[str, Scores]:
+def evaluate_folders(
+    reference_dir: Path, estimate_dir: Path, with_bss_eval: bool = True, progress=None
+) -> Dict[str, Scores]:
     """Scores per track of two folders laid out alike (see the module's docstring)."""
     results = {}
     for name, ref_dir, est_dir in track_pairs(Path(reference_dir), Path(estimate_dir)):
@@ -143,8 +162,9 @@ def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_bss_eval: boo
         est_files = audio_files(est_dir)
         missing = [s for s in ref_files if s not in est_files]
         if missing:
-            raise EvaluationError(f"{est_dir}: no estimate for {', '.join(missing)} "
-                                  f"(expected {', '.join(s + '.wav' for s in missing)})")
+            raise EvaluationError(
+                f"{est_dir}: no estimate for {', '.join(missing)} (expected {', '.join(s + '.wav' for s in missing)})"
+            )
         references, estimates, rate = {}, {}, None
         for stem, path in ref_files.items():
             ref, ref_rate = read(path)
@@ -153,12 +173,16 @@ def evaluate_folders(reference_dir: Path, estimate_dir: Path, with_bss_eval: boo
                 raise EvaluationError(f"{path}: {ref_rate} Hz, but the track's other stems are {rate} Hz")
             rate = ref_rate
             if est_rate != ref_rate:
-                raise EvaluationError(f"{est_files[stem]}: {est_rate} Hz, its reference {ref_rate} Hz; "
-                                      "resample the estimate to the reference's rate")
+                raise EvaluationError(
+                    f"{est_files[stem]}: {est_rate} Hz, its reference {ref_rate} Hz; "
+                    "resample the estimate to the reference's rate"
+                )
             if est.shape != ref.shape:
-                raise EvaluationError(f"{est_files[stem]}: {est.shape[0]} channel(s) x {est.shape[1]} "
-                                      f"samples, its reference {ref.shape[0]} x {ref.shape[1]}; an "
-                                      "estimate must be aligned with its reference and as long")
+                raise EvaluationError(
+                    f"{est_files[stem]}: {est.shape[0]} channel(s) x {est.shape[1]} "
+                    f"samples, its reference {ref.shape[0]} x {ref.shape[1]}; an "
+                    "estimate must be aligned with its reference and as long"
+                )
             if not np.all(np.isfinite(est)):
                 raise EvaluationError(f"{est_files[stem]}: contains NaN or infinite samples")
             references[stem], estimates[stem] = ref, est
@@ -181,17 +205,19 @@ def summary(results: Mapping[str, Scores]) -> Scores:
     for s in stems:
         out[s] = {}
         for metric in METRICS:
-            values = [t[s][metric] for t in results.values() if s in t and metric in t[s]
-                      and not math.isnan(t[s][metric])]
+            values = [
+                t[s][metric] for t in results.values() if s in t and metric in t[s] and not math.isnan(t[s][metric])
+            ]
             if values:
                 stat = np.mean if metric in ("global_sdr", "nsdr") else np.median
                 out[s][metric] = float(stat(values))
     return out
 
 
-CONVENTIONS = {"sdr/sir/sar/isr": "BSS Eval v4 as museval, median over 1 s frames; summary: "
-               "median over tracks", "global_sdr/nsdr": "whole track (MDX); summary: "
-               "mean over tracks"}
+CONVENTIONS = {
+    "sdr/sir/sar/isr": "BSS Eval v4 as museval, median over 1 s frames; summary: median over tracks",
+    "global_sdr/nsdr": "whole track (MDX); summary: mean over tracks",
+}
 
 
 def report(results: Mapping[str, Scores]) -> dict:
@@ -203,14 +229,12 @@ def report(results: Mapping[str, Scores]) -> dict:
 def report_json(results: Mapping[str, Scores]) -> str:
     """`report` as the JSON text `stemforge evaluate --json` writes: NaN (a silent stem's
     BSS Eval medians) is not JSON, so it is written as null."""
-    return json.dumps(json.loads(json.dumps(report(results)), parse_constant=lambda _: None),
-                      indent=1)
+    return json.dumps(json.loads(json.dumps(report(results)), parse_constant=lambda _: None), indent=1)
 
 
 def format_table(scores: Scores, title: str) -> str:
     lines = [title, f"  {'stem':<12}" + "".join(f"{m.upper():>11}" for m in METRICS)]
     for stem, row in scores.items():
-        cells = "".join(f"{row[m]:11.2f}" if m in row and not math.isnan(row[m]) else f"{'-':>11}"
-                        for m in METRICS)
+        cells = "".join(f"{row[m]:11.2f}" if m in row and not math.isnan(row[m]) else f"{'-':>11}" for m in METRICS)
         lines.append(f"  {stem:<12}{cells}")
     return "\n".join(lines)

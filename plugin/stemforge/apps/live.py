@@ -24,6 +24,7 @@ Two devices follow the same small protocol (``sample_rate``, ``channels``,
 >>> stats.underruns                                                  # doctest: +SKIP
 0
 """
+
 from __future__ import annotations
 
 import threading
@@ -40,15 +41,16 @@ DEFAULT_QUEUE = 3  # output buffers queued ahead of the device (triple buffering
 @dataclass
 class LiveStats:
     """What a live run did; times in seconds."""
+
     sample_rate: float
     buffer_size: int
-    latency_samples: int          # the separator's own, compensated by nothing: it is heard
-    device_latency_samples: int   # the input buffer plus the output queue
+    latency_samples: int  # the separator's own, compensated by nothing: it is heard
+    device_latency_samples: int  # the input buffer plus the output queue
     blocks: int = 0
     underruns: int = 0
     dropped_input: int = 0
-    busy_seconds: float = 0.0     # processing time, summed over the blocks
-    worst_seconds: float = 0.0    # the slowest block's processing time
+    busy_seconds: float = 0.0  # processing time, summed over the blocks
+    worst_seconds: float = 0.0  # the slowest block's processing time
     # Blocks whose processing took longer than the buffer lasts. The output queue may
     # absorb one (then no under-run), but in a DAW, whose queue is the buffer itself,
     # each would be a dropout: the figure that says whether a machine is safe.
@@ -76,12 +78,14 @@ class LiveStats:
 
     def summary(self) -> str:
         mean = 1000 * self.busy_seconds / max(self.blocks, 1)
-        return (f"{self.blocks} buffers of {self.buffer_size}: {self.underruns} under-run(s), "
-                f"{self.late_blocks} late block(s) (processed in longer than a buffer lasts), "
-                f"{self.misses} missed hop(s) (the model late: the input passed to other), "
-                f"{self.dropped_input} input sample(s) dropped; processing {mean:.2f} ms mean, "
-                f"{1000 * self.worst_seconds:.2f} ms worst of "
-                f"{1000 * self.buffer_size / self.sample_rate:.2f} ms per buffer")
+        return (
+            f"{self.blocks} buffers of {self.buffer_size}: {self.underruns} under-run(s), "
+            f"{self.late_blocks} late block(s) (processed in longer than a buffer lasts), "
+            f"{self.misses} missed hop(s) (the model late: the input passed to other), "
+            f"{self.dropped_input} input sample(s) dropped; processing {mean:.2f} ms mean, "
+            f"{1000 * self.worst_seconds:.2f} ms worst of "
+            f"{1000 * self.buffer_size / self.sample_rate:.2f} ms per buffer"
+        )
 
 
 class SimulatedDevice:
@@ -90,20 +94,31 @@ class SimulatedDevice:
     a buffer written later than that is an under-run. ``output`` is what was played.
     `clock` and `sleep` are the wall clock's unless given: the tests give a simulated one."""
 
-    def __init__(self, audio: np.ndarray, sample_rate: float, buffer_size: int = 256,
-                 queue: int = DEFAULT_QUEUE, clock: Callable[[], float] = time.perf_counter,
-                 sleep: Callable[[float], None] = time.sleep, name: str = "the simulated input"):
+    def __init__(
+        self,
+        audio: np.ndarray,
+        sample_rate: float,
+        buffer_size: int = 256,
+        queue: int = DEFAULT_QUEUE,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+        name: str = "the simulated input",
+    ):
         if audio.ndim != 2:
             raise ValueError("audio must be (channels, samples)")
         if audio.shape[0] not in (1, 2):
-            raise ValueError(f"{name} has {audio.shape[0]} channels; stemforge live "
-                             "plays mono or stereo: mix the file down, or split it into mono or "
-                             "stereo files and simulate each")
+            raise ValueError(
+                f"{name} has {audio.shape[0]} channels; stemforge live "
+                "plays mono or stereo: mix the file down, or split it into mono or "
+                "stereo files and simulate each"
+            )
         bad = ~np.isfinite(audio.T)  # (samples, channels): the first hit is the earliest sample
         if bad.any():  # refused now, with its place in the file, not by the loop mid-run
             sample, channel = np.argwhere(bad)[0]
-            raise ValueError(f"{name} holds NaN or Inf (first at sample {sample}, channel "
-                             f"{channel}); clean it first (stemforge separate refuses it too)")
+            raise ValueError(
+                f"{name} holds NaN or Inf (first at sample {sample}, channel "
+                f"{channel}); clean it first (stemforge separate refuses it too)"
+            )
         self.audio = np.ascontiguousarray(audio, np.float32)
         self.sample_rate, self.buffer_size, self.queue = float(sample_rate), int(buffer_size), int(queue)
         self.channels = self.audio.shape[0]
@@ -130,7 +145,7 @@ class SimulatedDevice:
         if wait > 0:
             self.sleep(wait)
         k, b = self._read, self.buffer_size
-        block = self.audio[:, k * b:(k + 1) * b]
+        block = self.audio[:, k * b : (k + 1) * b]
         if block.shape[1] < b:  # the file ended: the interface goes on recording silence
             block = np.pad(block, ((0, 0), (0, b - block.shape[1])))
         self._read += 1
@@ -158,21 +173,34 @@ class AudioStreamDevice:
     blocks until its buffer has played, so a player thread feeds it from a queue of
     `queue` buffers; when that queue is empty the player plays silence: an under-run."""
 
-    def __init__(self, input_device: Optional[str] = None, output_device: Optional[str] = None,
-                 sample_rate: float = 44100,
-                 buffer_size: int = 256, channels: int = 2, queue: int = DEFAULT_QUEUE):
+    def __init__(
+        self,
+        input_device: Optional[str] = None,
+        output_device: Optional[str] = None,
+        sample_rate: float = 44100,
+        buffer_size: int = 256,
+        channels: int = 2,
+        queue: int = DEFAULT_QUEUE,
+    ):
         from pedalboard.io import AudioStream
+
         input_device = input_device or AudioStream.default_input_device_name
         output_device = output_device or AudioStream.default_output_device_name
         if not input_device or not output_device:
-            raise OSError(f"no {'input' if not input_device else 'output'} audio device found; "
-                          "name one with --input/--output")
+            raise OSError(
+                f"no {'input' if not input_device else 'output'} audio device found; name one with --input/--output"
+            )
         self.sample_rate, self.buffer_size, self.channels = float(sample_rate), int(buffer_size), channels
         self.queue = int(queue)
         self.underruns = 0
-        self._stream = AudioStream(input_device, output_device, sample_rate=sample_rate,
-                                   buffer_size=buffer_size, num_input_channels=channels,
-                                   num_output_channels=channels)
+        self._stream = AudioStream(
+            input_device,
+            output_device,
+            sample_rate=sample_rate,
+            buffer_size=buffer_size,
+            num_input_channels=channels,
+            num_output_channels=channels,
+        )
         self._stream.ignore_dropped_input = True  # counted, not raised
         self._dropped = 0
         self._out: "Queue[np.ndarray]" = Queue(maxsize=self.queue)
@@ -213,11 +241,13 @@ class AudioStreamDevice:
 def list_devices() -> str:
     """The input and output devices pedalboard's AudioStream sees, one per line."""
     from pedalboard.io import AudioStream
+
     inputs, outputs = AudioStream.input_device_names, AudioStream.output_device_names
     lines = ["inputs:"] + [f"  {name}" for name in inputs] + ["outputs:"] + [f"  {name}" for name in outputs]
     if not inputs and not outputs:
-        lines.append("(no audio devices found: on Linux, is the user in the 'audio' group and "
-                     "is ALSA/JACK/PulseAudio running?)")
+        lines.append(
+            "(no audio devices found: on Linux, is the user in the 'audio' group and is ALSA/JACK/PulseAudio running?)"
+        )
     return "\n".join(lines)
 
 
@@ -228,28 +258,40 @@ def raise_priority(priority: int = 50) -> str:
     core to other work for a time slice (4-5 ms), not stemforge's own cost; the garbage
     collector ran once in 20 s and never in a late block."""
     import os
+
     if not hasattr(os, "sched_setscheduler"):
         return "real-time priority: not available on this system; running at normal priority"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except PermissionError:
-        return ("real-time priority: not permitted; running at normal priority (on Linux, "
-                "allow it with an rtprio limit for your user, e.g. the 'audio' group in "
-                "/etc/security/limits.d/)")
+        return (
+            "real-time priority: not permitted; running at normal priority (on Linux, "
+            "allow it with an rtprio limit for your user, e.g. the 'audio' group in "
+            "/etc/security/limits.d/)"
+        )
     return f"real-time priority: SCHED_FIFO {priority}"
 
 
-def run_live(separator, device, *, seconds: Optional[float] = None,
-             stop: Optional[threading.Event] = None,
-             report: Optional[Callable[[LiveStats], None]] = None) -> LiveStats:
+def run_live(
+    separator,
+    device,
+    *,
+    seconds: Optional[float] = None,
+    stop: Optional[threading.Event] = None,
+    report: Optional[Callable[[LiveStats], None]] = None,
+) -> LiveStats:
     """Run `separator` (a StemSeparator) on `device` until `seconds` of audio have passed,
     `stop` is set, or a SimulatedDevice runs out of audio; `report` is called about once
     a second with the running figures."""
     if seconds is not None and not 0 < seconds < float("inf"):  # -1 ran no buffer at all
         raise ValueError(f"seconds must be above 0 (None: until stopped), got {seconds!r}")
     separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
-    stats = LiveStats(device.sample_rate, device.buffer_size, separator.latency_samples,
-                      device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)))
+    stats = LiveStats(
+        device.sample_rate,
+        device.buffer_size,
+        separator.latency_samples,
+        device.buffer_size * (1 + getattr(device, "queue", DEFAULT_QUEUE)),
+    )
     limit = None if seconds is None else int(np.ceil(seconds * device.sample_rate / device.buffer_size))
     every = max(1, int(device.sample_rate / device.buffer_size))
     # processing is timed on the device's clock: a SimulatedDevice's may be simulated time

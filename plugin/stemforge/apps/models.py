@@ -11,6 +11,7 @@ folder (`stemforge.core.lookup.stemforge_home`); every face finds the model by n
 there. A lock per model makes concurrent pulls of one model wait for each other;
 $STEMFORGE_MIRROR / --mirror fetches every file as ``<mirror>/<file>`` instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ from ..core.contract import ModelError, ModelInfo
 from ..core.loading import load_model, read_info
 from ..core.lookup import PRESETS, model_dirs, pulled_models_dir, stemforge_home
 from ..core.pipeline import latency_of
-from ..io.download import (ChecksumError, DownloadError, check_sha256, download, file_lock,
-                           url_for)
+from ..io.download import ChecksumError, DownloadError, check_sha256, download, file_lock, url_for
 from ..io.writing import write_text
 
 CATALOGUE_FORMAT = "stemforge-catalogue/1"
@@ -34,8 +34,7 @@ CATALOGUE_ENV = "STEMFORGE_CATALOGUE"
 MIRROR_ENV = "STEMFORGE_MIRROR"
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
 IMPORTERS = ("demucs", "openunmix")
-PEER_PACKAGES = {"demucs": 'pip install "stemforge[demucs]"',
-                 "openunmix": "pip install --no-deps openunmix tqdm"}
+PEER_PACKAGES = {"demucs": 'pip install "stemforge[demucs]"', "openunmix": "pip install --no-deps openunmix tqdm"}
 LIST_RATES = (44100, 48000)
 
 # progress(file name, bytes done, bytes in total or None)
@@ -81,10 +80,11 @@ def load_catalogue(catalogue: Union[str, os.PathLike, None] = None) -> Dict[str,
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise PullError(f"catalogue {path}: cannot read it ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != CATALOGUE_FORMAT \
-            or not isinstance(data.get("models"), list):
-        raise PullError(f"catalogue {path}: needs \"format\": \"{CATALOGUE_FORMAT}\" and a "
-                        "\"models\" list (see the built-in apps/catalogue.json)")
+    if not isinstance(data, dict) or data.get("format") != CATALOGUE_FORMAT or not isinstance(data.get("models"), list):
+        raise PullError(
+            f'catalogue {path}: needs "format": "{CATALOGUE_FORMAT}" and a '
+            '"models" list (see the built-in apps/catalogue.json)'
+        )
     entries: Dict[str, CatalogueEntry] = {}
     for i, m in enumerate(data["models"]):
         where = f"catalogue {path}, model {i + 1}"
@@ -92,8 +92,9 @@ def load_catalogue(catalogue: Union[str, os.PathLike, None] = None) -> Dict[str,
             files = tuple(CatalogueFile(**f) for f in m["files"])
             entry = CatalogueEntry(**{**m, "files": files})
         except (KeyError, TypeError) as e:
-            raise PullError(f"{where}: {e}; each model needs name, importer, title, licence, "
-                            "source and files (file, url, sha256)") from None
+            raise PullError(
+                f"{where}: {e}; each model needs name, importer, title, licence, source and files (file, url, sha256)"
+            ) from None
         problem = _entry_problem(entry)
         if problem:
             raise PullError(f"{where} ({entry.name}): {problem}")
@@ -118,19 +119,23 @@ def _entry_problem(e: CatalogueEntry) -> Optional[str]:
     if e.importer == "openunmix":
         needed = {"sample_rate", "nfft", "nhop", "nb_channels", "hidden_size"}
         if not isinstance(e.openunmix, dict) or needed - set(e.openunmix):
-            return f"an openunmix model needs \"openunmix\": {{{', '.join(sorted(needed))}}}"
+            return f'an openunmix model needs "openunmix": {{{", ".join(sorted(needed))}}}'
         if any(not f.target for f in e.files):
             return "every openunmix file needs its target (the stem it separates)"
     if e.importer == "demucs" and e.bag is None and len(e.files) != 1:
-        return "a demucs model is one file, or a bag ({\"models\": [...], \"weights\": ...})"
+        return 'a demucs model is one file, or a bag ({"models": [...], "weights": ...})'
     return None
 
 
 def home_paths(name: str) -> Dict[str, Path]:
     """Where a pull of `name` keeps things under the stemforge home."""
     home, models = stemforge_home(), pulled_models_dir()
-    return {"model": models / f"{name}.ts", "record": models / f"{name}.pull.json",
-            "downloads": home / "downloads" / name, "lock": home / "locks" / f"{name}.lock"}
+    return {
+        "model": models / f"{name}.ts",
+        "record": models / f"{name}.pull.json",
+        "downloads": home / "downloads" / name,
+        "lock": home / "locks" / f"{name}.lock",
+    }
 
 
 def file_url(f: CatalogueFile, mirror: Optional[str] = None) -> str:
@@ -150,10 +155,17 @@ class PullResult:
     already: bool = False  # it was pulled before: nothing was downloaded
 
 
-def pull(name: str, *, catalogue: Union[str, os.PathLike, None] = None,
-         mirror: Optional[str] = None, force: bool = False, keep_downloads: bool = False,
-         progress: Optional[FileProgress] = None, on_wait: Optional[Callable[[], None]] = None,
-         retries: int = 5) -> PullResult:
+def pull(
+    name: str,
+    *,
+    catalogue: Union[str, os.PathLike, None] = None,
+    mirror: Optional[str] = None,
+    force: bool = False,
+    keep_downloads: bool = False,
+    progress: Optional[FileProgress] = None,
+    on_wait: Optional[Callable[[], None]] = None,
+    retries: int = 5,
+) -> PullResult:
     """Download, verify and import the catalogue's model `name` into the stemforge home.
 
     A model pulled before is not fetched again (unless `force`); files already in the
@@ -161,8 +173,9 @@ def pull(name: str, *, catalogue: Union[str, os.PathLike, None] = None,
     """
     entries = load_catalogue(catalogue)
     if name not in entries:
-        raise PullError(f"no model {name!r} in catalogue {catalogue_path(catalogue)}; it has "
-                        f"{', '.join(sorted(entries))}")
+        raise PullError(
+            f"no model {name!r} in catalogue {catalogue_path(catalogue)}; it has {', '.join(sorted(entries))}"
+        )
     entry = entries[name]
     paths = home_paths(name)
     with file_lock(paths["lock"], on_wait):
@@ -172,10 +185,16 @@ def pull(name: str, *, catalogue: Union[str, os.PathLike, None] = None,
         folder = paths["downloads"]
         fetched = [_fetch_file(entry, f, folder, mirror, progress, retries) for f in entry.files]
         info = _import(entry, folder, paths["model"])
-        record = {"name": name, "title": entry.title, "licence": entry.licence,
-                  "source": entry.source, "quality": entry.quality,
-                  "catalogue": str(catalogue_path(catalogue)), "files": fetched,
-                  "pulled": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "name": name,
+            "title": entry.title,
+            "licence": entry.licence,
+            "source": entry.source,
+            "quality": entry.quality,
+            "catalogue": str(catalogue_path(catalogue)),
+            "files": fetched,
+            "pulled": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         write_text(paths["record"], json.dumps(record, indent=1))
         if not keep_downloads:
             shutil.rmtree(folder, ignore_errors=True)
@@ -194,8 +213,10 @@ def _already_pulled(name: str, paths: Dict[str, Path]) -> PullResult:
         problem = f"{paths['record']}: unreadable pull record ({e})"
     else:
         return PullResult(name, paths["model"], info, files, True)
-    raise PullError(f"{name} was pulled before, but its files are damaged: {problem}. "
-                    f"`stemforge models pull {name} --force` pulls it again")
+    raise PullError(
+        f"{name} was pulled before, but its files are damaged: {problem}. "
+        f"`stemforge models pull {name} --force` pulls it again"
+    )
 
 
 def _check_peer(entry: CatalogueEntry) -> None:
@@ -205,14 +226,22 @@ def _check_peer(entry: CatalogueEntry) -> None:
             import demucs.states  # noqa: F401
         else:
             from ..importers.openunmix import openunmix_utils
+
             openunmix_utils()
     except ImportError:
-        raise PullError(f"importing {entry.name} needs the {entry.importer} package: "
-                        f"{PEER_PACKAGES[entry.importer]}") from None
+        raise PullError(
+            f"importing {entry.name} needs the {entry.importer} package: {PEER_PACKAGES[entry.importer]}"
+        ) from None
 
 
-def _fetch_file(entry: CatalogueEntry, f: CatalogueFile, folder: Path, mirror: Optional[str],
-                progress: Optional[FileProgress], retries: int) -> dict:
+def _fetch_file(
+    entry: CatalogueEntry,
+    f: CatalogueFile,
+    folder: Path,
+    mirror: Optional[str],
+    progress: Optional[FileProgress],
+    retries: int,
+) -> dict:
     dest, url = folder / f.file, file_url(f, mirror)
     rejected = ""
     if dest.is_file():  # an earlier pull, or fetched by hand: verify it like a download
@@ -227,32 +256,40 @@ def _fetch_file(entry: CatalogueEntry, f: CatalogueFile, folder: Path, mirror: O
     except DownloadError as e:
         raise PullError(offline_help(entry, folder, mirror, e) + rejected) from None
     except ChecksumError as e:
-        raise PullError(f"{url}: {e}. The file was refused and deleted; nothing was cached. "
-                        "The server (or the mirror, or the catalogue's checksum) does not give "
-                        "the published file.") from None
+        raise PullError(
+            f"{url}: {e}. The file was refused and deleted; nothing was cached. "
+            "The server (or the mirror, or the catalogue's checksum) does not give "
+            "the published file."
+        ) from None
     return {"file": f.file, "url": url, "sha256": digest}
 
 
-def offline_help(entry: CatalogueEntry, folder: Path, mirror: Optional[str],
-                 error: DownloadError) -> str:
+def offline_help(entry: CatalogueEntry, folder: Path, mirror: Optional[str], error: DownloadError) -> str:
     """What to do when the files cannot be downloaded: fetch them by hand, then import."""
     _write_import_files(entry, folder)
-    lines = [f"cannot download {entry.name}: {error}",
-             "To install it without this machine's network access, fetch these files by hand "
-             "(on any machine) and check their SHA-256 (sha256sum FILE; it must start with the "
-             "digits given):"]
+    lines = [
+        f"cannot download {entry.name}: {error}",
+        "To install it without this machine's network access, fetch these files by hand "
+        "(on any machine) and check their SHA-256 (sha256sum FILE; it must start with the "
+        "digits given):",
+    ]
     lines += [f"  {f.url}\n      sha256 {f.sha256}" for f in entry.files]
     out = home_paths(entry.name)["model"]
-    what = {"demucs": folder / f"{entry.name}.yaml" if entry.bag is not None
-            else folder / entry.files[0].file, "openunmix": folder}[entry.importer]
+    what = {
+        "demucs": folder / f"{entry.name}.yaml" if entry.bag is not None else folder / entry.files[0].file,
+        "openunmix": folder,
+    }[entry.importer]
     targets = f" --targets {','.join(f.target for f in entry.files)}" if entry.openunmix else ""
-    lines += [f"then put them in {folder}/ and run `stemforge models pull {entry.name}` again (it "
-              "verifies them and imports them without the network), or import them yourself:",
-              f"  stemforge import-model {entry.importer} {what} -o {out} --name {entry.name}{targets}",
-              f"Licence of these weights: {entry.licence}."]
+    lines += [
+        f"then put them in {folder}/ and run `stemforge models pull {entry.name}` again (it "
+        "verifies them and imports them without the network), or import them yourself:",
+        f"  stemforge import-model {entry.importer} {what} -o {out} --name {entry.name}{targets}",
+        f"Licence of these weights: {entry.licence}.",
+    ]
     if mirror or os.environ.get(MIRROR_ENV):
-        lines.append(f"(this pull looked for them on the mirror {mirror or os.environ[MIRROR_ENV]}, "
-                     "as <mirror>/<file name>)")
+        lines.append(
+            f"(this pull looked for them on the mirror {mirror or os.environ[MIRROR_ENV]}, as <mirror>/<file name>)"
+        )
     return "\n".join(lines)
 
 
@@ -264,17 +301,29 @@ def _write_import_files(entry: CatalogueEntry, folder: Path) -> None:
         write_text(folder / f"{entry.name}.yaml", json.dumps(entry.bag))
     if entry.openunmix is not None:
         c = entry.openunmix
-        write_text(folder / "separator.json", json.dumps(
-            {k: c[k] for k in ("sample_rate", "nfft", "nhop", "nb_channels")}))
+        write_text(
+            folder / "separator.json", json.dumps({k: c[k] for k in ("sample_rate", "nfft", "nhop", "nb_channels")})
+        )
         for f in entry.files:
-            write_text(folder / f"{f.target}.json", json.dumps({"args": {
-                "nfft": c["nfft"], "nhop": c["nhop"], "nb_channels": c["nb_channels"],
-                "hidden_size": c["hidden_size"]}}))
+            write_text(
+                folder / f"{f.target}.json",
+                json.dumps(
+                    {
+                        "args": {
+                            "nfft": c["nfft"],
+                            "nhop": c["nhop"],
+                            "nb_channels": c["nb_channels"],
+                            "hidden_size": c["hidden_size"],
+                        }
+                    }
+                ),
+            )
 
 
 def _import(entry: CatalogueEntry, folder: Path, out: Path) -> ModelInfo:
     from ..importers.demucs import import_demucs
     from ..importers.openunmix import import_openunmix
+
     _write_import_files(entry, folder)
     meta = dict(name=entry.name, license=entry.licence, training_data=entry.training_data)
     try:
@@ -286,14 +335,17 @@ def _import(entry: CatalogueEntry, folder: Path, out: Path) -> ModelInfo:
         return load_model(out).info
     except (ImportError, OSError, ValueError, RuntimeError) as e:  # ModelError is a ValueError
         out.unlink(missing_ok=True)
-        raise PullError(f"importing {entry.name} failed: {e}. The verified files stay in "
-                        f"{folder}/; `stemforge models pull {entry.name}` retries without "
-                        "downloading them again.") from None
+        raise PullError(
+            f"importing {entry.name} failed: {e}. The verified files stay in "
+            f"{folder}/; `stemforge models pull {entry.name}` retries without "
+            "downloading them again."
+        ) from None
 
 
 @dataclass
 class ModelRow:
     """One line of `stemforge models list`."""
+
     name: str
     status: str  # "preset", "pulled", "file" or "not pulled"
     licence: str
@@ -324,8 +376,9 @@ def list_models(catalogue: Union[str, os.PathLike, None] = None) -> List[ModelRo
         entries = {}
     for e in entries.values():
         if e.name not in rows:
-            rows[e.name] = ModelRow(e.name, "not pulled", e.licence, e.source, e.quality,
-                                    f"{e.title}; `stemforge models pull {e.name}`")
+            rows[e.name] = ModelRow(
+                e.name, "not pulled", e.licence, e.source, e.quality, f"{e.title}; `stemforge models pull {e.name}`"
+            )
     return list(rows.values())
 
 
@@ -335,9 +388,16 @@ def _row(path: Path, pulled: bool) -> ModelRow:
         info = read_info(path)
     except ModelError as e:
         return ModelRow(name, "file", "", str(path), path=path, problem=str(e))
-    row = ModelRow(name, "file", info.license, str(path), path=path, info=info,
-                   size=path.stat().st_size,
-                   latency={rate: latency_of(info, rate) for rate in LIST_RATES})
+    row = ModelRow(
+        name,
+        "file",
+        info.license,
+        str(path),
+        path=path,
+        info=info,
+        size=path.stat().st_size,
+        latency={rate: latency_of(info, rate) for rate in LIST_RATES},
+    )
     record = path.with_name(f"{name}.pull.json")
     if name in PRESETS:
         row.status, row.source = "preset", f"shipped with stemforge ({path})"

@@ -30,6 +30,7 @@ placed on a finer 3-s mean, as the 10-s window blurs it by seconds.
 >>> songs[0]                                               # doctest: +SKIP
 Song(start=63.0, end=291.0)
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,24 +46,25 @@ import numpy as np
 from ..io.sessions import FORMATS as SESSION_KINDS
 
 FRAME_SECONDS = 1.0
-PITCH_FRAME_SECONDS = 2048 / 44100   # 46 ms at any rate: over three periods of 70 Hz
+PITCH_FRAME_SECONDS = 2048 / 44100  # 46 ms at any rate: over three periods of 70 Hz
 F0_RANGE = (70.0, 1000.0)
-VOICED_CORRELATION = 0.55    # normalised autocorrelation peak that counts as a pitch
-PEAK_SHARE = 0.9             # the period: the first peak at least this share of the best one
+VOICED_CORRELATION = 0.55  # normalised autocorrelation peak that counts as a pitch
+PEAK_SHARE = 0.9  # the period: the first peak at least this share of the best one
 LOUD_PERCENTILE = 95.0
 
 
 @dataclass(frozen=True)
 class Rules:
     """How frame probabilities become songs (the defaults are the published system's)."""
-    smooth: float = 10.0         # window-mean smoothing, seconds
+
+    smooth: float = 10.0  # window-mean smoothing, seconds
     threshold: float = 0.5
-    merge_gap: float = 20.0      # merge songs separated by at most this (ballads dip mid-song)
-    max_song: float = 360.0      # never merge beyond this (songs back to back stay two)
-    extend_above: float = 0.4    # extend edges while the probability stays at or above this
-    min_song: float = 30.0       # shorter detections are not songs
-    edge_smooth: float = 3.0     # then place each edge on this finer mean (0: off)
-    edge_reach: float = 10.0     # moving it at most this far, seconds
+    merge_gap: float = 20.0  # merge songs separated by at most this (ballads dip mid-song)
+    max_song: float = 360.0  # never merge beyond this (songs back to back stay two)
+    extend_above: float = 0.4  # extend edges while the probability stays at or above this
+    min_song: float = 30.0  # shorter detections are not songs
+    edge_smooth: float = 3.0  # then place each edge on this finer mean (0: off)
+    edge_reach: float = 10.0  # moving it at most this far, seconds
 
     def __post_init__(self) -> None:
         # Probabilities lie in [0, 1] and durations are not negative: anything else would
@@ -78,10 +80,14 @@ class Rules:
 
 
 # The rules a user sets from the command line, with their help.
-RULE_HELP = {"smooth": "window-mean smoothing, s", "threshold": "song threshold (0-1)",
-             "merge_gap": "merge songs this close, s", "max_song": "never merge beyond this, s",
-             "extend_above": "extend edges while the probability is at least (0-1)",
-             "min_song": "shorter detections are dropped, s"}
+RULE_HELP = {
+    "smooth": "window-mean smoothing, s",
+    "threshold": "song threshold (0-1)",
+    "merge_gap": "merge songs this close, s",
+    "max_song": "never merge beyond this, s",
+    "extend_above": "extend edges while the probability is at least (0-1)",
+    "min_song": "shorter detections are dropped, s",
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Song:
 
 # -- features ----------------------------------------------------------------------------
 
+
 def pitch_frame(rate: float) -> Tuple[int, int]:
     """(frame, hop) in samples at `rate`: 46 ms and half of it whatever the rate (2048 and
     1024 samples at 44.1 kHz, 8359 and 4179 at 192 kHz)."""
@@ -108,7 +115,7 @@ def _pitch_window(frame: int) -> Tuple[np.ndarray, np.ndarray]:
     """A Hann window of `frame` samples and its own autocorrelation, normalised: dividing
     by it makes a pure tone peak near 1 at any lag. Computed once per frame length."""
     window = np.hanning(frame)
-    ac = np.correlate(window, window, "full")[frame - 1:]
+    ac = np.correlate(window, window, "full")[frame - 1 :]
     return window, ac / ac[0]
 
 
@@ -147,14 +154,14 @@ class FeatureStream:
         self.second = int(round(rate * FRAME_SECONDS))
         self._mix = np.zeros(0, np.float32)
         self._vocals = np.zeros(0, np.float32)
-        self.rows: List[tuple] = []   # (mix_db, accompaniment_db, vocals_db, voiced flags)
+        self.rows: List[tuple] = []  # (mix_db, accompaniment_db, vocals_db, voiced flags)
 
     def push(self, mix: np.ndarray, vocals: np.ndarray) -> None:
         self._mix = np.concatenate([self._mix, mix.mean(axis=0)])
         self._vocals = np.concatenate([self._vocals, vocals.mean(axis=0)])
         while len(self._mix) >= self.second:
-            self._frame(self._mix[:self.second], self._vocals[:self.second])
-            self._mix, self._vocals = self._mix[self.second:], self._vocals[self.second:]
+            self._frame(self._mix[: self.second], self._vocals[: self.second])
+            self._mix, self._vocals = self._mix[self.second :], self._vocals[self.second :]
 
     def flush(self) -> None:
         if len(self._mix) >= self.second // 4:  # a last part-second, if it is not a crumb
@@ -165,9 +172,10 @@ class FeatureStream:
     def _frame(self, mix: np.ndarray, vocals: np.ndarray) -> None:
         def db(x):
             return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-10))
+
         f0 = pitch_track(vocals.astype(np.float64), self.rate)
         frame, hop = pitch_frame(self.rate)
-        loud = np.array([db(vocals[i * hop:i * hop + frame]) for i in range(len(f0))])
+        loud = np.array([db(vocals[i * hop : i * hop + frame]) for i in range(len(f0))])
         # A pitch in a frame far below the mix's level is leakage, not a voice.
         f0[loud <= db(mix) - 20] = 0.0
         self.rows.append((db(mix), db(mix - vocals), db(vocals), f0))
@@ -212,11 +220,11 @@ def singing_probability(features: np.ndarray) -> np.ndarray:
     """Per second: accompaniment present x a voice present x notes held, each a soft
     threshold (centre, width) set on rendered songs and speech (bench/sections.py)."""
     music, voiced, held = features.T
-    return (sigmoid((music + 22.0) / 3.0) * sigmoid((voiced - 0.35) / 0.08)
-            * sigmoid((held - 0.22) / 0.05))
+    return sigmoid((music + 22.0) / 3.0) * sigmoid((voiced - 0.35) / 0.08) * sigmoid((held - 0.22) / 0.05)
 
 
 # -- rules -------------------------------------------------------------------------------
+
 
 def window_mean(p: np.ndarray, seconds: float) -> np.ndarray:
     k = max(1, int(round(seconds / FRAME_SECONDS)))
@@ -232,8 +240,9 @@ def runs_above(p: np.ndarray, threshold: float) -> List[List[int]]:
     return [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
-def merge_segments(segments: List[List[int]], merge_gap: float, max_song: float,
-                   quiet: Optional[np.ndarray] = None) -> List[List[int]]:
+def merge_segments(
+    segments: List[List[int]], merge_gap: float, max_song: float, quiet: Optional[np.ndarray] = None
+) -> List[List[int]]:
     """Merge neighbours across gaps of at most `merge_gap` s, never into something longer
     than `max_song` s. Gaps where the music went on (a breath, a solo, a ballad's quiet
     middle) merge before gaps where it stopped (`quiet`, per second), and shorter gaps
@@ -250,12 +259,11 @@ def merge_segments(segments: List[List[int]], merge_gap: float, max_song: float,
         if not candidates:
             break
         i = min(candidates)[2]
-        merged[i:i + 2] = [[merged[i][0], merged[i + 1][1]]]
+        merged[i : i + 2] = [[merged[i][0], merged[i + 1][1]]]
     return merged
 
 
-def find_songs(probability: np.ndarray, rules: Rules = Rules(),
-               quiet: Optional[np.ndarray] = None) -> List[Song]:
+def find_songs(probability: np.ndarray, rules: Rules = Rules(), quiet: Optional[np.ndarray] = None) -> List[Song]:
     """Songs (seconds) from per-second singing probabilities, by the rules; `quiet` marks
     the seconds where the music stopped (see `merge_segments`)."""
     p = window_mean(np.asarray(probability, float), rules.smooth)
@@ -276,8 +284,7 @@ def find_songs(probability: np.ndarray, rules: Rules = Rules(),
     return songs
 
 
-def refine_edges(probability: np.ndarray, a: int, b: int, floor: int, ceiling: int,
-                 rules: Rules) -> tuple:
+def refine_edges(probability: np.ndarray, a: int, b: int, floor: int, ceiling: int, rules: Rules) -> tuple:
     """The 10-s mean finds songs but blurs their edges by seconds: move each edge, at
     most `edge_reach` s, to where a finer (`edge_smooth` s) mean of the probability
     crosses `extend_above`."""
@@ -300,8 +307,9 @@ def refine_edges(probability: np.ndarray, a: int, b: int, floor: int, ceiling: i
 QUIET_DB = -35.0  # music this far below the recording's loud parts has stopped
 
 
-def analyse(blocks: Iterable[np.ndarray], rate: float, splitter,
-            progress: Optional[Callable[[float], None]] = None) -> tuple:
+def analyse(
+    blocks: Iterable[np.ndarray], rate: float, splitter, progress: Optional[Callable[[float], None]] = None
+) -> tuple:
     """Per second of a stream of (channels, n) blocks: the singing probability, and
     whether the music has stopped; `splitter` is a StemSplitter with outputs "vocals"
     and "mix" (the mix it was given)."""
@@ -322,6 +330,7 @@ def analyse(blocks: Iterable[np.ndarray], rate: float, splitter,
 
 
 # -- outputs -----------------------------------------------------------------------------
+
 
 def timestamp(seconds: float) -> str:
     """h-mm-ss for file names (sortable, no colons)."""
@@ -344,14 +353,19 @@ def csv_text(songs: List[Song]) -> str:
 
 def cue_sheet(songs: List[Song], audio: Path) -> str:
     """A CUE sheet with one track per song (INDEX 01 at its start, in mm:ss:ff, 75 frames/s)."""
+
     def msf(t: float) -> str:
         frames = int(round(t * 75))
         return f"{frames // 4500:02d}:{frames // 75 % 60:02d}:{frames % 75:02d}"
+
     kind = "WAVE" if audio.suffix.lower() in (".wav", ".aiff", ".aif", ".flac") else "MP3"
     lines = [f'TITLE "{audio.stem}"', f'FILE "{audio.name}" {kind}']
     for i, s in enumerate(songs, 1):
-        lines += [f"  TRACK {i:02d} AUDIO", f'    TITLE "song {i} at {timestamp(s.start)}"',
-                  f"    INDEX 01 {msf(s.start)}"]
+        lines += [
+            f"  TRACK {i:02d} AUDIO",
+            f'    TITLE "song {i} at {timestamp(s.start)}"',
+            f"    INDEX 01 {msf(s.start)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -361,12 +375,20 @@ TEXT_OUTPUTS = {"labels": ".labels.txt", "csv": ".songs.csv", "cue": ".cue"}
 OUTPUTS = tuple(TEXT_OUTPUTS) + tuple(SESSION_KINDS)
 
 
-def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
-               outputs: Sequence[str] = ("labels", "csv", "cue"), cut: bool = False,
-               fmt: str = "wav", bit_depth: Optional[int] = None, threads: Optional[int] = None,
-               progress: Optional[Callable[[float, float], None]] = None,
-               stop: Optional[threading.Event] = None,
-               warn: Optional[Callable[[str], None]] = None) -> tuple:
+def split_file(
+    audio: Path,
+    out_dir: Path,
+    model="live",
+    rules: Rules = Rules(),
+    outputs: Sequence[str] = ("labels", "csv", "cue"),
+    cut: bool = False,
+    fmt: str = "wav",
+    bit_depth: Optional[int] = None,
+    threads: Optional[int] = None,
+    progress: Optional[Callable[[float, float], None]] = None,
+    stop: Optional[threading.Event] = None,
+    warn: Optional[Callable[[str], None]] = None,
+) -> tuple:
     """Find the songs of the file `audio`, write `outputs` (and with `cut`, each song as
     its own file) to `out_dir`; returns (songs, written paths); `warn` hears what was
     written but not quite as asked (a song clipped at 0 dBFS). The file is read in
@@ -377,38 +399,49 @@ def split_file(audio: Path, out_dir: Path, model="live", rules: Rules = Rules(),
     from ..io.reading import open_audio
     from ..io.sessions import SessionTrack, write_session
     from ..io.writing import StemWriter, check_output_folder, check_targets, write_text
+
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
         raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
     bit_depth = check_format(fmt, bit_depth)
     check_output_folder(Path(out_dir))
     stem = audio.stem
-    named = {kind: out_dir / f"{stem}{ext}" for kind, ext in {**TEXT_OUTPUTS, **SESSION_KINDS}.items()
-             if kind in outputs}
+    named = {
+        kind: out_dir / f"{stem}{ext}" for kind, ext in {**TEXT_OUTPUTS, **SESSION_KINDS}.items() if kind in outputs
+    }
     check_targets({audio: list(named.values())}, [audio])
     with open_audio(audio) as source:
         rate, channels, frames = source.sample_rate, source.channels, source.frames
         splitter = StemSplitter(model, rate, channels, ["vocals"], outputs={"mix": {}}, threads=threads)
         if splitter.needs_track_stats:
             splitter.set_track_stats(source.track_stats(stop))
-        probability, quiet = analyse(source.blocks(stop), rate, splitter,
-                                     None if progress is None else lambda done: progress(done, frames / rate))
+        probability, quiet = analyse(
+            source.blocks(stop),
+            rate,
+            splitter,
+            None if progress is None else lambda done: progress(done, frames / rate),
+        )
         songs = find_songs(probability, rules, quiet)
-        texts = {"labels": lambda: audacity_labels(songs), "csv": lambda: csv_text(songs),
-                 "cue": lambda: cue_sheet(songs, audio)}
+        texts = {
+            "labels": lambda: audacity_labels(songs),
+            "csv": lambda: csv_text(songs),
+            "cue": lambda: cue_sheet(songs, audio),
+        }
         regions = [(s.start, s.end, f"song {i}") for i, s in enumerate(songs, 1)]
         written = []
         for kind, target in named.items():
             if kind in texts:
                 written.append(write_text(target, texts[kind]()))
             else:
-                written.append(write_session(kind, target, [SessionTrack(stem, audio)], rate,
-                                             channels, frames, stem, regions))
+                written.append(
+                    write_session(kind, target, [SessionTrack(stem, audio)], rate, channels, frames, stem, regions)
+                )
         if cut:
             for i, song in enumerate(songs, 1):
                 name = f"{stem} song {i:02d} {timestamp(song.start)}-{timestamp(song.end)}.{fmt}"
-                with StemWriter({"song": out_dir / name}, rate, channels, bit_depth,
-                                stage=f"the recording {audio.name}") as writer:
+                with StemWriter(
+                    {"song": out_dir / name}, rate, channels, bit_depth, stage=f"the recording {audio.name}"
+                ) as writer:
                     for block in source.blocks(stop, int(song.start * rate), int(song.end * rate)):
                         writer.write({"song": block})
                     written += writer.commit()

@@ -14,6 +14,7 @@ renamed when complete: an interrupted run leaves no partial stem, and a rerun
 skips what is complete and writes only what is missing (a session added later,
 or one a kill prevented).
 """
+
 from __future__ import annotations
 
 import string
@@ -21,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..core.loading import Model, load_model
 from ..core.processor import StemSplitter
@@ -30,17 +31,25 @@ from ..io.formats import AUDIO_EXTENSIONS, check_format
 from ..io.reading import find_inputs, open_audio
 from ..io.sessions import FORMATS as SESSION_KINDS
 from ..io.sessions import SessionTrack, write_session
-from ..io.writing import (DEFAULT_TEMPLATE, StemWriter, check_output_folder, check_targets,
-                          check_template, partial_path, remove_partials, target_path,
-                          template_outputs)
-from .batch import (BatchReport, FileResult, Reporter, check_counts, run_files,
-                    torch_threads_for_batch)
+from ..io.writing import (
+    DEFAULT_TEMPLATE,
+    StemWriter,
+    check_output_folder,
+    check_targets,
+    check_template,
+    partial_path,
+    remove_partials,
+    target_path,
+    template_outputs,
+)
+from .batch import BatchReport, FileResult, Reporter, check_counts, run_files, torch_threads_for_batch
 
 PathLike = Union[str, Path]
 
 
-def output_gains(model: Model, stems: Optional[Sequence[str]], two_stems: Optional[str]
-                 ) -> Tuple[List[str], Dict[str, Dict[str, float]]]:
+def output_gains(
+    model: Model, stems: Optional[Sequence[str]], two_stems: Optional[str]
+) -> Tuple[List[str], Dict[str, Dict[str, float]]]:
     """The model stems to write and the extra weighted sums (``no_STEM``), checked once."""
     if stems is not None and two_stems is not None:
         raise ExportError("give stems or two_stems, not both")
@@ -49,8 +58,9 @@ def output_gains(model: Model, stems: Optional[Sequence[str]], two_stems: Option
             raise ExportError(f"--two-stems {two_stems}: this model has {', '.join(model.stems)}")
         return [two_stems], {f"no_{two_stems}": {two_stems: 0.0}}
     if stems is not None and not list(stems):  # not "all": that is None
-        raise ExportError("stems is empty: name at least one stem, or leave it out (None) for "
-                          f"all of {', '.join(model.stems)}")
+        raise ExportError(
+            f"stems is empty: name at least one stem, or leave it out (None) for all of {', '.join(model.stems)}"
+        )
     wanted = list(stems) if stems else list(model.stems)
     unknown = [s for s in wanted if s not in model.stems]
     if unknown:
@@ -58,9 +68,15 @@ def output_gains(model: Model, stems: Optional[Sequence[str]], two_stems: Option
     return wanted, {}
 
 
-def check_options(format: str, bit_depth: Optional[int], filename: str, sessions: Sequence[str],
-                  jobs: int = 1, threads: Optional[int] = None, workers: Optional[int] = None
-                  ) -> Tuple[Optional[int], List[str]]:
+def check_options(
+    format: str,
+    bit_depth: Optional[int],
+    filename: str,
+    sessions: Sequence[str],
+    jobs: int = 1,
+    threads: Optional[int] = None,
+    workers: Optional[int] = None,
+) -> Tuple[Optional[int], List[str]]:
     """The options that need no model, checked together (the command line calls this before
     the model loads); returns the bit depth to write and the session kinds."""
     bit_depth = check_format(format, bit_depth)
@@ -68,8 +84,7 @@ def check_options(format: str, bit_depth: Optional[int], filename: str, sessions
     kinds = [sessions] if isinstance(sessions, str) else list(sessions)  # one, not its letters
     unknown = [k for k in kinds if k not in SESSION_KINDS]
     if unknown:
-        raise ExportError(f"unknown --session {', '.join(unknown)}; choose from "
-                          f"{', '.join(SESSION_KINDS)}")
+        raise ExportError(f"unknown --session {', '.join(unknown)}; choose from {', '.join(SESSION_KINDS)}")
     check_counts(jobs, threads)
     if workers is not None:
         check_counts(workers, None, name="workers")
@@ -96,8 +111,8 @@ class FileJob:
     calls it in a thread; a cluster worker receives it pickled (see apps.cluster)."""
 
     plan: _Plan
-    names: List[str]                     # the model stems to write
-    extra: Dict[str, Dict[str, float]]   # weighted sums to write (no_STEM)
+    names: List[str]  # the model stems to write
+    extra: Dict[str, Dict[str, float]]  # weighted sums to write (no_STEM)
     bit_depth: Optional[int]
     overwrite: bool
     dry_run: bool
@@ -120,14 +135,28 @@ class FileJob:
                 pass
 
 
-def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stems", *,
-           model: Union[Model, str, None] = None, stems: Optional[Sequence[str]] = None,
-           two_stems: Optional[str] = None, format: str = "wav", bit_depth: Optional[int] = None,
-           filename: str = DEFAULT_TEMPLATE, sessions: Sequence[str] = (), recursive: bool = False,
-           overwrite: bool = False, dry_run: bool = False, jobs: int = 1,
-           threads: Optional[int] = None, preset_label: Optional[str] = None,
-           reporter: Optional[Reporter] = None, stop: Optional[threading.Event] = None,
-           cluster: Optional[str] = None, workers: Optional[int] = None) -> BatchReport:
+def export(
+    inputs: Union[PathLike, Iterable[PathLike]],
+    output: PathLike = "stems",
+    *,
+    model: Union[Model, str, None] = None,
+    stems: Optional[Sequence[str]] = None,
+    two_stems: Optional[str] = None,
+    format: str = "wav",
+    bit_depth: Optional[int] = None,
+    filename: str = DEFAULT_TEMPLATE,
+    sessions: Sequence[str] = (),
+    recursive: bool = False,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    jobs: int = 1,
+    threads: Optional[int] = None,
+    preset_label: Optional[str] = None,
+    reporter: Optional[Reporter] = None,
+    stop: Optional[threading.Event] = None,
+    cluster: Optional[str] = None,
+    workers: Optional[int] = None,
+) -> BatchReport:
     """Export the stems of `inputs` (files, folders, glob patterns) into `output`.
 
     model: a preset name, a model file or a loaded Model (default: the studio preset).
@@ -163,35 +192,52 @@ def export(inputs: Union[PathLike, Iterable[PathLike]], output: PathLike = "stem
     def earlier_outputs(found: List[Path]) -> Set[Path]:  # an output folder that holds inputs
         # whichever stems the earlier run wrote
         every = list(model.stems) + [f"no_{s}" for s in model.stems]
-        return template_outputs(found, out, filename, every, ext=format, model=model.name,
-                                preset=label)
-    files = find_inputs([str(i) for i in items], recursive, exclude=[out],
-                        outputs_of=earlier_outputs)
+        return template_outputs(found, out, filename, every, ext=format, model=model.name, preset=label)
+
+    files = find_inputs([str(i) for i in items], recursive, exclude=[out], outputs_of=earlier_outputs)
     if not files:
         raise ExportError("no audio files found in " + " ".join(map(str, items)))
     plans = []
     for index, path in enumerate(files):
-        targets = {s: target_path(out, filename, track=path.stem, stem=s, ext=format,
-                                  model=model.name, preset=label, index=index + 1)
-                   for s in names + list(extra)}
+        targets = {
+            s: target_path(
+                out, filename, track=path.stem, stem=s, ext=format, model=model.name, preset=label, index=index + 1
+            )
+            for s in names + list(extra)
+        }
         if len(set(targets.values())) < len(targets):
             raise ExportError(f"--filename {filename!r} gives several stems the same file")
         folder = next(iter(targets.values())).parent
-        plans.append(_Plan(path, index, targets,
-                           {k: folder / f"{path.stem}{SESSION_KINDS[k]}" for k in kinds}))
+        plans.append(_Plan(path, index, targets, {k: folder / f"{path.stem}{SESSION_KINDS[k]}" for k in kinds}))
     # with {index} in the name, no two inputs share a stem file: what they share is a session
     # (named by track alone, in the first stem's folder)
     has_index = "index" in {f for _, f, _, _ in string.Formatter().parse(filename)}
-    check_targets({p.path: p.targets for p in plans}, files,
-                  hint=("sessions are named by track, in the first stem's folder: give each input "
-                        "its own folder in --filename" if has_index else "put {index} in --filename")
-                  + ', e.g. "{index:02d}-{track}/{stem}.{ext}"')
+    check_targets(
+        {p.path: p.targets for p in plans},
+        files,
+        hint=(
+            "sessions are named by track, in the first stem's folder: give each input its own folder in --filename"
+            if has_index
+            else "put {index} in --filename"
+        )
+        + ', e.g. "{index:02d}-{track}/{stem}.{ext}"',
+    )
     file_jobs = [FileJob(p, names, extra, bit_depth, overwrite, dry_run) for p in plans]
     if cluster is not None and not dry_run:  # a dry run reads headers only: no cluster needed
         from .cluster import run_on_cluster
-        return run_on_cluster(cluster, [j.for_every_node() for j in file_jobs], files, model,
-                              export_file, FileJob.remove_partials, workers=workers,
-                              threads=threads, stop=stop, reporter=reporter)
+
+        return run_on_cluster(
+            cluster,
+            [j.for_every_node() for j in file_jobs],
+            files,
+            model,
+            export_file,
+            FileJob.remove_partials,
+            workers=workers,
+            threads=threads,
+            stop=stop,
+            reporter=reporter,
+        )
 
     def work(index: int, path: Path) -> FileResult:
         return export_file(file_jobs[index], model, stop, reporter or Reporter())
@@ -204,8 +250,9 @@ def _missing(targets: Iterable[Path], overwrite: bool) -> List[Path]:
     return [t for t in targets if overwrite or not t.exists()]
 
 
-def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = None,
-                reporter: Optional[Reporter] = None) -> FileResult:
+def export_file(
+    job: FileJob, model: Model, stop: Optional[threading.Event] = None, reporter: Optional[Reporter] = None
+) -> FileResult:
     """Export one input: file -> reader -> StemSplitter (resampler, block engine, model)
     -> stems -> StemWriter (partial files, renamed when complete) -> sessions. The one
     per-file function: local runs and cluster workers both call it."""
@@ -234,19 +281,22 @@ def export_file(job: FileJob, model: Model, stop: Optional[threading.Event] = No
             splitter = StemSplitter(model, source.sample_rate, source.channels, names, outputs=extra)
             if splitter.needs_track_stats:
                 splitter.set_track_stats(source.track_stats(stop))
-            with StemWriter(plan.stems, source.sample_rate, source.channels, bit_depth,
-                            stage=f"the model {model.name}") as writer:
+            with StemWriter(
+                plan.stems, source.sample_rate, source.channels, bit_depth, stage=f"the model {model.name}"
+            ) as writer:
                 for block in source.blocks(stop):
                     writer.write(splitter.push(block))
-                    reporter.update(path, source.file.tell() / source.sample_rate, source.seconds,
-                                    time.perf_counter() - start)
+                    reporter.update(
+                        path, source.file.tell() / source.sample_rate, source.seconds, time.perf_counter() - start
+                    )
                 writer.write(splitter.flush())
                 written += writer.commit()
                 warnings = [writer.clipping()] if writer.clipping() else []
-        tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t)
-                                                                 for s, t in plan.stems.items()]
+        tracks = [SessionTrack(path.stem, path, muted=True)] + [SessionTrack(s, t) for s, t in plan.stems.items()]
         for kind, target in sessions_to_do.items():
-            written.append(write_session(kind, target, tracks, source.sample_rate,
-                                         source.channels, source.frames, title=path.stem))
-        return FileResult(path, "done", written, seconds=time.perf_counter() - start,
-                          audio_seconds=source.seconds, warnings=warnings)
+            written.append(
+                write_session(kind, target, tracks, source.sample_rate, source.channels, source.frames, title=path.stem)
+            )
+        return FileResult(
+            path, "done", written, seconds=time.perf_counter() - start, audio_seconds=source.seconds, warnings=warnings
+        )

@@ -11,6 +11,7 @@ the offline output.
 >>> chain(audio, 44100).shape == audio.shape                 # doctest: +SKIP
 True
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,15 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 
 from .fifo import SampleFifo
-from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_finite, check_layout,
-                     from_channels_first, to_channels_first)
+from .layout import (
+    CHANNELS_FIRST,
+    MONO_1D,
+    check_array,
+    check_finite,
+    check_layout,
+    from_channels_first,
+    to_channels_first,
+)
 from .resample import check_rate
 
 MAX_FLUSH_ROUNDS = 64
@@ -31,8 +39,10 @@ def _check_stage(y: np.ndarray, k: int, plugin) -> None:
     1000 dB gain) would spread it through every later stage: name it where it happens."""
     if not np.isfinite(y).all():
         name = re.sub(r" at 0x[0-9a-f]+", "", repr(plugin)).strip("<>")
-        raise ValueError(f"stage {k + 1} of the chain ({name}) returned NaN or Inf; check its "
-                         "parameters (a frequency or gain out of range?)")
+        raise ValueError(
+            f"stage {k + 1} of the chain ({name}) returned NaN or Inf; check its "
+            "parameters (a frequency or gain out of range?)"
+        )
 
 
 class _NativeStage:
@@ -92,7 +102,7 @@ class _NativeStage:
             else:
                 raise RuntimeError(f"{self.plugin!r} did not return its delayed samples")
         y = np.concatenate(outs, axis=1) if outs else np.zeros((channels, 0), np.float32)
-        y = y[:, :y.shape[1] - max(0, self.returned - self.received)]
+        y = y[:, : y.shape[1] - max(0, self.returned - self.received)]
         self.reset()
         return y
 
@@ -135,8 +145,9 @@ class Chain:
                 raise TypeError(f"{p!r} is not a plugin: it needs process() and reset()")
         # Processors that flush themselves (stemforge's, or a nested Chain) end their
         # own streams; native pedalboard plugins are flushed by feeding silence.
-        self._stages = [_StemforgeStage(p) if callable(getattr(p, "flush", None)) else _NativeStage(p)
-                        for p in self.plugins]
+        self._stages = [
+            _StemforgeStage(p) if callable(getattr(p, "flush", None)) else _NativeStage(p) for p in self.plugins
+        ]
         self._stream: Optional[Tuple[int, int]] = None  # (sample_rate, channels) in progress
         self._hint: Optional[Tuple[str, int]] = None
         self._prepared: Optional[Tuple[str, int]] = None  # the layout prepare() was given
@@ -162,8 +173,9 @@ class Chain:
             stage.reset()
         self._stream, self._hint = None, self._prepared
 
-    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
-                reset: bool = True) -> np.ndarray:
+    def process(
+        self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True
+    ) -> np.ndarray:
         check_array(input_array)
         if input_array.size == 0:
             return np.zeros(input_array.shape, np.float32)
@@ -173,8 +185,7 @@ class Chain:
         check_finite(x)
         rate = check_rate(sample_rate)
         if self._stream is not None and self._stream != (rate, x.shape[0]):
-            raise ValueError("the stream in progress has another sample rate or channel count; "
-                             "call reset() first")
+            raise ValueError("the stream in progress has another sample rate or channel count; call reset() first")
         self._stream, self._layout, self._buffer_size = (rate, x.shape[0]), layout, buffer_size
         self._hint = (layout if layout != MONO_1D else CHANNELS_FIRST, x.shape[0])
         for k, stage in enumerate(self._stages):
@@ -193,8 +204,9 @@ class Chain:
         rate, channels = self._stream
         tail = np.zeros((channels, 0), np.float32)
         for k, stage in enumerate(self._stages):
-            tail = np.concatenate([stage.process(tail, rate, self._buffer_size, False),
-                                   stage.flush(rate, channels)], axis=1)
+            tail = np.concatenate(
+                [stage.process(tail, rate, self._buffer_size, False), stage.flush(rate, channels)], axis=1
+            )
             _check_stage(tail, k, stage.plugin)
         self.reset()
         return from_channels_first(tail, self._layout)

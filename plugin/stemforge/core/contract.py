@@ -8,6 +8,7 @@ and holds what the checks give: `ModelInfo`, a model's metadata, and `ModelError
 no torch, so that io (which writes model files) and the importers name a model's metadata
 without importing the engines or the loading seam.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,9 @@ def _check_field(f: Dict[str, Any], value: Any, d: Dict[str, Any]) -> None:
     if "below" in f and not value < f["below"]:
         raise ContractError(_message("below", field=name, bound=show(f["below"]), value=show(value)))
     if "kinds" in f and d["kind"] not in f["kinds"] and value != f["default"]:
-        raise ContractError(_message("kinds", field=name, kinds=", ".join(f["kinds"]), value=show(value),
-                                     kind=d["kind"]))
+        raise ContractError(
+            _message("kinds", field=name, kinds=", ".join(f["kinds"]), value=show(value), kind=d["kind"])
+        )
 
 
 def check_metadata(text: str) -> Dict[str, Any]:
@@ -122,11 +124,21 @@ def check_metadata(text: str) -> Dict[str, Any]:
         field, other = rule["field"], rule["at_least"]
         if out[field] < out[other]:
             if when:
-                (k, v), = when.items()
-                raise ContractError(_message("at_least_when", field=field, other=other, bound=show(out[other]),
-                                             value=show(out[field]), when=k, when_value=show(v)))
-            raise ContractError(_message("at_least", field=field, other=other, bound=show(out[other]),
-                                         value=show(out[field])))
+                ((k, v),) = when.items()
+                raise ContractError(
+                    _message(
+                        "at_least_when",
+                        field=field,
+                        other=other,
+                        bound=show(out[other]),
+                        value=show(out[field]),
+                        when=k,
+                        when_value=show(v),
+                    )
+                )
+            raise ContractError(
+                _message("at_least", field=field, other=other, bound=show(out[other]), value=show(out[field]))
+            )
     return out
 
 
@@ -171,9 +183,11 @@ class ModelInfo:
             try:
                 text = text.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise ModelError(f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
-                                 f"{e.start}); rebuild the file with build.py or stemforge's "
-                                 "importers") from None
+                raise ModelError(
+                    f"{where}: {METADATA_FILE} is not UTF-8 text ({e.reason} at byte "
+                    f"{e.start}); rebuild the file with build.py or stemforge's "
+                    "importers"
+                ) from None
         try:  # the checks of contract.json, shared with the VST3 engine
             d = check_metadata(text)
         except ContractError as e:

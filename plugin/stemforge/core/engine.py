@@ -12,6 +12,7 @@ so that in total exactly as many samples come out as went in.
 The engines hold numpy buffers and call the model through `stemforge.core.loading`;
 they know nothing of hosts, layouts or sample rates.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence, Tuple
@@ -202,8 +203,9 @@ class WindowEngine:
         first = self.padded - self.left  # the input the first chunk needs
         return 0 if received < first else ((received - first) // self.hop + 1) * self.hop
 
-    def _samples(self, start: int, n: int, end: Optional[int],
-                 stats: Optional[Tuple[float, float]] = None) -> np.ndarray:
+    def _samples(
+        self, start: int, n: int, end: Optional[int], stats: Optional[Tuple[float, float]] = None
+    ) -> np.ndarray:
         """Stream positions [start, start + n), normalised by `stats` if given; zeros
         before 0 and past `end` (padding added after normalising, as Demucs does)."""
         first = max(start, 0)
@@ -214,7 +216,7 @@ class WindowEngine:
             real = self._input.peek(at + last - first)[..., at:]
             if stats is not None:
                 real = (real - np.float32(stats[0])) / np.float32(stats[1])
-            x[..., first - start:last - start] = real
+            x[..., first - start : last - start] = real
         return x
 
     def _run_chunk(self, end: Optional[int]) -> np.ndarray:
@@ -238,13 +240,13 @@ class WindowEngine:
         x = self._samples(o - left, seen, end, stats if self.normalize else None)
         with torch_threads(self.threads):
             y = self.model.run_window(torch.from_numpy(x)).cpu().numpy()
-        y = y[..., left:left + length]
+        y = y[..., left : left + length]
         if self.normalize:
             y = y * np.float32(stats[1]) + np.float32(stats[0])
         acc = np.zeros(self.shape + (self.window,), np.float32)
         wsum = np.zeros(self.window, np.float32)
-        acc[..., :self._acc.shape[3]] += self._acc
-        wsum[:self._wsum.shape[0]] += self._wsum
+        acc[..., : self._acc.shape[3]] += self._acc
+        wsum[: self._wsum.shape[0]] += self._wsum
         acc[..., :length] += self.weights[:length] * y
         wsum[:length] += self.weights[:length]
         self._covered = o + length
@@ -287,9 +289,11 @@ def check_engines(engines: Mapping[str, type], kinds: Sequence[str]) -> None:
     missing = [k for k in kinds if k not in engines]
     unknown = [k for k in engines if k not in kinds]
     if missing or unknown:
-        raise RuntimeError(f"stemforge.core.engine: ENGINES must run exactly the kinds of "
-                           f"contract.json ({', '.join(kinds)}); no engine for {missing or 'none'}, "
-                           f"not in the contract: {unknown or 'none'}")
+        raise RuntimeError(
+            f"stemforge.core.engine: ENGINES must run exactly the kinds of "
+            f"contract.json ({', '.join(kinds)}); no engine for {missing or 'none'}, "
+            f"not in the contract: {unknown or 'none'}"
+        )
 
 
 # The one table from a model's kind (its metadata) to the engine that runs it. The contract
@@ -301,6 +305,7 @@ check_engines(ENGINES, KINDS)
 
 def make_engine(model: Model, batch: int, threads: Optional[int] = None):
     if model.kind not in ENGINES:
-        raise ModelError(f"{model.path}: no engine runs models of kind {model.kind!r}; the "
-                         f"known kinds are {', '.join(ENGINES)}")
+        raise ModelError(
+            f"{model.path}: no engine runs models of kind {model.kind!r}; the known kinds are {', '.join(ENGINES)}"
+        )
     return ENGINES[model.kind](model, batch, threads)

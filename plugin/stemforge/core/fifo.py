@@ -1,4 +1,5 @@
 """A sample FIFO along the last axis that does not copy its whole content on every block."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,17 +27,17 @@ class SampleFifo:
             size = len(self)
             if size + n > self._buf.shape[-1] // 2:  # grow, keeping room to slide
                 grown = np.zeros(self._buf.shape[:-1] + (2 * (size + n),), np.float32)
-                grown[..., :size] = self._buf[..., self._start:self._end]
+                grown[..., :size] = self._buf[..., self._start : self._end]
                 self._buf = grown
             else:  # slide the content to the front
-                self._buf[..., :size] = self._buf[..., self._start:self._end]
+                self._buf[..., :size] = self._buf[..., self._start : self._end]
             self._start, self._end = 0, size
-        self._buf[..., self._end:self._end + n] = x
+        self._buf[..., self._end : self._end + n] = x
         self._end += n
 
     def peek(self, n: int) -> np.ndarray:
         """A view of the first n samples (valid until the next append)."""
-        return self._buf[..., self._start:self._start + min(n, len(self))]
+        return self._buf[..., self._start : self._start + min(n, len(self))]
 
     def drop(self, n: int) -> None:
         self._start += min(n, len(self))

@@ -1,4 +1,5 @@
 """Host buffers in and out: pedalboard's channel-layout rules, dtype and sanity checks."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -9,13 +10,14 @@ MONO_1D, CHANNELS_FIRST, CHANNELS_LAST = "mono-1d", "channels-first", "channels-
 
 
 def _ambiguous(shape: tuple) -> str:
-    return (f"Unable to determine channel layout from shape: ({shape[0]}, {shape[1]}). Provide a "
-            "non-square array first to allow stemforge to determine which dimension corresponds "
-            "with the number of channels and which dimension corresponds with the number of samples.")
+    return (
+        f"Unable to determine channel layout from shape: ({shape[0]}, {shape[1]}). Provide a "
+        "non-square array first to allow stemforge to determine which dimension corresponds "
+        "with the number of channels and which dimension corresponds with the number of samples."
+    )
 
 
-def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None
-                      ) -> Tuple[np.ndarray, str]:
+def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None) -> Tuple[np.ndarray, str]:
     """Return (float32 array of shape (channels, samples), layout of the input).
 
     Like pedalboard: 1-D is mono; 2-D is (channels, samples) or (samples,
@@ -56,16 +58,18 @@ def check_array(audio) -> None:
     """Only float32 and float64 numpy arrays are audio here; anything else is a TypeError
     that says how to convert it (before any attribute of it is used)."""
     if not isinstance(audio, np.ndarray):
-        raise TypeError(f"audio must be a numpy array of float32 or float64, got "
-                        f"{type(audio).__name__}; e.g. np.asarray(audio, np.float32)")
+        raise TypeError(
+            f"audio must be a numpy array of float32 or float64, got "
+            f"{type(audio).__name__}; e.g. np.asarray(audio, np.float32)"
+        )
     if audio.dtype not in (np.float32, np.float64):
         if np.issubdtype(audio.dtype, np.floating):
             how = "convert it first: audio.astype(np.float32)"
         else:
-            how = ("convert integer PCM first, e.g. audio.astype(np.float32) / 32768 for "
-                   "16-bit")
-        raise TypeError("stemforge only supports 32-bit and 64-bit floating point audio for "
-                        f"processing (got {audio.dtype}); {how}")
+            how = "convert integer PCM first, e.g. audio.astype(np.float32) / 32768 for 16-bit"
+        raise TypeError(
+            f"stemforge only supports 32-bit and 64-bit floating point audio for processing (got {audio.dtype}); {how}"
+        )
 
 
 def from_channels_first(x: np.ndarray, layout: str) -> np.ndarray:
@@ -77,14 +81,18 @@ def from_channels_first(x: np.ndarray, layout: str) -> np.ndarray:
 
 def check_layout(layout: str) -> None:
     if layout not in (CHANNELS_FIRST, CHANNELS_LAST):
-        raise ValueError(f"layout must be {CHANNELS_FIRST!r} (channels, samples) or "
-                         f"{CHANNELS_LAST!r} (samples, channels), got {layout!r}")
+        raise ValueError(
+            f"layout must be {CHANNELS_FIRST!r} (channels, samples) or "
+            f"{CHANNELS_LAST!r} (samples, channels), got {layout!r}"
+        )
 
 
 def check_channels(channels: int) -> None:
     if isinstance(channels, bool) or channels not in (1, 2):
-        raise ValueError(f"stemforge processes mono or stereo audio, got {channels} channels; "
-                         "split multichannel audio into mono or stereo groups and process each")
+        raise ValueError(
+            f"stemforge processes mono or stereo audio, got {channels} channels; "
+            "split multichannel audio into mono or stereo groups and process each"
+        )
 
 
 def first_non_finite(x: np.ndarray) -> Optional[Tuple[int, int]]:
@@ -100,5 +108,7 @@ def check_finite(x: np.ndarray) -> None:
     """NaN or Inf would silently spread through every stem: refuse them where they enter."""
     where = first_non_finite(x)
     if where is not None:
-        raise ValueError(f"audio contains NaN or Inf (first at sample {where[0]}, channel {where[1]}); "
-                         "clean it first, e.g. np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)")
+        raise ValueError(
+            f"audio contains NaN or Inf (first at sample {where[0]}, channel {where[1]}); "
+            "clean it first, e.g. np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)"
+        )

@@ -25,6 +25,7 @@ checks are `stemforge.core.contract`'s (torch-free), where the names are looked 
 >>> model.name, model.stems, model.sample_rate, model.channels  # doctest: +SKIP
 ('fixture-stream', ('drums', 'bass', 'other', 'vocals'), 44100, 2)
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,7 @@ from .lookup import resolve
 
 def check_threads(threads: Optional[int]) -> Optional[int]:
     """`threads` if it is None or a whole number of at least 1 (True is not a count)."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     return threads
 
@@ -92,8 +92,7 @@ def torch_threads(threads: Optional[int]) -> Iterator[None]:
 class Model:
     """A loaded model file: its metadata and the calls the engine makes."""
 
-    def __init__(self, module: torch.jit.ScriptModule, info: ModelInfo, path: Path,
-                 device: str = "cpu"):
+    def __init__(self, module: torch.jit.ScriptModule, info: ModelInfo, path: Path, device: str = "cpu"):
         self._module = module
         self.info = info
         self.path = path
@@ -107,8 +106,10 @@ class Model:
 
     def __repr__(self) -> str:
         untrained = ", UNTRAINED test fixture" if self.info.untrained else ""
-        return (f"<stemforge.Model {self.name} v{self.info.version} ({self.kind}{untrained}): "
-                f"{'/'.join(self.stems)} at {self.sample_rate} Hz, {self.channels} ch>")
+        return (
+            f"<stemforge.Model {self.name} v{self.info.version} ({self.kind}{untrained}): "
+            f"{'/'.join(self.stems)} at {self.sample_rate} Hz, {self.channels} ch>"
+        )
 
     def initial_state(self, batch: int) -> List[torch.Tensor]:
         return [s.to(self.device) for s in self._module.initial_state(batch)]
@@ -138,12 +139,15 @@ class Model:
                     y = self.run_window(torch.zeros(1, c, n))
                     expected = (1, s, c, n)
         except Exception as e:  # the model's own code failed: say so at load time
-            raise ModelError(f"{where}: the model failed on a test input "
-                             f"({type(e).__name__}: {str(e).strip().splitlines()[-1]})") from e
+            raise ModelError(
+                f"{where}: the model failed on a test input ({type(e).__name__}: {str(e).strip().splitlines()[-1]})"
+            ) from e
         if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ModelError(f"{where}: the model returns shape {got}, the contract needs "
-                             f"{expected} (batch, stems, channels, samples)")
+            raise ModelError(
+                f"{where}: the model returns shape {got}, the contract needs "
+                f"{expected} (batch, stems, channels, samples)"
+            )
         if not bool(torch.isfinite(y).all()):
             raise ModelError(f"{where}: the model returns NaN or Inf on silence")
 
@@ -175,11 +179,13 @@ def load_model(name_or_path: Union[str, os.PathLike, None] = None, *, device: st
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as e:
-        raise ModelError(f"{where}: torch.jit.load cannot read it ({type(e).__name__}: "
-                         f"{str(e).strip().splitlines()[0]})") from e
+        raise ModelError(
+            f"{where}: torch.jit.load cannot read it ({type(e).__name__}: {str(e).strip().splitlines()[0]})"
+        ) from e
     if not extra[METADATA_FILE]:
-        raise ModelError(f"{where}: no {METADATA_FILE} metadata inside; "
-                         "build model files with build.py or stemforge's importers")
+        raise ModelError(
+            f"{where}: no {METADATA_FILE} metadata inside; build model files with build.py or stemforge's importers"
+        )
     info = ModelInfo.from_json(extra[METADATA_FILE], where)
     if info.kind == "streaming" and not hasattr(module, "initial_state"):
         raise ModelError(f"{where}: a streaming model must export initial_state(batch)")

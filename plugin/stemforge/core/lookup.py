@@ -2,6 +2,7 @@
 environment's, a source checkout's, a wheel's, the pulled models' cache), anything else is a
 path. The VST3 plugin's menu searches the same folders (plugin/vst3/Source/PluginProcessor.cpp).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,9 +63,11 @@ def resolve(name_or_path: Union[str, os.PathLike, None]) -> Path:
     searched = ", ".join(str(d) for d in model_dirs())
     hint = ""
     if name_or_path is None:
-        hint = (f" No trained default model found: stemforge ships {DEFAULT_MODEL}.ts (in a checkout, "
-                "`python build.py` builds it); reinstall stemforge, or name a model or a .ts file, e.g. "
-                "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator).")
+        hint = (
+            f" No trained default model found: stemforge ships {DEFAULT_MODEL}.ts (in a checkout, "
+            "`python build.py` builds it); reinstall stemforge, or name a model or a .ts file, e.g. "
+            "fixture-stream (an UNTRAINED test fixture built by build.py, not a separator)."
+        )
     if not hint:
         hint = " `stemforge models list` shows the models there are and those you can pull."
     raise ModelError(f"model {name!r} not found (looked for {name}.ts in {searched}).{hint}")

@@ -11,6 +11,7 @@ exactly, whatever the resamplers did to the top octave.
 `push` returns the outputs that are complete, aligned with the input;
 `flush` returns the rest, so that exactly as many samples come out as went in.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -41,9 +42,19 @@ class Pipeline:
     the hop is complete (see `realtime.DecoupledEngine`; `fallback` names the stem that
     takes a missed hop's input)."""
 
-    def __init__(self, model: Model, host_rate: int, host_channels: int, mix: np.ndarray,
-                 direct: np.ndarray, threads: Optional[int] = None, resampling: str = OFFLINE,
-                 headroom: Optional[int] = None, fallback: int = 0, max_block: int = 0):
+    def __init__(
+        self,
+        model: Model,
+        host_rate: int,
+        host_channels: int,
+        mix: np.ndarray,
+        direct: np.ndarray,
+        threads: Optional[int] = None,
+        resampling: str = OFFLINE,
+        headroom: Optional[int] = None,
+        fallback: int = 0,
+        max_block: int = 0,
+    ):
         self.model, self.host_rate, self.host_channels = model, host_rate, host_channels
         self.resampling = check_resampling(resampling)  # a RESAMPLING name, for every mode
         self.mix = np.ascontiguousarray(mix, np.float32)  # (outputs, stems)
@@ -53,8 +64,7 @@ class Pipeline:
         self._batch = ch if c == 1 else 1  # a mono model runs each host channel as a batch item
         self.engine = make_engine(model, self._batch, threads)
         self.headroom = headroom
-        self.decoupled = None if headroom is None else DecoupledEngine(self.engine, headroom, fallback,
-                                                                       max_block)
+        self.decoupled = None if headroom is None else DecoupledEngine(self.engine, headroom, fallback, max_block)
         self._active = self.engine  # the decoupled engine in real time, if there is one
         q_in, q_out = resampler_recipes(host_rate, model.sample_rate, self.resampling)
         self._resample_in = StreamResampler(host_rate, model.sample_rate, ch, q_in)
@@ -190,8 +200,7 @@ def host_latency(engine_delay: int, host_rate: int, model_rate: int, resampling:
     return int(np.ceil((h_in + engine_delay) * host_rate / model_rate + h_out))
 
 
-def latency_of(info: ModelInfo, host_rate: int, resampling: str = REALTIME,
-               headroom: Optional[int] = None) -> int:
+def latency_of(info: ModelInfo, host_rate: int, resampling: str = REALTIME, headroom: Optional[int] = None) -> int:
     """The latency_samples a processor (by default StemSeparator's, the REALTIME policy)
     reports for a model at `host_rate`, from its metadata alone (without loading the model);
     `headroom`: real time with the model in a worker thread (`realtime_headroom`)."""
@@ -199,8 +208,13 @@ def latency_of(info: ModelInfo, host_rate: int, resampling: str = REALTIME,
     return host_latency(delay, host_rate, info.sample_rate, resampling)
 
 
-def realtime_headroom(info: ModelInfo, host_rate: int, block_size: Optional[int] = None,
-                      headroom: Optional[int] = None, resampling: str = REALTIME) -> int:
+def realtime_headroom(
+    info: ModelInfo,
+    host_rate: int,
+    block_size: Optional[int] = None,
+    headroom: Optional[int] = None,
+    resampling: str = REALTIME,
+) -> int:
     """Model samples between a hop's completion and the moment its stems are due, in real
     time with the model in a worker thread: `headroom` (default: one hop, the time the model
     has per hop anyway), and at least the most model samples a host block of `block_size`
@@ -219,8 +233,10 @@ def realtime_headroom(info: ModelInfo, host_rate: int, block_size: Optional[int]
 def resampler_holdbacks(host_rate: int, model_rate: int, resampling: str) -> tuple:
     """(input resampler's worst holdback in model samples, output's in host samples)."""
     q_in, q_out = resampler_recipes(host_rate, model_rate, resampling)
-    return (StreamResampler(host_rate, model_rate, 1, q_in).worst_holdback(),
-            StreamResampler(model_rate, host_rate, 1, q_out).worst_holdback())
+    return (
+        StreamResampler(host_rate, model_rate, 1, q_in).worst_holdback(),
+        StreamResampler(model_rate, host_rate, 1, q_out).worst_holdback(),
+    )
 
 
 @lru_cache(maxsize=64)

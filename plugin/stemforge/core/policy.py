@@ -18,6 +18,7 @@ what the two policies' resamplers do differently (docs/performance.md, "Resampli
 (`pipeline.host_latency`, `resampler_holdbacks`, `resampler_recipes`) take the policy
 from their caller and have no default of their own.
 """
+
 from __future__ import annotations
 
 from typing import Dict

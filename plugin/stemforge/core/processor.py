@@ -23,6 +23,7 @@ Both are named in `policy`.
 >>> sep(np.zeros((2, 44100), np.float32), 44100).shape      # doctest: +SKIP
 (2, 44100)
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,16 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .fifo import SampleFifo
-from .layout import (CHANNELS_FIRST, MONO_1D, check_array, check_channels, check_finite,
-                     check_layout, from_channels_first, to_channels_first)
+from .layout import (
+    CHANNELS_FIRST,
+    MONO_1D,
+    check_array,
+    check_channels,
+    check_finite,
+    check_layout,
+    from_channels_first,
+    to_channels_first,
+)
 from .loading import Model, check_threads, load_model
 from .pipeline import Pipeline, realtime_headroom
 from .policy import OFFLINE, REALTIME
@@ -42,15 +51,18 @@ from .stats import track_stats
 
 ModelLike = Union[Model, str, None]
 
-BUSY = ("this StemSeparator is already processing a call in another thread; a processor holds "
-        "one stream's state, so concurrent calls would corrupt each other's audio: give each "
-        "thread its own StemSeparator (they can share one loaded model: "
-        "StemSeparator(stemforge.load_model(...), ...))")
+BUSY = (
+    "this StemSeparator is already processing a call in another thread; a processor holds "
+    "one stream's state, so concurrent calls would corrupt each other's audio: give each "
+    "thread its own StemSeparator (they can share one loaded model: "
+    "StemSeparator(stemforge.load_model(...), ...))"
+)
 
 
 def _one_thread_at_a_time(method: Callable) -> Callable:
     """Refuse a call while another thread is inside one (`BUSY`), instead of letting two
     threads interleave one stream's state; the thread inside may call on (re-entrant)."""
+
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         if not self._busy.acquire(blocking=False):
@@ -59,6 +71,7 @@ def _one_thread_at_a_time(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         finally:
             self._busy.release()
+
     return call
 
 
@@ -81,8 +94,9 @@ def residual_stem(model: Model, residual: Optional[str]) -> Optional[str]:
 MAX_GAIN = 1000.0
 
 
-def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]],
-                   residual: Optional[str]) -> Tuple[np.ndarray, float]:
+def output_weights(
+    model: Model, stem: Optional[str], gains: Optional[Mapping[str, float]], residual: Optional[str]
+) -> Tuple[np.ndarray, float]:
     """The (stems,) weights and the input's weight of the single output."""
     names = model.stems
     if stem is not None and gains is not None:
@@ -95,13 +109,20 @@ def output_weights(model: Model, stem: Optional[str], gains: Optional[Mapping[st
         gains = dict(gains or {})
         unknown = set(gains) - set(names)
         if unknown:
-            raise ValueError(f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; "
-                             f"this model has {', '.join(names)}")
+            raise ValueError(
+                f"unknown stem(s) in gains: {', '.join(sorted(unknown))}; this model has {', '.join(names)}"
+            )
         for s, g in gains.items():  # a NaN or huge gain would write NaN or Inf in every sample
-            if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(g) or abs(g) > MAX_GAIN:
-                raise ValueError(f"gain {g!r} for {s}: a gain is a finite number within "
-                                 f"+-{MAX_GAIN:g} (+60 dB); 0.0 mutes a stem, 1.0 keeps it as it is")
+            if (
+                isinstance(g, bool)
+                or not isinstance(g, (int, float, np.integer, np.floating))
+                or not np.isfinite(g)
+                or abs(g) > MAX_GAIN
+            ):
+                raise ValueError(
+                    f"gain {g!r} for {s}: a gain is a finite number within "
+                    f"+-{MAX_GAIN:g} (+60 dB); 0.0 mutes a stem, 1.0 keeps it as it is"
+                )
         gain_of = {s: float(gains.get(s, 1.0)) for s in names}
     weights = np.array([gain_of[s] for s in names], np.float32)
     residual = residual_stem(model, residual)
@@ -142,16 +163,22 @@ class StemSeparator:
     is_effect = True
     is_instrument = False
 
-    def __init__(self, model: ModelLike = None, *, stem: Optional[str] = None,
-                 gains: Optional[Mapping[str, float]] = None, residual: Optional[str] = "auto",
-                 device: str = "cpu", threads: Optional[int] = None,
-                 resampling: str = REALTIME, realtime: bool = False,
-                 headroom: Optional[int] = None):
+    def __init__(
+        self,
+        model: ModelLike = None,
+        *,
+        stem: Optional[str] = None,
+        gains: Optional[Mapping[str, float]] = None,
+        residual: Optional[str] = "auto",
+        device: str = "cpu",
+        threads: Optional[int] = None,
+        resampling: str = REALTIME,
+        realtime: bool = False,
+        headroom: Optional[int] = None,
+    ):
         check_threads(threads)
-        if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int)
-                                     or headroom < 1):
-            raise ValueError(f"headroom must be a positive number of model samples or None, "
-                             f"got {headroom!r}")
+        if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 1):
+            raise ValueError(f"headroom must be a positive number of model samples or None, got {headroom!r}")
         self.realtime, self.headroom = bool(realtime), headroom
         self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
@@ -186,8 +213,9 @@ class StemSeparator:
 
     # -- life cycle --------------------------------------------------------------------
     @_one_thread_at_a_time
-    def prepare(self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST,
-                block_size: Optional[int] = None) -> None:
+    def prepare(
+        self, sample_rate: float, channels: int = 2, layout: str = CHANNELS_FIRST, block_size: Optional[int] = None
+    ) -> None:
         """Set up for streams at `sample_rate` with `channels` channels (JUCE's prepareToPlay)
         whose buffers are laid out as `layout` ("channels-first", pedalboard's (channels,
         samples), or "channels-last"). The layout then reads blocks too small to tell it by
@@ -199,8 +227,9 @@ class StemSeparator:
         that completes the hop, so that the worker always has a block's time; None: blocks
         of up to a hop (longer ones may miss)."""
         check_layout(layout)
-        if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int)
-                                       or block_size < 1):
+        if block_size is not None and (
+            isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+        ):
             raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
         self._block_size = block_size
         self._build(sample_rate, channels)
@@ -214,15 +243,23 @@ class StemSeparator:
         check_channels(channels)
         headroom = None
         if self.realtime:
-            headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom,
-                                         self.resampling)
+            headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom, self.resampling)
         p = self._pipeline
         if p is None or p.host_rate != rate or p.host_channels != channels or p.headroom != headroom:
             if p is not None:
                 p.reset()  # stops its worker, if it has one
-            self._pipeline = Pipeline(self.model, rate, channels, self._weights[None],
-                                      np.array([self._direct]), self.threads, self.resampling,
-                                      headroom, self._fallback, headroom or 0)
+            self._pipeline = Pipeline(
+                self.model,
+                rate,
+                channels,
+                self._weights[None],
+                np.array([self._direct]),
+                self.threads,
+                self.resampling,
+                headroom,
+                self._fallback,
+                headroom or 0,
+            )
 
     @_one_thread_at_a_time
     def reset(self) -> None:
@@ -241,15 +278,18 @@ class StemSeparator:
     def latency_samples(self) -> int:
         """Delay of `process_block`'s output, in host samples (known after prepare)."""
         if self._pipeline is None:
-            raise RuntimeError("latency_samples is known after prepare(sample_rate, channels) "
-                               "or the first process call")
+            raise RuntimeError(
+                "latency_samples is known after prepare(sample_rate, channels) or the first process call"
+            )
         return self._pipeline.latency
 
     # -- calls -------------------------------------------------------------------------
     def _begin(self, audio: np.ndarray, sample_rate: float, mode: str) -> Tuple[np.ndarray, str]:
         if self._mode is not None and self._mode != mode:
-            raise RuntimeError("a stream started with process(reset=False) cannot continue with "
-                               "process_block (or the reverse); call reset() first")
+            raise RuntimeError(
+                "a stream started with process(reset=False) cannot continue with "
+                "process_block (or the reverse); call reset() first"
+            )
         x, layout = to_channels_first(audio, self._hint)
         check_channels(x.shape[0])
         check_finite(x)
@@ -263,15 +303,18 @@ class StemSeparator:
             self._pipeline.set_track_stats(self.track_stats)
             self._mode = mode
         elif p.host_rate != rate or p.host_channels != x.shape[0]:
-            raise ValueError(f"the stream in progress is {p.host_channels} ch at {p.host_rate} Hz; "
-                             f"got {x.shape[0]} ch at {rate} Hz; call reset() to start a new one")
+            raise ValueError(
+                f"the stream in progress is {p.host_channels} ch at {p.host_rate} Hz; "
+                f"got {x.shape[0]} ch at {rate} Hz; call reset() to start a new one"
+            )
         self._hint = (layout if layout != MONO_1D else CHANNELS_FIRST, x.shape[0])
         self._layout = layout
         return x, layout
 
     @_one_thread_at_a_time
-    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
-                reset: bool = True) -> np.ndarray:
+    def process(
+        self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True
+    ) -> np.ndarray:
         """pedalboard's Plugin.process: offline (reset=True) or one chunk of a stream.
 
         buffer_size is accepted for pedalboard compatibility only: the engine
@@ -338,10 +381,19 @@ class StemSplitter:
     >>> parts.append(splitter.flush())                              # doctest: +SKIP
     """
 
-    def __init__(self, model: ModelLike, sample_rate: float, channels: int,
-                 stems: Optional[list] = None, *, outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
-                 residual: Optional[str] = "auto", device: str = "cpu", threads: Optional[int] = None,
-                 resampling: str = OFFLINE):
+    def __init__(
+        self,
+        model: ModelLike,
+        sample_rate: float,
+        channels: int,
+        stems: Optional[list] = None,
+        *,
+        outputs: Optional[Mapping[str, Mapping[str, float]]] = None,
+        residual: Optional[str] = "auto",
+        device: str = "cpu",
+        threads: Optional[int] = None,
+        resampling: str = OFFLINE,
+    ):
         check_threads(threads)
         stems = [stems] if isinstance(stems, str) else stems  # one stem's name, not its letters
         m = as_model(model, device)
@@ -349,16 +401,21 @@ class StemSplitter:
         wanted = list(m.stems) if stems is None and not outputs else list(stems or [])
         unknown = [s for s in wanted if s not in m.stems]
         if unknown:
-            raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this model has "
-                             f"{', '.join(m.stems)}")
+            raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this model has {', '.join(m.stems)}")
         check_channels(channels)
         gains = {s: {t: float(t == s) for t in m.stems} for s in wanted}
         gains.update(outputs or {})
         self.stems = list(gains)  # the output names, in order
         rows = [output_weights(m, None, g, residual) for g in gains.values()]
-        self._pipeline = Pipeline(m, check_rate(sample_rate), channels,
-                                  np.stack([w for w, _ in rows]), np.array([d for _, d in rows]), threads,
-                                  resampling)
+        self._pipeline = Pipeline(
+            m,
+            check_rate(sample_rate),
+            channels,
+            np.stack([w for w, _ in rows]),
+            np.array([d for _, d in rows]),
+            threads,
+            resampling,
+        )
         self._pipeline.set_realtime(False)
 
     @property
@@ -384,10 +441,17 @@ class StemSplitter:
         return self._named(self._pipeline.flush())
 
 
-def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
-             stems: Optional[list] = None, *, residual: Optional[str] = "auto",
-             device: str = "cpu", threads: Optional[int] = None,
-             resampling: str = OFFLINE) -> Dict[str, np.ndarray]:
+def separate(
+    audio: np.ndarray,
+    sample_rate: float,
+    model: ModelLike = None,
+    stems: Optional[list] = None,
+    *,
+    residual: Optional[str] = "auto",
+    device: str = "cpu",
+    threads: Optional[int] = None,
+    resampling: str = OFFLINE,
+) -> Dict[str, np.ndarray]:
     """All stems of `audio`, offline, each aligned and of the input's shape.
 
     resampling: the OFFLINE policy by default (soxr HQ, for whole files), or REALTIME
@@ -407,10 +471,10 @@ def separate(audio: np.ndarray, sample_rate: float, model: ModelLike = None,
         return {s: np.zeros(audio.shape, np.float32) for s in names}
     x, layout = to_channels_first(audio)
     check_channels(x.shape[0])
-    splitter = StemSplitter(model, sample_rate, x.shape[0], stems, residual=residual,
-                            device=device, threads=threads, resampling=resampling)
+    splitter = StemSplitter(
+        model, sample_rate, x.shape[0], stems, residual=residual, device=device, threads=threads, resampling=resampling
+    )
     if splitter.needs_track_stats:
         splitter.set_track_stats(track_stats(x))
     head, tail = splitter.push(x), splitter.flush()
-    return {s: from_channels_first(np.concatenate([head[s], tail[s]], axis=1), layout)
-            for s in splitter.stems}
+    return {s: from_channels_first(np.concatenate([head[s], tail[s]], axis=1), layout) for s in splitter.stems}

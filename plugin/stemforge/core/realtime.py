@@ -20,6 +20,7 @@ state stays that of the whole stream and the next hops are exact again; only if 
 falls a whole input ring behind does it drop what it has not reached and start
 afresh after it.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -51,8 +52,8 @@ def _copy_to_ring(ring: np.ndarray, position: int, x: np.ndarray) -> None:
     cap, n = ring.shape[-1], x.shape[-1]
     i = position % cap
     first = min(n, cap - i)
-    ring[..., i:i + first] = x[..., :first]
-    ring[..., :n - first] = x[..., first:]
+    ring[..., i : i + first] = x[..., :first]
+    ring[..., : n - first] = x[..., first:]
 
 
 def _copy_from_ring(ring: np.ndarray, position: int, out: np.ndarray) -> None:
@@ -60,8 +61,8 @@ def _copy_from_ring(ring: np.ndarray, position: int, out: np.ndarray) -> None:
     cap, n = ring.shape[-1], out.shape[-1]
     i = position % cap
     first = min(n, cap - i)
-    out[..., :first] = ring[..., i:i + first]
-    out[..., first:] = ring[..., :n - first]
+    out[..., :first] = ring[..., i : i + first]
+    out[..., first:] = ring[..., : n - first]
 
 
 class _Worker:
@@ -230,15 +231,17 @@ class DecoupledEngine:
     def push(self, x: np.ndarray) -> np.ndarray:
         """(batch, channels, n) in; the stems due by now, (batch, stems, channels, m), out."""
         if x.shape[-1] > self.max_step:  # the rings are sized for max_step per call
-            return np.concatenate([self.push(x[..., i:i + self.max_step])
-                                   for i in range(0, x.shape[-1], self.max_step)], axis=-1)
+            return np.concatenate(
+                [self.push(x[..., i : i + self.max_step]) for i in range(0, x.shape[-1], self.max_step)], axis=-1
+            )
         self.start()
         w = self._worker
         if w.error is not None:
             error = w.error
             self.reset()  # the next block starts a new stream
-            raise RuntimeError(f"{self.engine.model.name}: the model failed ({type(error).__name__}: "
-                               f"{error})") from error
+            raise RuntimeError(
+                f"{self.engine.model.name}: the model failed ({type(error).__name__}: {error})"
+            ) from error
         if not self._adopted:
             self._adopt_priority()
         n, cap = x.shape[-1], self._inputs.shape[-1]

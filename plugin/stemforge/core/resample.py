@@ -1,4 +1,5 @@
 """Chunk-invariant streaming sample-rate conversion (soxr), identity when rates match."""
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -30,19 +31,22 @@ LOW_DELAY_OUT_SECONDS = CONTRACT_RESAMPLING["out_holdback_seconds"]
 
 def check_resampling(resampling: str) -> str:
     if resampling not in RESAMPLING:
-        raise ValueError(f"resampling must be one of {', '.join(map(repr, RESAMPLING))}, "
-                         f"got {resampling!r}")
+        raise ValueError(f"resampling must be one of {', '.join(map(repr, RESAMPLING))}, got {resampling!r}")
     return resampling
 
 
 def check_rate(sample_rate: float) -> int:
-    if not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
-            or isinstance(sample_rate, bool) or int(sample_rate) != sample_rate:
+    if (
+        not isinstance(sample_rate, (int, float, np.integer, np.floating))
+        or isinstance(sample_rate, bool)
+        or int(sample_rate) != sample_rate
+    ):
         raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
     rate = int(sample_rate)
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise ValueError(f"sample_rate {rate} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz; "
-                         "resample the audio first")
+        raise ValueError(
+            f"sample_rate {rate} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz; resample the audio first"
+        )
     return rate
 
 
@@ -61,8 +65,11 @@ class StreamResampler:
         self.reset()
 
     def reset(self) -> None:
-        self._stream = None if self.identity else soxr.ResampleStream(
-            self.in_rate, self.out_rate, self.channels, dtype="float32", quality=self.quality)
+        self._stream = (
+            None
+            if self.identity
+            else soxr.ResampleStream(self.in_rate, self.out_rate, self.channels, dtype="float32", quality=self.quality)
+        )
 
     def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
         if self.identity:
@@ -81,8 +88,7 @@ class StreamResampler:
         with its internal block, much shorter than that."""
         if self.identity:
             return 0.0
-        stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32",
-                                     quality=self.quality)
+        stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=self.quality)
         one = np.zeros((1, 1), np.float32)
         ratio, got, worst = self.out_rate / self.in_rate, 0, 0.0
         for n in range(1, int(seconds * self.in_rate) + 1):

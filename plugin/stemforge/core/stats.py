@@ -1,5 +1,6 @@
 """Demucs's track statistics of the input (numpy only): the window engine normalises by them
 (``input_normalization`` "track") and the readers compute them in one pass over a file."""
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -18,7 +19,7 @@ class RunningStats:
         mono = x.mean(axis=-2, dtype=np.float64)  # (batch, n): the mean over channels
         self.count += mono.shape[-1]
         self.total += float(mono.sum(axis=-1).mean())
-        self.squares += float((mono ** 2).sum(axis=-1).mean())
+        self.squares += float((mono**2).sum(axis=-1).mean())
 
     def get(self) -> Tuple[float, float]:
         if self.count < 2:

@@ -9,6 +9,7 @@ dependency does not load beside torch 2.13 CPU and is not needed). The
 files written follow the model contract, so the processor, the CLI and the
 DAW hosts run them like any other; the peers' code is only needed here.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,9 @@ def check_output(checkpoint: Path, out: Path, overwrite: bool = False) -> None:
         raise ImportRefused(f"{out} is the checkpoint itself; choose another output")
 
 
-def import_model(kind: str, checkpoint: Union[str, os.PathLike], out: Union[str, os.PathLike],
-                 *, overwrite: bool = False, **options) -> ModelInfo:
+def import_model(
+    kind: str, checkpoint: Union[str, os.PathLike], out: Union[str, os.PathLike], *, overwrite: bool = False, **options
+) -> ModelInfo:
     """Import a `kind` ("demucs" or "openunmix") checkpoint into the model file `out`
     (ImportRefused for an output `check_output` refuses)."""
     path = Path(checkpoint).expanduser()
@@ -46,8 +48,10 @@ def import_model(kind: str, checkpoint: Union[str, os.PathLike], out: Union[str,
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if kind == "demucs":
         from .demucs import import_demucs
+
         return import_demucs(path, Path(out), **options)
     if kind == "openunmix":
         from .openunmix import import_openunmix
+
         return import_openunmix(path, Path(out), **options)
     raise ValueError(f"unknown importer {kind!r}; choose one of {', '.join(IMPORTERS)}")

@@ -7,6 +7,7 @@ ignores Range, checks the SHA-256 and only then renames the file to its final
 name. `file_lock` serialises processes (and threads) that would write the same
 files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,9 @@ def check_sha256(path: Path, expected: str, name: Optional[str] = None) -> str:
     the file as `name` (default: its own)."""
     digest = sha256_of(path)
     if not expected or not digest.startswith(expected.lower()):
-        raise ChecksumError(f"{name or path.name}: SHA-256 {digest} does not match the published "
-                            f"{expected or '(none)'}")
+        raise ChecksumError(
+            f"{name or path.name}: SHA-256 {digest} does not match the published {expected or '(none)'}"
+        )
     return digest
 
 
@@ -68,8 +70,9 @@ def partial_of(target: Path) -> Path:
     return target.parent / f".{target.name}.partial"
 
 
-def download(url: str, target: Path, sha256: str, *, progress: Optional[Progress] = None,
-             retries: int = 5, timeout: float = 60.0) -> str:
+def download(
+    url: str, target: Path, sha256: str, *, progress: Optional[Progress] = None, retries: int = 5, timeout: float = 60.0
+) -> str:
     """Fetch `url` to `target`, verified against `sha256`; return the full SHA-256.
 
     A connection cut after some bytes came is resumed at once (up to `retries` times);
@@ -84,8 +87,14 @@ def download(url: str, target: Path, sha256: str, *, progress: Optional[Progress
         try:
             _fetch(url_for(url), partial, progress, timeout)
             break
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
-                socket.timeout, TimeoutError, _Cut) as e:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            ConnectionError,
+            socket.timeout,
+            TimeoutError,
+            _Cut,
+        ) as e:
             after = partial.stat().st_size if partial.exists() else 0
             resumes += 1
             if after <= before or resumes > retries or isinstance(e, urllib.error.HTTPError):
@@ -117,15 +126,17 @@ def _fetch(url: str, partial: Path, progress: Optional[Progress], timeout: float
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                          timeout=timeout)
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # nothing after what we have: the check decides
             return
         raise
     with response:
-        resumed = have > 0 and getattr(response, "status", None) == 206 \
+        resumed = (
+            have > 0
+            and getattr(response, "status", None) == 206
             and (response.headers.get("Content-Range") or "").startswith(f"bytes {have}-")
+        )
         done = have if resumed else 0
         length = response.headers.get("Content-Length")
         total = done + int(length) if length and length.isdigit() else None
@@ -150,6 +161,7 @@ def file_lock(path: Path, on_wait: Optional[Callable[[], None]] = None) -> Itera
     with open(path, "a+b") as f:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt
+
             waited = False
             while True:
                 try:
@@ -167,6 +179,7 @@ def file_lock(path: Path, on_wait: Optional[Callable[[], None]] = None) -> Itera
                 msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
             return
         import fcntl
+
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -2,6 +2,7 @@
 ``stemforge.json``), written atomically and reproducibly. build.py and the importers write
 with it; `stemforge.core.loading` reads what it writes.
 """
+
 from __future__ import annotations
 
 import hashlib

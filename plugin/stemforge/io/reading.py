@@ -9,6 +9,7 @@ sections, evaluate and ``live --simulate`` all read through here.
 MP3 inputs are read as pedalboard decodes them, decoder delay included (about
 1105 samples at 44.1 kHz for a LAME file): stems line up with that decoding.
 """
+
 from __future__ import annotations
 
 import errno
@@ -64,9 +65,12 @@ def _file_or_bad_link(path: Path) -> bool:
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def find_inputs(items: Iterable[str], recursive: bool = False,
-                exclude: Sequence[Path] = (),
-                outputs_of: Optional[Callable[[List[Path]], Set[Path]]] = None) -> List[Path]:
+def find_inputs(
+    items: Iterable[str],
+    recursive: bool = False,
+    exclude: Sequence[Path] = (),
+    outputs_of: Optional[Callable[[List[Path]], Set[Path]]] = None,
+) -> List[Path]:
     """Files, folders (their audio files; all levels with `recursive`) and glob patterns.
 
     Folders and patterns yield only audio files (by suffix), never hidden files or
@@ -87,15 +91,21 @@ def find_inputs(items: Iterable[str], recursive: bool = False,
             # an output folder inside this one is left out; this folder itself, named as the
             # output, is not: there only what outputs_of recognises is left out
             inner = [f for f in skip if f != resolved(path)]
-            files = sorted(p for p in path.glob(pattern) if _file_or_bad_link(p)
-                           and is_audio_name(p) and not _hidden(p, path) and not _inside(p, inner))
+            files = sorted(
+                p
+                for p in path.glob(pattern)
+                if _file_or_bad_link(p) and is_audio_name(p) and not _hidden(p, path) and not _inside(p, inner)
+            )
             if resolved(path) in skip:
                 in_output.update(resolved(p) for p in files)
             found += files
         elif not path.exists() and glob.has_magic(item):
             # glob already leaves out dot names unless the pattern spells them
-            found += sorted(p for p in map(Path, glob.glob(item, recursive=recursive))
-                            if _file_or_bad_link(p) and is_audio_name(p) and not _inside(p, skip))
+            found += sorted(
+                p
+                for p in map(Path, glob.glob(item, recursive=recursive))
+                if _file_or_bad_link(p) and is_audio_name(p) and not _inside(p, skip)
+            )
         else:
             found.append(path)
             named.add(resolved(path))  # named explicitly: taken as it is
@@ -112,6 +122,7 @@ def find_inputs(items: Iterable[str], recursive: bool = False,
 
 
 # -- truncated files ---------------------------------------------------------------------
+
 
 def _declared_and_present(path: Path) -> Optional[Tuple[int, int]]:
     """(bytes of audio the header declares, bytes the file holds) for WAV and AIFF, whose
@@ -167,8 +178,7 @@ def _crc16(data: bytes) -> int:
     return crc
 
 
-_FLAC_BLOCK = {1: 192, **{c: 576 << (c - 2) for c in range(2, 6)},
-               **{c: 256 << (c - 8) for c in range(8, 16)}}
+_FLAC_BLOCK = {1: 192, **{c: 576 << (c - 2) for c in range(2, 6)}, **{c: 256 << (c - 8) for c in range(8, 16)}}
 
 
 def _flac_frame(buf: bytes, i: int, fixed_block: int) -> Optional[Tuple[int, int]]:
@@ -181,12 +191,11 @@ def _flac_frame(buf: bytes, i: int, fixed_block: int) -> Optional[Tuple[int, int
         return None
     first, j = buf[i + 4], i + 5  # the frame or sample number, UTF-8 coded
     # k continuation bytes follow a first byte of k + 1 ones and a zero (110xxxxx: k = 1)
-    extra = 0 if first < 0x80 else next((k for k in range(1, 7)
-                                          if first >> (6 - k) == (1 << (k + 2)) - 2), None)
+    extra = 0 if first < 0x80 else next((k for k in range(1, 7) if first >> (6 - k) == (1 << (k + 2)) - 2), None)
     if extra is None or j + extra > len(buf):
         return None
     number = first & (0x3F >> extra if extra else 0x7F)
-    for byte in buf[j:j + extra]:
+    for byte in buf[j : j + extra]:
         if byte >> 6 != 2:
             return None
         number = number << 6 | byte & 0x3F
@@ -194,7 +203,7 @@ def _flac_frame(buf: bytes, i: int, fixed_block: int) -> Optional[Tuple[int, int
     block = _FLAC_BLOCK.get(size_code)
     if size_code in (6, 7):
         width = 1 if size_code == 6 else 2
-        block = int.from_bytes(buf[j:j + width], "big") + 1
+        block = int.from_bytes(buf[j : j + width], "big") + 1
         j += width
     j += {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
     if j >= len(buf) or _crc8(buf[i:j]) != buf[j]:
@@ -229,6 +238,7 @@ def _flac_present(path: Path) -> Optional[Tuple[int, int]]:
 
 # -- one open file -----------------------------------------------------------------------
 
+
 @dataclass
 class Source:
     """An open, checked input: its rate, channels and length, read in blocks."""
@@ -243,8 +253,9 @@ class Source:
     def seconds(self) -> float:
         return self.frames / self.sample_rate
 
-    def blocks(self, stop: Optional[threading.Event] = None, start: int = 0,
-               end: Optional[int] = None) -> Iterator[np.ndarray]:
+    def blocks(
+        self, stop: Optional[threading.Event] = None, start: int = 0, end: Optional[int] = None
+    ) -> Iterator[np.ndarray]:
         """(channels, n) float32 blocks of samples [start, end), READ_BLOCK at a time;
         Interrupted when `stop` is set, ExportError if the file ends early."""
         end = self.frames if end is None else min(end, self.frames)
@@ -254,16 +265,17 @@ class Source:
                 raise Interrupted()
             block = self.file.read(min(READ_BLOCK, end - self.file.tell()))
             if block.shape[1] == 0:
-                raise ExportError(f"{self.path}: the file ends early: {self.file.tell()} of "
-                                  f"{end} samples readable")
+                raise ExportError(f"{self.path}: the file ends early: {self.file.tell()} of {end} samples readable")
             # checked here, where the block's place in the file is known (a processor
             # downstream sees only the block)
             bad = first_non_finite(block)
             if bad is not None:
                 at = self.file.tell() - block.shape[1] + bad[0]
-                raise ExportError(f"{self.path} holds NaN or Inf (first at sample {at}, channel "
-                                  f"{bad[1]}, {at / self.sample_rate:.3f} s in); export the file "
-                                  "again from its source, or replace those samples")
+                raise ExportError(
+                    f"{self.path} holds NaN or Inf (first at sample {at}, channel "
+                    f"{bad[1]}, {at / self.sample_rate:.3f} s in); export the file "
+                    "again from its source, or replace those samples"
+                )
             yield block
 
     def track_stats(self, stop: Optional[threading.Event] = None) -> Tuple[float, float]:
@@ -292,34 +304,38 @@ def open_audio(path: Path, max_channels: Optional[int] = 2) -> Iterator[Source]:
                 os.stat(path)
                 what = "it leads to something that is not a file"
             except OSError as e:
-                what = ("it leads back to itself (a loop)" if e.errno == errno.ELOOP else
-                        "what it points to does not exist")
-            raise ExportError(f"{path}: a symbolic link to {os.readlink(path)}, and {what}; "
-                              "point it at an audio file")
+                what = (
+                    "it leads back to itself (a loop)" if e.errno == errno.ELOOP else "what it points to does not exist"
+                )
+            raise ExportError(f"{path}: a symbolic link to {os.readlink(path)}, and {what}; point it at an audio file")
         raise ExportError(f"{path}: no such file")
     try:
         f = AudioFile(str(path))
     except Exception as e:  # pedalboard raises several types for unreadable files
         kinds = ", ".join(s.lstrip(".") for s in AUDIO_EXTENSIONS)
-        raise ExportError(f"{path}: cannot read it as audio ({str(e).strip().splitlines()[0]}); "
-                          f"stemforge reads {kinds}") from None
+        raise ExportError(
+            f"{path}: cannot read it as audio ({str(e).strip().splitlines()[0]}); stemforge reads {kinds}"
+        ) from None
     with f:
         rate, channels, frames = f.samplerate, f.num_channels, int(f.frames)
         if frames == 0:
             raise ExportError(f"{path}: the file holds no audio")
         if max_channels is not None and channels > max_channels:
-            raise ExportError(f"{path}: {channels} channels; stemforge reads mono or stereo "
-                              "files: split it into mono or stereo files first")
+            raise ExportError(
+                f"{path}: {channels} channels; stemforge reads mono or stereo "
+                "files: split it into mono or stereo files first"
+            )
         if rate != int(rate) or not MIN_RATE <= rate <= MAX_RATE:
-            raise ExportError(f"{path}: sample rate {rate:g} Hz is outside {MIN_RATE}-{MAX_RATE} "
-                              "Hz; resample it first")
+            raise ExportError(f"{path}: sample rate {rate:g} Hz is outside {MIN_RATE}-{MAX_RATE} Hz; resample it first")
         sizes = _declared_and_present(path)
         present = frames * sizes[1] // sizes[0] if sizes and sizes[1] < sizes[0] else None
         if present is None and path.suffix.lower() == ".flac":
             declared = _flac_present(path)
             present = declared[1] if declared and declared[1] < declared[0] else None
         if present is not None:
-            raise ExportError(f"{path}: the file ends early: its header says {frames} samples, "
-                              f"about {present} are present; it is truncated (copy or export "
-                              "it again)")
+            raise ExportError(
+                f"{path}: the file ends early: its header says {frames} samples, "
+                f"about {present} are present; it is truncated (copy or export "
+                "it again)"
+            )
         yield Source(path, f, int(rate), channels, frames)

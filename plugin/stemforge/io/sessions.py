@@ -23,6 +23,7 @@ github.com/bitwig/dawproject).
 ...           SessionTrack("vocals", Path("stems/song/vocals.wav"))]   # doctest: +SKIP
 >>> write_session("dawproject", Path("stems/song/song.dawproject"), tracks, 44100, 2, 882000)  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,6 +45,7 @@ DAWPROJECT_SCHEMAS = Path(__file__).resolve().parent / "schemas" / "dawproject"
 @functools.lru_cache(maxsize=None)
 def _schema(name: str):
     from lxml import etree
+
     return etree.XMLSchema(etree.parse(str(DAWPROJECT_SCHEMAS / name)))
 
 
@@ -51,6 +53,7 @@ def check_dawproject_xml(text: str, schema: str) -> str:
     """`text` (a project.xml or metadata.xml) if it validates against the official
     DAWproject schema `schema` ("Project.xsd" or "MetaData.xsd"); else ExportError."""
     from lxml import etree
+
     try:
         doc = etree.fromstring(text.encode("utf-8"))
         valid = _schema(schema)
@@ -59,10 +62,12 @@ def check_dawproject_xml(text: str, schema: str) -> str:
         problem = str(valid.error_log.last_error)
     except etree.XMLSyntaxError as e:
         problem = str(e)
-    raise ExportError(f"the DAWproject session would not follow the DAWproject schema ({schema}: "
-                      f"{problem}); a track or file name holding control characters cannot go "
-                      "into XML: rename the file, or write --session reaper only. Otherwise this "
-                      "is a stemforge bug: please report it with this message")
+    raise ExportError(
+        f"the DAWproject session would not follow the DAWproject schema ({schema}: "
+        f"{problem}); a track or file name holding control characters cannot go "
+        "into XML: rename the file, or write --session reaper only. Otherwise this "
+        "is a stemforge bug: please report it with this message"
+    )
 
 
 @dataclass(frozen=True)
@@ -90,11 +95,12 @@ def _dawproject_markers(regions: Sequence[Region]) -> str:
     for start, end, name in regions:
         marks.append(f'      <Marker time="{start!r}" name={quoteattr(name)}/>')
         marks.append(f'      <Marker time="{end!r}" name={quoteattr(name + " end")}/>')
-    return ('\n    <Markers timeUnit="seconds" id="markers">\n' + "\n".join(marks) + "\n    </Markers>")
+    return '\n    <Markers timeUnit="seconds" id="markers">\n' + "\n".join(marks) + "\n    </Markers>"
 
 
-def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channels: int,
-                    seconds: float, regions: Sequence[Region] = ()) -> str:
+def _dawproject_xml(
+    tracks: List[SessionTrack], session: Path, rate: int, channels: int, seconds: float, regions: Sequence[Region] = ()
+) -> str:
     structure, lanes = [], []
     for i, t in enumerate(tracks):
         name = quoteattr(t.name)
@@ -114,7 +120,8 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
           </Clip>
         </Clips>
       </Lanes>''')
-    return check_dawproject_xml(f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+    return check_dawproject_xml(
+        f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Project version="1.0">
   <Application name="stemforge" version="{escape(_package_version())}"/>
   <Transport>
@@ -135,21 +142,27 @@ def _dawproject_xml(tracks: List[SessionTrack], session: Path, rate: int, channe
     </Lanes>{_dawproject_markers(regions)}
   </Arrangement>
 </Project>
-''', "Project.xsd")
+''',
+        "Project.xsd",
+    )
 
 
 def _package_version() -> str:
     from ..version import __version__
+
     return __version__
 
 
 def _metadata_xml(title: str) -> str:
-    return check_dawproject_xml(f'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+    return check_dawproject_xml(
+        f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <MetaData>
   <Title>{escape(title)}</Title>
   <Comment>Stems exported by stemforge {escape(_package_version())}</Comment>
 </MetaData>
-''', "MetaData.xsd")
+""",
+        "MetaData.xsd",
+    )
 
 
 RPP_QUOTES = ('"', "'", "`")
@@ -193,29 +206,38 @@ def _rpp_file(audio: Path, session: Path) -> str:
             except OSError:
                 shutil.copy2(audio, link)
         return _rpp_string(candidate)
-    raise ExportError(f"{audio}: REAPER cannot name a file holding \", ' and ` together or a line "
-                      f"break, and {folder} has no free name for a link to it; rename the file")
+    raise ExportError(
+        f"{audio}: REAPER cannot name a file holding \", ' and ` together or a line "
+        f"break, and {folder} has no free name for a link to it; rename the file"
+    )
 
 
-REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLAC", ".ogg": "VORBIS",
-                  ".mp3": "MP3"}
+REAPER_SOURCES = {".wav": "WAVE", ".aiff": "WAVE", ".aif": "WAVE", ".flac": "FLAC", ".ogg": "VORBIS", ".mp3": "MP3"}
 
 
-def _reaper_text(tracks: List[SessionTrack], session: Path, rate: int, seconds: float,
-                 regions: Sequence[Region] = ()) -> str:
-    lines = ['<REAPER_PROJECT 0.1 "7.0/stemforge" 0', f"  SAMPLERATE {rate} 0 0",
-             "  TEMPO 120 4 4"]
+def _reaper_text(
+    tracks: List[SessionTrack], session: Path, rate: int, seconds: float, regions: Sequence[Region] = ()
+) -> str:
+    lines = ['<REAPER_PROJECT 0.1 "7.0/stemforge" 0', f"  SAMPLERATE {rate} 0 0", "  TEMPO 120 4 4"]
     for i, (start, end, name) in enumerate(regions, 1):
         # A region is a pair of MARKER lines with the region flag (1): start with its
         # name, end with an empty one.
         lines += [f"  MARKER {i} {start!r} {_rpp_string(name)} 1", f'  MARKER {i} {end!r} "" 1']
     for t in tracks:
-        lines += ["  <TRACK", f"    NAME {_rpp_string(t.name)}", f"    MUTESOLO {int(t.muted)} 0 0",
-                  "    <ITEM", "      POSITION 0", f"      LENGTH {seconds!r}",
-                  f"      NAME {_rpp_string(t.name)}",
-                  f"      <SOURCE {REAPER_SOURCES.get(t.path.suffix.lower(), 'WAVE')}",
-                  f"        FILE {_rpp_file(t.path, session)}", "      >", "    >",
-                  "  >"]
+        lines += [
+            "  <TRACK",
+            f"    NAME {_rpp_string(t.name)}",
+            f"    MUTESOLO {int(t.muted)} 0 0",
+            "    <ITEM",
+            "      POSITION 0",
+            f"      LENGTH {seconds!r}",
+            f"      NAME {_rpp_string(t.name)}",
+            f"      <SOURCE {REAPER_SOURCES.get(t.path.suffix.lower(), 'WAVE')}",
+            f"        FILE {_rpp_file(t.path, session)}",
+            "      >",
+            "    >",
+            "  >",
+        ]
     lines.append(">")
     return "\n".join(lines) + "\n"
 
@@ -229,19 +251,29 @@ def _member(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def write_session(kind: str, path: Path, tracks: List[SessionTrack], sample_rate: int,
-                  channels: int, frames: int, title: str = "", regions: Sequence[Region] = ()) -> Path:
+def write_session(
+    kind: str,
+    path: Path,
+    tracks: List[SessionTrack],
+    sample_rate: int,
+    channels: int,
+    frames: int,
+    title: str = "",
+    regions: Sequence[Region] = (),
+) -> Path:
     """Write a `kind` ("dawproject" or "reaper") session to `path`, atomically; `regions`
     (start s, end s, name) become REAPER regions or DAWproject markers."""
     if kind not in FORMATS:
         raise ValueError(f"unknown session format {kind!r}; choose one of {', '.join(FORMATS)}")
     seconds = frames / sample_rate
     from .writing import atomic_path
+
     with atomic_path(path) as tmp:
         if kind == "dawproject":
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr(_member("project.xml"), _dawproject_xml(tracks, path, sample_rate,
-                                                                   channels, seconds, regions))
+                z.writestr(
+                    _member("project.xml"), _dawproject_xml(tracks, path, sample_rate, channels, seconds, regions)
+                )
                 z.writestr(_member("metadata.xml"), _metadata_xml(title or path.stem))
         else:
             tmp.write_text(_reaper_text(tracks, path, sample_rate, seconds, regions))

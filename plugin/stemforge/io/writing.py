@@ -9,6 +9,7 @@ would share. Every file (audio, session, text, model) is written to a hidden
 ``.<name>.partial<suffix>`` next to its target and renamed only when complete,
 so an interruption never leaves a file under its final name half written.
 """
+
 from __future__ import annotations
 
 import errno
@@ -32,8 +33,13 @@ TEMPLATE_FIELDS = {"track", "stem", "ext", "model", "preset", "index"}
 _EXAMPLE = dict(track="song", stem="vocals", ext="wav", model="studio", preset="studio", index=1)
 
 
-def check_template(template: str, need_stem: bool = True, option: str = "--filename",
-                   fmt: Optional[str] = None, known: Set[str] = TEMPLATE_FIELDS) -> None:
+def check_template(
+    template: str,
+    need_stem: bool = True,
+    option: str = "--filename",
+    fmt: Optional[str] = None,
+    known: Set[str] = TEMPLATE_FIELDS,
+) -> None:
     """Refuse a template with fields not in `known` or bad format specs, or (given the
     output format `fmt`) whose names would not end in that format's extension, before any
     work."""
@@ -43,23 +49,28 @@ def check_template(template: str, need_stem: bool = True, option: str = "--filen
         raise ExportError(f"{option} {template!r}: {e}") from None
     unknown = fields - known
     if unknown:
-        raise ExportError(f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in "
-                          f"{option}; use {', '.join('{' + f + '}' for f in sorted(known))}")
+        raise ExportError(
+            f"unknown field(s) {', '.join('{' + f + '}' for f in sorted(unknown))} in "
+            f"{option}; use {', '.join('{' + f + '}' for f in sorted(known))}"
+        )
     if need_stem and "stem" not in fields:
         raise ExportError(f"{option} needs {{stem}}, or every stem would get the same name")
     try:
         template.format(**_EXAMPLE)
     except (ValueError, TypeError, IndexError, KeyError) as e:
-        raise ExportError(f"{option} {template!r}: {e} ({{index}} is a number, e.g. "
-                          "{index:02d}; the other fields are text)") from None
+        raise ExportError(
+            f"{option} {template!r}: {e} ({{index}} is a number, e.g. {{index:02d}}; the other fields are text)"
+        ) from None
     if fmt is not None:
         # the writer picks the encoder by the name's extension: it must be the format's
         suffix = Path(template.format(**dict(_EXAMPLE, ext=fmt))).suffix.lower()
         if suffix != f".{fmt}":
             has = f"ends in {suffix}" if suffix else "has no extension"
-            raise ExportError(f"{option} {template!r} {has}, but the format is {fmt}: end the "
-                              f"name with .{{ext}} (e.g. \"{{track}}/{{stem}}.{{ext}}\"), or "
-                              "choose the format that matches")
+            raise ExportError(
+                f"{option} {template!r} {has}, but the format is {fmt}: end the "
+                f'name with .{{ext}} (e.g. "{{track}}/{{stem}}.{{ext}}"), or '
+                "choose the format that matches"
+            )
 
 
 def safe_part(text: str) -> str:
@@ -76,13 +87,11 @@ def target_path(out_dir: Path, template: str, **fields) -> Path:
     root = out_dir.resolve()
     target = (root / relative).resolve()
     if relative.is_absolute() or root not in target.parents:
-        raise ExportError(f"--filename {template!r} would write {target}, outside the output "
-                          f"folder {root}")
+        raise ExportError(f"--filename {template!r} would write {target}, outside the output folder {root}")
     return target
 
 
-def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems: Sequence[str],
-                     **fields) -> Set[Path]:
+def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems: Sequence[str], **fields) -> Set[Path]:
     """The files (resolved) among `files` that `template` under `out_dir` names as an output
     of another of them, whatever its {index}: what an earlier run wrote when the output
     folder is also an input folder. `stems` are the stem names; `fields` the other fields'
@@ -91,6 +100,7 @@ def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems:
 
     def text(value: str, spec: str, conversion: Optional[str]) -> str:  # as target_path writes it
         return formatter.format_field(formatter.convert_field(safe_part(value), conversion), spec)
+
     pattern, track_fields = [], []
     try:
         for literal, field, spec, conversion in formatter.parse(template):
@@ -99,8 +109,7 @@ def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems:
                 pattern.append(f"(?P<t{len(track_fields)}>[^/]+)")
                 track_fields.append((spec, conversion))
             elif field == "stem":
-                pattern.append("(?:" + "|".join(re.escape(text(s, spec, conversion))
-                                                for s in stems) + ")")
+                pattern.append("(?:" + "|".join(re.escape(text(s, spec, conversion)) for s in stems) + ")")
             elif field == "index":
                 pattern.append("[^/]*")
             elif field is not None:
@@ -108,6 +117,7 @@ def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems:
     except (ValueError, TypeError, KeyError):  # a bad template: check_template says why
         return set()
     from .reading import resolved  # a link loop among the files does not raise
+
     regex = re.compile("".join(pattern))
     owners: Dict[tuple, Set[Path]] = {}
     for f in files:
@@ -119,8 +129,7 @@ def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems:
         if root not in where.parents:
             continue
         match = regex.fullmatch(where.relative_to(root).as_posix())
-        if match and owners.get(tuple(match.group(f"t{i}") for i in range(len(track_fields))),
-                                set()) - {where}:
+        if match and owners.get(tuple(match.group(f"t{i}") for i in range(len(track_fields))), set()) - {where}:
             outputs.add(where)
     return outputs
 
@@ -128,17 +137,19 @@ def template_outputs(files: Sequence[Path], out_dir: Path, template: str, stems:
 def check_output_folder(out_dir: Path) -> None:
     for p in (out_dir, *out_dir.parents):
         if p.is_symlink() and not p.exists():  # resolving it would raise: say what it is
-            raise ExportError(f"output folder {out_dir}: {p} is a symbolic link that leads "
-                              "nowhere (a loop, or a missing target); choose another output folder")
+            raise ExportError(
+                f"output folder {out_dir}: {p} is a symbolic link that leads "
+                "nowhere (a loop, or a missing target); choose another output folder"
+            )
         if p.exists():
             if not p.is_dir():
-                raise ExportError(f"output folder {out_dir}: {p} is a file, not a folder; "
-                                  "choose another output folder")
+                raise ExportError(f"output folder {out_dir}: {p} is a file, not a folder; choose another output folder")
             return
 
 
-def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
-                  hint: str = "put {index} in the name template") -> None:
+def check_targets(
+    plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path], hint: str = "put {index} in the name template"
+) -> None:
     """Refuse, before anything is written, targets that two inputs share (the second
     would skip or overwrite the first) and targets that are inputs."""
     owner: Dict[Path, Path] = {}
@@ -148,11 +159,11 @@ def check_targets(plan: Mapping[Path, Sequence[Path]], inputs: Iterable[Path],
                 raise ExportError(f"{owner[t]} and {source} would both write {t}; {hint}")
             owner[t] = source
     from .reading import resolved
+
     sources = {resolved(Path(i)) for i in inputs}
     for t, source in owner.items():
         if t in sources:
-            raise ExportError(f"{source}: would overwrite the input {t}; choose another output "
-                              "folder or name")
+            raise ExportError(f"{source}: would overwrite the input {t}; choose another output folder or name")
 
 
 # Longest file name, in bytes, on the filesystems stemforge writes to (ext4, APFS, NTFS, ...).
@@ -193,9 +204,12 @@ def disk_full(target: Path, error: BaseException, guess: bool = False) -> Option
     if not said and not (guess and free is not None and free < FULL_BELOW):
         return None
     left = f" ({free} bytes free)" if free is not None else ""
-    return DiskFull(errno.ENOSPC, f"the disk holding {folder} is full{left}: {target.name} could "
-                    "not be written there; free some space on it or choose another output "
-                    "folder (no partial file was left)")
+    return DiskFull(
+        errno.ENOSPC,
+        f"the disk holding {folder} is full{left}: {target.name} could "
+        "not be written there; free some space on it or choose another output "
+        "folder (no partial file was left)",
+    )
 
 
 def remove_partials(target: Path, suffixes: Iterable[str]) -> None:
@@ -256,8 +270,14 @@ class StemWriter:
     context manager it aborts (removes its partial files) when the block raises,
     Ctrl-C included."""
 
-    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int,
-                 bit_depth: Optional[int] = None, stage: str = "the processing"):
+    def __init__(
+        self,
+        targets: Dict[str, Path],
+        sample_rate: int,
+        channels: int,
+        bit_depth: Optional[int] = None,
+        stage: str = "the processing",
+    ):
         self.targets = targets
         self.stage = stage
         self.partials = {s: partial_path(t) for s, t in targets.items()}
@@ -275,8 +295,9 @@ class StemWriter:
                     self._format = f"{fmt} {depth}-bit" if depth else fmt
                 try:
                     _make_parent(p, self._created)
-                    self._files[s] = AudioFile(str(p), "w", sample_rate, channels,
-                                               **({"bit_depth": depth} if depth else {}))
+                    self._files[s] = AudioFile(
+                        str(p), "w", sample_rate, channels, **({"bit_depth": depth} if depth else {})
+                    )
                 except (OSError, RuntimeError) as e:
                     raise disk_full(p, e, guess=True) or e
         except BaseException:
@@ -294,9 +315,11 @@ class StemWriter:
         for s, audio in parts.items():  # all checked before any is written
             if not np.isfinite(audio).all():
                 sample, channel = np.argwhere(~np.isfinite(audio.T))[0]  # the earliest sample
-                raise ExportError(f"{self.stage} gave NaN or Inf for {self.targets[s].name} (first at "
-                                  f"sample {self._written[s] + sample}, channel {channel}); the "
-                                  "file was not written")
+                raise ExportError(
+                    f"{self.stage} gave NaN or Inf for {self.targets[s].name} (first at "
+                    f"sample {self._written[s] + sample}, channel {channel}); the "
+                    "file was not written"
+                )
         for s, audio in parts.items():
             if audio.shape[1]:
                 if s in self._peaks:
@@ -313,11 +336,14 @@ class StemWriter:
         over = {s: peak for s, peak in self._peaks.items() if peak > 1.0}
         if not over:
             return ""
-        peaks = ", ".join(f"{self.targets[s].name} peaks at {p:.2f} ({20 * np.log10(p):+.1f} dBFS)"
-                          for s, p in over.items())
-        return (f"clipped at 0 dBFS: {peaks}; {self._format} stores nothing above 0 dBFS, so "
-                "the outputs no longer add up to the input there. 32-bit float WAV (format wav, "
-                "bit depth 32: the default) keeps it, or lower the gain first")
+        peaks = ", ".join(
+            f"{self.targets[s].name} peaks at {p:.2f} ({20 * np.log10(p):+.1f} dBFS)" for s, p in over.items()
+        )
+        return (
+            f"clipped at 0 dBFS: {peaks}; {self._format} stores nothing above 0 dBFS, so "
+            "the outputs no longer add up to the input there. 32-bit float WAV (format wav, "
+            "bit depth 32: the default) keeps it, or lower the gain first"
+        )
 
     def _close(self) -> None:
         files, self._files = self._files, {}
@@ -340,8 +366,7 @@ class StemWriter:
             except (OSError, RuntimeError, ValueError):
                 held = 0
             if held != self._written[s]:
-                short = RuntimeError(f"{self.targets[s]}: the file written holds {held} of "
-                                     f"{self._written[s]} samples")
+                short = RuntimeError(f"{self.targets[s]}: the file written holds {held} of {self._written[s]} samples")
                 raise disk_full(p, short, guess=True) or short
 
     def commit(self) -> List[Path]:

@@ -35,20 +35,23 @@ public:
     // A value as both faces print it: integers in full, numbers as %g, strings quoted.
     static std::string show(const Json& v) {
         switch (v.type) {
-            case Json::Bool: return v.b ? "true" : "false";
+            case Json::Bool:
+                return v.b ? "true" : "false";
             case Json::Number: {
                 if (v.integral) return v.raw.size() > 1 && v.raw == "-0" ? "0" : v.raw;
                 char buf[64];
                 std::snprintf(buf, sizeof(buf), "%g", v.num);
                 return buf;
             }
-            case Json::String: return "'" + v.str + "'";
+            case Json::String:
+                return "'" + v.str + "'";
             case Json::Array: {
                 std::string out;
                 for (const auto& item : v.items) out += (out.empty() ? "" : ", ") + show(item);
                 return out;
             }
-            default: return "null";
+            default:
+                return "null";
         }
     }
 
@@ -93,11 +96,16 @@ public:
             const std::string& other = rule.at("at_least").str;
             if (out.at(name).num < out.at(other).num) {
                 if (whenValue)
-                    throw ContractError(message("at_least_when", {{"field", name}, {"other", other},
-                                                                  {"bound", show(out.at(other))}, {"value", show(out.at(name))},
-                                                                  {"when", whenKey}, {"when_value", show(*whenValue)}}));
-                throw ContractError(message("at_least", {{"field", name}, {"other", other},
-                                                         {"bound", show(out.at(other))}, {"value", show(out.at(name))}}));
+                    throw ContractError(message("at_least_when", {{"field", name},
+                                                                  {"other", other},
+                                                                  {"bound", show(out.at(other))},
+                                                                  {"value", show(out.at(name))},
+                                                                  {"when", whenKey},
+                                                                  {"when_value", show(*whenValue)}}));
+                throw ContractError(message("at_least", {{"field", name},
+                                                         {"other", other},
+                                                         {"bound", show(out.at(other))},
+                                                         {"value", show(out.at(name))}}));
             }
         }
         return out;
@@ -151,15 +159,16 @@ private:
                     throw ContractError(message("names", {{"field", name}}));
             const long n = long(v.items.size());
             if (f.has("min_items") && n < long(f.at("min_items").num))
-                throw ContractError(message("min_items", {{"field", name}, {"bound", show(f.at("min_items"))},
-                                                          {"value", std::to_string(n)}}));
+                throw ContractError(message(
+                    "min_items", {{"field", name}, {"bound", show(f.at("min_items"))}, {"value", std::to_string(n)}}));
             if (f.has("max_items") && n > long(f.at("max_items").num))
-                throw ContractError(message("max_items", {{"field", name}, {"bound", show(f.at("max_items"))},
-                                                          {"value", std::to_string(n)}}));
+                throw ContractError(message(
+                    "max_items", {{"field", name}, {"bound", show(f.at("max_items"))}, {"value", std::to_string(n)}}));
             if (f.has("max_bytes"))
                 for (const auto& s : v.items)
                     if (double(s.str.size()) > f.at("max_bytes").num)
-                        throw ContractError(message("max_bytes", {{"field", name}, {"bound", show(f.at("max_bytes"))},
+                        throw ContractError(message("max_bytes", {{"field", name},
+                                                                  {"bound", show(f.at("max_bytes"))},
                                                                   {"value", std::to_string(s.str.size())}}));
             return;
         }
@@ -167,15 +176,16 @@ private:
             bool found = false;
             for (const auto& c : f.at("one_of").items) found = found || same(v, c);
             if (!found)
-                throw ContractError(message("one_of", {{"field", name}, {"choices", show(f.at("one_of"))},
-                                                       {"value", show(v)}}));
+                throw ContractError(
+                    message("one_of", {{"field", name}, {"choices", show(f.at("one_of"))}, {"value", show(v)}}));
         }
         if (f.has("min") && !(v.num >= f.at("min").num))
             throw ContractError(message("min", {{"field", name}, {"bound", show(f.at("min"))}, {"value", show(v)}}));
         if (f.has("max") && !(v.num <= f.at("max").num))
             throw ContractError(message("max", {{"field", name}, {"bound", show(f.at("max"))}, {"value", show(v)}}));
         if (f.has("below") && !(v.num < f.at("below").num))
-            throw ContractError(message("below", {{"field", name}, {"bound", show(f.at("below"))}, {"value", show(v)}}));
+            throw ContractError(
+                message("below", {{"field", name}, {"bound", show(f.at("below"))}, {"value", show(v)}}));
         if (f.has("kinds")) {
             const std::string& kind = out.at("kind").str;
             bool allowed = false;
@@ -185,8 +195,8 @@ private:
                 kinds += (kinds.empty() ? "" : ", ") + k.str;
             }
             if (!allowed && !same(v, f.at("default")))
-                throw ContractError(message("kinds", {{"field", name}, {"kinds", kinds}, {"value", show(v)},
-                                                      {"kind", kind}}));
+                throw ContractError(
+                    message("kinds", {{"field", name}, {"kinds", kinds}, {"value", show(v)}, {"kind", kind}}));
         }
     }
 

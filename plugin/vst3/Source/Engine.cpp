@@ -50,7 +50,7 @@ namespace {
 
 constexpr const char* kMetadataFile = "stemforge.json";
 constexpr int kMinRate = 8000, kMaxRate = 192000;  // stemforge.core.resample
-constexpr int kWorkerStep = 32768;  // the most model-rate input the worker takes per run
+constexpr int kWorkerStep = 32768;                 // the most model-rate input the worker takes per run
 
 void setError(char* err, size_t errlen, const std::string& message) {
     if (err == nullptr || errlen == 0) return;
@@ -81,9 +81,7 @@ Info parseInfo(const std::string& text, const std::string& where) {
     stemforge::Json d;
     try {
         d = stemforge::Contract::get().check(text);
-    } catch (const stemforge::ContractError& e) {
-        throw std::runtime_error(where + ": " + e.what());
-    }
+    } catch (const stemforge::ContractError& e) { throw std::runtime_error(where + ": " + e.what()); }
     auto integer = [&](const char* k) { return int(d.at(k).num); };  // the contract bounds them
     Info info;
     info.name = d.at("name").str;
@@ -122,9 +120,9 @@ public:
         if (end_ + n > capacity_) {
             int sz = size();
             if (sz + n > capacity_) return false;
-            for (int c = 0; c < channels_; ++c)
-                std::memmove(ch(c), ch(c) + start_, sizeof(float) * size_t(sz));
-            start_ = 0; end_ = sz;
+            for (int c = 0; c < channels_; ++c) std::memmove(ch(c), ch(c) + start_, sizeof(float) * size_t(sz));
+            start_ = 0;
+            end_ = sz;
         }
         return true;
     }
@@ -162,7 +160,10 @@ public:
         if (spare_) soxr_delete(spare_);
     }
     void init(int inRate, int outRate, int channels, int maxIn, unsigned long recipe) {
-        in_ = inRate; out_ = outRate; channels_ = channels; recipe_ = recipe;
+        in_ = inRate;
+        out_ = outRate;
+        channels_ = channels;
+        recipe_ = recipe;
         identity_ = inRate == outRate;
         ratio_ = double(outRate) / double(inRate);
         if (identity_) return;
@@ -184,7 +185,10 @@ public:
     // planar in (n samples) -> appended to `dst` (planar); false if dst is full or soxr fails
     bool process(const float* const* in, int n, Fifo& dst, std::string& error) {
         if (identity_) {
-            if (!dst.reserve(n)) { error = "internal error: a buffer is full"; return false; }
+            if (!dst.reserve(n)) {
+                error = "internal error: a buffer is full";
+                return false;
+            }
             for (int c = 0; c < channels_; ++c) std::memcpy(dst.writePtr(c), in[c], sizeof(float) * size_t(n));
             dst.commit(n);
             return true;
@@ -202,8 +206,14 @@ public:
                                outBuf_.data() + outPos * channels_, olen - outPos, &odone);
             outPos += odone;
         }
-        if (err) { error = std::string("soxr: ") + err; return false; }
-        if (!dst.reserve(int(outPos))) { error = "internal error: a buffer is full"; return false; }
+        if (err) {
+            error = std::string("soxr: ") + err;
+            return false;
+        }
+        if (!dst.reserve(int(outPos))) {
+            error = "internal error: a buffer is full";
+            return false;
+        }
         for (int c = 0; c < channels_; ++c) {
             float* w = dst.writePtr(c);
             for (size_t i = 0; i < outPos; ++i) w[i] = outBuf_[i * channels_ + c];
@@ -282,7 +292,7 @@ std::pair<unsigned long, unsigned long> recipes(int hostRate, int modelRate) {
 
 struct Resampling {
     std::pair<unsigned long, unsigned long> recipes;  // (host -> model, model -> host)
-    std::pair<double, double> holdbacks;  // pipeline.resampler_holdbacks (model, host samples)
+    std::pair<double, double> holdbacks;              // pipeline.resampler_holdbacks (model, host samples)
 };
 
 // pipeline.resampler_recipes and resampler_holdbacks, cached as there.
@@ -338,8 +348,12 @@ int realtimeHeadroom(const Info& info, int hostRate, int maxBlock) {
 // caller's setting back (loading.torch_threads).
 struct OneThread {
     int previous;
-    OneThread() : previous(at::get_num_threads()) { if (previous != 1) at::set_num_threads(1); }
-    ~OneThread() { if (previous != 1) at::set_num_threads(previous); }
+    OneThread() : previous(at::get_num_threads()) {
+        if (previous != 1) at::set_num_threads(1);
+    }
+    ~OneThread() {
+        if (previous != 1) at::set_num_threads(previous);
+    }
 };
 
 }  // namespace
@@ -356,10 +370,10 @@ struct sf_engine {
     int batch = 1, modelChannels = 2, stems = 4, hop = 0;
     int latency = 0, toDrop = 0, lookahead = 0;
     Resampler resampleIn, resampleOut;
-    Fifo modelIn;     // model-rate input waiting for a whole hop (batch * model channels)
-    Fifo modelStems;  // model-rate stems of this block, host channel layout (stems * host channels)
-    Fifo hostStems;   // host-rate stems, led by `latency` zeros: the delay line
-    Fifo dry;         // the input, led by `latency` zeros
+    Fifo modelIn;               // model-rate input waiting for a whole hop (batch * model channels)
+    Fifo modelStems;            // model-rate stems of this block, host channel layout (stems * host channels)
+    Fifo hostStems;             // host-rate stems, led by `latency` zeros: the delay line
+    Fifo dry;                   // the input, led by `latency` zeros
     std::vector<float> hopBuf;  // (batch, model channels, hop), the model's input tensor
     torch::Tensor hopTensor;
     c10::List<at::Tensor> state, initialState;
@@ -388,29 +402,29 @@ struct sf_engine {
     torch::Tensor chunkTensor;
     // real time: the worker thread runs the model on modelIn and puts the stems in outRing
     bool realtime = false;
-    int headroom = 0;             // model samples from a hop's completion to its stems' due time
-    int fallback = 0;             // the stem a missed hop's input goes to
-    Fifo audioIn;                 // the audio thread's model-rate input of one block (model layout)
-    Fifo history;                 // model-rate input not yet delivered (host layout): the fallback
-    Fifo workerStems;             // the worker's stems of one run (host layout)
-    std::vector<float> inRing;    // (batch * model channels) rows of capIn: input, by stream position
-    std::vector<float> outRing;   // (stems * host channels) rows of capOut: stems, by stream position
+    int headroom = 0;            // model samples from a hop's completion to its stems' due time
+    int fallback = 0;            // the stem a missed hop's input goes to
+    Fifo audioIn;                // the audio thread's model-rate input of one block (model layout)
+    Fifo history;                // model-rate input not yet delivered (host layout): the fallback
+    Fifo workerStems;            // the worker's stems of one run (host layout)
+    std::vector<float> inRing;   // (batch * model channels) rows of capIn: input, by stream position
+    std::vector<float> outRing;  // (stems * host channels) rows of capOut: stems, by stream position
     int capIn = 0, capOut = 0;
     // Stream positions only grow: a reset (the audio thread's, real-time safe) starts the new
     // stream at `origin`, past every position of the old one, and asks the worker (resetGen) to
     // start its side afresh there; until it has (ackGen), nothing it made counts as ready.
-    long long emitted = 0;        // the audio thread's: stems delivered
-    long long origin = 0;         // the audio thread's: where its stream starts
+    long long emitted = 0;                                      // the audio thread's: stems delivered
+    long long origin = 0;                                       // the audio thread's: where its stream starts
     std::atomic<long long> written{0}, gapEnd{0}, consumed{0};  // written by the audio thread only
     std::atomic<long long> resetOrigin{0};
-    std::atomic<unsigned> resetGen{0};                          // written by the audio thread only
-    std::atomic<long long> taken{0}, produced{0};               // written by the worker only
-    std::atomic<unsigned> ackGen{0}, failedGen{0};              // written by the worker only
-    long long workerOrigin = 0;   // the worker's: where its stream starts
+    std::atomic<unsigned> resetGen{0};              // written by the audio thread only
+    std::atomic<long long> taken{0}, produced{0};   // written by the worker only
+    std::atomic<unsigned> ackGen{0}, failedGen{0};  // written by the worker only
+    long long workerOrigin = 0;                     // the worker's: where its stream starts
     std::atomic<long long> misses{0};
     std::atomic<bool> workerFailed{false}, quit{false};
-    std::string workerError;      // written before workerFailed is set
-    std::mutex work;              // held by the worker while it runs; free and sf_engine_hold take it
+    std::string workerError;  // written before workerFailed is set
+    std::mutex work;          // held by the worker while it runs; free and sf_engine_hold take it
     sem_t wake;
     bool wakeReady = false, adopted = false;
     std::thread worker;
@@ -425,7 +439,10 @@ sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t
     try {
         {
             std::ifstream f(where, std::ios::binary);
-            if (!f) { setError(err, errlen, where + ": no such model file"); return nullptr; }
+            if (!f) {
+                setError(err, errlen, where + ": no such model file");
+                return nullptr;
+            }
             char magic[4] = {0, 0, 0, 0};
             f.read(magic, 4);
             if (!(magic[0] == 'P' && magic[1] == 'K')) {
@@ -442,8 +459,9 @@ sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t
             return nullptr;
         }
         if (extra[kMetadataFile].empty()) {
-            setError(err, errlen, where + ": no " + std::string(kMetadataFile)
-                                      + " metadata inside; build model files with build.py or stemforge's importers");
+            setError(err, errlen,
+                     where + ": no " + std::string(kMetadataFile)
+                         + " metadata inside; build model files with build.py or stemforge's importers");
             return nullptr;
         }
         model->info = parseInfo(extra[kMetadataFile], where);
@@ -476,9 +494,10 @@ sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t
                 if (t.sizes().vec() != expected) {
                     std::string got;
                     for (auto d : t.sizes()) got += (got.empty() ? "" : ", ") + std::to_string(d);
-                    setError(err, errlen, where + ": the model returns shape (" + got + "), the contract needs (1, "
-                                              + std::to_string(s) + ", " + std::to_string(c) + ", "
-                                              + std::to_string(n) + ") (batch, stems, channels, samples)");
+                    setError(err, errlen,
+                             where + ": the model returns shape (" + got + "), the contract needs (1, "
+                                 + std::to_string(s) + ", " + std::to_string(c) + ", " + std::to_string(n)
+                                 + ") (batch, stems, channels, samples)");
                     return nullptr;
                 }
                 if (!torch::isfinite(t).all().item<bool>()) {
@@ -508,16 +527,16 @@ sf_model* sf_model_load(const char* cpath, sf_model_info* out, char* err, size_t
             out->untrained = info.untrained;
         }
         return model.release();
-    } catch (const std::exception& e) {
-        setError(err, errlen, lastLine(e.what()));
-    } catch (...) {
+    } catch (const std::exception& e) { setError(err, errlen, lastLine(e.what())); } catch (...) {
         setError(err, errlen, where + ": unknown error while loading the model");
     }
     return nullptr;
 }
 
 void sf_model_free(sf_model* m) {
-    try { delete m; } catch (...) {}
+    try {
+        delete m;
+    } catch (...) {}
 }
 
 // Off the audio thread: the fresh resamplers and state the next reset swaps in (in real time
@@ -646,26 +665,27 @@ int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
         return 0;
     } catch (const std::exception& ex) {
         setError(err, errlen, "cannot prepare a reset: " + lastLine(ex.what()));
-    } catch (...) {
-        setError(err, errlen, "cannot prepare a reset");
-    }
+    } catch (...) { setError(err, errlen, "cannot prepare a reset"); }
     return 1;
 }
 
 static void workerLoop(sf_engine* e);
 
-sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime,
-                            char* err, size_t errlen) {
+sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime, char* err,
+                            size_t errlen) {
     try {
-        if (!model) { setError(err, errlen, "no model"); return nullptr; }
+        if (!model) {
+            setError(err, errlen, "no model");
+            return nullptr;
+        }
         if (hostRate < kMinRate || hostRate > kMaxRate) {
-            setError(err, errlen, "the host's sample rate " + std::to_string(hostRate)
-                                      + " Hz is outside the supported 8000-192000 Hz");
+            setError(
+                err, errlen,
+                "the host's sample rate " + std::to_string(hostRate) + " Hz is outside the supported 8000-192000 Hz");
             return nullptr;
         }
         if (hostChannels != 1 && hostChannels != 2) {
-            setError(err, errlen, "mono and stereo only, the host gives " + std::to_string(hostChannels)
-                                      + " channels");
+            setError(err, errlen, "mono and stereo only, the host gives " + std::to_string(hostChannels) + " channels");
             return nullptr;
         }
         auto e = std::make_unique<sf_engine>();
@@ -769,9 +789,7 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         return e.release();
     } catch (const std::exception& ex) {
         setError(err, errlen, "cannot set up the model: " + lastLine(ex.what()));
-    } catch (...) {
-        setError(err, errlen, "cannot set up the model");
-    }
+    } catch (...) { setError(err, errlen, "cannot set up the model"); }
     return nullptr;
 }
 
@@ -787,7 +805,8 @@ int sf_engine_sync(sf_engine* e, int timeoutMs) {
         {
             // the worker takes its input with `work` held: free, and no whole hop waiting, it is idle
             std::unique_lock<std::mutex> idle(e->work, std::try_to_lock);
-            if (idle.owns_lock() && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)
+            if (idle.owns_lock()
+                && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)
                 && e->written.load(std::memory_order_acquire) - e->taken.load(std::memory_order_acquire) < e->hop)
                 return 0;
         }
@@ -810,9 +829,7 @@ int sf_model_latency(sf_model* m, int hostRate, int maxBlock, int realtime) {
     try {
         const int headroom = realtime ? realtimeHeadroom(m->info, hostRate, std::max(maxBlock, 1)) : 0;
         return latencyFor(m->info, hostRate, headroom);
-    } catch (...) {
-        return -1;
-    }
+    } catch (...) { return -1; }
 }
 
 static void silence(sf_engine* e, int n, float* const* stems, float* const* dry) {
@@ -1080,8 +1097,8 @@ static void exchange(sf_engine* e) {
     if (count <= 0) return;
     if (!e->modelStems.reserve(count)) throw std::runtime_error("internal error: the stem buffer is full");
     // what the worker made counts once it has taken up this stream (its reset)
-    const long long made = e->ackGen.load(std::memory_order_acquire) == gen
-                               ? e->produced.load(std::memory_order_acquire) : e->emitted;
+    const long long made =
+        e->ackGen.load(std::memory_order_acquire) == gen ? e->produced.load(std::memory_order_acquire) : e->emitted;
     const int ready = int(std::clamp(made - e->emitted, 0LL, (long long)count));
     float* dst[2 * SF_MAX_STEMS];
     for (int k = 0; k < S * ch; ++k) dst[k] = e->modelStems.writePtr(k);
@@ -1099,12 +1116,12 @@ static void exchange(sf_engine* e) {
     e->consumed.store(target, std::memory_order_release);
 }
 
-int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry,
-                      char* err, size_t errlen) {
+int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
+                      size_t errlen) {
     if (n <= 0) return 0;
     if (n > e->maxBlock) {
-        setError(err, errlen, "a block of " + std::to_string(n) + " samples exceeds the prepared "
-                                  + std::to_string(e->maxBlock));
+        setError(err, errlen,
+                 "a block of " + std::to_string(n) + " samples exceeds the prepared " + std::to_string(e->maxBlock));
         silence(e, n, stems, dry);
         return 1;
     }
@@ -1127,7 +1144,8 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
             if (!e->resampleIn.process(one, n, f, error)) throw std::runtime_error(error);
             // the resampler wrote channel 0 only: copy it to channel 1
             const int added = f.size() - before;
-            std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before, sizeof(float) * size_t(added));
+            std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before,
+                        sizeof(float) * size_t(added));
         }
         e->modelStems.clear();
         if (e->realtime)
@@ -1149,9 +1167,7 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
         return 0;
     } catch (const std::exception& ex) {
         setError(err, errlen, e->model->info.name + ": the model failed (" + lastLine(ex.what()) + ")");
-    } catch (...) {
-        setError(err, errlen, e->model->info.name + ": the model failed");
-    }
+    } catch (...) { setError(err, errlen, e->model->info.name + ": the model failed"); }
     silence(e, n, stems, dry);
     return 1;
 }

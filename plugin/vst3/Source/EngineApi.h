@@ -24,7 +24,7 @@ typedef struct sf_engine sf_engine;  // one stream's data path at a host rate an
 typedef struct {
     char name[128];
     char version[64];
-    char kind[32];          // "streaming" or "window"
+    char kind[32];  // "streaming" or "window"
     char path[1024];
     int sample_rate;
     int channels;
@@ -44,8 +44,8 @@ typedef void (*sf_model_free_fn)(sf_model*);
 // a hop's stems are due a hop (at least max_block) after the hop is complete, which the latency
 // includes; a hop not ready in time is delivered with its input whole in `other` and counted
 // (sf_engine_misses). realtime == 0 (offline renders): the calling thread runs the model.
-typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block,
-                                          int realtime, char* err, size_t errlen);
+typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
+                                          char* err, size_t errlen);
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
 // hops delivered without the model's stems since the engine was built or reset
 typedef long long (*sf_engine_misses_fn)(const sf_engine*);
@@ -65,8 +65,8 @@ typedef int (*sf_engine_refresh_fn)(sf_engine*, char* err, size_t errlen);
 // delayed by sf_engine_latency samples. Returns 0, or nonzero with a message in err (the
 // outputs are then silence). Allocates nothing itself; torch's forward allocates its own (in
 // real time, on the worker thread only).
-typedef int (*sf_engine_process_fn)(sf_engine*, const float* const* in, int n, float* const* stems,
-                                    float* const* dry, char* err, size_t errlen);
+typedef int (*sf_engine_process_fn)(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
+                                    char* err, size_t errlen);
 typedef void (*sf_engine_free_fn)(sf_engine*);
 // Real time only, for diagnostics and the tests (so that they do not depend on the machine's
 // speed): sync waits until the worker has run every whole hop it was given (0, or 1 after
@@ -78,15 +78,15 @@ typedef void (*sf_engine_hold_fn)(sf_engine*, int hold);
 int sf_abi(void);
 sf_model* sf_model_load(const char* path, sf_model_info* info, char* err, size_t errlen);
 void sf_model_free(sf_model*);
-sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
-                            char* err, size_t errlen);
+sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, int realtime, char* err,
+                            size_t errlen);
 int sf_engine_latency(const sf_engine*);
 long long sf_engine_misses(const sf_engine*);
 int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
-int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
-                      char* err, size_t errlen);
+int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
+                      size_t errlen);
 void sf_engine_free(sf_engine*);
 int sf_engine_sync(sf_engine*, int timeout_ms);
 void sf_engine_hold(sf_engine*, int hold);

@@ -62,7 +62,10 @@ private:
             j.type = Json::Object;
             ++i;
             ws();
-            if (i < s.size() && s[i] == '}') { ++i; return j; }
+            if (i < s.size() && s[i] == '}') {
+                ++i;
+                return j;
+            }
             for (;;) {
                 ws();
                 if (i >= s.size() || s[i] != '"') fail("expected a key");
@@ -72,8 +75,14 @@ private:
                 ++i;
                 j.fields[key] = value(depth + 1);
                 ws();
-                if (i < s.size() && s[i] == ',') { ++i; continue; }
-                if (i < s.size() && s[i] == '}') { ++i; return j; }
+                if (i < s.size() && s[i] == ',') {
+                    ++i;
+                    continue;
+                }
+                if (i < s.size() && s[i] == '}') {
+                    ++i;
+                    return j;
+                }
                 fail("expected ',' or '}'");
             }
         }
@@ -81,19 +90,44 @@ private:
             j.type = Json::Array;
             ++i;
             ws();
-            if (i < s.size() && s[i] == ']') { ++i; return j; }
+            if (i < s.size() && s[i] == ']') {
+                ++i;
+                return j;
+            }
             for (;;) {
                 j.items.push_back(value(depth + 1));
                 ws();
-                if (i < s.size() && s[i] == ',') { ++i; continue; }
-                if (i < s.size() && s[i] == ']') { ++i; return j; }
+                if (i < s.size() && s[i] == ',') {
+                    ++i;
+                    continue;
+                }
+                if (i < s.size() && s[i] == ']') {
+                    ++i;
+                    return j;
+                }
                 fail("expected ',' or ']'");
             }
         }
-        if (c == '"') { j.type = Json::String; j.str = string(); return j; }
-        if (s.compare(i, 4, "true") == 0) { i += 4; j.type = Json::Bool; j.b = true; return j; }
-        if (s.compare(i, 5, "false") == 0) { i += 5; j.type = Json::Bool; return j; }
-        if (s.compare(i, 4, "null") == 0) { i += 4; return j; }
+        if (c == '"') {
+            j.type = Json::String;
+            j.str = string();
+            return j;
+        }
+        if (s.compare(i, 4, "true") == 0) {
+            i += 4;
+            j.type = Json::Bool;
+            j.b = true;
+            return j;
+        }
+        if (s.compare(i, 5, "false") == 0) {
+            i += 5;
+            j.type = Json::Bool;
+            return j;
+        }
+        if (s.compare(i, 4, "null") == 0) {
+            i += 4;
+            return j;
+        }
         return number();
     }
 
@@ -105,8 +139,10 @@ private:
         j.integral = true;
         if (i < s.size() && s[i] == '-') ++i;
         if (!digit()) fail("expecting value");
-        if (s[i] == '0') ++i;
-        else while (digit()) ++i;
+        if (s[i] == '0')
+            ++i;
+        else
+            while (digit()) ++i;
         if (i < s.size() && s[i] == '.') {
             ++i;
             if (!digit()) fail("expecting a digit after '.'");
@@ -132,10 +168,14 @@ private:
         for (int k = 0; k < 4; ++k) {
             const char h = s[i++];
             code <<= 4;
-            if (h >= '0' && h <= '9') code |= unsigned(h - '0');
-            else if (h >= 'a' && h <= 'f') code |= unsigned(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F') code |= unsigned(h - 'A' + 10);
-            else fail("bad \\u escape");
+            if (h >= '0' && h <= '9')
+                code |= unsigned(h - '0');
+            else if (h >= 'a' && h <= 'f')
+                code |= unsigned(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F')
+                code |= unsigned(h - 'A' + 10);
+            else
+                fail("bad \\u escape");
         }
         return code;
     }
@@ -166,31 +206,53 @@ private:
             const char c = s[i++];
             if (c == '"') return out;
             if (static_cast<unsigned char>(c) < 0x20) fail("invalid control character");
-            if (c != '\\') { out += c; continue; }
+            if (c != '\\') {
+                out += c;
+                continue;
+            }
             if (i >= s.size()) fail("unterminated string");
             const char e = s[i++];
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u': {
                     unsigned code = hex4();
                     if (code >= 0xD800 && code < 0xDC00 && s.compare(i, 2, "\\u") == 0) {
                         const size_t back = i;
                         i += 2;
                         const unsigned low = hex4();
-                        if (low >= 0xDC00 && low < 0xE000) code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-                        else i = back;  // not a pair: the high surrogate alone
+                        if (low >= 0xDC00 && low < 0xE000)
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                        else
+                            i = back;  // not a pair: the high surrogate alone
                     }
                     utf8(out, code);
                     break;
                 }
-                default: fail("invalid \\escape");
+                default:
+                    fail("invalid \\escape");
             }
         }
     }

@@ -12,8 +12,7 @@ public:
         addAndMakeVisible(generic);
         status.setJustificationType(juce::Justification::topLeft);
         fileButton.onClick = [this] {
-            chooser = std::make_unique<juce::FileChooser>("Choose a stemforge model file", juce::File(),
-                                                          "*.ts");
+            chooser = std::make_unique<juce::FileChooser>("Choose a stemforge model file", juce::File(), "*.ts");
             chooser->launchAsync(juce::FileBrowserComponent::openMode | juce::FileBrowserComponent::canSelectFiles,
                                  [this](const juce::FileChooser& fc) {
                                      auto f = fc.getResult();

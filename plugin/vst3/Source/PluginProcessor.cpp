@@ -49,8 +49,8 @@ EngineLibrary::EngineLibrary() {
         for (const char* lib : {"libc10.so", "libtorch_cpu.so", "libtorch.so"}) {
             auto path = juce::File(juce::String(dir)).getChildFile(lib).getFullPathName();
             if (!dlopen(path.toRawUTF8(), RTLD_NOW | RTLD_GLOBAL)) {
-                error = "stemforge: STEMFORGE_TORCH_LIB=" + juce::String(dir) + " does not hold a usable "
-                        + lib + " (" + juce::String(dlerror()) + ").";
+                error = "stemforge: STEMFORGE_TORCH_LIB=" + juce::String(dir) + " does not hold a usable " + lib + " ("
+                        + juce::String(dlerror()) + ").";
                 return;
             }
         }
@@ -77,8 +77,8 @@ EngineLibrary::EngineLibrary() {
     engineRefresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(handle, "sf_engine_refresh"));
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
-    if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency
-        || !engineMisses || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
+    if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency || !engineMisses
+        || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -100,8 +100,8 @@ Stream::~Stream() {
 // (or $XDG_CACHE_HOME/stemforge/models).
 static juce::File stemforgeHome() {
     if (const char* home = std::getenv("STEMFORGE_HOME"); home && *home)
-        return juce::File(juce::String(home).replace("~", juce::File::getSpecialLocation(
-                              juce::File::userHomeDirectory).getFullPathName()));
+        return juce::File(juce::String(home).replace(
+            "~", juce::File::getSpecialLocation(juce::File::userHomeDirectory).getFullPathName()));
     if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache && *cache)
         return juce::File(juce::String(cache)).getChildFile("stemforge");
     return juce::File::getSpecialLocation(juce::File::userHomeDirectory).getChildFile(".cache/stemforge");
@@ -128,7 +128,10 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
     choiceFiles.add({});
     for (int i = 0; i < 2; ++i)
         for (auto& d : dirs)
-            if (auto f = d.getChildFile(choices[i] + ".ts"); f.existsAsFile()) { choiceFiles.set(i, f); break; }
+            if (auto f = d.getChildFile(choices[i] + ".ts"); f.existsAsFile()) {
+                choiceFiles.set(i, f);
+                break;
+            }
     juce::StringArray others;
     juce::Array<juce::File> otherFiles;
     for (auto& d : dirs) {
@@ -142,21 +145,25 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
     juce::Array<int> order;
     for (int i = 0; i < others.size(); ++i) order.add(i);
     std::sort(order.begin(), order.end(), [&](int a, int b) { return others[a] < others[b]; });
-    for (int i : order) { choices.add(others[i]); choiceFiles.add(otherFiles[i]); }
+    for (int i : order) {
+        choices.add(others[i]);
+        choiceFiles.add(otherFiles[i]);
+    }
     choices.add(kFileChoice);
     choiceFiles.add({});
 
     juce::AudioProcessorValueTreeState::ParameterLayout layout;
-    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"output", 1}, "output", juce::StringArray{"stem", "mix"}, 0));
-    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"stem", 1}, "stem", juce::StringArray(kStemNames, kStemBuses), 3));
+    layout.add(
+        std::make_unique<ExactChoice>(juce::ParameterID{"output", 1}, "output", juce::StringArray{"stem", "mix"}, 0));
+    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"stem", 1}, "stem",
+                                             juce::StringArray(kStemNames, kStemBuses), 3));
     for (int s = 0; s < kStemBuses; ++s) {
         layout.add(std::make_unique<juce::AudioParameterFloat>(
             juce::ParameterID{juce::String(kStemNames[s]) + "_gain", 1}, juce::String(kStemNames[s]) + " gain",
             juce::NormalisableRange<float>(-60.0f, 12.0f, 0.01f), 0.0f,
             juce::AudioParameterFloatAttributes().withLabel("dB")));
-        layout.add(std::make_unique<ExactBool>(
-            juce::ParameterID{juce::String(kStemNames[s]) + "_mute", 1}, juce::String(kStemNames[s]) + " mute",
-            false));
+        layout.add(std::make_unique<ExactBool>(juce::ParameterID{juce::String(kStemNames[s]) + "_mute", 1},
+                                               juce::String(kStemNames[s]) + " mute", false));
     }
     layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"model", 1}, "model", choices, 0));
     return layout;
@@ -170,8 +177,7 @@ juce::AudioProcessor::BusesProperties StemforgeProcessor::buses() {
     return props;
 }
 
-StemforgeProcessor::StemforgeProcessor()
-    : AudioProcessor(buses()), params(*this, nullptr, "stemforge", makeLayout()) {
+StemforgeProcessor::StemforgeProcessor() : AudioProcessor(buses()), params(*this, nullptr, "stemforge", makeLayout()) {
     outputParam = params.getRawParameterValue("output");
     stemParam = params.getRawParameterValue("stem");
     for (int s = 0; s < kStemBuses; ++s) {
@@ -262,7 +268,8 @@ void StemforgeProcessor::tellHostLatency(int latency) {
     const bool lent = !mm->isThisTheMessageThread();
     if (lent) mm->setCurrentThreadAsMessageThread();
     setLatencySamples(latency);
-    if (lent) juce::MessageManager::callAsync([] { juce::MessageManager::getInstance()->setCurrentThreadAsMessageThread(); });
+    if (lent)
+        juce::MessageManager::callAsync([] { juce::MessageManager::getInstance()->setCurrentThreadAsMessageThread(); });
 }
 
 void StemforgeProcessor::anticipateLatency() {
@@ -274,8 +281,8 @@ void StemforgeProcessor::anticipateLatency() {
         model = currentModel;
     }
     if (!model) return;
-    const int latency = EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32),
-                                                          isNonRealtime() ? 0 : 1);
+    const int latency =
+        EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32), isNonRealtime() ? 0 : 1);
     if (latency >= 0 && latency != getLatencySamples() && onHostsThread()) tellHostLatency(latency);
 }
 
@@ -296,15 +303,18 @@ void StemforgeProcessor::loaderLoop() {
     while (!quitting) {
         {
             std::unique_lock<std::mutex> lock(loaderLock);
-            loaderWake.wait_for(lock, std::chrono::milliseconds(20),
-                                [&] { return quitting.load() || done.load() != requested.load() || refreshWanted.load(); });
+            loaderWake.wait_for(lock, std::chrono::milliseconds(20), [&] {
+                return quitting.load() || done.load() != requested.load() || refreshWanted.load();
+            });
         }
         if (quitting) break;
         if (const long long count = misses.load(); count != reportedMisses && std::getenv("STEMFORGE_VERBOSE")
-            && juce::Time::getMillisecondCounter() - missesReportedAt >= 1000) {
+                                                   && juce::Time::getMillisecondCounter() - missesReportedAt >= 1000) {
             // printing is not real-time safe: the loader says what the audio thread counted
-            std::fprintf(stderr, "stemforge: %lld hop(s) missed so far (the model was late; their input "
-                         "played in other)\n", count);
+            std::fprintf(stderr,
+                         "stemforge: %lld hop(s) missed so far (the model was late; their input "
+                         "played in other)\n",
+                         count);
             std::fflush(stderr);
             reportedMisses = count;
             missesReportedAt = juce::Time::getMillisecondCounter();
@@ -325,9 +335,7 @@ void StemforgeProcessor::loaderLoop() {
         if (done.load() == target) continue;
         try {
             build();
-        } catch (const std::exception& e) {
-            setStatus(juce::String("stemforge: ") + e.what(), true);
-        } catch (...) {
+        } catch (const std::exception& e) { setStatus(juce::String("stemforge: ") + e.what(), true); } catch (...) {
             setStatus("stemforge: unknown error while loading the model", true);
         }
         {
@@ -341,10 +349,14 @@ void StemforgeProcessor::loaderLoop() {
 }
 
 juce::String StemforgeProcessor::resolveModel(juce::String& error) const {
-    const int index = juce::jlimit(0, choices.size() - 1, juce::roundToInt(params.getRawParameterValue("model")->load()));
+    const int index =
+        juce::jlimit(0, choices.size() - 1, juce::roundToInt(params.getRawParameterValue("model")->load()));
     const juce::String name = choices[index];
     if (name == kFileChoice) {
-        if (modelFile.isEmpty()) { error = "stemforge: model 'file' chosen but no model file set"; return {}; }
+        if (modelFile.isEmpty()) {
+            error = "stemforge: model 'file' chosen but no model file set";
+            return {};
+        }
         return modelFile;
     }
     auto f = choiceFiles[index];
@@ -407,8 +419,7 @@ void StemforgeProcessor::build() {
     next->channels = ch;
     next->maxBlock = block;
     next->realtime = realtime;
-    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, err,
-                                    sizeof(err));
+    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, err, sizeof(err));
     if (!next->engine) {
         next.reset();
         return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
@@ -421,7 +432,10 @@ void StemforgeProcessor::build() {
     for (int s = 0; s < info.num_stems; ++s) next->pluginStemOf[s] = -1;
     for (int b = 0; b < kStemBuses; ++b) {
         for (int s = 0; s < info.num_stems; ++s)
-            if (juce::String(info.stems[s]) == kStemNames[b]) { next->modelStemOf[b] = s; next->pluginStemOf[s] = b; }
+            if (juce::String(info.stems[s]) == kStemNames[b]) {
+                next->modelStemOf[b] = s;
+                next->pluginStemOf[s] = b;
+            }
         if (next->modelStemOf[b] < 0) missing.add(kStemNames[b]);
     }
     for (int s = 0; s < info.num_stems; ++s)
@@ -451,16 +465,19 @@ void StemforgeProcessor::build() {
     builtLatency = latency;
     const bool windowed = juce::String(info.kind) == "window";
     setStatus(juce::String(info.name) + " " + info.version + (info.untrained ? " (UNTRAINED test fixture)" : "")
-                  + (windowed ? " [window model: for offline renders; each hop runs a whole window]" : "")
-                  + ": " + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate)
-                  + " Hz; latency " + juce::String(latency) + " samples ("
-                  + juce::String(1000.0 * latency / r, 1) + " ms) at " + juce::String(juce::roundToInt(r)) + " Hz"
+                  + (windowed ? " [window model: for offline renders; each hop runs a whole window]" : "") + ": "
+                  + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate) + " Hz; latency "
+                  + juce::String(latency) + " samples (" + juce::String(1000.0 * latency / r, 1) + " ms) at "
+                  + juce::String(juce::roundToInt(r)) + " Hz"
                   + (realtime ? " (the model runs beside the audio thread: a hop of that is its time)"
                               : " (offline render: each block waits for the model)")
-                  + (missing.isEmpty() ? juce::String() : "\nno " + missing.joinIntoString(", ") + " stem in this "
-                     "model: silence on " + (missing.size() == 1 ? "that bus" : "those buses") + " and as the stem")
-                  + (unnamed.isEmpty() ? juce::String() : "\nstems without a bus (in the mix at 0 dB): "
-                     + unnamed.joinIntoString(", ")),
+                  + (missing.isEmpty() ? juce::String()
+                                       : "\nno " + missing.joinIntoString(", ")
+                                             + " stem in this "
+                                               "model: silence on "
+                                             + (missing.size() == 1 ? "that bus" : "those buses") + " and as the stem")
+                  + (unnamed.isEmpty() ? juce::String()
+                                       : "\nstems without a bus (in the mix at 0 dB): " + unnamed.joinIntoString(", ")),
               false);
 }
 
@@ -574,8 +591,10 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         publishLatency();
     }
     std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
-    if (isNonRealtime()) lock.lock();
-    else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
+    if (isNonRealtime())
+        lock.lock();
+    else if (!lock.try_lock())
+        return silenceAll(buffer);  // a new model is being swapped in
     Stream* s = stream.get();
     auto& lib = EngineLibrary::get();
     auto mainIn = getBusBuffer(buffer, true, 0);
@@ -594,7 +613,8 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         const int p = s->pluginStemOf[k];
         gains[k] = 1.0f;
         if (p >= 0)
-            gains[k] = muteParams[p]->load() >= 0.5f ? 0.0f : juce::Decibels::decibelsToGain(gainParams[p]->load(), -1000.0f);
+            gains[k] =
+                muteParams[p]->load() >= 0.5f ? 0.0f : juce::Decibels::decibelsToGain(gainParams[p]->load(), -1000.0f);
     }
     if (!gainsValid) {
         std::copy(gains, gains + S, lastGains);
@@ -606,7 +626,8 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         const int m = std::min(n - off, s->maxBlock);
         for (int c = 0; c < ch; ++c) s->inPtrs[size_t(c)] = mainIn.getReadPointer(c, off);
         if (lib.engineProcess(s->engine, s->inPtrs.data(), m, s->stemPtrs.data(), s->dryPtrs.data(), failure,
-                              sizeof(failure)) != 0) {
+                              sizeof(failure))
+            != 0) {
             failed = true;  // the loader thread reports it; silence until the next model or reset
             failures.fetch_add(1);
             return silenceAll(buffer);
@@ -628,8 +649,10 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
             float* out = mainOut.getWritePointer(c, off);
             const int src = std::min(c, ch - 1);
             if (!mix) {
-                if (chosenStem >= 0) std::memcpy(out, s->stemPtrs[size_t(chosenStem * ch + src)], sizeof(float) * size_t(m));
-                else std::fill(out, out + m, 0.0f);
+                if (chosenStem >= 0)
+                    std::memcpy(out, s->stemPtrs[size_t(chosenStem * ch + src)], sizeof(float) * size_t(m));
+                else
+                    std::fill(out, out + m, 0.0f);
                 continue;
             }
             std::fill(out, out + m, 0.0f);
@@ -637,7 +660,8 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
                 const float* st = s->stemPtrs[size_t(k * ch + src)];
                 const float g0 = lastGains[k], g1 = gains[k];
                 if (g0 == g1) {
-                    if (g1 != 0.0f) for (int i = 0; i < m; ++i) out[i] += g1 * st[i];
+                    if (g1 != 0.0f)
+                        for (int i = 0; i < m; ++i) out[i] += g1 * st[i];
                 } else {
                     for (int i = 0; i < m; ++i) out[i] += (g0 + (g1 - g0) * float(off + i + 1) / float(n)) * st[i];
                 }
@@ -650,7 +674,10 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
             const int k = s->modelStemOf[b];  // the model's stem of this bus's name
             for (int c = 0; c < bus.getNumChannels(); ++c) {
                 float* out = bus.getWritePointer(c, off);
-                if (k < 0) { std::fill(out, out + m, 0.0f); continue; }
+                if (k < 0) {
+                    std::fill(out, out + m, 0.0f);
+                    continue;
+                }
                 if (bus.getNumChannels() == 1 && ch == 2) {
                     const float* l = s->stemPtrs[size_t(k * ch)];
                     const float* rr = s->stemPtrs[size_t(k * ch + 1)];
@@ -677,8 +704,10 @@ void StemforgeProcessor::processBlockBypassed(juce::AudioBuffer<float>& buffer, 
         publishLatency();
     }
     std::unique_lock<std::mutex> lock(streamLock, std::defer_lock);
-    if (isNonRealtime()) lock.lock();
-    else if (!lock.try_lock()) return silenceAll(buffer);  // a new model is being swapped in
+    if (isNonRealtime())
+        lock.lock();
+    else if (!lock.try_lock())
+        return silenceAll(buffer);  // a new model is being swapped in
     if (stream == nullptr) return;  // no model: latency 0, the input as it is
     if (!applyReset(*stream)) return silenceAll(buffer);
     auto mainIn = getBusBuffer(buffer, true, 0);
@@ -722,8 +751,7 @@ void StemforgeProcessor::setStateInformation(const void* data, int sizeInBytes) 
     // the value restored stays as saved (hosts compare it) unless it names another choice here
     const int restored = juce::roundToInt(params.getRawParameterValue("model")->load());
     if (name.isNotEmpty() && choices.contains(name)) {
-        if (choices.indexOf(name) != restored)
-            p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
+        if (choices.indexOf(name) != restored) p->setValueNotifyingHost(p->convertTo0to1(float(choices.indexOf(name))));
     } else if (name.isNotEmpty() && path.isNotEmpty()) {  // not in this machine's menu: its file
         {
             std::lock_guard<std::mutex> lock(configLock);

@@ -185,8 +185,8 @@ private:
     std::atomic<bool> failed{false};
     std::atomic<int> failures{0};  // counted by the audio thread, reported by the loader
     std::atomic<int> builtLatency{0};
-    std::atomic<bool> builtRealtime{false};  // the mode of the stream the audio thread runs
-    std::atomic<long long> misses{0};  // hops of the stream the model was late for (the audio thread's copy)
+    std::atomic<bool> builtRealtime{false};     // the mode of the stream the audio thread runs
+    std::atomic<long long> misses{0};           // hops of the stream the model was late for (the audio thread's copy)
     std::atomic<std::thread::id> hostThread{};  // the VST3 host's message thread (see setIComponentHandler)
     // reset() on any thread only asks; the processing thread resets, from what the loader prepared
     std::atomic<bool> resetPending{false}, refreshWanted{false};

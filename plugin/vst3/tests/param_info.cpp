@@ -37,18 +37,27 @@ int main(int argc, char** argv) {
     }
     const std::string lib = std::string(argv[1]) + "/Contents/x86_64-linux/stemforge.so";
     void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) { std::fprintf(stderr, "%s\n", dlerror()); return 1; }
+    if (!h) {
+        std::fprintf(stderr, "%s\n", dlerror());
+        return 1;
+    }
     if (auto entry = reinterpret_cast<bool (*)(void*)>(dlsym(h, "ModuleEntry")); entry && !entry(h)) return 1;
     auto getFactory = reinterpret_cast<IPluginFactory* (*)()>(dlsym(h, "GetPluginFactory"));
     IPluginFactory* factory = getFactory ? getFactory() : nullptr;
-    if (!factory) { std::fprintf(stderr, "no factory\n"); return 1; }
+    if (!factory) {
+        std::fprintf(stderr, "no factory\n");
+        return 1;
+    }
     IComponent* component = nullptr;
     for (int32 i = 0; i < factory->countClasses() && !component; ++i) {
         PClassInfo info;
         if (factory->getClassInfo(i, &info) == kResultOk && std::strcmp(info.category, kVstAudioEffectClass) == 0)
             factory->createInstance(info.cid, IComponent::iid, reinterpret_cast<void**>(&component));
     }
-    if (!component || component->initialize(nullptr) != kResultOk) { std::fprintf(stderr, "no component\n"); return 1; }
+    if (!component || component->initialize(nullptr) != kResultOk) {
+        std::fprintf(stderr, "no component\n");
+        return 1;
+    }
     TUID cid;
     IEditController* controller = nullptr;
     if (component->getControllerClassId(cid) != kResultOk
@@ -60,7 +69,10 @@ int main(int argc, char** argv) {
     IConnectionPoint *a = nullptr, *b = nullptr;
     component->queryInterface(IConnectionPoint::iid, reinterpret_cast<void**>(&a));
     controller->queryInterface(IConnectionPoint::iid, reinterpret_cast<void**>(&b));
-    if (!a || !b) { std::fprintf(stderr, "no connection points\n"); return 1; }
+    if (!a || !b) {
+        std::fprintf(stderr, "no connection points\n");
+        return 1;
+    }
     a->connect(b);
     b->connect(a);
     for (int32 i = 0; i < controller->getParameterCount(); ++i) {

@@ -31,7 +31,10 @@ int main(int argc, char** argv) {
     const int rate = std::atoi(argv[3]), block = std::atoi(argv[4]), resets = std::atoi(argv[5]);
     const int channels = 2;
     void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) { std::fprintf(stderr, "%s\n", dlerror()); return 1; }
+    if (!h) {
+        std::fprintf(stderr, "%s\n", dlerror());
+        return 1;
+    }
     auto load = reinterpret_cast<sf_model_load_fn>(dlsym(h, "sf_model_load"));
     auto create = reinterpret_cast<sf_engine_create_fn>(dlsym(h, "sf_engine_create"));
     auto process = reinterpret_cast<sf_engine_process_fn>(dlsym(h, "sf_engine_process"));
@@ -40,9 +43,15 @@ int main(int argc, char** argv) {
     char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
     sf_model* model = load(argv[2], &info, err, sizeof(err));
-    if (!model) { std::fprintf(stderr, "%s\n", err); return 1; }
+    if (!model) {
+        std::fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     sf_engine* engine = create(model, rate, channels, block, 0, err, sizeof(err));
-    if (!engine) { std::fprintf(stderr, "%s\n", err); return 1; }
+    if (!engine) {
+        std::fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     std::vector<std::vector<float>> in(channels, std::vector<float>(size_t(block), 0.01f));
     std::vector<std::vector<float>> stems(size_t(info.num_stems * channels), std::vector<float>(size_t(block)));
     std::vector<std::vector<float>> dry(channels, std::vector<float>(size_t(block)));
@@ -65,10 +74,18 @@ int main(int argc, char** argv) {
     for (; done < resets; ++done) {  // the render thread: StemforgeProcessor::applyReset offline
         int rc = reset(engine, err, sizeof(err));
         if (rc == SF_RESET_NOT_READY) {
-            if (refresh(engine, err, sizeof(err)) != 0) { std::fprintf(stderr, "refresh: %s\n", err); status = 1; break; }
+            if (refresh(engine, err, sizeof(err)) != 0) {
+                std::fprintf(stderr, "refresh: %s\n", err);
+                status = 1;
+                break;
+            }
             rc = reset(engine, err, sizeof(err));
         }
-        if (rc != 0) { std::fprintf(stderr, "reset %d returned %d\n", done, rc); status = 1; break; }
+        if (rc != 0) {
+            std::fprintf(stderr, "reset %d returned %d\n", done, rc);
+            status = 1;
+            break;
+        }
         if (process(engine, inPtrs.data(), block, stemPtrs.data(), dryPtrs.data(), err, sizeof(err)) != 0) {
             std::fprintf(stderr, "block after reset %d: %s\n", done, err);
             status = 1;
@@ -77,7 +94,10 @@ int main(int argc, char** argv) {
     }
     stop = true;
     loader.join();
-    if (loaderFailures.load() != 0) { std::fprintf(stderr, "%ld refreshes failed\n", loaderFailures.load()); status = 1; }
+    if (loaderFailures.load() != 0) {
+        std::fprintf(stderr, "%ld refreshes failed\n", loaderFailures.load());
+        status = 1;
+    }
     std::printf("resets %d\n", done);
     return status;
 }

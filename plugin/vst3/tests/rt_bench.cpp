@@ -28,7 +28,8 @@
 // Called by rt_host.cpp's main with argv[0] = "--bench".
 int benchMain(int argc, char** argv) {
     if (argc != 9 && argc != 10) {
-        std::fprintf(stderr, "usage: stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
+        std::fprintf(stderr,
+                     "usage: stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;
@@ -39,7 +40,10 @@ int benchMain(int argc, char** argv) {
     const double warm = argc == 10 ? std::atof(argv[9]) : 0.0;
 
     std::ifstream in(argv[5], std::ios::binary | std::ios::ate);
-    if (!in) { std::fprintf(stderr, "cannot read %s\n", argv[5]); return 1; }
+    if (!in) {
+        std::fprintf(stderr, "cannot read %s\n", argv[5]);
+        return 1;
+    }
     const size_t total = size_t(in.tellg()) / sizeof(float) / 2;
     std::vector<float> audio(2 * total);
     in.seekg(0);
@@ -48,10 +52,16 @@ int benchMain(int argc, char** argv) {
     juce::VST3PluginFormat format;
     juce::OwnedArray<juce::PluginDescription> types;
     format.findAllTypesForFile(types, argv[1]);
-    if (types.isEmpty()) { std::fprintf(stderr, "no plugin in %s\n", argv[1]); return 1; }
+    if (types.isEmpty()) {
+        std::fprintf(stderr, "no plugin in %s\n", argv[1]);
+        return 1;
+    }
     juce::String error;
     auto plugin = format.createInstanceFromDescription(*types[0], rate, block, error);
-    if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
+    if (!plugin) {
+        std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8());
+        return 1;
+    }
     if (!choose(findParameter(*plugin, "model"), argv[2]) || !choose(findParameter(*plugin, "stem"), "vocals")) {
         std::fprintf(stderr, "no model %s\n", argv[2]);
         return 1;
@@ -67,10 +77,11 @@ int benchMain(int argc, char** argv) {
             sched_param param{};
             param.sched_priority = 50;
             priorityNote = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) == 0
-                               ? "SCHED_FIFO 50" : "normal priority (SCHED_FIFO not permitted)";
+                               ? "SCHED_FIFO 50"
+                               : "normal priority (SCHED_FIFO not permitted)";
         }
-        juce::AudioBuffer<float> buffer(std::max(plugin->getTotalNumInputChannels(),
-                                                 plugin->getTotalNumOutputChannels()), block);
+        juce::AudioBuffer<float> buffer(
+            std::max(plugin->getTotalNumInputChannels(), plugin->getTotalNumOutputChannels()), block);
         juce::MidiBuffer midi;
         const auto period = std::chrono::duration<double>(pace > 0 ? block / rate / pace : 0.0);
         auto next = std::chrono::steady_clock::now();

@@ -73,7 +73,10 @@ int main(int argc, char** argv) {
     const int rate = std::atoi(argv[3]), channels = std::atoi(argv[4]), block = std::atoi(argv[5]),
               count = std::atoi(argv[6]);
     void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) { std::fprintf(stderr, "%s\n", dlerror()); return 1; }
+    if (!h) {
+        std::fprintf(stderr, "%s\n", dlerror());
+        return 1;
+    }
     auto load = reinterpret_cast<sf_model_load_fn>(dlsym(h, "sf_model_load"));
     auto create = reinterpret_cast<sf_engine_create_fn>(dlsym(h, "sf_engine_create"));
     auto process = reinterpret_cast<sf_engine_process_fn>(dlsym(h, "sf_engine_process"));
@@ -85,9 +88,15 @@ int main(int argc, char** argv) {
     char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
     sf_model* model = load(argv[2], &info, err, sizeof(err));
-    if (!model) { std::fprintf(stderr, "%s\n", err); return 1; }
+    if (!model) {
+        std::fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     sf_engine* engine = create(model, rate, channels, block, realtime, err, sizeof(err));
-    if (!engine) { std::fprintf(stderr, "%s\n", err); return 1; }
+    if (!engine) {
+        std::fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     const int S = info.num_stems;
     std::vector<std::vector<float>> in(static_cast<size_t>(channels), std::vector<float>(static_cast<size_t>(block)));
     std::vector<std::vector<float>> stems(size_t(S * channels), std::vector<float>(size_t(block)));
@@ -98,42 +107,63 @@ int main(int argc, char** argv) {
     for (auto& v : stems) stemPtrs.push_back(v.data());
     for (auto& v : dry) dryPtrs.push_back(v.data());
     unsigned seed = 1;
-    std::vector<float> afterReset, fresh;  // stems after the reset, and a fresh engine's
+    std::vector<float> afterReset, fresh;    // stems after the reset, and a fresh engine's
     std::vector<std::vector<float>> inputs;  // the input after the reset
     for (int b = 0; b < count; ++b) {
         if (b == resetAt) {
-            if (refresh(engine, err, sizeof(err)) != 0) { std::fprintf(stderr, "%s\n", err); return 1; }
+            if (refresh(engine, err, sizeof(err)) != 0) {
+                std::fprintf(stderr, "%s\n", err);
+                return 1;
+            }
             allocations = 0;
             counting = true;
             const int rc = reset(engine, err, sizeof(err));
             counting = false;
-            if (rc != 0) { std::fprintf(stderr, "reset returned %d\n", rc); return 1; }
+            if (rc != 0) {
+                std::fprintf(stderr, "reset returned %d\n", rc);
+                return 1;
+            }
             std::printf("reset_allocations %ld\n", allocations.load());
         }
         for (auto& v : in)
-            for (auto& x : v) { seed = seed * 1664525u + 1013904223u; x = float(int(seed >> 9) % 2000 - 1000) * 1e-4f; }
+            for (auto& x : v) {
+                seed = seed * 1664525u + 1013904223u;
+                x = float(int(seed >> 9) % 2000 - 1000) * 1e-4f;
+            }
         if (resetAt >= 0 && b >= resetAt)
             for (auto& v : in) inputs.push_back(v);
         allocations = 0;
         counting = true;
         const int rc = process(engine, inPtrs.data(), block, stemPtrs.data(), dryPtrs.data(), err, sizeof(err));
         counting = false;
-        if (rc != 0) { std::fprintf(stderr, "%s\n", err); return 1; }
+        if (rc != 0) {
+            std::fprintf(stderr, "%s\n", err);
+            return 1;
+        }
         std::printf("%ld\n", allocations.load());
-        if (realtime && sync(engine, 60000) != 0) { std::fprintf(stderr, "the worker did not finish\n"); return 1; }
+        if (realtime && sync(engine, 60000) != 0) {
+            std::fprintf(stderr, "the worker did not finish\n");
+            return 1;
+        }
         if (resetAt >= 0 && b >= resetAt)
             for (auto& v : stems) afterReset.insert(afterReset.end(), v.begin(), v.end());
     }
     if (resetAt >= 0) {
         sf_engine* again = create(model, rate, channels, block, realtime, err, sizeof(err));
-        if (!again) { std::fprintf(stderr, "%s\n", err); return 1; }
+        if (!again) {
+            std::fprintf(stderr, "%s\n", err);
+            return 1;
+        }
         for (size_t k = 0; k < inputs.size(); k += size_t(channels)) {
             for (int c = 0; c < channels; ++c) inPtrs[size_t(c)] = inputs[k + size_t(c)].data();
             if (process(again, inPtrs.data(), block, stemPtrs.data(), dryPtrs.data(), err, sizeof(err)) != 0) {
                 std::fprintf(stderr, "%s\n", err);
                 return 1;
             }
-            if (realtime && sync(again, 60000) != 0) { std::fprintf(stderr, "the worker did not finish\n"); return 1; }
+            if (realtime && sync(again, 60000) != 0) {
+                std::fprintf(stderr, "the worker did not finish\n");
+                return 1;
+            }
             for (auto& v : stems) fresh.insert(fresh.end(), v.begin(), v.end());
         }
         double worst = 0.0;

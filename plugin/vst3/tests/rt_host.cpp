@@ -129,13 +129,25 @@ int main(int argc, char** argv) {
     juce::VST3PluginFormat format;
     juce::OwnedArray<juce::PluginDescription> types;
     format.findAllTypesForFile(types, bundle);
-    if (types.isEmpty()) { std::fprintf(stderr, "no plugin in %s\n", argv[1]); return 1; }
+    if (types.isEmpty()) {
+        std::fprintf(stderr, "no plugin in %s\n", argv[1]);
+        return 1;
+    }
     juce::String error;
     auto plugin = format.createInstanceFromDescription(*types[0], rate, block, error);
-    if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
+    if (!plugin) {
+        std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8());
+        return 1;
+    }
     auto* model = findParameter(*plugin, "model");
-    if (!model || !choose(model, from)) { std::fprintf(stderr, "no model %s\n", argv[2]); return 1; }
-    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) { std::fprintf(stderr, "no output mix\n"); return 1; }
+    if (!model || !choose(model, from)) {
+        std::fprintf(stderr, "no model %s\n", argv[2]);
+        return 1;
+    }
+    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) {
+        std::fprintf(stderr, "no output mix\n");
+        return 1;
+    }
     plugin->setNonRealtime(false);
     plugin->prepareToPlay(rate, block);
     const int latencyBefore = plugin->getLatencySamples();
@@ -177,7 +189,12 @@ int main(int argc, char** argv) {
     pumpUntil(0, latencyBefore / block + 50);
     gateClosed = true;
     phase = 1;
-    if (!choose(model, to)) { std::fprintf(stderr, "no model %s\n", argv[3]); stop = true; audio.join(); return 1; }
+    if (!choose(model, to)) {
+        std::fprintf(stderr, "no model %s\n", argv[3]);
+        stop = true;
+        audio.join();
+        return 1;
+    }
     // the switch is over when the host has been told the new latency (the same guard)
     for (int i = 0; i < 60000 && plugin->getLatencySamples() == latencyBefore; ++i)
         juce::MessageManager::getInstance()->runDispatchLoopUntil(10);
@@ -209,25 +226,43 @@ static int scenario(int argc, char** argv) {
     juce::VST3PluginFormat format;
     juce::OwnedArray<juce::PluginDescription> types;
     format.findAllTypesForFile(types, bundle);
-    if (types.isEmpty()) { std::fprintf(stderr, "no plugin in %s\n", argv[2]); return 1; }
+    if (types.isEmpty()) {
+        std::fprintf(stderr, "no plugin in %s\n", argv[2]);
+        return 1;
+    }
     juce::String error;
     auto plugin = format.createInstanceFromDescription(*types[0], 44100.0, block, error);
-    if (!plugin) { std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8()); return 1; }
+    if (!plugin) {
+        std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8());
+        return 1;
+    }
     auto* model = findParameter(*plugin, "model");
-    if (!model) { std::fprintf(stderr, "no model parameter\n"); return 1; }
-    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) { std::fprintf(stderr, "no output mix\n"); return 1; }
+    if (!model) {
+        std::fprintf(stderr, "no model parameter\n");
+        return 1;
+    }
+    if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) {
+        std::fprintf(stderr, "no output mix\n");
+        return 1;
+    }
     // the processor's VST3 interface, to stop and start the transport as a DAW does
     Steinberg::Vst::IAudioProcessor* vst = nullptr;
     if (auto* component = static_cast<Steinberg::Vst::IComponent*>(plugin->getPlatformSpecificData()))
         component->queryInterface(Steinberg::Vst::IAudioProcessor::iid, reinterpret_cast<void**>(&vst));
-    if (!vst) { std::fprintf(stderr, "no IAudioProcessor\n"); return 1; }
+    if (!vst) {
+        std::fprintf(stderr, "no IAudioProcessor\n");
+        return 1;
+    }
     auto pump = [](double s) { juce::MessageManager::getInstance()->runDispatchLoopUntil(int(s * 1000)); };
     plugin->setNonRealtime(false);
     for (int a = 5; a < argc; ++a) {
         const auto spec = juce::StringArray::fromTokens(juce::String(argv[a]), ":", "");
         const double rate = spec[0].getDoubleValue();
         const auto models = juce::StringArray::fromTokens(spec[1], ",", "");
-        if (!choose(model, models[0])) { std::fprintf(stderr, "no model %s\n", models[0].toRawUTF8()); return 1; }
+        if (!choose(model, models[0])) {
+            std::fprintf(stderr, "no model %s\n", models[0].toRawUTF8());
+            return 1;
+        }
         plugin->releaseResources();
         plugin->prepareToPlay(rate, block);
         std::atomic<bool> stop{false}, transport{false}, restarted{false};
@@ -251,7 +286,8 @@ static int scenario(int argc, char** argv) {
                     restarted = true;
                 }
                 for (int c = 0; c < buffer.getNumChannels(); ++c)
-                    for (int i = 0; i < block; ++i) buffer.setSample(c, i, c < 2 ? random.nextFloat() * 0.2f - 0.1f : 0.0f);
+                    for (int i = 0; i < block; ++i)
+                        buffer.setSample(c, i, c < 2 ? random.nextFloat() * 0.2f - 0.1f : 0.0f);
                 plugin->processBlock(buffer, midi);
                 ++blocks;
                 if (buffer.getMagnitude(0, 0, block) == 0.0f) ++silent;
@@ -262,7 +298,12 @@ static int scenario(int argc, char** argv) {
         for (int m = 0; m < models.size(); ++m) {
             if (m > 0) {
                 const int old = plugin->getLatencySamples();
-                if (!choose(model, models[m])) { std::fprintf(stderr, "no model %s\n", models[m].toRawUTF8()); stop = true; audio.join(); return 1; }
+                if (!choose(model, models[m])) {
+                    std::fprintf(stderr, "no model %s\n", models[m].toRawUTF8());
+                    stop = true;
+                    audio.join();
+                    return 1;
+                }
                 for (int i = 0; i < 1200 && plugin->getLatencySamples() == old; ++i) pump(0.05);  // guard: 60 s
             }
             pump(seconds / 2);
