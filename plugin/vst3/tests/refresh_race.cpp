@@ -11,8 +11,6 @@
 // reset; it prints "resets N" and exits 0 if every reset and every block succeeded. Before the
 // engine made its refreshes one at a time, the two threads replaced the same spare resampler
 // and a reset swapped in a deleted or null one ("soxr: null pointer").
-#include <dlfcn.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -20,26 +18,22 @@
 #include <thread>
 #include <vector>
 
-#include "../Source/EngineApi.h"
+#include "engine_library.h"
 
 int main(int argc, char** argv) {
     if (argc != 6) {
         std::fprintf(stderr, "usage: refresh_race BUNDLE MODEL HOST_RATE BLOCK RESETS\n");
         return 2;
     }
-    const std::string lib = std::string(argv[1]) + "/Contents/x86_64-linux/libstemforge_engine.so";
     const int rate = std::atoi(argv[3]), block = std::atoi(argv[4]), resets = std::atoi(argv[5]);
     const int channels = 2;
-    void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        std::fprintf(stderr, "%s\n", dlerror());
-        return 1;
-    }
-    auto load = reinterpret_cast<sf_model_load_fn>(dlsym(h, "sf_model_load"));
-    auto create = reinterpret_cast<sf_engine_create_fn>(dlsym(h, "sf_engine_create"));
-    auto process = reinterpret_cast<sf_engine_process_fn>(dlsym(h, "sf_engine_process"));
-    auto reset = reinterpret_cast<sf_engine_reset_fn>(dlsym(h, "sf_engine_reset"));
-    auto refresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(h, "sf_engine_refresh"));
+    EngineLibrary engineLib;
+    if (!engineLib.open(argv[1])) return 1;
+    auto load = engineLib.load;
+    auto create = engineLib.create;
+    auto process = engineLib.process;
+    auto reset = engineLib.reset;
+    auto refresh = engineLib.refresh;
     char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
     sf_model* model = load(argv[2], &info, err, sizeof(err));

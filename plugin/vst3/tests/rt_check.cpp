@@ -19,8 +19,6 @@
 // whose allocations it prints ("reset_allocations N"); then the rest of the blocks, and the
 // largest difference between them and what a fresh engine gives for the same input
 // ("reset_difference D"). RESET_AT -1: no reset.
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -29,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "../Source/EngineApi.h"
+#include "engine_library.h"
 
 extern "C" {
 void* __libc_malloc(size_t);
@@ -69,21 +67,17 @@ int main(int argc, char** argv) {
     }
     caller = true;
     const int realtime = argc == 9 ? std::atoi(argv[8]) : 0;
-    const std::string lib = std::string(argv[1]) + "/Contents/x86_64-linux/libstemforge_engine.so";
     const int rate = std::atoi(argv[3]), channels = std::atoi(argv[4]), block = std::atoi(argv[5]),
               count = std::atoi(argv[6]);
-    void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        std::fprintf(stderr, "%s\n", dlerror());
-        return 1;
-    }
-    auto load = reinterpret_cast<sf_model_load_fn>(dlsym(h, "sf_model_load"));
-    auto create = reinterpret_cast<sf_engine_create_fn>(dlsym(h, "sf_engine_create"));
-    auto process = reinterpret_cast<sf_engine_process_fn>(dlsym(h, "sf_engine_process"));
-    auto reset = reinterpret_cast<sf_engine_reset_fn>(dlsym(h, "sf_engine_reset"));
-    auto refresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(h, "sf_engine_refresh"));
-    auto sync = reinterpret_cast<sf_engine_sync_fn>(dlsym(h, "sf_engine_sync"));
-    auto misses = reinterpret_cast<sf_engine_misses_fn>(dlsym(h, "sf_engine_misses"));
+    EngineLibrary engineLib;
+    if (!engineLib.open(argv[1])) return 1;
+    auto load = engineLib.load;
+    auto create = engineLib.create;
+    auto process = engineLib.process;
+    auto reset = engineLib.reset;
+    auto refresh = engineLib.refresh;
+    auto sync = engineLib.sync;
+    auto misses = engineLib.misses;
     const int resetAt = argc >= 8 ? std::atoi(argv[7]) : -1;
     char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
