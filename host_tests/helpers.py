@@ -75,3 +75,27 @@ def run_cli(*args, cwd=None, timeout: float = 300) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "stemforge", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+def untrained_streaming_info(name: str, description: str, stems: tuple = STEMS):
+    """The metadata of a small hand-written streaming test model (44.1 kHz stereo, hop 256,
+    no lookahead): an untrained fixture, saved with stemforge.io.model_files.save_model."""
+    from stemforge.core.contract import ModelInfo
+
+    return ModelInfo(
+        name=name,
+        version="1",
+        kind="streaming",
+        sample_rate=44100,
+        stems=tuple(stems),
+        channels=2,
+        lookahead=0,
+        context=0,
+        hop=256,
+        window=256,
+        sums_to_mix=True,
+        description=description,
+        training_data="none",
+        license="MIT",
+        untrained=True,
+    )

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import stemforge
-from host_tests.helpers import MODELS, STEMS, blocks, db, loaded_model, music
+from host_tests.helpers import MODELS, STEMS, blocks, db, loaded_model, music, untrained_streaming_info
 
 try:
     BUNDLE = str(stemforge.plugin_path())
@@ -54,26 +54,9 @@ class Explodes(torch.nn.Module):
 
 
 def save_explodes(path) -> None:
-    from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
 
-    info = ModelInfo(
-        name="explodes",
-        version="1",
-        kind="streaming",
-        sample_rate=44100,
-        stems=STEMS,
-        channels=2,
-        lookahead=0,
-        context=0,
-        hop=256,
-        window=256,
-        sums_to_mix=True,
-        description="throws on loud input",
-        training_data="none",
-        license="MIT",
-        untrained=True,
-    )
+    info = untrained_streaming_info("explodes", "throws on loud input")
     save_model(Explodes(), info, path)
 
 
@@ -93,26 +76,9 @@ class TwoStems(torch.nn.Module):
 
 
 def save_two_stems(path) -> None:
-    from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
 
-    info = ModelInfo(
-        name="two-stems",
-        version="1",
-        kind="streaming",
-        sample_rate=44100,
-        stems=("vocals", "accompaniment"),
-        channels=2,
-        lookahead=0,
-        context=0,
-        hop=256,
-        window=256,
-        sums_to_mix=True,
-        description="vocals and the rest",
-        training_data="none",
-        license="MIT",
-        untrained=True,
-    )
+    info = untrained_streaming_info("two-stems", "vocals and the rest", ("vocals", "accompaniment"))
     save_model(TwoStems(), info, path)
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import stemforge
-from host_tests.helpers import MODELS, music
+from host_tests.helpers import MODELS, music, untrained_streaming_info
 
 try:
     BUNDLE = stemforge.plugin_path()
@@ -258,26 +258,9 @@ def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
     """The plugin in a real-time host, its blocks back to back, with a model much slower than
     them: the model misses hops, and the plugin says how many (its window shows the count,
     STEMFORGE_VERBOSE prints it)."""
-    from stemforge.core.contract import ModelInfo
     from stemforge.io.model_files import save_model
 
-    info = ModelInfo(
-        name="slow",
-        version="1",
-        kind="streaming",
-        sample_rate=44100,
-        stems=("drums", "bass", "other", "vocals"),
-        channels=2,
-        lookahead=0,
-        context=0,
-        hop=256,
-        window=256,
-        sums_to_mix=True,
-        description="slow on purpose",
-        training_data="none",
-        license="MIT",
-        untrained=True,
-    )
+    info = untrained_streaming_info("slow", "slow on purpose")
     models = tmp_path / "models"
     models.mkdir()
     save_model(Slow(), info, models / "slow.ts")
