@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import stemforge
+from host_tests.helpers import SF_ERROR_CHARS, ModelInfoC
 from stemforge.core import contract
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -33,26 +34,6 @@ try:
 except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
     pytestmark = pytest.mark.skip(reason=f"{e}")
     ENGINE = None
-
-SF_MAX_STEMS, SF_ERROR_CHARS = 16, 1024
-
-
-class ModelInfoC(ctypes.Structure):  # sf_model_info (EngineApi.h)
-    _fields_ = [
-        ("name", ctypes.c_char * 128),
-        ("version", ctypes.c_char * 64),
-        ("kind", ctypes.c_char * 32),
-        ("path", ctypes.c_char * 1024),
-        ("sample_rate", ctypes.c_int),
-        ("channels", ctypes.c_int),
-        ("hop", ctypes.c_int),
-        ("window", ctypes.c_int),
-        ("lookahead", ctypes.c_int),
-        ("num_stems", ctypes.c_int),
-        ("stems", (ctypes.c_char * 64) * SF_MAX_STEMS),
-        ("sums_to_mix", ctypes.c_int),
-        ("untrained", ctypes.c_int),
-    ]
 
 
 class Engine:

@@ -19,33 +19,13 @@ import pytest
 import torch
 
 import stemforge
-from host_tests.helpers import MODELS, music, untrained_streaming_info
+from host_tests.helpers import MODELS, SF_ERROR_CHARS, ModelInfoC, music, untrained_streaming_info
 
 try:
     BUNDLE = stemforge.plugin_path()
 except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
     pytestmark = pytest.mark.skip(reason=f"{e}")
     BUNDLE = None
-
-MAX_STEMS, ERR = 16, 1024
-
-
-class Info(ctypes.Structure):
-    _fields_ = [
-        ("name", ctypes.c_char * 128),
-        ("version", ctypes.c_char * 64),
-        ("kind", ctypes.c_char * 32),
-        ("path", ctypes.c_char * 1024),
-        ("sample_rate", ctypes.c_int),
-        ("channels", ctypes.c_int),
-        ("hop", ctypes.c_int),
-        ("window", ctypes.c_int),
-        ("lookahead", ctypes.c_int),
-        ("num_stems", ctypes.c_int),
-        ("stems", (ctypes.c_char * 64) * MAX_STEMS),
-        ("sums_to_mix", ctypes.c_int),
-        ("untrained", ctypes.c_int),
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +35,7 @@ def lib():
     floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
     for name, res, args in (
         ("sf_abi", i, []),
-        ("sf_model_load", p, [c, ctypes.POINTER(Info), c, ctypes.c_size_t]),
+        ("sf_model_load", p, [c, ctypes.POINTER(ModelInfoC), c, ctypes.c_size_t]),
         ("sf_model_free", None, [p]),
         ("sf_engine_create", p, [p, i, i, i, i, c, ctypes.c_size_t]),
         ("sf_engine_latency", i, [p]),
@@ -82,11 +62,11 @@ class Engine:
 
     def __init__(self, lib, path, rate: int, channels: int, block: int, realtime: bool):
         self.lib, self.block, self.channels = lib, block, channels
-        self.err = ctypes.create_string_buffer(ERR)
-        self.info = Info()
-        self.model = lib.sf_model_load(str(path).encode(), ctypes.byref(self.info), self.err, ERR)
+        self.err = ctypes.create_string_buffer(SF_ERROR_CHARS)
+        self.info = ModelInfoC()
+        self.model = lib.sf_model_load(str(path).encode(), ctypes.byref(self.info), self.err, SF_ERROR_CHARS)
         assert self.model, self.err.value
-        self.engine = lib.sf_engine_create(self.model, rate, channels, block, int(realtime), self.err, ERR)
+        self.engine = lib.sf_engine_create(self.model, rate, channels, block, int(realtime), self.err, SF_ERROR_CHARS)
         assert self.engine, self.err.value
         self.latency = lib.sf_engine_latency(self.engine)
         self.stems = self.info.num_stems
@@ -95,7 +75,9 @@ class Engine:
         x = np.ascontiguousarray(x, np.float32)
         stems = np.zeros((self.stems * self.channels, x.shape[1]), np.float32)
         dry = np.zeros((self.channels, x.shape[1]), np.float32)
-        rc = self.lib.sf_engine_process(self.engine, rows(x), x.shape[1], rows(stems), rows(dry), self.err, ERR)
+        rc = self.lib.sf_engine_process(
+            self.engine, rows(x), x.shape[1], rows(stems), rows(dry), self.err, SF_ERROR_CHARS
+        )
         assert rc == 0, self.err.value
         return stems, dry
 
