@@ -218,6 +218,42 @@ def test_a_worker_a_whole_ring_behind_starts_afresh(gated):
     assert sep.misses >= (release - due) // model.info.hop - 1
 
 
+@pytest.mark.parametrize("stem", ["other", "vocals"])
+def test_a_worker_that_wakes_a_whole_ring_late_counts_what_it_skipped_as_misses(models, monkeypatch, stem):
+    """A worker thread that first runs after a whole input ring has gone by (a loaded
+    machine can keep a thread from running that long) starts afresh past what it never
+    read. Every hop before that point is a miss, delivered with the input whole in `other`
+    (the fallback stem) and counted, never read from the output ring where the worker
+    wrote nothing."""
+    from stemforge.core import realtime
+
+    first_run = threading.Event()
+    run_once = realtime._Worker._run
+
+    def late(self):  # the worker's first pass waits until the test lets it go
+        assert first_run.wait(timeout=60)
+        return run_once(self)
+
+    monkeypatch.setattr(realtime._Worker, "_run", late)
+    model, rate, block = models["fixture-stream"], 44100, 512
+    x = music(realtime.INPUT_RING_SECONDS + 1.5, rate, 2, seed=27)
+    release = int((realtime.INPUT_RING_SECONDS + 0.5) * rate) // block * block
+
+    def hold(i):
+        if i == release:
+            first_run.set()
+
+    sep = stemforge.StemSeparator(model, stem=stem, realtime=True)
+    sep.prepare(rate, 2, block_size=block)
+    got = run(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
+    fresh = sep._pipeline.decoupled._worker.fresh  # where the worker started afresh
+    assert fresh >= release
+    assert sep.misses >= fresh // model.info.hop  # every hop before it, none read from the ring
+    skipped = fresh - sep.latency_samples  # the same point in the output, its latency undone
+    expected = x[:, :skipped] if stem == "other" else np.zeros_like(x[:, :skipped])
+    np.testing.assert_array_equal(got[:, :skipped], expected)
+
+
 def test_a_model_error_in_the_worker_reaches_the_caller(gated):
     model, gate = gated
 

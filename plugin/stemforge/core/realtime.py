@@ -71,14 +71,15 @@ class _Worker:
     Written by the audio thread only: `written` (input samples in the ring, counted from
     the stream's start), `gap_end` (the end of input it could not put in a full ring),
     `consumed` (stems delivered). Written by the worker only: `taken` (input samples it
-    has read), `produced` (stems it has written), `error`. Python ints, whose reads and
-    assignments are atomic.
+    has read), `produced` (stems it has written), `fresh` (where the stems it has written
+    since it last started afresh begin: before it, nothing it wrote belongs to this
+    stream), `error`. Python ints, whose reads and assignments are atomic.
     """
 
     def __init__(self, engine, inputs: np.ndarray, outputs: np.ndarray, unit: int):
         self.engine, self.inputs, self.outputs, self.unit = engine, inputs, outputs, unit
         self.written = self.gap_end = self.consumed = 0
-        self.taken = self.produced = 0
+        self.taken = self.produced = self.fresh = 0
         self.idle = threading.Event()  # set while the worker has nothing left to run
         self.idle.set()
         self.error: Optional[BaseException] = None
@@ -116,6 +117,9 @@ class _Worker:
                 # at the first whole hop after it (the schedule of due hops stays aligned)
                 start = -(-self.gap_end // unit) * unit
                 self.engine.reset()
+                # fresh before produced: the audio thread reads them in the other order, so
+                # it never takes the skipped stretch for stems
+                self.fresh = start
                 self.produced = self.taken = start
                 continue
             n = (written - self.taken) // unit * unit
@@ -259,12 +263,17 @@ class DecoupledEngine:
         if count <= 0:
             return self._nothing
         y = np.empty(self.shape + (count,), np.float32)
-        ready = min(max(w.produced - self._emitted, 0), count)
-        _copy_from_ring(self._outputs, self._emitted, y[..., :ready])
-        if ready < count:  # a miss: the input goes whole to the fallback stem
-            y[..., ready:] = 0.0
-            y[:, self.fallback, :, ready:] = self._history.peek(count)[..., ready:]
-            self.misses += -(-(count - ready) // self.unit)
+        produced = w.produced  # read before fresh: the worker writes fresh first
+        # the worker's stems for [emitted, target) are those in [fresh, produced): a stretch
+        # it skipped when it started afresh comes before them, one it has not reached after
+        lost = min(max(w.fresh - self._emitted, 0), count)
+        ready = min(max(produced - self._emitted, lost), count)
+        _copy_from_ring(self._outputs, self._emitted + lost, y[..., lost:ready])
+        for a, b in ((0, lost), (ready, count)):  # a miss: the input goes whole to the fallback stem
+            if a < b:
+                y[..., a:b] = 0.0
+                y[:, self.fallback, :, a:b] = self._history.peek(count)[..., a:b]
+                self.misses += -(-(b - a) // self.unit)
         self._history.drop(count)
         self._emitted = w.consumed = target
         return y
