@@ -8,7 +8,7 @@ First the CPU model and the bare model call per hop (TorchScript forward, one to
 one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
 also after torch.jit.freeze + optimize_for_inference, for comparison. Then per block, blocks
 paced at the device's rate: the VST3 played in real-time mode by a JUCE host
-(plugin/vst3/tests/rt_bench.cpp, `stemforge_rt_host --bench`, built on demand in the plugin's
+(plugin/vst3/tests/rt_bench.cpp, `stemforge_rt_bench --bench`, built on demand in the plugin's
 CMake tree), and Python's
 `StemSeparator(realtime=True).process_block`; for each the audio thread's time per block (mean,
 p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
@@ -157,19 +157,19 @@ def model_call(name: str, repeats: int = 300) -> dict:
 
 
 def rt_bench() -> Path:
-    """The tests' real-time host (plugin/vst3/tests/rt_host.cpp), whose --bench mode is
-    rt_bench.cpp, built in the plugin's CMake tree."""
+    """The real-time host (plugin/vst3/tests/rt_host.cpp), whose --bench mode is rt_bench.cpp,
+    built optimised in the plugin's CMake tree (the tests build theirs at -O0)."""
     import subprocess
 
     cmake_dir = ROOT / "build" / "vst3" / "cmake"
     if not (cmake_dir / "CMakeCache.txt").is_file():
         raise SystemExit("the plugin's CMake tree is not here: python build.py plugin")
     subprocess.run(
-        ["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_host", "-j", "2"],
+        ["cmake", "--build", str(cmake_dir), "--target", "stemforge_rt_bench", "-j", "2"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    return cmake_dir / "stemforge_rt_host_artefacts" / "Release" / "stemforge_rt_host"
+    return cmake_dir / "stemforge_rt_bench_artefacts" / "Release" / "stemforge_rt_bench"
 
 
 def vst3_real_time(exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool, warm: float = 2.0):

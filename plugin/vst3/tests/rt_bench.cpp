@@ -3,7 +3,7 @@
 // thread paced like a device, each call timed.
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
-//   stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
+//   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
 // TIMES: written as raw float64, the seconds each processBlock call took.
@@ -29,7 +29,7 @@
 int benchMain(int argc, char** argv) {
     if (argc != 9 && argc != 10) {
         std::fprintf(stderr,
-                     "usage: stemforge_rt_host --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
+                     "usage: stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;

@@ -26,10 +26,10 @@
 // its hosting code hits ("JUCE Assertion failure in ..."), e.g. a plugin calling the host from
 // a thread other than its message thread.
 //
-//   stemforge_rt_host --bench ...
+//   stemforge_rt_bench --bench ...
 //
-// bench/plugin.py's timing host (rt_bench.cpp, built into this one executable so that the tests
-// and the bench compile JUCE's hosting code once).
+// bench/plugin.py's timing host (rt_bench.cpp): the same sources built a second time, optimised,
+// as stemforge_rt_bench (the tests' stemforge_rt_host is built at -O0; see CMakeLists.txt).
 //
 // Both modes play the mix (the "output" parameter), not a single stem: in real time a hop the
 // model's worker has not finished when due plays its input whole in `other` (a miss, counted by
