@@ -23,15 +23,24 @@ def _formant_voice(f0: np.ndarray, vowel: str, rng: np.random.Generator) -> np.n
     """A harmonic source at the instantaneous pitch `f0` (Hz per sample), shaped by a
     vowel's formants (one resonance gain per harmonic, recomputed per sample block)."""
     phase = 2 * np.pi * np.cumsum(f0) / RATE
-    out = np.zeros(len(f0))
     formants = VOWELS[vowel]
     mean_f0 = float(np.mean(f0[f0 > 0])) if np.any(f0 > 0) else 150.0
+    weights = []  # harmonic h: gain * exp(i offset), so that it sounds as gain * sin(h phase + offset)
     for h in range(1, 30):
         freq = h * mean_f0
         if freq > 8000:
             break
         gain = sum(1.0 / (1 + ((freq - fc) / (0.12 * fc)) ** 2) for fc in formants) / h**0.5
-        out += gain * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
+        weights.append(gain * np.exp(1j * rng.uniform(0, 2 * np.pi)))
+    # sum_h w_h z**h with z = exp(i phase), by Horner's rule: a complex product per harmonic
+    # and sample where a sine each made this the slowest part of a long stream
+    z = np.exp(1j * phase)
+    total = np.full(len(f0), weights[-1] if weights else 0j)
+    for w in reversed(weights[:-1]):
+        np.multiply(total, z, out=total)
+        total += w
+    np.multiply(total, z, out=total)
+    out = total.imag
     return out * (f0 > 0)
 
 
