@@ -77,9 +77,9 @@ def refresh_race(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rt_host() -> Path:
-    """plugin/vst3/tests/rt_host.cpp, a JUCE host that plays the plugin in real-time mode (and,
-    with --bench, times it), built once for the run in the plugin's CMake tree (about 2 minutes
-    the first time)."""
+    """plugin/vst3/tests/rt_host.cpp, a JUCE host that plays the plugin in real-time mode,
+    built once for the run in the plugin's CMake tree, unoptimised (about 1.5 minutes on 2 cores
+    the first time; bench/plugin.py builds its own, optimised)."""
     cmake_dir = MODELS.parent / "build" / "vst3" / "cmake"
     if not (cmake_dir / "CMakeCache.txt").is_file():
         pytest.skip("the plugin's CMake tree is not here (build with python build.py plugin)")
