@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "../Source/EngineApi.h"
 
@@ -35,5 +36,34 @@ struct EngineLibrary {
         sync = reinterpret_cast<sf_engine_sync_fn>(dlsym(h, "sf_engine_sync"));
         misses = reinterpret_cast<sf_engine_misses_fn>(dlsym(h, "sf_engine_misses"));
         return true;
+    }
+
+    // The model at `path` (also in *modelOut, for more engines) and an engine for it; nullptr
+    // (and the engine's message on stderr) if either fails.
+    sf_engine* start(const char* path, sf_model_info& info, int rate, int channels, int block, int realtime,
+                     sf_model** modelOut = nullptr) {
+        char err[SF_ERROR_CHARS] = {0};
+        sf_model* model = load(path, &info, err, sizeof(err));
+        if (modelOut) *modelOut = model;
+        sf_engine* engine = model ? create(model, rate, channels, block, realtime, err, sizeof(err)) : nullptr;
+        if (!engine) std::fprintf(stderr, "%s\n", err);
+        return engine;
+    }
+};
+
+// One block's buffers as sf_engine_process takes them: the input (every sample `fill`), the
+// stems (stem-major, channels within) and the dry output.
+struct BlockBuffers {
+    std::vector<std::vector<float>> in, stems, dry;
+    std::vector<const float*> inPtrs;
+    std::vector<float*> stemPtrs, dryPtrs;
+
+    BlockBuffers(int channels, int numStems, int block, float fill = 0.0f)
+        : in(size_t(channels), std::vector<float>(size_t(block), fill)),
+          stems(size_t(numStems * channels), std::vector<float>(size_t(block))),
+          dry(size_t(channels), std::vector<float>(size_t(block))) {
+        for (auto& v : in) inPtrs.push_back(v.data());
+        for (auto& v : stems) stemPtrs.push_back(v.data());
+        for (auto& v : dry) dryPtrs.push_back(v.data());
     }
 };

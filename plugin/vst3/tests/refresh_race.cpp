@@ -27,33 +27,16 @@ int main(int argc, char** argv) {
     }
     const int rate = std::atoi(argv[3]), block = std::atoi(argv[4]), resets = std::atoi(argv[5]);
     const int channels = 2;
-    EngineLibrary engineLib;
-    if (!engineLib.open(argv[1])) return 1;
-    auto load = engineLib.load;
-    auto create = engineLib.create;
-    auto process = engineLib.process;
-    auto reset = engineLib.reset;
-    auto refresh = engineLib.refresh;
-    char err[SF_ERROR_CHARS] = {0};
+    EngineLibrary engine_library;
+    if (!engine_library.open(argv[1])) return 1;
+    auto process = engine_library.process;
+    auto reset = engine_library.reset;
+    auto refresh = engine_library.refresh;
     sf_model_info info{};
-    sf_model* model = load(argv[2], &info, err, sizeof(err));
-    if (!model) {
-        std::fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    sf_engine* engine = create(model, rate, channels, block, 0, err, sizeof(err));
-    if (!engine) {
-        std::fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    std::vector<std::vector<float>> in(channels, std::vector<float>(size_t(block), 0.01f));
-    std::vector<std::vector<float>> stems(size_t(info.num_stems * channels), std::vector<float>(size_t(block)));
-    std::vector<std::vector<float>> dry(channels, std::vector<float>(size_t(block)));
-    std::vector<const float*> inPtrs;
-    std::vector<float*> stemPtrs, dryPtrs;
-    for (auto& v : in) inPtrs.push_back(v.data());
-    for (auto& v : stems) stemPtrs.push_back(v.data());
-    for (auto& v : dry) dryPtrs.push_back(v.data());
+    sf_engine* engine = engine_library.start(argv[2], info, rate, channels, block, 0);
+    if (!engine) return 1;
+    char err[SF_ERROR_CHARS] = {0};
+    BlockBuffers buffers(channels, info.num_stems, block, 0.01f);
 
     std::atomic<bool> stop{false};
     std::atomic<long> loaderFailures{0};
@@ -80,7 +63,9 @@ int main(int argc, char** argv) {
             status = 1;
             break;
         }
-        if (process(engine, inPtrs.data(), block, stemPtrs.data(), dryPtrs.data(), err, sizeof(err)) != 0) {
+        if (process(engine, buffers.inPtrs.data(), block, buffers.stemPtrs.data(), buffers.dryPtrs.data(), err,
+                    sizeof(err))
+            != 0) {
             std::fprintf(stderr, "block after reset %d: %s\n", done, err);
             status = 1;
             break;

@@ -69,37 +69,26 @@ int main(int argc, char** argv) {
     const int realtime = argc == 9 ? std::atoi(argv[8]) : 0;
     const int rate = std::atoi(argv[3]), channels = std::atoi(argv[4]), block = std::atoi(argv[5]),
               count = std::atoi(argv[6]);
-    EngineLibrary engineLib;
-    if (!engineLib.open(argv[1])) return 1;
-    auto load = engineLib.load;
-    auto create = engineLib.create;
-    auto process = engineLib.process;
-    auto reset = engineLib.reset;
-    auto refresh = engineLib.refresh;
-    auto sync = engineLib.sync;
-    auto misses = engineLib.misses;
+    EngineLibrary engine_library;
+    if (!engine_library.open(argv[1])) return 1;
+    auto create = engine_library.create;
+    auto process = engine_library.process;
+    auto reset = engine_library.reset;
+    auto refresh = engine_library.refresh;
+    auto sync = engine_library.sync;
+    auto misses = engine_library.misses;
     const int resetAt = argc >= 8 ? std::atoi(argv[7]) : -1;
-    char err[SF_ERROR_CHARS] = {0};
     sf_model_info info{};
-    sf_model* model = load(argv[2], &info, err, sizeof(err));
-    if (!model) {
-        std::fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    sf_engine* engine = create(model, rate, channels, block, realtime, err, sizeof(err));
-    if (!engine) {
-        std::fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    const int S = info.num_stems;
-    std::vector<std::vector<float>> in(static_cast<size_t>(channels), std::vector<float>(static_cast<size_t>(block)));
-    std::vector<std::vector<float>> stems(size_t(S * channels), std::vector<float>(size_t(block)));
-    std::vector<std::vector<float>> dry(static_cast<size_t>(channels), std::vector<float>(static_cast<size_t>(block)));
-    std::vector<const float*> inPtrs;
-    std::vector<float*> stemPtrs, dryPtrs;
-    for (auto& v : in) inPtrs.push_back(v.data());
-    for (auto& v : stems) stemPtrs.push_back(v.data());
-    for (auto& v : dry) dryPtrs.push_back(v.data());
+    sf_model* model = nullptr;
+    sf_engine* engine = engine_library.start(argv[2], info, rate, channels, block, realtime, &model);
+    if (!engine) return 1;
+    char err[SF_ERROR_CHARS] = {0};
+    BlockBuffers buffers(channels, info.num_stems, block);
+    auto& in = buffers.in;
+    auto& stems = buffers.stems;
+    auto& inPtrs = buffers.inPtrs;
+    auto& stemPtrs = buffers.stemPtrs;
+    auto& dryPtrs = buffers.dryPtrs;
     unsigned seed = 1;
     std::vector<float> afterReset, fresh;    // stems after the reset, and a fresh engine's
     std::vector<std::vector<float>> inputs;  // the input after the reset
