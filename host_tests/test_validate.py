@@ -41,6 +41,16 @@ def test_missing_sources_are_named_with_what_to_fetch(tmp_path, given):
     assert ("--sources" in message) and not (tmp_path / "cache" / "vst3build").exists()
 
 
+@pytest.mark.skipif(subprocess.run(["which", "dpkg-query"], capture_output=True).returncode != 0, reason="no dpkg")
+def test_a_missing_build_package_is_named_before_the_build():
+    """A -dev package pluginval needs (its headers) is refused with the apt line before the
+    25-minute build starts, not reported as a compiler error in the middle of it."""
+    with pytest.raises(validate.Missing) as e:
+        validate.need_tools(["g++"], ["g++", "stemforge-no-such-package"])
+    assert "missing stemforge-no-such-package;" in str(e.value) and "apt-get install" in str(e.value)
+    validate.need_tools(["g++"], ["g++"])  # installed: no error
+
+
 def test_no_bundle_says_how_to_build_it(tmp_path):
     with pytest.raises(SystemExit, match="python build.py plugin"):
         validate.main(["--bundle", str(tmp_path / "none.vst3")])

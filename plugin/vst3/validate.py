@@ -110,7 +110,15 @@ def export(sources: Optional[Path], repo: str, commit: str, dest: Path) -> None:
 
 
 def need_tools(tools: List[str], apt: List[str]) -> None:
+    """Every tool on PATH and, where dpkg can tell, every package in `apt` installed: a missing
+    -dev package otherwise surfaces minutes into the build as a compiler error."""
     missing = [t for t in tools if shutil.which(t) is None]
+    if shutil.which("dpkg-query"):
+        listed = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *apt], capture_output=True, text=True
+        ).stdout.split("\n")
+        installed = {line.split()[0] for line in listed if line.endswith(" installed")}
+        missing += [p for p in apt if p not in installed and p not in missing]
     if missing:
         prefix = "" if os.geteuid() == 0 else "sudo "
         raise Missing(
