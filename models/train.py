@@ -499,15 +499,28 @@ def validate(net: MaskNet, examples: list) -> dict:
 
 
 def load_matching(net: MaskNet, path: Path) -> list:
-    """Load the tensors of a state_dict whose shapes match; return the names left as built."""
+    """Load the tensors of a state_dict whose shapes match; return the names left as built.
+    A weight that only has more inputs now (dimension 1: the HPSS channels added to the front
+    end) keeps its saved part and starts at zero for the new inputs, so the widened network
+    computes exactly what the saved one did and learns from there."""
     saved = torch.load(path, weights_only=True)
     own = net.state_dict()
     usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    for k, v in saved.items():
+        mine = own.get(k)
+        if k in usable or mine is None or mine.dim() != v.dim() or v.dim() < 2:
+            continue
+        if mine.shape[0] == v.shape[0] and mine.shape[2:] == v.shape[2:] and mine.shape[1] > v.shape[1]:
+            widened = torch.zeros_like(mine)
+            widened[:, : v.shape[1]] = v
+            usable[k] = widened
     net.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))
+    # A skip that starts at zero adds nothing yet: it is not counted as fresh.
+    return sorted(set(own) - set(usable) - {"hpss_skip"})
 
 
 WARMUP_STEPS = 40
+SKIP_LR_SCALE = 20.0
 VALIDATE_EVERY = 100
 
 
@@ -610,6 +623,7 @@ def train(
     vocals_weight: float = 0.0,
     mix: "dict | None" = None,
     seed: int = 0,
+    hpss: "tuple | None" = None,
 ) -> None:
     """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
     after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
@@ -617,7 +631,8 @@ def train(
     (its own checkpoint folder; its weights stay there), `front` overrides the preset's
     front end, `vocals_weight` weighs the vocals stem in the loss (0 keeps a resumed run's,
     1 for a new one), `mix` overrides the remixer's DEFAULT_MIX for a new run, `seed` seeds
-    a new run's random state."""
+    a new run's random state, `hpss` (time frames, frequency bins) adds the HPSS inputs and
+    skip to a new run's network (models/masknet.py)."""
     keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -625,9 +640,16 @@ def train(
     folder = CORPUS.parent / "train" / run
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / "checkpoint.pt"
-    config = dict(PRESETS[preset], **({"front": front} if front else {}))
+    config = dict(PRESETS[preset], **({"front": front} if front else {}), **({"hpss": list(hpss)} if hpss else {}))
+    if ckpt_path.exists():  # a resumed run keeps the network it was started with
+        config = torch.load(ckpt_path, weights_only=False)["state"]["config"]
     net = MaskNet(**config)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    # The HPSS skip starts at zero in a network that is already trained: at the base rate it
+    # would take thousands of steps to reach the size of the logits, so it learns faster.
+    skip = [p for n, p in net.named_parameters() if n == "hpss_skip"]
+    rest = [p for n, p in net.named_parameters() if n != "hpss_skip"]
+    groups = [{"params": rest}] + ([{"params": skip, "lr_scale": SKIP_LR_SCALE}] if skip else [])
+    opt = torch.optim.Adam(groups, lr=lr)
     state = {
         "step": 0,
         "seconds": 0.0,
@@ -642,6 +664,7 @@ def train(
             "segment_seconds": SEGMENT_SECONDS,
             "seed": seed,
             "ema_decay": EMA_DECAY,
+            "hpss_skip_lr_scale": SKIP_LR_SCALE,
             "mix": dict(DEFAULT_MIX, **(mix or {})),
             "commit": git_commit(Path(__file__).parent),
         },
@@ -715,7 +738,7 @@ def train(
         t0 = time.time()
         rate = lr_at(state["step"], steps, lr)
         for group in opt.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group.get("lr_scale", 1.0)
         loss = loss_fn(net, *data.batch(batch, length), vocals_weight=state["vocals_weight"])
         opt.zero_grad()
         loss.backward()
@@ -833,6 +856,12 @@ def main(argv=None) -> None:
         help="the run's length in steps; the learning rate's schedule follows it (a resumed run keeps its own)",
     )
     parser.add_argument("--seed", type=int, default=0, help="a new run's random seed")
+    parser.add_argument(
+        "--hpss",
+        default="",
+        metavar="FRAMES,BINS",
+        help="add HPSS inputs and the per-bin HPSS skip to a new run (odd median lengths in frames and bins)",
+    )
     parser.add_argument("--record-mix", type=float, default=None, help="share of examples mixed like a record")
     parser.add_argument(
         "--cross-song",
@@ -866,6 +895,7 @@ def main(argv=None) -> None:
         args.vocals_weight,
         mix,
         args.seed,
+        tuple(int(v) for v in args.hpss.split(",")) if args.hpss else None,
     )
 
 
