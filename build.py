@@ -9,6 +9,7 @@
     python build.py train --preset live|studio [--minutes M]  # train (models/train.py), resumable
     python build.py demo       # the README's demo song, from held-out assets (models/demo/)
     python build.py tune --preset live|studio  # choose the mask sharpness on training clips
+    python build.py calibrate --preset live|studio  # then per-stem exponents on the real-band validation songs
     python build.py import-model demucs|openunmix CHECKPOINT -o models/NAME.ts  # a peer's model
     python build.py plugin [--install]  # the VST3 at build/vst3/stemforge.vst3 (plugin/vst3/)
     python build.py dist  # build/dist/stemforge-vst3-*.tar.gz: the bundle and its licences
@@ -190,6 +191,10 @@ def main() -> None:
         from models import train
 
         return train.tune_main(sys.argv[2:])
+    if sys.argv[1:2] == ["calibrate"]:
+        from models import calibrate
+
+        return calibrate.main(sys.argv[2:])
     if sys.argv[1:2] == ["plugin"]:  # the VST3 (plugin/vst3/build_plugin.py)
         from plugin.vst3 import build_plugin
 

@@ -105,3 +105,27 @@ def test_the_recursive_median_removes_a_click_and_keeps_a_step():
 def test_median_lengths_that_are_not_powers_of_3_are_refused(hpss):
     with pytest.raises(ValueError, match="powers of 3"):
         MaskNet(hpss=hpss, **SMALL)
+
+
+def test_per_stem_sharpness_keeps_the_sum_and_changes_only_the_split():
+    """models/calibrate.py gives each stem its own mask exponent: the masks still sum to one
+    over the stems, so the stems still add up to the input, and a per-stem list equal to one
+    value is that value."""
+    torch.manual_seed(3)
+    net = MaskNet(lookahead_frames=1, front="conv", **SMALL).eval()
+    x = torch.randn(1, 2, 64 * 30)
+    with torch.no_grad():
+        net.set_sharpness(0.5)
+        one, _ = net(x, net.initial_state(1))
+        net.set_sharpness([0.5] * 4)
+        same, _ = net(x, net.initial_state(1))
+        net.set_sharpness([0.2, 0.2, 0.2, 1.5])
+        split, _ = net(x, net.initial_state(1))
+        scripted = torch.jit.script(net)
+        scripted_split, _ = scripted(x, scripted.initial_state(1))
+    assert torch.equal(one, same)
+    assert not torch.allclose(split, one, atol=1e-3)
+    assert torch.allclose(split.sum(1), one.sum(1), atol=1e-5)
+    assert torch.allclose(scripted_split, split, atol=1e-6)
+    with pytest.raises(ValueError, match="one positive value or 4"):
+        net.set_sharpness([1.0, 2.0])

@@ -25,7 +25,7 @@ The streaming contract (see plugin/stemforge/core/loading.py):
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -115,7 +115,7 @@ class MaskNet(nn.Module):
         kernel: int = 3,
         dilations: Tuple[int, ...] = (1, 2, 4),
         lookahead_frames: int = 2,
-        mask_sharpness: float = 1.0,
+        mask_sharpness: "float | Sequence[float]" = 1.0,
         front: str = "linear",
         hpss: Tuple[int, int] = (0, 0),
     ):
@@ -130,9 +130,11 @@ class MaskNet(nn.Module):
         self.hidden = hidden
         self.lookahead_frames = lookahead_frames
         # softmax(sharpness * logits) == m**sharpness / sum(m**sharpness): a Wiener-like
-        # exponent on the trained masks, chosen after training (models/train.py tune);
-        # any value keeps the masks summing to one, so the stems still sum to the mix.
-        self.mask_sharpness = mask_sharpness
+        # exponent on the trained masks, chosen after training (models/train.py tune), one
+        # per stem or one for all; any values keep the masks summing to one, so the stems
+        # still sum to the mix.
+        self.register_buffer("mask_sharpness", torch.zeros(stems), persistent=False)  # chosen, not trained
+        self.set_sharpness(mask_sharpness)
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
         # Overlap-add of window**2 at this hop is constant; dividing the synthesis
         # window by it makes analysis+synthesis an identity.
@@ -170,6 +172,14 @@ class MaskNet(nn.Module):
         self.decoder = nn.Linear(hidden, stems * channels * self.n_bins)
         self.receptive_frames = 1 + sum((kernel - 1) * d for d in dilations)
 
+    @torch.jit.unused
+    def set_sharpness(self, sharpness: "float | Sequence[float]") -> None:
+        """The masks' exponent: one value, or one per stem."""
+        values = [float(sharpness)] * self.n_stems if isinstance(sharpness, (int, float)) else list(sharpness)
+        if len(values) != self.n_stems or min(values) <= 0:
+            raise ValueError(f"mask sharpness: one positive value or {self.n_stems}, got {sharpness!r}")
+        self.mask_sharpness.copy_(torch.tensor(values))
+
     @property
     def lookahead_samples(self) -> int:
         return self.n_fft - self.hop + self.lookahead_frames * self.hop
@@ -206,7 +216,7 @@ class MaskNet(nn.Module):
                 zeros = torch.zeros(b, c, self.hpss_past + self.lookahead_frames, bins)
                 hpss = self.hpss_features(torch.cat([zeros, magnitude], dim=2), frames)
         logits = self.logits(self.features(spec, hpss), hpss)
-        return torch.softmax(logits * self.mask_sharpness, dim=2).permute(0, 2, 3, 1, 4)
+        return torch.softmax(logits * self.mask_sharpness.view(-1, 1, 1), dim=2).permute(0, 2, 3, 1, 4)
 
     def logits(self, features: Tensor, hpss: Tensor) -> Tensor:
         """Mask logits (B, frames, S, C, bins) from a zero state; see forward()."""
@@ -293,7 +303,7 @@ class MaskNet(nn.Module):
             hidden, block_state = block(hidden, state[3 + i])
             block_states.append(block_state)
         logits = self.skip(self.decoder(hidden).reshape(b, frames_in, s, c, self.n_bins), hpss)
-        masks = torch.softmax(logits * self.mask_sharpness, dim=2).permute(0, 2, 3, 1, 4)  # (B, S, C, frames, bins)
+        masks = torch.softmax(logits * self.mask_sharpness.view(-1, 1, 1), dim=2).permute(0, 2, 3, 1, 4)
 
         new_state.append(delayed[:, :, frames_in:])
         grains = torch.fft.irfft(masks * delayed[:, :, :frames_in].unsqueeze(1), n=n, dim=-1)

@@ -60,7 +60,7 @@ def main(argv: list | None = None) -> None:
     net = MaskNet(**meta["config"])
     net.load_state_dict(torch.load(args.weights / f"{args.preset}.pt", weights_only=True))
     net.eval()
-    net.mask_sharpness = meta.get("mask_sharpness", 1.0)
+    net.set_sharpness(meta.get("mask_sharpness", 1.0))
 
     @torch.no_grad()
     def separate(mix: np.ndarray, shift: int = 0) -> np.ndarray:

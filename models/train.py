@@ -809,7 +809,7 @@ def tune(preset: str, clips: int, threads: int) -> None:
     net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
     table = {}
     for sharpness in SHARPNESS_GRID:
-        net.mask_sharpness = sharpness
+        net.set_sharpness(sharpness)
         scores = validate(net, examples)
         values = [v for group in scores.values() for v in group.values()]
         table[str(sharpness)] = dict(scores, mean=round(float(np.mean(values)), 3))
