@@ -624,6 +624,7 @@ def train(
     mix: "dict | None" = None,
     seed: int = 0,
     hpss: "tuple | None" = None,
+    loss_sharpness: "list | None" = None,
 ) -> None:
     """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
     after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
@@ -632,7 +633,8 @@ def train(
     front end, `vocals_weight` weighs the vocals stem in the loss (0 keeps a resumed run's,
     1 for a new one), `mix` overrides the remixer's DEFAULT_MIX for a new run, `seed` seeds
     a new run's random state, `hpss` (time frames, frequency bins) adds the HPSS inputs and
-    skip to a new run's network (models/masknet.py)."""
+    skip to a new run's network (models/masknet.py), `loss_sharpness` (one exponent or one per
+    stem) trains and validates a new run through those mask exponents, as `calibrate` ships them."""
     keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -665,6 +667,7 @@ def train(
             "seed": seed,
             "ema_decay": EMA_DECAY,
             "hpss_skip_lr_scale": SKIP_LR_SCALE,
+            "loss_sharpness": loss_sharpness or 1.0,
             "mix": dict(DEFAULT_MIX, **(mix or {})),
             "commit": git_commit(Path(__file__).parent),
         },
@@ -690,6 +693,8 @@ def train(
             print(f"{run}: initialised from {source} (fresh: {', '.join(fresh) or 'nothing'})")
     run_config = state["run_config"]
     steps, lr, batch = run_config["steps"], run_config["lr"], run_config["batch"]
+    # The masks' exponents are not weights (not in the state dict): a resumed run takes its own.
+    net.set_sharpness(run_config.get("loss_sharpness", 1.0))
     # The average starts from the weights the run starts or resumes with.
     averaged = copy.deepcopy(net)
     if ckpt is not None and "averaged" in ckpt:
@@ -857,6 +862,12 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="a new run's random seed")
     parser.add_argument(
+        "--loss-sharpness",
+        default="",
+        metavar="A[,A,A,A]",
+        help="train a new run through these mask exponents (one, or drums,bass,other,vocals)",
+    )
+    parser.add_argument(
         "--hpss",
         default="",
         metavar="FRAMES,BINS",
@@ -896,6 +907,7 @@ def main(argv=None) -> None:
         mix,
         args.seed,
         tuple(int(v) for v in args.hpss.split(",")) if args.hpss else None,
+        [float(v) for v in args.loss_sharpness.split(",")] if args.loss_sharpness else None,
     )
 
 
