@@ -643,8 +643,9 @@ def train(
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / "checkpoint.pt"
     config = dict(PRESETS[preset], **({"front": front} if front else {}), **({"hpss": list(hpss)} if hpss else {}))
-    if ckpt_path.exists():  # a resumed run keeps the network it was started with
-        config = torch.load(ckpt_path, weights_only=False)["state"]["config"]
+    ckpt = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
+    if ckpt is not None:  # a resumed run keeps the network it was started with
+        config = ckpt["state"]["config"]
     net = MaskNet(**config)
     # The HPSS skip starts at zero in a network that is already trained: at the base rate it
     # would take thousands of steps to reach the size of the logits, so it learns faster.
@@ -672,9 +673,7 @@ def train(
             "commit": git_commit(Path(__file__).parent),
         },
     }
-    ckpt = None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+    if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
