@@ -57,15 +57,14 @@ WEIGHTS_LICENSE = (
 
 
 def build_preset(name: str) -> tuple:
-    """A trained preset: MaskNet with the weights in models/weights/<name>.pt."""
+    """A trained preset: its MaskNet with the weights in models/weights/<name>.pt, as it ships."""
     import json
 
-    from models.presets import DESCRIPTIONS, PRESETS
+    from models.presets import DESCRIPTIONS, PASSES, shipped_network
 
     training = json.loads((MODELS / "weights" / f"{name}.json").read_text())
-    config = dict(PRESETS[name], **training.get("config", {}))
-    net = MaskNet(stems=len(STEMS), channels=2, mask_sharpness=training.get("mask_sharpness", 1.0), **config).eval()
-    net.load_state_dict(torch.load(MODELS / "weights" / f"{name}.pt", weights_only=True))
+    net = shipped_network(name, training, MODELS / "weights" / f"{name}.pt")
+    masknet = net.net if PASSES[name] == 2 else net
     info = ModelInfo(
         name=name,
         version="2",
@@ -80,7 +79,8 @@ def build_preset(name: str) -> tuple:
         sums_to_mix=True,
         untrained=False,
         description=(
-            f"{DESCRIPTIONS[name]} MaskNet {net.n_fft}/{net.hop}, trained "
+            f"{DESCRIPTIONS[name]} MaskNet {masknet.n_fft}/{net.hop}"
+            f"{' in two passes' if masknet is not net else ''}, trained "
             f"{training['train_minutes']} min ({training['steps']} steps) on 2 CPU cores, "
             f"mask sharpness {training.get('mask_sharpness', 1.0)}."
         ),

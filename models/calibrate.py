@@ -22,8 +22,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from models.masknet import MaskNet
-from models.presets import PRESETS
+from models.masknet import Cascade, MaskNet
+from models.presets import PRESETS, shipped_network
 from models.train import WEIGHTS, band_examples, separate_whole, validate, validation_set
 
 BAND_GRID = (0.2, 0.3, 0.4, 0.6)
@@ -33,7 +33,7 @@ SOLO_SHARE = 95.0
 VOCALS = 3
 
 
-def solo_share(net: MaskNet, voices: List[np.ndarray]) -> float:
+def solo_share(net: "MaskNet | Cascade", voices: List[np.ndarray]) -> float:
     """Mean % of a solo voice's energy that lands in the vocals stem."""
     shares = []
     with torch.no_grad():
@@ -43,7 +43,7 @@ def solo_share(net: MaskNet, voices: List[np.ndarray]) -> float:
     return float(np.mean(shares))
 
 
-def measure(net: MaskNet, band: list, real: list, voices: List[np.ndarray]) -> Dict[str, float]:
+def measure(net: "MaskNet | Cascade", band: list, real: list, voices: List[np.ndarray]) -> Dict[str, float]:
     scores = validate(net, band + real)
     out = {f"band {k}": v for k, v in scores["band"].items()}
     out["band mean"] = round(float(np.mean(list(scores["band"].values()))), 3)
@@ -65,9 +65,7 @@ def calibrate(preset: str, threads: int) -> None:
         raise SystemExit("calibration needs the real-band validation songs (see the note above)")
     real = validation_set(0, 24, split="test", band=False)
     voices = [stems[VOCALS] for _, stems, _ in real if float(np.sqrt(np.mean(stems[VOCALS] ** 2))) > 3e-3]
-    net = MaskNet(**meta.get("config", PRESETS[preset]))
-    net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
-    net.set_sharpness(tuned)
+    net = shipped_network(preset, meta, WEIGHTS / f"{preset}.pt")  # the tuned exponent, every pass
     base = measure(net, band, real, voices)
     print(f"{preset} tuned {tuned}: {json.dumps(base)}", flush=True)
     table: Dict[str, dict] = {f"{tuned}": base}
