@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from models.corpus import CORPUS, RATE, STEMS, load_clip
-from models.masknet import MaskNet
-from models.presets import PRESETS
+from models.masknet import Cascade, MaskNet
+from models.presets import PRESETS, shipped_network
 from models.real import REAL, load_real
 from models.sources import KNOWN_STEMS
 
@@ -469,7 +469,7 @@ def band_examples() -> list:
         return []
 
 
-def separate_whole(net: MaskNet, mix: torch.Tensor) -> np.ndarray:
+def separate_whole(net: "MaskNet | Cascade", mix: torch.Tensor) -> np.ndarray:
     """(S, C, n) stems of a (C, n) mixture, aligned, from a zero state."""
     pad = net.lookahead_samples + net.hop
     padded = torch.nn.functional.pad(mix[None], (0, pad - mix.shape[-1] % net.hop + net.hop))
@@ -478,7 +478,7 @@ def separate_whole(net: MaskNet, mix: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def validate(net: MaskNet, examples: list) -> dict:
+def validate(net: "MaskNet | Cascade", examples: list) -> dict:
     """Mean global SDR per stem on the rendered and on the real examples; where only
     the accompaniment is known it is scored as the sum of drums, bass and other."""
     net.eval()
@@ -809,8 +809,7 @@ def tune(preset: str, clips: int, threads: int) -> None:
     meta_path = WEIGHTS / f"{preset}.json"
     meta = json.loads(meta_path.read_text())
     examples = validation_set(clips // 2, clips // 2, split="train")
-    net = MaskNet(**meta.get("config", PRESETS[preset]))
-    net.load_state_dict(torch.load(WEIGHTS / f"{preset}.pt", weights_only=True))
+    net = shipped_network(preset, meta, WEIGHTS / f"{preset}.pt")
     table = {}
     for sharpness in SHARPNESS_GRID:
         net.set_sharpness(sharpness)
@@ -880,6 +879,13 @@ def main(argv=None) -> None:
         help="share of rendered bands rebuilt from real stems of different songs",
     )
     parser.add_argument("--levels", choices=("uniform", "record"), default=None, help="how stem levels are drawn")
+    parser.add_argument("--real-band", type=float, default=None, help="share of voices laid over a real band")
+    parser.add_argument(
+        "--band-weights",
+        default="",
+        metavar="SOURCE=W,...",
+        help="how the real bands are drawn by source (default: BAND_WEIGHTS), e.g. fof=0.4,eif=0.3,mir1k=0.2,gamemusic=0.1",
+    )
     parser.add_argument(
         "--vocals-weight",
         type=float,
@@ -889,9 +895,23 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     mix = {
         k: v
-        for k, v in (("record_mix", args.record_mix), ("cross_song", args.cross_song), ("levels", args.levels))
+        for k, v in (
+            ("record_mix", args.record_mix),
+            ("cross_song", args.cross_song),
+            ("levels", args.levels),
+            ("real_band", args.real_band),
+        )
         if v is not None
     }
+    if args.band_weights:
+        try:
+            weights = {k: float(v) for k, v in (item.split("=") for item in args.band_weights.split(","))}
+        except ValueError:
+            parser.error(f"--band-weights: expected SOURCE=WEIGHT,... (got {args.band_weights!r})")
+        unknown = set(weights) - set(BAND_WEIGHTS)
+        if unknown:
+            parser.error(f"--band-weights: unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(BAND_WEIGHTS)}")
+        mix["band_weights"] = weights
     train(
         args.preset,
         args.minutes,
