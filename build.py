@@ -31,15 +31,12 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict
 
-import torch
-
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"
 # This checkout's stemforge, installed or not: the model files are built by its own save_model.
 sys.path.insert(0, str(ROOT / "plugin"))
 
 from models.fixtures import FIXTURES, STEMS, build_fixture  # noqa: E402
-from models.masknet import MaskNet  # noqa: E402
 from stemforge.core.contract import ModelInfo  # noqa: E402
 from stemforge.io.model_files import save_model  # noqa: E402
 

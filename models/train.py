@@ -910,7 +910,9 @@ def main(argv=None) -> None:
             parser.error(f"--band-weights: expected SOURCE=WEIGHT,... (got {args.band_weights!r})")
         unknown = set(weights) - set(BAND_WEIGHTS)
         if unknown:
-            parser.error(f"--band-weights: unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(BAND_WEIGHTS)}")
+            parser.error(
+                f"--band-weights: unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(BAND_WEIGHTS)}"
+            )
         mix["band_weights"] = weights
     train(
         args.preset,
