@@ -59,6 +59,20 @@ def stream(processor, x: np.ndarray, sample_rate: int, sizes) -> np.ndarray:
     return np.concatenate([o for o in outs if o.size], axis=1)
 
 
+def stream_network(net, x, sizes=(64, 192, 128, 64, 512)):
+    """A streaming network (MaskNet's contract) run over torch tensor `x` in blocks of `sizes`
+    samples (multiples of its hop), then the rest in one call: the output, concatenated."""
+    import torch
+
+    with torch.no_grad():
+        state, parts, start = net.initial_state(x.shape[0]), [], 0
+        for size in (*sizes, x.shape[-1] - sum(sizes)):
+            part, state = net(x[..., start : start + size], state)
+            parts.append(part)
+            start += size
+    return torch.cat(parts, dim=-1)
+
+
 def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
     """Run process_block over x followed by enough silence, and undo the reported latency."""
     processor.prepare(sample_rate, x.shape[0])

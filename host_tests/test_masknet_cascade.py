@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from host_tests.helpers import stream_network
 from models.masknet import Cascade, MaskNet
 from models.presets import PASSES, PRESETS, shipped_network
 
@@ -34,14 +35,7 @@ def test_block_by_block_equals_one_call_and_stems_sum_to_the_delayed_input(looka
     x = torch.randn(2, 2, 64 * 40)
     with torch.no_grad():
         whole, _ = cascade(x, cascade.initial_state(2))
-        state, parts, start = cascade.initial_state(2), [], 0
-        for size in (64, 192, 128, 64, 1024):
-            part, state = cascade(x[..., start : start + size], state)
-            parts.append(part)
-            start += size
-        part, state = cascade(x[..., start:], state)
-        parts.append(part)
-    assert torch.allclose(torch.cat(parts, dim=-1), whole, atol=1e-5)
+    assert torch.allclose(stream_network(cascade, x, (64, 192, 128, 64, 1024)), whole, atol=1e-5)
     delay = cascade.lookahead_samples
     assert torch.allclose(whole.sum(1)[..., delay:], x[..., : x.shape[-1] - delay], atol=1e-5)
 

@@ -88,3 +88,21 @@ def test_a_record_mix_keeps_every_stem_finite_and_in_place():
         out = RecordMix(random.Random(seed))(stems, True)
         assert out.shape == stems.shape and np.all(np.isfinite(out))
         assert not np.any(out[1])
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("drums=1", "unknown source"),
+        ("fof=x", "expected SOURCE=WEIGHT"),
+        ("fof", "expected SOURCE=WEIGHT"),
+        ("fof=0", "at least one is above 0"),
+        ("fof=1,eif=-1", "weights are >= 0"),
+    ],
+)
+def test_bad_band_weights_are_refused_before_training(weights, message, capsys):
+    from models.train import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--preset", "live", "--band-weights", weights])
+    assert stop.value.code == 2 and message in capsys.readouterr().err

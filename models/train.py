@@ -888,7 +888,7 @@ def main(argv=None) -> None:
         "--band-weights",
         default="",
         metavar="SOURCE=W,...",
-        help="how the real bands are drawn by source (default: BAND_WEIGHTS), e.g. fof=0.4,eif=0.3,mir1k=0.2,gamemusic=0.1",
+        help="how the real bands are drawn by source, a source left out not at all (default: BAND_WEIGHTS), e.g. fof=0.5,eif=0.5",
     )
     parser.add_argument(
         "--vocals-weight",
@@ -909,7 +909,9 @@ def main(argv=None) -> None:
     }
     if args.band_weights:
         try:
-            weights = {k: float(v) for k, v in (item.split("=") for item in args.band_weights.split(","))}
+            # A source left out is not drawn (RealPool.pick gives an unlisted source 0.1).
+            weights = {k: 0.0 for k in BAND_WEIGHTS}
+            weights.update({k: float(v) for k, v in (item.split("=") for item in args.band_weights.split(","))})
         except ValueError:
             parser.error(f"--band-weights: expected SOURCE=WEIGHT,... (got {args.band_weights!r})")
         unknown = set(weights) - set(BAND_WEIGHTS)
@@ -917,6 +919,8 @@ def main(argv=None) -> None:
             parser.error(
                 f"--band-weights: unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(BAND_WEIGHTS)}"
             )
+        if min(weights.values()) < 0 or sum(weights.values()) <= 0:
+            parser.error(f"--band-weights: weights are >= 0 and at least one is above 0 (got {args.band_weights!r})")
         mix["band_weights"] = weights
     train(
         args.preset,
