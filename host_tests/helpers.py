@@ -73,6 +73,19 @@ def stream_network(net, x, sizes=(64, 192, 128, 64, 512)):
     return torch.cat(parts, dim=-1)
 
 
+def assert_scales_and_scripts(net, x) -> None:
+    """A streaming network's output scales with its input, and TorchScript computes the same."""
+    import torch
+
+    scripted = torch.jit.script(net)
+    with torch.no_grad():
+        y, _ = net(x, net.initial_state(x.shape[0]))
+        loud, _ = net(8.0 * x, net.initial_state(x.shape[0]))
+        ys, _ = scripted(x, scripted.initial_state(x.shape[0]))
+    assert torch.allclose(loud, 8.0 * y, atol=1e-4)
+    assert torch.allclose(ys, y, atol=1e-6)
+
+
 def blocks(processor, x: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
     """Run process_block over x followed by enough silence, and undo the reported latency."""
     processor.prepare(sample_rate, x.shape[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from host_tests.helpers import stream_network
+from host_tests.helpers import assert_scales_and_scripts, stream_network
 from models.masknet import Cascade, MaskNet
 from models.presets import PASSES, PRESETS, shipped_network
 
@@ -59,13 +59,7 @@ def test_the_stems_are_the_two_passes():
 def test_the_output_scales_with_the_input_and_torchscript_computes_the_same():
     cascade = randomised(1)
     x = torch.randn(1, 2, 64 * 24)
-    scripted = torch.jit.script(cascade)
-    with torch.no_grad():
-        y, _ = cascade(x, cascade.initial_state(1))
-        loud, _ = cascade(8.0 * x, cascade.initial_state(1))
-        ys, _ = scripted(x, scripted.initial_state(1))
-    assert torch.allclose(loud, 8.0 * y, atol=1e-4)
-    assert torch.allclose(ys, y, atol=1e-6)
+    assert_scales_and_scripts(cascade, x)
 
 
 def test_a_cascade_needs_four_stems():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from host_tests.helpers import stream_network
+from host_tests.helpers import assert_scales_and_scripts, stream_network
 from models.masknet import MaskNet, _ninther
 from models.train import load_matching
 
@@ -41,13 +41,7 @@ def test_block_by_block_equals_one_call_and_stems_sum_to_the_input(lookahead, fr
 def test_the_output_scales_with_the_input_and_torchscript_computes_the_same(lookahead, front, hpss):
     net = randomised(lookahead, front, hpss)
     x = torch.randn(1, 2, 64 * 32)
-    scripted = torch.jit.script(net)
-    with torch.no_grad():
-        y, _ = net(x, net.initial_state(1))
-        loud, _ = net(8.0 * x, net.initial_state(1))
-        ys, _ = scripted(x, scripted.initial_state(1))
-    assert torch.allclose(loud, 8.0 * y, atol=1e-4)
-    assert torch.allclose(ys, y, atol=1e-6)
+    assert_scales_and_scripts(net, x)
 
 
 @pytest.mark.parametrize("lookahead,front,hpss", CASES)

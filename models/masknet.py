@@ -377,10 +377,6 @@ class Cascade(nn.Module):
         self.net.set_sharpness(sharpness)
 
     @property
-    def mask_sharpness(self) -> Tensor:
-        return self.net.mask_sharpness
-
-    @property
     def lookahead_samples(self) -> int:
         return 2 * self.delay
 
