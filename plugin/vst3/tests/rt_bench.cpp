@@ -6,7 +6,9 @@
 //   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
-// TIMES: written as raw float64, the seconds each processBlock call took.
+// TIMES: written as raw float64, two per block: the seconds its processBlock call took, and how
+// many seconds after its place on the device's clock it started (the audio thread woken late: the
+// machine held it back, as the engine cannot).
 // PACE: blocks start at PACE x real time (0: back to back). PRIORITY: 1 runs the audio thread
 // at SCHED_FIFO 50, as JACK and DAWs do where the system allows it. WARM: seconds of silence
 // played first, untimed (the model loads and its first calls settle), then the plugin is reset
@@ -70,7 +72,7 @@ int benchMain(int argc, char** argv) {
     plugin->prepareToPlay(rate, block);
 
     const size_t blocks = total / size_t(block);
-    std::vector<double> times(blocks);
+    std::vector<double> times(2 * blocks);
     std::string priorityNote = "normal priority";
     std::thread audioThread([&] {
         if (priority) {
@@ -102,7 +104,9 @@ int benchMain(int argc, char** argv) {
                 buffer.copyFrom(c, 0, audio.data() + size_t(c) * total + b * size_t(block), block);
             const auto t0 = std::chrono::steady_clock::now();
             plugin->processBlock(buffer, midi);
-            times[b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            times[2 * b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            // after a late start the next blocks follow back to back until the clock is caught up
+            times[2 * b + 1] = pace > 0 ? std::max(0.0, std::chrono::duration<double>(t0 - next).count()) : 0.0;
             if (pace > 0) {
                 next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
                 std::this_thread::sleep_until(next);
