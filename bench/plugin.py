@@ -10,7 +10,8 @@ also after torch.jit.freeze + optimize_for_inference, for comparison. Then per b
 paced at the device's rate: the VST3 played in real-time mode by a JUCE host
 (plugin/vst3/tests/rt_bench.cpp, `stemforge_rt_bench --bench`, built on demand in the plugin's
 CMake tree), and Python's
-`StemSeparator(realtime=True).process_block`; for each the audio thread's time per block (mean,
+`StemSeparator(realtime=True).process_block` with each engine: engine="python" (the worker a
+Python thread) and engine="native" (the plugin's C++ engine through ctypes); for each the audio thread's time per block (mean,
 p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
 thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Python's row
 also gives the model's time per call in its worker thread, measured apart.
@@ -268,9 +269,12 @@ def vst3_real_time(
         )
 
 
-def python_real_time(name: str, x: np.ndarray, rate: int, block: int, headroom: Optional[int]) -> RealTimeRow:
-    """StemSeparator(realtime=True) paced at the device's rate, its misses read after each block
-    and the model's time per call in the worker thread measured apart."""
+def python_real_time(
+    name: str, x: np.ndarray, rate: int, block: int, headroom: Optional[int], engine: str = "python"
+) -> RealTimeRow:
+    """StemSeparator(realtime=True, engine=engine) paced at the device's rate, its misses read
+    after each block; with the Python engine, the model's time per call in the worker thread
+    measured apart (the native engine's worker is the plugin's, timed by nothing here)."""
     import stemforge
 
     model = stemforge.load_model(name)
@@ -283,7 +287,7 @@ def python_real_time(name: str, x: np.ndarray, rate: int, block: int, headroom: 
         return out
 
     model.step = timed_step
-    sep = stemforge.StemSeparator(model, stem="vocals", threads=1, realtime=True, headroom=headroom)
+    sep = stemforge.StemSeparator(model, stem="vocals", threads=1, realtime=True, headroom=headroom, engine=engine)
     sep.prepare(rate, 2, block_size=block)
     silence = np.zeros((2, int(2.0 * rate)), np.float32)  # the first calls settle, untimed
     paced(lambda c: sep.process_block(c, rate), silence, block, rate)
@@ -318,7 +322,7 @@ def main() -> None:
         default=None,
         help="Python only: model samples the worker has per hop (default: StemSeparator's)",
     )
-    parser.add_argument("--skip", default="", help="vst3 or python: leave those rows out")
+    parser.add_argument("--skip", default="", help="vst3, python or native: leave those rows out")
     args = parser.parse_args()
     if args.design:
         return design()
@@ -360,6 +364,8 @@ def main() -> None:
                 rows.append(("VST3", vst3_real_time(exe, name, x, rate, block, args.realtime_priority)))
             if "python" not in args.skip:
                 rows.append(("Python", python_real_time(name, x, rate, block, args.headroom)))
+            if "native" not in args.skip and exe is not None and args.headroom is None:
+                rows.append(("Python, native", python_real_time(name, x, rate, block, None, engine="native")))
             for what, row in rows:
                 print(
                     f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {row_cells(row, budget, rate, block, calls[name]['one'])} |",

@@ -3,7 +3,6 @@ the test signal, level and SDR measures, and ways to feed a processor or run the
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.signals import music  # noqa: F401  (the benchmarks' test signal, one definition)
+from stemforge.core.native import ERROR_CHARS, EngineModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -129,25 +129,6 @@ def untrained_streaming_info(name: str, description: str, stems: tuple = STEMS):
     )
 
 
-SF_MAX_STEMS, SF_ERROR_CHARS = 16, 1024  # EngineApi.h
-
-
-class ModelInfoC(ctypes.Structure):
-    """sf_model_info (plugin/vst3/Source/EngineApi.h), for the tests that call the engine
-    library through its C interface."""
-
-    _fields_ = [
-        ("name", ctypes.c_char * 128),
-        ("version", ctypes.c_char * 64),
-        ("kind", ctypes.c_char * 32),
-        ("path", ctypes.c_char * 1024),
-        ("sample_rate", ctypes.c_int),
-        ("channels", ctypes.c_int),
-        ("hop", ctypes.c_int),
-        ("window", ctypes.c_int),
-        ("lookahead", ctypes.c_int),
-        ("num_stems", ctypes.c_int),
-        ("stems", (ctypes.c_char * 64) * SF_MAX_STEMS),
-        ("sums_to_mix", ctypes.c_int),
-        ("untrained", ctypes.c_int),
-    ]
+# sf_model_info and the error buffer's size (EngineApi.h), for the tests that call the engine
+# library through its C interface: stemforge.core.native's, the one binding
+ModelInfoC, SF_ERROR_CHARS = EngineModelInfo, ERROR_CHARS

@@ -24,6 +24,7 @@ import torch
 import stemforge
 from host_tests.helpers import SF_ERROR_CHARS, ModelInfoC
 from stemforge.core import contract
+from stemforge.core.native import engine_library, rows
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -40,23 +41,8 @@ class Engine:
     """libstemforge_engine.so through EngineApi.h. The process has torch loaded already: the
     engine's libtorch is that one (the same sonames), as in any host that imported torch."""
 
-    def __init__(self, path: Path):
-        lib = ctypes.CDLL(str(path))
-        P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t  # noqa: E741 (the C types, short)
-        floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
-        for name, res, args in (
-            ("sf_abi", I, []),
-            ("sf_model_load", P, [ctypes.c_char_p, ctypes.POINTER(ModelInfoC), ctypes.c_char_p, S]),
-            ("sf_model_free", None, [P]),
-            ("sf_engine_create", P, [P, I, I, I, I, ctypes.c_char_p, S]),
-            ("sf_engine_latency", I, [P]),
-            ("sf_engine_process", I, [P, floats, I, floats, floats, ctypes.c_char_p, S]),
-            ("sf_engine_free", None, [P]),
-        ):
-            getattr(lib, name).restype = res
-            getattr(lib, name).argtypes = args
-        assert lib.sf_abi() == 3
-        self.lib = lib
+    def __init__(self):
+        self.lib = engine_library()
 
     def load(self, path: Path) -> Tuple[Optional[int], ModelInfoC, str]:
         info, err = ModelInfoC(), ctypes.create_string_buffer(SF_ERROR_CHARS)
@@ -78,8 +64,8 @@ class Engine:
                 n = min(sizes[k % len(sizes)], x.shape[1] - pos)
                 block = np.ascontiguousarray(x[:, pos : pos + n])
                 stem_out = np.zeros((stems * channels, n), np.float32)
-                ins = pointers(block)
-                rc = self.lib.sf_engine_process(engine, ins, n, pointers(stem_out), pointers(dry), err, SF_ERROR_CHARS)
+                ins = rows(block)
+                rc = self.lib.sf_engine_process(engine, ins, n, rows(stem_out), rows(dry), err, SF_ERROR_CHARS)
                 assert rc == 0, err.value
                 out[:, pos : pos + n] = stem_out
                 pos, k = pos + n, k + 1
@@ -88,18 +74,11 @@ class Engine:
             self.lib.sf_engine_free(engine)
 
 
-def pointers(a: np.ndarray):
-    rows = (ctypes.POINTER(ctypes.c_float) * a.shape[0])()
-    for i in range(a.shape[0]):
-        rows[i] = a[i].ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    return rows
-
-
 @pytest.fixture(scope="module")
 def engine():
     if not ENGINE.is_file():
         pytest.skip("no engine library: python build.py plugin")
-    return Engine(ENGINE)
+    return Engine()
 
 
 # ------------------------------------------------------------------------------- models

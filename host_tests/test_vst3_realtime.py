@@ -9,7 +9,6 @@ depends on the machine's speed.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 from typing import List, Tuple
@@ -19,7 +18,8 @@ import pytest
 import torch
 
 import stemforge
-from host_tests.helpers import MODELS, SF_ERROR_CHARS, ModelInfoC, music, untrained_streaming_info
+from host_tests.helpers import MODELS, music, untrained_streaming_info
+from stemforge.core.native import NativeEngine
 
 try:
     BUNDLE = stemforge.plugin_path()
@@ -28,80 +28,28 @@ except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
     BUNDLE = None
 
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = ctypes.CDLL(str(BUNDLE / "Contents" / "x86_64-linux" / "libstemforge_engine.so"))
-    p, i, c = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
-    floats = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
-    for name, res, args in (
-        ("sf_abi", i, []),
-        ("sf_model_load", p, [c, ctypes.POINTER(ModelInfoC), c, ctypes.c_size_t]),
-        ("sf_model_free", None, [p]),
-        ("sf_engine_create", p, [p, i, i, i, i, c, ctypes.c_size_t]),
-        ("sf_engine_latency", i, [p]),
-        ("sf_model_latency", i, [p, i, i, i]),
-        ("sf_engine_misses", ctypes.c_longlong, [p]),
-        ("sf_engine_sync", i, [p, i]),
-        ("sf_engine_hold", None, [p, i]),
-        ("sf_engine_reset", i, [p, c, ctypes.c_size_t]),
-        ("sf_engine_process", i, [p, floats, i, floats, floats, c, ctypes.c_size_t]),
-        ("sf_engine_free", None, [p]),
-    ):
-        getattr(lib, name).restype = res
-        getattr(lib, name).argtypes = args
-    assert lib.sf_abi() == 3
-    return lib
+class Engine(NativeEngine):
+    """One stream of the engine library, as the plugin runs it, with what the tests drive: a
+    whole signal block by block, the worker held or waited for."""
 
-
-def rows(a: np.ndarray):
-    return (ctypes.POINTER(ctypes.c_float) * a.shape[0])(*[r.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for r in a])
-
-
-class Engine:
-    """One stream of the engine library, as the plugin runs it."""
-
-    def __init__(self, lib, path, rate: int, channels: int, block: int, realtime: bool):
-        self.lib, self.block, self.channels = lib, block, channels
-        self.err = ctypes.create_string_buffer(SF_ERROR_CHARS)
-        self.info = ModelInfoC()
-        self.model = lib.sf_model_load(str(path).encode(), ctypes.byref(self.info), self.err, SF_ERROR_CHARS)
-        assert self.model, self.err.value
-        self.engine = lib.sf_engine_create(self.model, rate, channels, block, int(realtime), self.err, SF_ERROR_CHARS)
-        assert self.engine, self.err.value
-        self.latency = lib.sf_engine_latency(self.engine)
-        self.stems = self.info.num_stems
-
-    def process(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        x = np.ascontiguousarray(x, np.float32)
-        stems = np.zeros((self.stems * self.channels, x.shape[1]), np.float32)
-        dry = np.zeros((self.channels, x.shape[1]), np.float32)
-        rc = self.lib.sf_engine_process(
-            self.engine, rows(x), x.shape[1], rows(stems), rows(dry), self.err, SF_ERROR_CHARS
-        )
-        assert rc == 0, self.err.value
-        return stems, dry
+    def __init__(self, path, rate: int, channels: int, block: int, realtime: bool):
+        super().__init__(path, rate, channels, block, realtime=realtime)
+        self.block = block
 
     def run(self, x: np.ndarray, sync: bool = True, hold: Tuple[int, int] = (-1, -1)):
         """x block by block; the worker held from block hold[0] to hold[1]; with sync, the
-        worker finishes every hop between the other blocks."""
+        worker finishes every hop between the other blocks. (stems * channels, n), (channels, n)."""
         out: List[Tuple[np.ndarray, np.ndarray]] = []
         for k, i in enumerate(range(0, x.shape[1] - self.block + 1, self.block)):
             if k == hold[0]:
-                self.lib.sf_engine_hold(self.engine, 1)
+                self.hold(True)
             if k == hold[1]:
-                self.lib.sf_engine_hold(self.engine, 0)
-            out.append(self.process(x[:, i : i + self.block]))
+                self.hold(False)
+            stems, dry = self.process(x[:, i : i + self.block])
+            out.append((stems.reshape(-1, stems.shape[-1]).copy(), dry.copy()))
             if sync and not hold[0] <= k < hold[1]:
-                assert self.lib.sf_engine_sync(self.engine, 60000) == 0
+                assert self.sync(60000)
         return np.concatenate([o[0] for o in out], 1), np.concatenate([o[1] for o in out], 1)
-
-    @property
-    def misses(self) -> int:
-        return self.lib.sf_engine_misses(self.engine)
-
-    def close(self):
-        self.lib.sf_engine_free(self.engine)
-        self.lib.sf_model_free(self.model)
 
 
 @pytest.mark.parametrize(
@@ -114,16 +62,16 @@ class Engine:
         ("fixture-window", 22050, 512),
     ],
 )
-def test_real_time_latency_as_python(lib, name, rate, block):
+def test_real_time_latency_as_python(name, rate, block):
     """The plugin reports what StemSeparator(realtime=True) reports for the same block size."""
     path = MODELS / f"{name}.ts"
-    engine = Engine(lib, path, rate, 2, block, realtime=True)
+    engine = Engine(path, rate, 2, block, realtime=True)
     sep = stemforge.StemSeparator(path, realtime=True)
     sep.prepare(rate, 2, block_size=block)
-    assert engine.latency == sep.latency_samples == lib.sf_model_latency(engine.model, rate, block, 1)
+    assert engine.latency == sep.latency_samples == engine.model_latency(rate, block, True)
     offline = stemforge.StemSeparator(path)
     offline.prepare(rate, 2)
-    assert lib.sf_model_latency(engine.model, rate, block, 0) == offline.latency_samples < engine.latency
+    assert engine.model_latency(rate, block, False) == offline.latency_samples < engine.latency
     engine.close()
 
 
@@ -136,12 +84,12 @@ def test_real_time_latency_as_python(lib, name, rate, block):
         ("fixture-stream", 44100, 1, 64),
     ],
 )
-def test_real_time_stems_are_the_offline_ones_delayed(lib, name, rate, channels, block):
+def test_real_time_stems_are_the_offline_ones_delayed(name, rate, channels, block):
     """With the worker keeping up: no miss, and every stem is what the engine gives when the
     block runs the model itself, delayed by the headroom."""
     x = music(1.0, rate, channels, seed=31)
-    offline = Engine(lib, MODELS / f"{name}.ts", rate, channels, block, realtime=False)
-    live = Engine(lib, MODELS / f"{name}.ts", rate, channels, block, realtime=True)
+    offline = Engine(MODELS / f"{name}.ts", rate, channels, block, realtime=False)
+    live = Engine(MODELS / f"{name}.ts", rate, channels, block, realtime=True)
     shift = live.latency - offline.latency
     want, _ = offline.run(x, sync=False)
     got, dry = live.run(x)
@@ -153,14 +101,14 @@ def test_real_time_stems_are_the_offline_ones_delayed(lib, name, rate, channels,
     live.close()
 
 
-def test_a_held_worker_misses_hops_and_the_stems_still_sum_to_the_input(lib):
+def test_a_held_worker_misses_hops_and_the_stems_still_sum_to_the_input():
     """Held, the worker makes nothing: the blocks still come back, each missed hop has its
     input whole in `other` and is counted; let go, it catches up and the stems are exact."""
     rate, block = 44100, 128
     path = MODELS / "fixture-stream.ts"
     x = music(2.0, rate, 2, seed=32)
-    offline = Engine(lib, path, rate, 2, block, realtime=False)
-    live = Engine(lib, path, rate, 2, block, realtime=True)
+    offline = Engine(path, rate, 2, block, realtime=False)
+    live = Engine(path, rate, 2, block, realtime=True)
     hop, stems = live.info.hop, live.stems
     held = (50, 250)  # blocks
     want, _ = offline.run(x, sync=False)

@@ -579,6 +579,13 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=float, default=44100.0, help="the devices' sample rate in Hz (default: 44100)")
     p.add_argument("--channels", type=int, default=2, choices=[1, 2], help="channels recorded and played (default: 2)")
     p.add_argument("--queue", type=positive_int, default=3, help="output buffers queued (default: 3)")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "native", "python"],
+        default="auto",
+        help="native: the VST3's C++ engine (a built plugin: python build.py plugin), the cheapest "
+        "per block; python: stemforge's Python engine; auto (default): native where it is built",
+    )
     add_threads_flag(p)
     p.add_argument("--seconds", type=positive_seconds, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -610,6 +617,7 @@ def parse_gains(text: str) -> Dict[str, float]:
 
 def live_command(args: argparse.Namespace) -> int:
     from .apps import live
+    from .core import native
     from .core.contract import ModelError
     from .core.processor import StemSeparator
     from .io.reading import open_audio
@@ -618,12 +626,17 @@ def live_command(args: argparse.Namespace) -> int:
         print(live.list_devices())
         return 0
     try:
+        engine = args.engine
+        if engine == "auto":
+            why = native.unavailable()
+            engine = "python" if why else "native"
         separator = StemSeparator(
             chosen_model(args),
             stem=args.stem,
             gains=parse_gains(args.gains) if args.gains else None,
             threads=args.threads,
             realtime=True,
+            engine=engine,
         )
         if args.simulate:
             with open_audio(args.simulate) as source:
@@ -638,11 +651,14 @@ def live_command(args: argparse.Namespace) -> int:
         if not args.simulate and not args.list_devices:
             fail("--list-devices shows the devices; --simulate FILE runs without one")
         return 1
-    separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
+    try:
+        separator.prepare(device.sample_rate, device.channels, block_size=device.buffer_size)
+    except (ModelError, ValueError, RuntimeError) as e:  # e.g. the native engine refusing the model
+        return fail(str(e))
     ms = 1000 * separator.latency_samples / device.sample_rate
     buffers = device.buffer_size * (1 + args.queue)
     print(
-        f"{separator!r}: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
+        f"{separator!r}, {separator.engine} engine: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
         f"{device.sample_rate:g} Hz, plus {buffers} samples ({1000 * buffers / device.sample_rate:.1f} ms) "
         "of device buffers; Ctrl-C stops",
         flush=True,

@@ -6,17 +6,10 @@ into build/vst3/stemforge.vst3 of a source checkout; ``--install`` copies it to 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def _candidates() -> list:
-    found = []
-    if os.environ.get("STEMFORGE_VST3"):
-        found.append(Path(os.environ["STEMFORGE_VST3"]).expanduser())
-    found.append(Path(__file__).resolve().parents[2] / "build" / "vst3" / "stemforge.vst3")
-    found.append(Path.home() / ".vst3" / "stemforge.vst3")
-    return found
+from .core.native import BINARIES
+from .core.native import bundle_candidates as _candidates
 
 
 def plugin_path() -> Path:
@@ -27,7 +20,7 @@ def plugin_path() -> Path:
     >>> plugin = pedalboard.load_plugin(str(stemforge.plugin_path()))  # doctest: +SKIP
     """
     for path in _candidates():
-        if (path / "Contents" / "x86_64-linux" / "stemforge.so").is_file():
+        if (path / BINARIES / "stemforge.so").is_file():
             return path
     looked = ", ".join(str(p) for p in _candidates())
     raise FileNotFoundError(

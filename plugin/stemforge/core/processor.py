@@ -44,6 +44,7 @@ from .layout import (
     to_channels_first,
 )
 from .loading import Model, check_threads, load_model
+from .native import NativeEngine, engine_library
 from .pipeline import Pipeline, realtime_headroom
 from .policy import OFFLINE, REALTIME
 from .resample import check_rate, check_resampling
@@ -73,6 +74,42 @@ def _one_thread_at_a_time(method: Callable) -> Callable:
             self._busy.release()
 
     return call
+
+
+ENGINES = ("python", "native")
+
+
+def one_hop_block(info, host_rate: int) -> int:
+    """The longest host block whose real-time headroom is one hop: the native engine's block
+    size when none was prepared (Python's engine then takes one hop, `realtime_headroom`)."""
+    n = int(np.ceil(info.hop * host_rate / info.sample_rate))
+    while n > 1 and realtime_headroom(info, host_rate, n) > info.hop:
+        n -= 1
+    return n
+
+
+def check_engine(engine: str, realtime: bool, headroom: Optional[int], resampling: str, device: str) -> str:
+    """`engine` if this processor's settings allow it (the native engine has one headroom,
+    one resampling policy and the CPU)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "native":
+        unsupported = [
+            what
+            for what, bad in (
+                ("realtime=True", not realtime),
+                ("the default headroom (headroom=None)", headroom is not None),
+                (f"resampling={REALTIME!r}", resampling != REALTIME),
+                ("device='cpu'", device != "cpu"),
+            )
+            if bad
+        ]
+        if unsupported:
+            raise ValueError(
+                f"engine='native' (the plugin's real-time engine) needs {', '.join(unsupported)}; "
+                "use engine='python' for other settings"
+            )
+    return engine
 
 
 def as_model(model: ModelLike, device: str = "cpu") -> Model:
@@ -155,6 +192,12 @@ class StemSeparator:
         latency; a hop not ready in time is delivered with its input whole in `other`
         (the stems still sum to the input) and counted in `misses`.
     headroom: real time only: model samples the worker has for a hop (None: one hop).
+    engine: real time only: "python" (`realtime.DecoupledEngine`), or "native": the VST3's
+        C++ engine (`native.NativeEngine`, libstemforge_engine.so from a built plugin,
+        `python build.py plugin`), the same stems and latency at the plugin's cost per block
+        (the audio thread several times cheaper; docs/performance.md). Native takes the
+        default headroom and the REALTIME resampling, on the CPU; `process` and offline calls
+        still run in Python.
 
     One processor is one stream: a call made while another thread's call on the same
     processor is running raises RuntimeError (`BUSY`); threads each use their own.
@@ -175,6 +218,7 @@ class StemSeparator:
         resampling: str = REALTIME,
         realtime: bool = False,
         headroom: Optional[int] = None,
+        engine: str = "python",
     ):
         check_threads(threads)
         if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 1):
@@ -182,7 +226,11 @@ class StemSeparator:
         self.realtime, self.headroom = bool(realtime), headroom
         self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
+        self.engine = check_engine(engine, self.realtime, headroom, self.resampling, device)
         self.model = as_model(model, device)
+        if self.engine == "native":
+            engine_library()  # now, not in the first block: a missing or stale build says so here
+        self._native: Optional[NativeEngine] = None  # engine="native": process_block's stream
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
         # a missed hop's input goes to `other` (with the residual, the stems sum to the input)
@@ -241,8 +289,17 @@ class StemSeparator:
     def _build(self, sample_rate: float, channels: int) -> None:
         rate = check_rate(sample_rate)
         check_channels(channels)
+        if self.engine == "native":
+            # process_block's stream; unprepared, the longest block that keeps Python's default
+            # headroom (one hop, so one latency whichever engine), longer ones split
+            longest = self._block_size or one_hop_block(self.model.info, rate)
+            n = self._native
+            if n is None or n.rate != rate or n.channels != channels or n.max_block != longest:
+                if n is not None:
+                    n.close()
+                self._native = NativeEngine(self.model.path, rate, channels, longest)
         headroom = None
-        if self.realtime:
+        if self.realtime and self.engine == "python":
             headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom, self.resampling)
         p = self._pipeline
         if p is None or p.host_rate != rate or p.host_channels != channels or p.headroom != headroom:
@@ -266,12 +323,16 @@ class StemSeparator:
         """Forget the stream in progress; the next call starts a new one."""
         if self._pipeline is not None:
             self._pipeline.reset()
+        if self._native is not None:
+            self._native.reset()
         self._hint, self._mode, self._delay_line = self._prepared, None, None
 
     @property
     def misses(self) -> int:
         """realtime=True: hops of the stream in progress whose stems were not ready when
         due, delivered with their input whole in `other` (0 otherwise)."""
+        if self._native is not None:
+            return self._native.misses
         return 0 if self._pipeline is None else self._pipeline.misses
 
     @property
@@ -281,7 +342,7 @@ class StemSeparator:
             raise RuntimeError(
                 "latency_samples is known after prepare(sample_rate, channels) or the first process call"
             )
-        return self._pipeline.latency
+        return self._native.latency if self._native is not None else self._pipeline.latency
 
     # -- calls -------------------------------------------------------------------------
     def _begin(self, audio: np.ndarray, sample_rate: float, mode: str) -> Tuple[np.ndarray, str]:
@@ -355,6 +416,8 @@ class StemSeparator:
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
         x, layout = self._begin(block, sample_rate, "block")
+        if self._native is not None:
+            return from_channels_first(self._native_block(x), layout)
         if self._delay_line is None:
             self._delay_line = SampleFifo((x.shape[0],))
             self._delay_line.append(np.zeros((x.shape[0], self.latency_samples), np.float32))
@@ -362,6 +425,19 @@ class StemSeparator:
         if len(self._delay_line) < x.shape[1]:  # would mean latency_samples is wrong
             raise RuntimeError("internal error: the engine fell behind its reported latency")
         return from_channels_first(self._delay_line.pop(x.shape[1]), layout)
+
+    def _native_block(self, x: np.ndarray) -> np.ndarray:
+        """process_block through the plugin's engine: its stems and delayed input, weighted as
+        `_weights` and `_direct` say (in pieces of at most the engine's longest block)."""
+        native, out = self._native, np.empty(x.shape, np.float32)
+        for start in range(0, x.shape[1], native.max_block):
+            stems, dry = native.process(x[:, start : start + native.max_block])
+            y = out[:, start : start + stems.shape[-1]]
+            y[:] = self._direct * dry if self._direct else 0.0
+            for s, w in enumerate(self._weights):  # not tensordot: see Pipeline._mix_to_host
+                if w != 0:
+                    y += w * stems[s]
+        return out
 
 
 class StemSplitter:

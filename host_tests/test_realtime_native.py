@@ -1,0 +1,147 @@
+"""Issue 22 in Python with the plugin's engine: StemSeparator(realtime=True, engine="native")
+runs process_block through libstemforge_engine.so (stemforge.core.native), the VST3's own C++
+data path, and gives what engine="python" gives: the same latency, the offline output delayed,
+a missed hop's input whole in `other`.
+
+As in test_realtime_decoupled.py, nothing depends on the machine's speed: "the worker keeps
+up" is made true by waiting for it between blocks, "the worker is late" by holding it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import stemforge
+from host_tests.helpers import music
+from stemforge.core import native
+
+WHY = native.unavailable()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=f"{WHY}")  # CI builds the plugin first
+
+
+def run(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=None) -> np.ndarray:
+    """process_block over x and enough silence, the latency undone; with keep_up (or where
+    keep_up(i) holds for the block at i) the engine's worker finishes every hop between blocks."""
+    latency = sep.latency_samples
+    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
+    out = []
+    for i in range(0, padded.shape[1], block):
+        if before_block is not None:
+            before_block(i)
+        out.append(sep.process_block(padded[:, i : i + block], rate))
+        assert out[-1].shape == padded[:, i : i + block].shape and out[-1].dtype == np.float32
+        if keep_up is True or callable(keep_up) and keep_up(i):
+            assert sep._native.sync()
+    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]
+
+
+@pytest.mark.parametrize(
+    "name,rate,channels,block,prepared",
+    [
+        ("fixture-stream", 44100, 2, 128, 128),
+        ("fixture-stream", 48000, 2, 333, 333),
+        ("fixture-stream", 44100, 1, 64, 64),  # a mono host
+        ("fixture-mono-22k", 44100, 2, 64, 64),
+        ("fixture-window", 48000, 2, 512, 512),
+        ("fixture-stream", 96000, 2, 1, None),
+    ],
+)
+def test_the_native_engine_gives_the_offline_output_delayed(models, name, rate, channels, block, prepared):
+    x = music(0.4, rate, channels, seed=41)
+    gains = {"vocals": 0.25, "drums": 1.5}
+    expected = stemforge.StemSeparator(models[name], gains=gains)(x, rate)
+    sep = stemforge.StemSeparator(models[name], gains=gains, realtime=True, engine="native")
+    sep.prepare(rate, channels, block_size=prepared)
+    python = stemforge.StemSeparator(models[name], gains=gains, realtime=True)
+    python.prepare(rate, channels, block_size=prepared)
+    assert sep.latency_samples == python.latency_samples  # one latency, whichever engine
+    got = run(sep, x, rate, block)
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
+    assert sep.misses == 0
+
+
+def test_blocks_longer_than_prepared_come_back_whole(models):
+    """A host that sends more than it said: the block goes through the engine in pieces of the
+    prepared size, and comes back whole. Hops that come due inside it may be missed (the worker
+    had no block's time for them), so only what holds either way is asserted: all the stems
+    at 1 are the input, delayed."""
+    rate, block = 48000, 1000
+    x = music(0.5, rate, 2, seed=46)
+    sep = stemforge.StemSeparator(models["fixture-stream"], gains={}, realtime=True, engine="native")
+    sep.prepare(rate, 2, block_size=256)
+    np.testing.assert_allclose(run(sep, x, rate, block), x, atol=1e-5, rtol=0)
+
+
+def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
+    """The worker held: the blocks still come back on time, the hops due meanwhile have their
+    input in `other` (an acapella is silent there, the sum of the stems is the input) and are
+    counted; let go, the worker catches up and the output is exact again."""
+    rate, block = 44100, 128
+    x = music(1.5, rate, 2, seed=42)
+    held = (40 * block, 200 * block)  # samples of the padded input
+    outs = {}
+    for what, kwargs in (("vocals", {"stem": "vocals"}), ("all", {"gains": {}})):
+        sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", **kwargs)
+        sep.prepare(rate, 2, block_size=block)
+
+        def hold(i, sep=sep):
+            if i == held[0]:
+                sep._native.hold(True)
+            if i == held[1]:
+                sep._native.hold(False)
+
+        outs[what] = run(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
+        latency, hop = sep.latency_samples, models["fixture-stream"].info.hop
+        assert sep.misses >= (held[1] - held[0]) // hop - (latency // hop + 2)
+    due = slice(held[0] + block, held[1] - sep.latency_samples)  # due while held, in output time
+    np.testing.assert_allclose(outs["all"], x, atol=1e-5, rtol=0)  # the stems still sum to the input
+    assert np.abs(x[:, due]).max() > 1e-3
+    assert not np.any(outs["vocals"][:, due])  # the missed hops' input went to other
+    expected = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")(x, rate)
+    after = held[1] + 2 * block
+    np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
+
+
+def test_reset_starts_a_new_stream(models):
+    rate, block = 48000, 256
+    x, other = music(0.3, rate, 2, seed=43), music(0.3, rate, 2, seed=44)
+    sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+    sep.prepare(rate, 2, block_size=block)
+    run(sep, other, rate, block)
+    sep.reset()
+    fresh = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+    fresh.prepare(rate, 2, block_size=block)
+    np.testing.assert_array_equal(run(sep, x, rate, block), run(fresh, x, rate, block))
+    assert sep.misses == 0
+
+
+def test_process_and_offline_calls_stay_in_python_and_exact(models):
+    """A native real-time separator still streams and separates whole arrays (in Python)."""
+    x = music(0.3, 44100, 2, seed=45)
+    sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+    plain = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")
+    np.testing.assert_allclose(sep(x, 44100), plain(x, 44100), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,says",
+    [
+        ({"engine": "rust"}, "engine must be one of python, native"),
+        ({"engine": "native"}, "needs realtime=True"),
+        ({"engine": "native", "realtime": True, "headroom": 512}, "the default headroom"),
+        ({"engine": "native", "realtime": True, "resampling": "hq"}, "resampling='low-delay'"),
+    ],
+)
+def test_settings_the_native_engine_cannot_take_are_refused(models, kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        stemforge.StemSeparator(models["fixture-stream"], **kwargs)
+
+
+def test_without_a_built_plugin_native_says_what_to_do(models, monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_LOADED", None)
+    monkeypatch.setattr(native, "bundle_candidates", lambda: [tmp_path / "stemforge.vst3"])
+    with pytest.raises(FileNotFoundError, match="python build.py plugin"):
+        stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
+    assert "python build.py plugin" in native.unavailable()
