@@ -14,8 +14,10 @@ checks that before loading it.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
+import weakref
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -86,6 +88,15 @@ _SIGNATURES = {
     "sf_engine_hold": (None, [ctypes.c_void_p, ctypes.c_int]),
 }
 _LOADED: Optional[ctypes.CDLL] = None
+_OPEN: "weakref.WeakSet[NativeEngine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_engines() -> None:
+    # An engine's worker still inside a model call when the interpreter finalises would run
+    # on a torch runtime torn down under it (as realtime._halt_workers says of Python's).
+    for engine in list(_OPEN):
+        engine.close()
 
 
 def engine_library() -> ctypes.CDLL:
@@ -169,6 +180,7 @@ class NativeEngine:
         self._stems = np.zeros((self.stems * channels, max_block), np.float32)
         self._dry = np.zeros((channels, max_block), np.float32)
         self._in_rows, self._stem_rows, self._dry_rows = rows(self._in), rows(self._stems), rows(self._dry)
+        _OPEN.add(self)
 
     @property
     def latency(self) -> int:
