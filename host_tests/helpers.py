@@ -132,3 +132,20 @@ def untrained_streaming_info(name: str, description: str, stems: tuple = STEMS):
 # sf_model_info and the error buffer's size (EngineApi.h), for the tests that call the engine
 # library through its C interface: stemforge.core.native's, the one binding
 ModelInfoC, SF_ERROR_CHARS = EngineModelInfo, ERROR_CHARS
+
+
+def run_realtime(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=None) -> np.ndarray:
+    """sep.process_block over x and enough silence, the latency undone. With keep_up (or where
+    keep_up(i) holds for the block at i) the model's worker finishes every hop between blocks
+    (a machine fast enough, whichever engine); before_block(i) runs before the block at i."""
+    latency = sep.latency_samples
+    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
+    out = []
+    for i in range(0, padded.shape[1], block):
+        if before_block is not None:
+            before_block(i)
+        out.append(sep.process_block(padded[:, i : i + block], rate))
+        assert out[-1].shape == padded[:, i : i + block].shape and out[-1].dtype == np.float32
+        if keep_up is True or callable(keep_up) and keep_up(i):
+            assert sep.wait_idle(timeout=60)
+    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]

@@ -252,7 +252,7 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
             clock.spend(stall * PERIOD)
         out = process_block(self, block, sample_rate)
         # the model's worker keeps up (the simulated clock does not wait for it): no miss
-        assert self._pipeline.decoupled.wait_idle(timeout=60)
+        assert self.wait_idle(timeout=60)
         return out
 
     monkeypatch.setattr(StemSeparator, "process_block", stalling)
@@ -263,8 +263,6 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
             str(MODELS / "fixture-stream.ts"),
             "--stem",
             "vocals",
-            "--engine",
-            "python",  # the Python engine's worker is waited for above
             "--simulate",
             str(song(tmp_path / "song.wav", 1.5)),
         ]

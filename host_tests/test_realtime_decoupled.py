@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import stemforge
-from host_tests.helpers import music
+from host_tests.helpers import music, run_realtime
 from stemforge.core.pipeline import latency_of, realtime_headroom
 
 STEMS = ("drums", "bass", "other", "vocals")
@@ -24,23 +24,6 @@ STEMS = ("drums", "bass", "other", "vocals")
 @pytest.fixture(scope="module")
 def live():
     return stemforge.load_model("live")
-
-
-def run(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=None):
-    """process_block over x and enough silence; with keep_up (or where keep_up(i) is true for
-    the block at i), the worker finishes every hop between blocks (a machine fast enough).
-    Returns the output with the latency undone."""
-    latency = sep.latency_samples
-    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
-    out = []
-    for i in range(0, padded.shape[1], block):
-        if before_block is not None:
-            before_block(i)
-        out.append(sep.process_block(padded[:, i : i + block], rate))
-        assert out[-1].shape == padded[:, i : i + block].shape
-        if keep_up is True or callable(keep_up) and keep_up(i):
-            assert sep._pipeline.decoupled.wait_idle(timeout=60)
-    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]
 
 
 class Gate:
@@ -87,7 +70,7 @@ def test_without_a_miss_the_output_is_the_offline_output_delayed(models, name, r
     expected = stemforge.StemSeparator(models[name], gains={"vocals": 0.25})(x, rate)
     sep = stemforge.StemSeparator(models[name], gains={"vocals": 0.25}, realtime=True)
     sep.prepare(rate, 2, block_size=block)
-    got = run(sep, x, rate, block)
+    got = run_realtime(sep, x, rate, block)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     assert sep.misses == 0
 
@@ -130,7 +113,7 @@ def test_the_caller_never_runs_the_model(gated):
     model, gate = gated
     sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
     sep.prepare(44100, 2, block_size=128)
-    run(sep, music(0.3, 44100, 2, seed=23), 44100, 128)
+    run_realtime(sep, music(0.3, 44100, 2, seed=23), 44100, 128)
     assert gate.threads == {"stemforge-model"}
 
 
@@ -168,7 +151,7 @@ def test_a_late_hop_is_delivered_on_time_with_its_input_in_other(gated):
     out = {}
     for name, sep in seps.items():
         sep.prepare(rate, 2, block_size=block)
-        out[name] = run(sep, x, rate, block, keep_up=lambda i: i >= held, before_block=hold(sep))
+        out[name] = run_realtime(sep, x, rate, block, keep_up=lambda i: i >= held, before_block=hold(sep))
         latency = sep.latency_samples
         # hops due before the worker was let go: all missed, all counted
         due = model.info.lookahead + hop - 1 + sep._pipeline.headroom
@@ -206,10 +189,12 @@ def test_a_worker_a_whole_ring_behind_starts_afresh(gated):
 
     total = stemforge.StemSeparator(model, gains={}, realtime=True)
     total.prepare(rate, 2, block_size=block)
-    np.testing.assert_allclose(run(total, x, rate, block, keep_up=False, before_block=hold), x, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        run_realtime(total, x, rate, block, keep_up=False, before_block=hold), x, atol=1e-6, rtol=0
+    )
     sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
     sep.prepare(rate, 2, block_size=block)
-    got = run(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
+    got = run_realtime(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
     assert sep._pipeline.decoupled._worker.gap_end > 0  # the ring did overflow
     expected = stemforge.StemSeparator(model, stem="vocals")(x, rate)
     settled = release + model.info.context + model.info.lookahead + 4 * model.info.hop + block
@@ -245,7 +230,7 @@ def test_a_worker_that_wakes_a_whole_ring_late_counts_what_it_skipped_as_misses(
 
     sep = stemforge.StemSeparator(model, stem=stem, realtime=True)
     sep.prepare(rate, 2, block_size=block)
-    got = run(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
+    got = run_realtime(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
     fresh = sep._pipeline.decoupled._worker.fresh  # where the worker started afresh
     assert fresh >= release
     assert sep.misses >= fresh // model.info.hop  # every hop before it, none read from the ring

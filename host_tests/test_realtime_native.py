@@ -13,27 +13,11 @@ import numpy as np
 import pytest
 
 import stemforge
-from host_tests.helpers import music
+from host_tests.helpers import music, run_realtime
 from stemforge.core import native
 
 WHY = native.unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"{WHY}")  # CI builds the plugin first
-
-
-def run(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=None) -> np.ndarray:
-    """process_block over x and enough silence, the latency undone; with keep_up (or where
-    keep_up(i) holds for the block at i) the engine's worker finishes every hop between blocks."""
-    latency = sep.latency_samples
-    padded = np.concatenate([x, np.zeros((x.shape[0], latency + block), np.float32)], axis=1)
-    out = []
-    for i in range(0, padded.shape[1], block):
-        if before_block is not None:
-            before_block(i)
-        out.append(sep.process_block(padded[:, i : i + block], rate))
-        assert out[-1].shape == padded[:, i : i + block].shape and out[-1].dtype == np.float32
-        if keep_up is True or callable(keep_up) and keep_up(i):
-            assert sep._native.sync()
-    return np.concatenate(out, axis=1)[:, latency : latency + x.shape[1]]
 
 
 @pytest.mark.parametrize(
@@ -56,7 +40,7 @@ def test_the_native_engine_gives_the_offline_output_delayed(models, name, rate, 
     python = stemforge.StemSeparator(models[name], gains=gains, realtime=True)
     python.prepare(rate, channels, block_size=prepared)
     assert sep.latency_samples == python.latency_samples  # one latency, whichever engine
-    got = run(sep, x, rate, block)
+    got = run_realtime(sep, x, rate, block)
     assert np.abs(expected).max() > 1e-3
     np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
     assert sep.misses == 0
@@ -71,7 +55,7 @@ def test_blocks_longer_than_prepared_come_back_whole(models):
     x = music(0.5, rate, 2, seed=46)
     sep = stemforge.StemSeparator(models["fixture-stream"], gains={}, realtime=True, engine="native")
     sep.prepare(rate, 2, block_size=256)
-    np.testing.assert_allclose(run(sep, x, rate, block), x, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(run_realtime(sep, x, rate, block), x, atol=1e-5, rtol=0)
 
 
 def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
@@ -92,7 +76,7 @@ def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
             if i == held[1]:
                 sep._native.hold(False)
 
-        outs[what] = run(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
+        outs[what] = run_realtime(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
         latency, hop = sep.latency_samples, models["fixture-stream"].info.hop
         assert sep.misses >= (held[1] - held[0]) // hop - (latency // hop + 2)
     due = slice(held[0] + block, held[1] - sep.latency_samples)  # due while held, in output time
@@ -109,11 +93,11 @@ def test_reset_starts_a_new_stream(models):
     x, other = music(0.3, rate, 2, seed=43), music(0.3, rate, 2, seed=44)
     sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
     sep.prepare(rate, 2, block_size=block)
-    run(sep, other, rate, block)
+    run_realtime(sep, other, rate, block)
     sep.reset()
     fresh = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
     fresh.prepare(rate, 2, block_size=block)
-    np.testing.assert_array_equal(run(sep, x, rate, block), run(fresh, x, rate, block))
+    np.testing.assert_array_equal(run_realtime(sep, x, rate, block), run_realtime(fresh, x, rate, block))
     assert sep.misses == 0
 
 

@@ -335,6 +335,16 @@ class StemSeparator:
             return self._native.misses
         return 0 if self._pipeline is None else self._pipeline.misses
 
+    def wait_idle(self, timeout: Optional[float] = 60.0) -> bool:
+        """realtime=True: wait until the model's worker has run every whole hop it was given,
+        whichever engine (a host that pauses, and a test that must not depend on the machine's
+        speed, call it between blocks). False if the worker failed or `timeout` seconds passed;
+        True at once without a worker."""
+        if self._native is not None:
+            return self._native.sync(int(1000 * (timeout if timeout is not None else 1e9)))
+        decoupled = None if self._pipeline is None else self._pipeline.decoupled
+        return True if decoupled is None else decoupled.wait_idle(timeout)
+
     @property
     def latency_samples(self) -> int:
         """Delay of `process_block`'s output, in host samples (known after prepare)."""
