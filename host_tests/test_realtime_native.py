@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import stemforge
-from host_tests.helpers import music, run_realtime
+from host_tests.helpers import ROOT, music, run_realtime
 from stemforge.core import native
 
 WHY = native.unavailable()
@@ -129,3 +129,18 @@ def test_without_a_built_plugin_native_says_what_to_do(models, monkeypatch, tmp_
     with pytest.raises(FileNotFoundError, match="python build.py plugin"):
         stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
     assert "python build.py plugin" in native.unavailable()
+
+
+def test_the_binding_matches_the_engines_header():
+    """core/native.py restates EngineApi.h's constants and struct for ctypes: they must agree."""
+    import re
+
+    header = (ROOT / "plugin" / "vst3" / "Source" / "EngineApi.h").read_text()
+    defined = dict(re.findall(r"#define (SF_\w+) (\d+)", header))
+    assert int(defined["SF_ENGINE_ABI"]) == native.ENGINE_ABI == native.engine_library().sf_abi()
+    assert int(defined["SF_RESET_NOT_READY"]) == native.RESET_NOT_READY
+    assert int(defined["SF_MAX_STEMS"]) == native.MAX_STEMS
+    assert int(defined["SF_ERROR_CHARS"]) == native.ERROR_CHARS
+    struct = header[header.index("typedef struct {") : header.index("} sf_model_info;")]
+    fields = re.findall(r"\b(?:char|int) (\w+)", struct)
+    assert fields == [name for name, _ in native.EngineModelInfo._fields_]
