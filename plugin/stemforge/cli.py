@@ -583,8 +583,8 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=["auto", "native", "python"],
         default="auto",
-        help="native: the VST3's C++ engine (a built plugin: python build.py plugin), the cheapest "
-        "per block; python: stemforge's Python engine; auto (default): native where it is built",
+        help="native: the VST3's C++ engine (a built plugin: python build.py plugin), no GIL shared "
+        "with a Python worker; python: stemforge's Python engine; auto (default): native where it is built",
     )
     add_threads_flag(p)
     p.add_argument("--seconds", type=positive_seconds, help="stop after this long (default: Ctrl-C)")

@@ -194,8 +194,8 @@ class StemSeparator:
     headroom: real time only: model samples the worker has for a hop (None: one hop).
     engine: real time only: "python" (`realtime.DecoupledEngine`), or "native": the VST3's
         C++ engine (`native.NativeEngine`, libstemforge_engine.so from a built plugin,
-        `python build.py plugin`), the same stems and latency at the plugin's cost per block
-        (the audio thread several times cheaper; docs/performance.md). Native takes the
+        `python build.py plugin`), the same stems and latency, no GIL shared with a Python
+        worker, a lower p99 per block (docs/performance.md). Native takes the
         default headroom and the REALTIME resampling, on the CPU; `process` and offline calls
         still run in Python.
 
