@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.signals import music  # noqa: F401  (the benchmarks' test signal, one definition)
-from stemforge.core.native import ERROR_CHARS, EngineModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -127,11 +126,6 @@ def untrained_streaming_info(name: str, description: str, stems: tuple = STEMS):
         license="MIT",
         untrained=True,
     )
-
-
-# sf_model_info and the error buffer's size (EngineApi.h), for the tests that call the engine
-# library through its C interface: stemforge.core.native's, the one binding
-ModelInfoC, SF_ERROR_CHARS = EngineModelInfo, ERROR_CHARS
 
 
 def run_realtime(sep, x: np.ndarray, rate: int, block: int, keep_up=True, before_block=None) -> np.ndarray:

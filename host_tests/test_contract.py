@@ -22,19 +22,15 @@ import pytest
 import torch
 
 import stemforge
-from host_tests.helpers import SF_ERROR_CHARS, ModelInfoC
-from stemforge.core import contract
-from stemforge.core.native import engine_library, rows
+from stemforge.core import contract, native
+from stemforge.core.native import ERROR_CHARS, EngineModelInfo, engine_library, rows
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-try:
-    ENGINE = stemforge.plugin_path() / "Contents" / "x86_64-linux" / "libstemforge_engine.so"
-except FileNotFoundError as e:  # pragma: no cover - CI builds the bundle first
-    pytestmark = pytest.mark.skip(reason=f"{e}")
-    ENGINE = None
+WHY = native.unavailable()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=f"{WHY}")  # CI builds the plugin first
 
 
 class Engine:
@@ -44,17 +40,17 @@ class Engine:
     def __init__(self):
         self.lib = engine_library()
 
-    def load(self, path: Path) -> Tuple[Optional[int], ModelInfoC, str]:
-        info, err = ModelInfoC(), ctypes.create_string_buffer(SF_ERROR_CHARS)
-        model = self.lib.sf_model_load(str(path).encode(), ctypes.byref(info), err, SF_ERROR_CHARS)
+    def load(self, path: Path) -> Tuple[Optional[int], EngineModelInfo, str]:
+        info, err = EngineModelInfo(), ctypes.create_string_buffer(ERROR_CHARS)
+        model = self.lib.sf_model_load(str(path).encode(), ctypes.byref(info), err, ERROR_CHARS)
         return model, info, err.value.decode("utf-8", "replace")
 
     def run(
         self, model: int, rate: int, channels: int, stems: int, x: np.ndarray, sizes: List[int]
     ) -> Tuple[int, np.ndarray]:
         """(latency, (stems, channels, n) stems) of x through a fresh engine, in blocks of `sizes`."""
-        err = ctypes.create_string_buffer(SF_ERROR_CHARS)
-        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, err, SF_ERROR_CHARS)  # offline
+        err = ctypes.create_string_buffer(ERROR_CHARS)
+        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, err, ERROR_CHARS)  # offline
         assert engine, err.value
         try:
             out = np.zeros((stems * channels, x.shape[1]), np.float32)
@@ -65,7 +61,7 @@ class Engine:
                 block = np.ascontiguousarray(x[:, pos : pos + n])
                 stem_out = np.zeros((stems * channels, n), np.float32)
                 ins = rows(block)
-                rc = self.lib.sf_engine_process(engine, ins, n, rows(stem_out), rows(dry), err, SF_ERROR_CHARS)
+                rc = self.lib.sf_engine_process(engine, ins, n, rows(stem_out), rows(dry), err, ERROR_CHARS)
                 assert rc == 0, err.value
                 out[:, pos : pos + n] = stem_out
                 pos, k = pos + n, k + 1
@@ -76,8 +72,6 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def engine():
-    if not ENGINE.is_file():
-        pytest.skip("no engine library: python build.py plugin")
     return Engine()
 
 

@@ -627,9 +627,8 @@ def live_command(args: argparse.Namespace) -> int:
         return 0
     try:
         engine = args.engine
-        if engine == "auto":
-            why = native.unavailable()
-            engine = "python" if why else "native"
+        if engine == "auto":  # the plugin's engine where it is built and fits this torch
+            engine = "python" if native.unavailable() else "native"
         separator = StemSeparator(
             chosen_model(args),
             stem=args.stem,

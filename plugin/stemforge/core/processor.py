@@ -341,7 +341,8 @@ class StemSeparator:
         speed, call it between blocks). False if the worker failed or `timeout` seconds passed;
         True at once without a worker."""
         if self._native is not None:
-            return self._native.sync(int(1000 * (timeout if timeout is not None else 1e9)))
+            # milliseconds as the C int the engine takes (None: as long as it can say)
+            return self._native.sync(min(int(1000 * timeout), 2**31 - 1) if timeout is not None else 2**31 - 1)
         decoupled = None if self._pipeline is None else self._pipeline.decoupled
         return True if decoupled is None else decoupled.wait_idle(timeout)
 
