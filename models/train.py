@@ -885,6 +885,12 @@ def main(argv=None) -> None:
     parser.add_argument("--levels", choices=("uniform", "record"), default=None, help="how stem levels are drawn")
     parser.add_argument("--real-band", type=float, default=None, help="share of voices laid over a real band")
     parser.add_argument(
+        "--instrumental",
+        type=float,
+        default=None,
+        help="share of examples with the voice removed (teaches an empty vocals stem; default 0.08)",
+    )
+    parser.add_argument(
         "--band-weights",
         default="",
         metavar="SOURCE=W,...",
@@ -904,6 +910,7 @@ def main(argv=None) -> None:
             ("cross_song", args.cross_song),
             ("levels", args.levels),
             ("real_band", args.real_band),
+            ("instrumental", args.instrumental),
         )
         if v is not None
     }
