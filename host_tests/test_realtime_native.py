@@ -88,6 +88,37 @@ def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
     np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
 
 
+def test_a_worker_a_whole_ring_behind_starts_afresh_in_step(models):
+    """Held longer than its 2-s input ring, the worker drops what it has not reached and its
+    model starts afresh; its resampler goes on through silence in the dropped part's place, so
+    the host-rate stems stay in step: once the model's context has passed, they are the
+    offline output again, exactly (48 kHz: the worker resamples)."""
+    rate, block = 48000, 256
+    x = music(5.0, rate, 2, seed=47)
+    held = (int(0.5 * rate) // block * block, int(3.5 * rate) // block * block)
+    outs = {}
+    for what, kwargs in (("vocals", {"stem": "vocals"}), ("all", {"gains": {}})):
+        sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", **kwargs)
+        sep.prepare(rate, 2, block_size=block)
+
+        def hold(i, sep=sep):
+            if i == held[0]:
+                sep._native.hold(True)
+            if i == held[1]:
+                sep._native.hold(False)
+
+        outs[what] = run_realtime(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
+        hop = models["fixture-stream"].info.hop
+        assert sep.misses >= (held[1] - held[0]) * 44100 // rate // hop - (sep.latency_samples // hop + 2)
+    np.testing.assert_allclose(outs["all"], x, atol=1e-5, rtol=0)  # the stems still sum to the input
+    due = slice(held[0] + block, held[1] - sep.latency_samples)
+    assert not np.any(outs["vocals"][:, due])  # the dropped hops' input went to other
+    expected = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")(x, rate)
+    after = held[1] + rate // 2
+    assert np.abs(expected[:, after:]).max() > 1e-3
+    np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
+
+
 def test_reset_starts_a_new_stream(models):
     rate, block = 48000, 256
     x, other = music(0.3, rate, 2, seed=43), music(0.3, rate, 2, seed=44)

@@ -13,9 +13,11 @@
 //
 // Real-time rules: all buffers are sized in sf_engine_create; sf_engine_process copies
 // between them. Built for real time (realtime != 0, stemforge.core.realtime.DecoupledEngine),
-// the model runs in a worker thread fed through preallocated single-producer, single-consumer
-// rings: the audio thread never calls the model, allocates nothing and never waits; a hop
-// whose stems are not ready when due goes whole to `other` and is counted (sf_engine_misses).
+// the model and the model -> host resampler run in a worker thread fed through preallocated
+// single-producer, single-consumer rings: the audio thread never calls the model, allocates
+// nothing and never waits; it resamples only its own input, and stems that are not ready when
+// due are the input, delayed, in `other` and counted by the model hops they touch
+// (sf_engine_misses).
 // Built for offline renders (realtime == 0), the calling thread runs the model when a hop is
 // complete, exactly as before. The model's own forward (TorchScript) allocates its
 // intermediates through torch's allocator: that cannot be avoided with libtorch.
@@ -182,6 +184,13 @@ public:
     }
     // Real time: the fresh spare takes over; the used one waits for makeSpare to replace it.
     void useSpare() { std::swap(s_, spare_); }
+    // A fresh stream in place, for the worker (which may allocate).
+    void restart() {
+        if (identity_) return;
+        soxr_delete(s_);
+        s_ = nullptr;
+        s_ = create();
+    }
     // planar in (n samples) -> appended to `dst` (planar); false if dst is full or soxr fails
     bool process(const float* const* in, int n, Fifo& dst, std::string& error) {
         if (identity_) {
@@ -400,27 +409,33 @@ struct sf_engine {
     std::vector<float> doneBuf;   // (batch, stems, channels, hop): the completed samples
     std::vector<float> statBuf;   // (batch, channels, P): raw samples for the running statistics
     torch::Tensor chunkTensor;
-    // real time: the worker thread runs the model on modelIn and puts the stems in outRing
+    // Real time: the worker thread runs the model on the model-rate input in inRing and the
+    // model -> host resampler (resampleOut, the worker's own then) on its stems, and puts the
+    // host-rate stems in outRing. Positions in inRing are model samples, in outRing host samples.
     bool realtime = false;
     int headroom = 0;            // model samples from a hop's completion to its stems' due time
     int fallback = 0;            // the stem a missed hop's input goes to
     Fifo audioIn;                // the audio thread's model-rate input of one block (model layout)
-    Fifo history;                // model-rate input not yet delivered (host layout): the fallback
-    Fifo workerStems;            // the worker's stems of one run (host layout)
+    Fifo workerStems;            // the worker's model-rate stems of one run (host layout)
+    Fifo workerHost;             // ... and at the host rate
     std::vector<float> inRing;   // (batch * model channels) rows of capIn: input, by stream position
-    std::vector<float> outRing;  // (stems * host channels) rows of capOut: stems, by stream position
+    std::vector<float> outRing;  // (stems * host channels) rows of capOut: stems, by host position
     int capIn = 0, capOut = 0;
     // Stream positions only grow: a reset (the audio thread's, real-time safe) starts the new
-    // stream at `origin`, past every position of the old one, and asks the worker (resetGen) to
-    // start its side afresh there; until it has (ackGen), nothing it made counts as ready.
-    long long emitted = 0;                                      // the audio thread's: stems delivered
-    long long origin = 0;                                       // the audio thread's: where its stream starts
+    // stream at `origin` (model) and `hostOrigin` (host), past every position of the old one, and
+    // asks the worker (resetGen) to start its side afresh there; until it has (ackGen), nothing
+    // it made counts as ready.
+    long long origin = 0, hostOrigin = 0;  // the audio thread's: where its stream starts
+    long long hostIn = 0;                  // the audio thread's: host samples in since the origin
+    long long emitted = 0;                 // the audio thread's: host position of the stems delivered
+    long long lastMissedHop = -1;          // the audio thread's: the last model hop counted as missed
     std::atomic<long long> written{0}, gapEnd{0}, consumed{0};  // written by the audio thread only
-    std::atomic<long long> resetOrigin{0};
-    std::atomic<unsigned> resetGen{0};              // written by the audio thread only
-    std::atomic<long long> taken{0}, produced{0};   // written by the worker only
-    std::atomic<unsigned> ackGen{0}, failedGen{0};  // written by the worker only
-    long long workerOrigin = 0;                     // the worker's: where its stream starts
+    std::atomic<long long> resetOrigin{0}, resetHostOrigin{0};
+    std::atomic<unsigned> resetGen{0};                       // written by the audio thread only
+    std::atomic<long long> taken{0}, produced{0}, valid{0};  // written by the worker only
+    std::atomic<unsigned> ackGen{0}, failedGen{0};           // written by the worker only
+    long long workerOrigin = 0;                              // the worker's: where its stream starts
+    long long modelMade = 0;  // the worker's: model position its stems (fed to resampleOut) reach
     std::atomic<long long> misses{0};
     std::atomic<bool> workerFailed{false}, quit{false};
     std::string workerError;  // written before workerFailed is set
@@ -545,7 +560,7 @@ static void refreshSpares(sf_engine* e) {
     std::lock_guard<std::mutex> one(e->refreshing);
     if (e->sparesReady.load(std::memory_order_acquire)) return;
     e->resampleIn.makeSpare();
-    e->resampleOut.makeSpare();
+    if (!e->realtime) e->resampleOut.makeSpare();  // in real time the worker restarts its own
     if (!e->windowed && !e->realtime) {
         c10::List<at::Tensor> fresh;
         for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
@@ -563,6 +578,7 @@ static void refreshSpares(sf_engine* e) {
 static void resetModelSide(sf_engine* e, bool fromSpare) {
     e->modelIn.clear();
     e->workerStems.clear();
+    e->workerHost.clear();
     e->toDrop = e->lookahead;
     if (e->windowed) {
         e->modelIn.appendZeros(e->keep);  // tail "center": zeros before the stream
@@ -581,13 +597,19 @@ static void resetModelSide(sf_engine* e, bool fromSpare) {
     }
 }
 
+// Model samples as host samples, rounded up.
+static long long hostSamples(const sf_engine* e, long long model) {
+    const long long mr = e->model->info.sample_rate;
+    return (model * e->hostRate + mr - 1) / mr;
+}
+
 // A new stream, from the spares (false if they are not ready: nothing changed). Real-time safe:
 // it neither allocates, frees nor waits; in real time it leaves the model's side to the worker,
 // which may be running the old stream's last hops meanwhile.
 static bool resetEngine(sf_engine* e) {
     if (!e->sparesReady.load(std::memory_order_acquire)) return false;
     e->resampleIn.useSpare();
-    e->resampleOut.useSpare();
+    if (!e->realtime) e->resampleOut.useSpare();
     e->modelStems.clear();
     e->hostStems.clear();
     e->dry.clear();
@@ -595,13 +617,20 @@ static bool resetEngine(sf_engine* e) {
     e->dry.appendZeros(e->latency);
     if (e->realtime) {
         e->audioIn.clear();
-        e->history.clear();
-        // past the old stream's input and past every stem the worker may still make of it
-        const long long origin = e->written.load(std::memory_order_relaxed) + e->P + 2 * e->hop;
-        e->origin = e->emitted = origin;
+        // past the old stream's input and past every stem the worker may still make of it: its
+        // stems reach at most P + 2 hops past the input, its host-rate stems that many host
+        // samples (and the resampler never gives more than the input's length at the host rate)
+        const long long written = e->written.load(std::memory_order_relaxed);
+        const long long origin = written + e->P + 2 * e->hop;
+        const long long hostOrigin = e->hostOrigin + hostSamples(e, origin - e->origin) + 2 * (e->maxBlock + 64);
+        e->origin = origin;
+        e->hostOrigin = e->emitted = hostOrigin;
+        e->hostIn = 0;
+        e->lastMissedHop = -1;
         e->misses.store(0, std::memory_order_relaxed);
-        e->consumed.store(origin, std::memory_order_release);
+        e->consumed.store(hostOrigin, std::memory_order_release);
         e->resetOrigin.store(origin, std::memory_order_relaxed);
+        e->resetHostOrigin.store(hostOrigin, std::memory_order_relaxed);
         e->resetGen.store(e->resetGen.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         // after resetGen: a worker that sees this position sees the reset too
         e->written.store(origin, std::memory_order_release);
@@ -670,6 +699,7 @@ int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
 }
 
 static void workerLoop(sf_engine* e);
+static void startWorkerStream(sf_engine* e, long long origin, long long hostOrigin);
 
 sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime, char* err,
                             size_t errlen) {
@@ -709,7 +739,10 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
         const auto rec = resampling(hostRate, info.sample_rate).recipes;
         e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock, rec.first);
-        e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, modelCap, rec.second);
+        // in real time the worker resamples the stems of one run at a time
+        const int workerCap = kWorkerStep + 2 * info.hop + windowPadding(info).first;
+        e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, e->realtime ? workerCap : modelCap,
+                            rec.second);
         e->windowed = info.kind == "window";
         if (e->windowed) {
             auto pad = windowPadding(info);
@@ -737,16 +770,19 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->modelStems.init(e->stems * hostChannels, modelCap);
         if (e->realtime) {
             // the rings: 2 s of model-rate input (how far the worker may fall behind before it
-            // starts afresh), and the stems from the oldest due to the newest the worker can make
+            // starts afresh), and the host-rate stems from the oldest due to the newest the worker
+            // can make
             const int rows = e->batch * info.channels;
             const int perBlock = int(std::ceil(e->maxBlock * ratio)) + 16;  // model samples of a block
             e->capIn = std::max(2 * info.sample_rate, 4 * (perBlock + e->headroom));
-            e->capOut = e->capIn + 2 * (e->headroom + engineDelay(info) + 2 * info.hop + perBlock + kWorkerStep);
+            const int spanOut =
+                e->capIn + 2 * (e->headroom + engineDelay(info) + 2 * info.hop + perBlock + kWorkerStep);
+            e->capOut = int(std::ceil(spanOut / ratio)) + 2 * (e->latency + e->maxBlock);
             e->inRing.assign(size_t(rows) * e->capIn, 0.0f);
             e->outRing.assign(size_t(e->stems * hostChannels) * e->capOut, 0.0f);
             e->audioIn.init(rows, modelCap);
-            e->history.init(hostChannels, modelCap + e->headroom + engineDelay(info) + 2 * info.hop);
-            e->workerStems.init(e->stems * hostChannels, kWorkerStep + 2 * info.hop + e->P);
+            e->workerStems.init(e->stems * hostChannels, workerCap);
+            e->workerHost.init(e->stems * hostChannels, int(std::ceil(workerCap / ratio)) + 65536);
         }
         const int hostCap = e->latency + e->maxBlock + int(std::ceil(modelCap / ratio)) + 65536;
         e->hostStems.init(e->stems * hostChannels, hostCap);
@@ -777,9 +813,7 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         refreshSpares(e.get());
         if (e->realtime) {
             // the worker's side of the first stream (resetEngine left it to the worker)
-            resetModelSide(e.get(), false);
-            e->workerOrigin = e->origin;
-            e->taken = e->produced = e->origin;
+            startWorkerStream(e.get(), e->origin, e->hostOrigin);
             e->ackGen = e->resetGen.load();
             if (sem_init(&e->wake, 0, 0) != 0) throw std::runtime_error("cannot create the worker's semaphore");
             e->wakeReady = true;
@@ -953,17 +987,6 @@ static void runModel(sf_engine* e, int added, Fifo& out) {
     }
 }
 
-// StreamingEngine / WindowEngine .emitted_after: the stems the engine has returned once
-// `received` model samples have gone in, whatever the blocking.
-static long long emittedAfter(const sf_engine* e, long long received) {
-    if (e->windowed) {
-        const long long first = e->P - e->left;
-        return received < first ? 0 : ((received - first) / e->hop + 1) * e->hop;
-    }
-    if (received < 0) return 0;
-    return std::max(0LL, received / e->hop * e->hop - e->lookahead);
-}
-
 // Samples [position, position + n) of a ring of `cap` per row, to or from planar rows.
 static void toRing(std::vector<float>& ring, int cap, int rows, long long position, const float* const* src,
                    int srcOffset, int n) {
@@ -985,34 +1008,71 @@ static void fromRing(const std::vector<float>& ring, int cap, int rows, long lon
     }
 }
 
-// The worker's run: every whole hop in the input ring through the model, the stems into the
-// output ring (realtime.DecoupledEngine's _Worker._run).
+// The worker's model-rate stems in workerStems through its resampler, and from host position
+// `produced` on into the output ring (what the audio thread has delivered already is skipped);
+// with write false, only counted: the stems the audio thread never takes (a gap).
+static void publishStems(sf_engine* e, bool write) {
+    const int outRows = e->stems * e->hostChannels;
+    std::string error;
+    const float* rows[2 * SF_MAX_STEMS];
+    for (int k = 0; k < outRows; ++k) rows[k] = e->workerStems.readPtr(k);
+    e->workerHost.clear();
+    if (!e->resampleOut.process(rows, e->workerStems.size(), e->workerHost, error)) throw std::runtime_error(error);
+    e->modelMade += e->workerStems.size();
+    e->workerStems.clear();
+    const int m = e->workerHost.size();
+    const long long p = e->produced.load(std::memory_order_relaxed);
+    if (write) {
+        // stems already delivered without the model are not written
+        const int skip = int(std::clamp(e->consumed.load(std::memory_order_acquire) - p, 0LL, (long long)m));
+        for (int k = 0; k < outRows; ++k) rows[k] = e->workerHost.readPtr(k);
+        toRing(e->outRing, e->capOut, outRows, p + skip, rows, skip, m - skip);
+    } else {
+        e->valid.store(p + m, std::memory_order_release);  // before produced: what follows is the model's
+    }
+    e->produced.store(p + m, std::memory_order_release);
+}
+
+// The worker's side of a stream, afresh at model position `origin` and host position `hostOrigin`.
+static void startWorkerStream(sf_engine* e, long long origin, long long hostOrigin) {
+    resetModelSide(e, false);
+    e->resampleOut.restart();
+    e->workerOrigin = e->modelMade = origin;
+    e->valid.store(hostOrigin, std::memory_order_relaxed);
+    e->produced.store(hostOrigin, std::memory_order_relaxed);
+    e->taken.store(origin, std::memory_order_relaxed);
+}
+
+// The worker's run: every whole hop in the input ring through the model and the model -> host
+// resampler, the stems into the output ring (realtime.DecoupledEngine's _Worker._run).
 static void workerRun(sf_engine* e) {
-    const int rows = e->batch * e->modelChannels, unit = e->hop, outRows = e->stems * e->hostChannels;
-    std::vector<float*> w(size_t(std::max(rows, outRows)));
-    std::vector<const float*> r(static_cast<size_t>(outRows));
+    const int rows = e->batch * e->modelChannels, unit = e->hop;
+    std::vector<float*> w(static_cast<size_t>(rows));
     while (!e->quit.load(std::memory_order_relaxed)) {
         const long long written = e->written.load(std::memory_order_acquire);  // before gapEnd, resetGen
         const unsigned gen = e->resetGen.load(std::memory_order_acquire);
         if (gen != e->ackGen.load(std::memory_order_relaxed)) {
             // the audio thread reset the stream: the model's side starts afresh at its origin
-            const long long origin = e->resetOrigin.load(std::memory_order_relaxed);
-            resetModelSide(e, false);
-            e->workerOrigin = origin;
+            startWorkerStream(e, e->resetOrigin.load(std::memory_order_relaxed),
+                              e->resetHostOrigin.load(std::memory_order_relaxed));
             e->workerFailed.store(false, std::memory_order_relaxed);
-            e->produced.store(origin, std::memory_order_relaxed);
-            e->taken.store(origin, std::memory_order_relaxed);
             e->ackGen.store(gen, std::memory_order_release);  // after produced and taken
             continue;
         }
         const long long gap = e->gapEnd.load(std::memory_order_acquire);
         const long long taken = e->taken.load(std::memory_order_relaxed);
         if (gap > taken) {
-            // the ring overflowed: what the model has not reached is gone; start afresh at the
-            // first whole hop after it (the schedule of due hops stays aligned)
+            // the ring overflowed: what the model has not reached is gone; its state starts afresh
+            // at the first whole hop after it (the schedule of due hops stays aligned). The
+            // resampler goes on through silence in its place, so that its host positions stay
+            // those of the stream; the audio thread counts them as missed (`valid`).
             const long long o = e->workerOrigin, start = o + (gap - o + unit - 1) / unit * unit;
             resetModelSide(e, false);
-            e->produced.store(start, std::memory_order_release);
+            while (e->modelMade < start && !e->quit.load(std::memory_order_relaxed)) {
+                const int n = int(std::min<long long>(start - e->modelMade, kWorkerStep));
+                e->workerStems.appendZeros(n);
+                publishStems(e, false);
+            }
             e->taken.store(start, std::memory_order_release);
             continue;
         }
@@ -1023,15 +1083,8 @@ static void workerRun(sf_engine* e) {
         fromRing(e->inRing, e->capIn, rows, taken, w.data(), 0, n);
         e->modelIn.commit(n);
         e->taken.store(taken + n, std::memory_order_release);
-        e->workerStems.clear();
         runModel(e, n, e->workerStems);
-        const int m = e->workerStems.size();
-        const long long p = e->produced.load(std::memory_order_relaxed);
-        // stems already delivered without the model are not written
-        const int skip = int(std::clamp(e->consumed.load(std::memory_order_acquire) - p, 0LL, (long long)m));
-        for (int k = 0; k < outRows; ++k) r[size_t(k)] = e->workerStems.readPtr(k);
-        toRing(e->outRing, e->capOut, outRows, p + skip, r.data(), skip, m - skip);
-        e->produced.store(p + m, std::memory_order_release);
+        publishStems(e, true);
     }
 }
 
@@ -1069,15 +1122,15 @@ static void adoptPriority(sf_engine* e) {
     pthread_setschedparam(e->worker.native_handle(), policy, &param);
 }
 
-// Real time: the block's model-rate input (audioIn) into the input ring, and the stems that are
-// due from the output ring into modelStems, the fallback for those the worker has not made.
-static void exchange(sf_engine* e) {
+// Real time: the block's model-rate input (audioIn) into the input ring, the worker woken when
+// a hop is whole.
+static void feedWorker(sf_engine* e) {
     const unsigned gen = e->resetGen.load(std::memory_order_relaxed);
     // a failure of the stream before the last reset is not this stream's
     if (e->workerFailed.load(std::memory_order_acquire) && e->failedGen.load(std::memory_order_relaxed) == gen)
         throw std::runtime_error(e->workerError);
     if (!e->adopted) adoptPriority(e);
-    const int rows = e->batch * e->modelChannels, ch = e->hostChannels, S = e->stems;
+    const int rows = e->batch * e->modelChannels;
     const int n = e->audioIn.size();
     const long long start = e->written.load(std::memory_order_relaxed), end = start + n;
     for (int k = 0; k < rows; ++k) e->ptrs[size_t(k)] = e->audioIn.readPtr(k);
@@ -1085,35 +1138,52 @@ static void exchange(sf_engine* e) {
         e->gapEnd.store(end, std::memory_order_release);  // the worker is a ring behind: lost to it
     else
         toRing(e->inRing, e->capIn, rows, start, e->ptrs.data(), 0, n);
-    if (!e->history.reserve(n)) throw std::runtime_error("internal error: the input history is full");
-    for (int k = 0; k < ch; ++k)  // host layout: the first host-channels rows of the model's layout
-        std::memcpy(e->history.writePtr(k), e->audioIn.readPtr(k), sizeof(float) * size_t(n));
-    e->history.commit(n);
     e->audioIn.clear();
     e->written.store(end, std::memory_order_release);
     if ((end - e->origin) / e->hop != (start - e->origin) / e->hop) sem_post(&e->wake);
-    const long long target = e->origin + emittedAfter(e, end - e->origin - e->headroom);
-    const int count = int(target - e->emitted);
+}
+
+// Real time: the host-rate stems due by the end of this block of n samples (those `latency`
+// samples before it) from the output ring into the delay line; those the worker has not made
+// are the input (the dry delay line, aligned with them) in the fallback stem, and each model
+// hop they touch is counted once as missed.
+static void deliverStems(sf_engine* e, int n) {
+    const int ch = e->hostChannels, S = e->stems;
+    e->hostIn += n;
+    const long long due = e->hostOrigin + std::max(0LL, e->hostIn - e->latency);
+    const int count = int(due - e->emitted);
     if (count <= 0) return;
-    if (!e->modelStems.reserve(count)) throw std::runtime_error("internal error: the stem buffer is full");
+    const int at = e->hostStems.size();  // the new stems' place in this block's output
+    if (!e->hostStems.reserve(count)) throw std::runtime_error("internal error: the stem buffer is full");
     // what the worker made counts once it has taken up this stream (its reset)
-    const long long made =
-        e->ackGen.load(std::memory_order_acquire) == gen ? e->produced.load(std::memory_order_acquire) : e->emitted;
-    const int ready = int(std::clamp(made - e->emitted, 0LL, (long long)count));
-    float* dst[2 * SF_MAX_STEMS];
-    for (int k = 0; k < S * ch; ++k) dst[k] = e->modelStems.writePtr(k);
-    fromRing(e->outRing, e->capOut, S * ch, e->emitted, dst, 0, ready);
-    if (ready < count) {  // a miss: the input goes whole to the fallback stem
-        for (int k = 0; k < S * ch; ++k) std::fill(dst[k] + ready, dst[k] + count, 0.0f);
-        for (int h = 0; h < ch; ++h)
-            std::memcpy(dst[e->fallback * ch + h] + ready, e->history.readPtr(h) + ready,
-                        sizeof(float) * size_t(count - ready));
-        e->misses.fetch_add((count - ready + e->hop - 1) / e->hop, std::memory_order_relaxed);
+    long long from = e->emitted, made = e->emitted;
+    if (e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_relaxed)) {
+        made = e->produced.load(std::memory_order_acquire);
+        from = std::max(e->emitted, e->valid.load(std::memory_order_relaxed));  // valid is stored before produced
     }
-    e->modelStems.commit(count);
-    e->history.drop(count);
-    e->emitted = target;
-    e->consumed.store(target, std::memory_order_release);
+    const int lead = int(std::clamp(from - e->emitted, 0LL, (long long)count));  // not the model's
+    const int ready = std::max(0, int(std::clamp(made - e->emitted, 0LL, (long long)count)) - lead);
+    float* dst[2 * SF_MAX_STEMS];
+    for (int k = 0; k < S * ch; ++k) dst[k] = e->hostStems.writePtr(k);
+    if (ready > 0) fromRing(e->outRing, e->capOut, S * ch, e->emitted + lead, dst, lead, ready);
+    auto fallBack = [&](int first, int last) {  // positions [first, last) of the new stems
+        if (last <= first) return;
+        for (int k = 0; k < S * ch; ++k) std::fill(dst[k] + first, dst[k] + last, 0.0f);
+        for (int h = 0; h < ch; ++h)
+            std::memcpy(dst[e->fallback * ch + h] + first, e->dry.readPtr(h) + at + first,
+                        sizeof(float) * size_t(last - first));
+        // the model hops of these host positions, each counted once
+        const long long mr = e->model->info.sample_rate, per = (long long)e->hostRate * e->hop;
+        const long long a = e->emitted + first - e->hostOrigin, b = e->emitted + last - 1 - e->hostOrigin;
+        const long long h0 = std::max(a * mr / per, e->lastMissedHop + 1), h1 = b * mr / per;
+        if (h1 >= h0) e->misses.fetch_add(h1 - h0 + 1, std::memory_order_relaxed);
+        e->lastMissedHop = std::max(e->lastMissedHop, h1);
+    };
+    fallBack(0, lead);
+    fallBack(lead + ready, count);
+    e->hostStems.commit(count);
+    e->emitted = due;
+    e->consumed.store(due, std::memory_order_release);
 }
 
 int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
@@ -1147,16 +1217,18 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
             std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before,
                         sizeof(float) * size_t(added));
         }
-        e->modelStems.clear();
-        if (e->realtime)
-            exchange(e);
-        else
+        if (e->realtime) {
+            feedWorker(e);
+            deliverStems(e, n);
+        } else {
+            e->modelStems.clear();
             runModel(e, e->modelIn.size() - before, e->modelStems);
-        // model -> host rate, into the delay line
-        const int got = e->modelStems.size();
-        if (got > 0 || !e->resampleOut.identity()) {
-            for (int k = 0; k < S * ch; ++k) e->ptrs[size_t(k)] = e->modelStems.readPtr(k);
-            if (!e->resampleOut.process(e->ptrs.data(), got, e->hostStems, error)) throw std::runtime_error(error);
+            // model -> host rate, into the delay line
+            const int got = e->modelStems.size();
+            if (got > 0 || !e->resampleOut.identity()) {
+                for (int k = 0; k < S * ch; ++k) e->ptrs[size_t(k)] = e->modelStems.readPtr(k);
+                if (!e->resampleOut.process(e->ptrs.data(), got, e->hostStems, error)) throw std::runtime_error(error);
+            }
         }
         if (e->hostStems.size() < n)
             throw std::runtime_error("internal error: the engine fell behind its reported latency");
