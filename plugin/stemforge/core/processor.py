@@ -441,12 +441,19 @@ class StemSeparator:
         """process_block through the plugin's engine: its stems and delayed input, weighted as
         `_weights` and `_direct` say (in pieces of at most the engine's longest block)."""
         native, out = self._native, np.empty(x.shape, np.float32)
+        # In place, without temporaries: this runs on the audio thread (issue 22).
+        direct, terms = self._direct, [(s, w) for s, w in enumerate(self._weights) if w != 0]
         for start in range(0, x.shape[1], native.max_block):
             stems, dry = native.process(x[:, start : start + native.max_block])
             y = out[:, start : start + stems.shape[-1]]
-            y[:] = self._direct * dry if self._direct else 0.0
-            for s, w in enumerate(self._weights):  # not tensordot: see Pipeline._mix_to_host
-                if w != 0:
+            if direct:
+                np.multiply(dry, direct, out=y)
+            else:
+                y.fill(0.0)
+            for s, w in terms:  # not tensordot: see Pipeline._mix_to_host
+                if w == 1:
+                    y += stems[s]
+                else:
                     y += w * stems[s]
         return out
 
