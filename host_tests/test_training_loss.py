@@ -106,3 +106,13 @@ def test_bad_band_weights_are_refused_before_training(weights, message, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--preset", "live", "--band-weights", weights])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--instrumental", "--real-band", "--record-mix", "--cross-song"])
+@pytest.mark.parametrize("share", ["1.5", "-0.1"])
+def test_shares_outside_0_to_1_are_refused_before_training(option, share, capsys):
+    from models.train import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--preset", "live", option, share])
+    assert stop.value.code == 2 and f"{option} is a share of the examples, from 0 to 1" in capsys.readouterr().err

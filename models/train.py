@@ -914,6 +914,9 @@ def main(argv=None) -> None:
         )
         if v is not None
     }
+    for name, share in mix.items():
+        if name != "levels" and not 0.0 <= share <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} is a share of the examples, from 0 to 1 (got {share})")
     if args.band_weights:
         try:
             # A source left out is not drawn (RealPool.pick gives an unlisted source 0.1).

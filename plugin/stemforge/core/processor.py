@@ -441,7 +441,8 @@ class StemSeparator:
         """process_block through the plugin's engine: its stems and delayed input, weighted as
         `_weights` and `_direct` say (in pieces of at most the engine's longest block)."""
         native, out = self._native, np.empty(x.shape, np.float32)
-        # In place, without temporaries: this runs on the audio thread (issue 22).
+        # Into `out` in place, a temporary only for a gain other than 0 or 1: this runs on the
+        # audio thread (issue 22).
         direct, terms = self._direct, [(s, w) for s, w in enumerate(self._weights) if w != 0]
         for start in range(0, x.shape[1], native.max_block):
             stems, dry = native.process(x[:, start : start + native.max_block])
