@@ -58,13 +58,23 @@ def test_blocks_longer_than_prepared_come_back_whole(models):
     np.testing.assert_allclose(run_realtime(sep, x, rate, block), x, atol=1e-5, rtol=0)
 
 
-def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
-    """The worker held: the blocks still come back on time, the hops due meanwhile have their
-    input in `other` (an acapella is silent there, the sum of the stems is the input) and are
-    counted; let go, the worker catches up and the output is exact again."""
-    rate, block = 44100, 128
-    x = music(1.5, rate, 2, seed=42)
-    held = (40 * block, 200 * block)  # samples of the padded input
+@pytest.mark.parametrize(
+    "rate,block,seconds,held,settle",
+    [
+        (44100, 128, 1.5, (40 * 128, 200 * 128), 2 * 128),  # late hops: the worker catches up
+        # a whole 2-s input ring behind: the worker drops what it has not reached and its model
+        # starts afresh; its resampler (48 kHz) goes on through silence in the dropped part's
+        # place, so the stems stay in step and are exact again once the model's context is past
+        (48000, 256, 5.0, (93 * 256, 656 * 256), 24000),
+    ],
+    ids=["late-hops", "a-ring-behind"],
+)
+def test_a_held_worker_misses_counts_keeps_the_sum_and_is_exact_again(models, rate, block, seconds, held, settle):
+    """The worker held (from and to these samples of the padded input): the blocks still come
+    back on time, the hops due meanwhile have their input in `other` (an acapella is silent
+    there, the sum of the stems is the input) and are counted; let go, the output is the
+    offline output again."""
+    x = music(seconds, rate, 2, seed=42)
     outs = {}
     for what, kwargs in (("vocals", {"stem": "vocals"}), ("all", {"gains": {}})):
         sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", **kwargs)
@@ -78,43 +88,13 @@ def test_a_late_hop_goes_whole_to_other_and_is_counted(models):
 
         outs[what] = run_realtime(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
         latency, hop = sep.latency_samples, models["fixture-stream"].info.hop
-        assert sep.misses >= (held[1] - held[0]) // hop - (latency // hop + 2)
+        assert sep.misses >= (held[1] - held[0]) * 44100 // rate // hop - (latency // hop + 2)
     due = slice(held[0] + block, held[1] - sep.latency_samples)  # due while held, in output time
     np.testing.assert_allclose(outs["all"], x, atol=1e-5, rtol=0)  # the stems still sum to the input
     assert np.abs(x[:, due]).max() > 1e-3
     assert not np.any(outs["vocals"][:, due])  # the missed hops' input went to other
     expected = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")(x, rate)
-    after = held[1] + 2 * block
-    np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
-
-
-def test_a_worker_a_whole_ring_behind_starts_afresh_in_step(models):
-    """Held longer than its 2-s input ring, the worker drops what it has not reached and its
-    model starts afresh; its resampler goes on through silence in the dropped part's place, so
-    the host-rate stems stay in step: once the model's context has passed, they are the
-    offline output again, exactly (48 kHz: the worker resamples)."""
-    rate, block = 48000, 256
-    x = music(5.0, rate, 2, seed=47)
-    held = (int(0.5 * rate) // block * block, int(3.5 * rate) // block * block)
-    outs = {}
-    for what, kwargs in (("vocals", {"stem": "vocals"}), ("all", {"gains": {}})):
-        sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", **kwargs)
-        sep.prepare(rate, 2, block_size=block)
-
-        def hold(i, sep=sep):
-            if i == held[0]:
-                sep._native.hold(True)
-            if i == held[1]:
-                sep._native.hold(False)
-
-        outs[what] = run_realtime(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
-        hop = models["fixture-stream"].info.hop
-        assert sep.misses >= (held[1] - held[0]) * 44100 // rate // hop - (sep.latency_samples // hop + 2)
-    np.testing.assert_allclose(outs["all"], x, atol=1e-5, rtol=0)  # the stems still sum to the input
-    due = slice(held[0] + block, held[1] - sep.latency_samples)
-    assert not np.any(outs["vocals"][:, due])  # the dropped hops' input went to other
-    expected = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")(x, rate)
-    after = held[1] + rate // 2
+    after = held[1] + settle
     assert np.abs(expected[:, after:]).max() > 1e-3
     np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
 
