@@ -409,22 +409,26 @@ struct sf_engine {
     std::vector<float> doneBuf;   // (batch, stems, channels, hop): the completed samples
     std::vector<float> statBuf;   // (batch, channels, P): raw samples for the running statistics
     torch::Tensor chunkTensor;
-    // Real time: the worker thread runs the model on the model-rate input in inRing and the
-    // model -> host resampler (resampleOut, the worker's own then) on its stems, and puts the
-    // host-rate stems in outRing. Positions in inRing are model samples, in outRing host samples.
+    // Real time: the audio thread only copies. Its host-rate input goes into inRing; the worker
+    // thread runs both resamplers (then its own) and the model: host -> model rate, every whole
+    // hop through the model, the stems model -> host rate into outRing. Positions in both rings
+    // are host samples (inRing's of the input, outRing's of the output).
     bool realtime = false;
     int headroom = 0;            // model samples from a hop's completion to its stems' due time
+    int holdIn = 0;              // the most model samples the input resampler holds back
+    int hostStep = 0;            // the most host input the worker takes per run
     int fallback = 0;            // the stem a missed hop's input goes to
-    Fifo audioIn;                // the audio thread's model-rate input of one block (model layout)
+    Fifo workerRaw;              // the worker's host-rate input of one run (host channels)
+    Fifo workerIn;               // ... at the model rate (model layout)
     Fifo workerStems;            // the worker's model-rate stems of one run (host layout)
     Fifo workerHost;             // ... and at the host rate
-    std::vector<float> inRing;   // (batch * model channels) rows of capIn: input, by stream position
+    std::vector<float> inRing;   // (host channels) rows of capIn: input, by stream position
     std::vector<float> outRing;  // (stems * host channels) rows of capOut: stems, by host position
     int capIn = 0, capOut = 0;
     // Stream positions only grow: a reset (the audio thread's, real-time safe) starts the new
-    // stream at `origin` (model) and `hostOrigin` (host), past every position of the old one, and
-    // asks the worker (resetGen) to start its side afresh there; until it has (ackGen), nothing
-    // it made counts as ready.
+    // stream at `origin` (input) and `hostOrigin` (output), past every position of the old one,
+    // and asks the worker (resetGen) to start its side afresh there; until it has (ackGen),
+    // nothing it made counts as ready.
     long long origin = 0, hostOrigin = 0;  // the audio thread's: where its stream starts
     long long hostIn = 0;                  // the audio thread's: host samples in since the origin
     long long emitted = 0;                 // the audio thread's: host position of the stems delivered
@@ -434,8 +438,10 @@ struct sf_engine {
     std::atomic<unsigned> resetGen{0};                       // written by the audio thread only
     std::atomic<long long> taken{0}, produced{0}, valid{0};  // written by the worker only
     std::atomic<unsigned> ackGen{0}, failedGen{0};           // written by the worker only
-    long long workerOrigin = 0;                              // the worker's: where its stream starts
-    long long modelMade = 0;  // the worker's: model position its stems (fed to resampleOut) reach
+    // The worker's, in model samples from its stream's start: the input resampler's output so
+    // far (modelAt), what of it is still to be dropped (skipIn: the rest of a hop cut by an
+    // overflow), and how far the stems fed to the output resampler reach (modelMade).
+    long long modelAt = 0, skipIn = 0, modelMade = 0;
     std::atomic<long long> misses{0};
     std::atomic<bool> workerFailed{false}, quit{false};
     std::string workerError;  // written before workerFailed is set
@@ -554,13 +560,15 @@ void sf_model_free(sf_model* m) {
     } catch (...) {}
 }
 
-// Off the audio thread: the fresh resamplers and state the next reset swaps in (in real time
-// the worker makes its own fresh state: only the resamplers are the audio thread's).
+// Off the audio thread: the fresh resamplers and state the next reset swaps in (offline only:
+// in real time the worker makes its own).
 static void refreshSpares(sf_engine* e) {
     std::lock_guard<std::mutex> one(e->refreshing);
     if (e->sparesReady.load(std::memory_order_acquire)) return;
-    e->resampleIn.makeSpare();
-    if (!e->realtime) e->resampleOut.makeSpare();  // in real time the worker restarts its own
+    if (!e->realtime) {  // in real time the worker restarts its own
+        e->resampleIn.makeSpare();
+        e->resampleOut.makeSpare();
+    }
     if (!e->windowed && !e->realtime) {
         c10::List<at::Tensor> fresh;
         for (const auto& t : e->initialState) fresh.push_back(at::Tensor(t).clone());
@@ -577,6 +585,7 @@ static void refreshSpares(sf_engine* e) {
 // else a fresh copy of the initial state (the worker's, which may allocate).
 static void resetModelSide(sf_engine* e, bool fromSpare) {
     e->modelIn.clear();
+    e->workerIn.clear();
     e->workerStems.clear();
     e->workerHost.clear();
     e->toDrop = e->lookahead;
@@ -603,37 +612,43 @@ static long long hostSamples(const sf_engine* e, long long model) {
     return (model * e->hostRate + mr - 1) / mr;
 }
 
+// Host samples as model samples, rounded down.
+static long long modelSamples(const sf_engine* e, long long host) {
+    return host * e->model->info.sample_rate / e->hostRate;
+}
+
 // A new stream, from the spares (false if they are not ready: nothing changed). Real-time safe:
 // it neither allocates, frees nor waits; in real time it leaves the model's side to the worker,
 // which may be running the old stream's last hops meanwhile.
 static bool resetEngine(sf_engine* e) {
     if (!e->sparesReady.load(std::memory_order_acquire)) return false;
-    e->resampleIn.useSpare();
-    if (!e->realtime) e->resampleOut.useSpare();
+    if (!e->realtime) {
+        e->resampleIn.useSpare();
+        e->resampleOut.useSpare();
+    }
     e->modelStems.clear();
     e->hostStems.clear();
     e->dry.clear();
     e->hostStems.appendZeros(e->latency);
     e->dry.appendZeros(e->latency);
     if (e->realtime) {
-        e->audioIn.clear();
-        // past the old stream's input and past every stem the worker may still make of it: its
-        // stems reach at most P + 2 hops past the input, its host-rate stems that many host
-        // samples (and the resampler never gives more than the input's length at the host rate)
+        // the new input follows the old; the new output starts past every stem the worker may
+        // still make of the old stream: no more than its input (the resamplers never give more
+        // than their input's length at the other rate, give or take a sample) and the model's
+        // context, P + 2 hops
         const long long written = e->written.load(std::memory_order_relaxed);
-        const long long origin = written + e->P + 2 * e->hop;
-        const long long hostOrigin = e->hostOrigin + hostSamples(e, origin - e->origin) + 2 * (e->maxBlock + 64);
-        e->origin = origin;
+        const long long hostOrigin =
+            e->hostOrigin + (written - e->origin) + hostSamples(e, e->P + 2 * e->hop) + 2 * (e->maxBlock + 64);
+        e->origin = written;
         e->hostOrigin = e->emitted = hostOrigin;
         e->hostIn = 0;
         e->lastMissedHop = -1;
         e->misses.store(0, std::memory_order_relaxed);
         e->consumed.store(hostOrigin, std::memory_order_release);
-        e->resetOrigin.store(origin, std::memory_order_relaxed);
+        e->resetOrigin.store(written, std::memory_order_relaxed);
         e->resetHostOrigin.store(hostOrigin, std::memory_order_relaxed);
+        // before the new stream's first `written`: a worker that sees its input sees the reset too
         e->resetGen.store(e->resetGen.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        // after resetGen: a worker that sees this position sees the reset too
-        e->written.store(origin, std::memory_order_release);
         if (e->wakeReady) sem_post(&e->wake);
     } else {
         resetModelSide(e, true);
@@ -737,8 +752,15 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
             if (info.stems[k] == "other") e->fallback = int(k);
         const double ratio = double(info.sample_rate) / double(hostRate);
         const int modelCap = int(std::ceil(e->maxBlock * ratio)) + 65536 + 2 * info.hop;
-        const auto rec = resampling(hostRate, info.sample_rate).recipes;
-        e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->maxBlock, rec.first);
+        const auto rs = resampling(hostRate, info.sample_rate);
+        const auto& rec = rs.recipes;
+        e->holdIn = int(std::ceil(rs.holdbacks.first));
+        // a run's model-rate input (with a hop left over from the last) stays within kWorkerStep
+        e->hostStep =
+            std::max(1, int(double(kWorkerStep - 2 * info.hop - 64 - e->holdIn) * hostRate / double(info.sample_rate)));
+        // in real time the worker resamples the input of one run at a time
+        e->resampleIn.init(hostRate, info.sample_rate, hostChannels, e->realtime ? e->hostStep : e->maxBlock,
+                           rec.first);
         // in real time the worker resamples the stems of one run at a time
         const int workerCap = kWorkerStep + 2 * info.hop + windowPadding(info).first;
         e->resampleOut.init(info.sample_rate, hostRate, e->stems * hostChannels, e->realtime ? workerCap : modelCap,
@@ -769,18 +791,19 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->modelIn.init(e->batch * info.channels, modelCap + info.hop + 2 * e->P + e->keep);
         e->modelStems.init(e->stems * hostChannels, modelCap);
         if (e->realtime) {
-            // the rings: 2 s of model-rate input (how far the worker may fall behind before it
+            // the rings: 2 s of host-rate input (how far the worker may fall behind before it
             // starts afresh), and the host-rate stems from the oldest due to the newest the worker
             // can make
             const int rows = e->batch * info.channels;
             const int perBlock = int(std::ceil(e->maxBlock * ratio)) + 16;  // model samples of a block
-            e->capIn = std::max(2 * info.sample_rate, 4 * (perBlock + e->headroom));
-            const int spanOut =
-                e->capIn + 2 * (e->headroom + engineDelay(info) + 2 * info.hop + perBlock + kWorkerStep);
+            e->capIn = std::max(2 * hostRate, 4 * (e->maxBlock + int(hostSamples(e.get(), e->headroom)) + 16));
+            const int spanOut = int(std::ceil(e->capIn * ratio))
+                                + 2 * (e->headroom + engineDelay(info) + 2 * info.hop + perBlock + kWorkerStep);
             e->capOut = int(std::ceil(spanOut / ratio)) + 2 * (e->latency + e->maxBlock);
-            e->inRing.assign(size_t(rows) * e->capIn, 0.0f);
+            e->inRing.assign(size_t(hostChannels) * e->capIn, 0.0f);
             e->outRing.assign(size_t(e->stems * hostChannels) * e->capOut, 0.0f);
-            e->audioIn.init(rows, modelCap);
+            e->workerRaw.init(hostChannels, e->hostStep);
+            e->workerIn.init(rows, int(std::ceil(e->hostStep * ratio)) + 65536);
             e->workerStems.init(e->stems * hostChannels, workerCap);
             e->workerHost.init(e->stems * hostChannels, int(std::ceil(workerCap / ratio)) + 65536);
         }
@@ -837,12 +860,13 @@ int sf_engine_sync(sf_engine* e, int timeoutMs) {
     while (!(e->workerFailed.load(std::memory_order_acquire)
              && e->failedGen.load(std::memory_order_relaxed) == e->resetGen.load(std::memory_order_relaxed))) {
         {
-            // the worker takes its input with `work` held: free, and no whole hop waiting, it is idle
+            // the worker takes its input with `work` held: free, and all input taken, it is idle
             std::unique_lock<std::mutex> idle(e->work, std::try_to_lock);
             if (idle.owns_lock()
-                && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)
-                && e->written.load(std::memory_order_acquire) - e->taken.load(std::memory_order_acquire) < e->hop)
-                return 0;
+                && e->ackGen.load(std::memory_order_acquire) == e->resetGen.load(std::memory_order_acquire)) {
+                if (e->written.load(std::memory_order_acquire) == e->taken.load(std::memory_order_acquire)) return 0;
+                sem_post(&e->wake);  // input that completes no hop waits for a wake-up: give it one
+            }
         }
         if (std::chrono::steady_clock::now() > deadline) return 1;
         std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -1008,6 +1032,23 @@ static void fromRing(const std::vector<float>& ring, int cap, int rows, long lon
     }
 }
 
+// Host -> model rate (resampleIn), then Pipeline._to_model: n samples of the host's channels
+// appended to `f` in the model's (batch, channels) layout.
+static void toModel(sf_engine* e, const float* const* in, int n, Fifo& f) {
+    std::string error;
+    if (e->modelChannels == e->hostChannels || e->modelChannels == 1) {
+        // the same channels: batch 1, channels as they are; a mono model: batch = host channels
+        if (!e->resampleIn.process(in, n, f, error)) throw std::runtime_error(error);
+        return;
+    }
+    // mono host, stereo model: the resampled channel twice (the resampler writes channel 0 only)
+    const int before = f.size();
+    const float* one[1] = {in[0]};
+    if (!e->resampleIn.process(one, n, f, error)) throw std::runtime_error(error);
+    std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before,
+                sizeof(float) * size_t(f.size() - before));
+}
+
 // The worker's model-rate stems in workerStems through its resampler, and from host position
 // `produced` on into the output ring (what the audio thread has delivered already is skipped);
 // with write false, only counted: the stems the audio thread never takes (a gap).
@@ -1033,21 +1074,38 @@ static void publishStems(sf_engine* e, bool write) {
     e->produced.store(p + m, std::memory_order_release);
 }
 
-// The worker's side of a stream, afresh at model position `origin` and host position `hostOrigin`.
+// The worker's side of a stream, afresh at input position `origin` and output position `hostOrigin`.
 static void startWorkerStream(sf_engine* e, long long origin, long long hostOrigin) {
     resetModelSide(e, false);
+    e->resampleIn.restart();
     e->resampleOut.restart();
-    e->workerOrigin = e->modelMade = origin;
+    e->modelAt = e->skipIn = e->modelMade = 0;
     e->valid.store(hostOrigin, std::memory_order_relaxed);
     e->produced.store(hostOrigin, std::memory_order_relaxed);
     e->taken.store(origin, std::memory_order_relaxed);
 }
 
-// The worker's run: every whole hop in the input ring through the model and the model -> host
-// resampler, the stems into the output ring (realtime.DecoupledEngine's _Worker._run).
+// The worker's host-rate input of this run (workerRaw) at the model rate into workerIn; what a
+// cut hop left to drop is dropped.
+static void workerResample(sf_engine* e) {
+    const float* raw[2];
+    for (int k = 0; k < e->hostChannels; ++k) raw[k] = e->workerRaw.readPtr(k);
+    e->workerIn.clear();
+    toModel(e, raw, e->workerRaw.size(), e->workerIn);
+    e->workerRaw.clear();
+    const int got = e->workerIn.size();
+    e->modelAt += got;
+    const int skip = int(std::min<long long>(e->skipIn, got));
+    e->skipIn -= skip;
+    e->workerIn.drop(skip);
+}
+
+// The worker's run: the input the audio thread has put in the ring, host -> model rate, every
+// whole hop through the model and the stems model -> host rate into the output ring
+// (realtime.DecoupledEngine's _Worker._run, with the resamplers).
 static void workerRun(sf_engine* e) {
-    const int rows = e->batch * e->modelChannels, unit = e->hop;
-    std::vector<float*> w(static_cast<size_t>(rows));
+    const int rows = e->batch * e->modelChannels, unit = e->hop, ch = e->hostChannels;
+    float* raw[2];
     while (!e->quit.load(std::memory_order_relaxed)) {
         const long long written = e->written.load(std::memory_order_acquire);  // before gapEnd, resetGen
         const unsigned gen = e->resetGen.load(std::memory_order_acquire);
@@ -1062,28 +1120,45 @@ static void workerRun(sf_engine* e) {
         const long long gap = e->gapEnd.load(std::memory_order_acquire);
         const long long taken = e->taken.load(std::memory_order_relaxed);
         if (gap > taken) {
-            // the ring overflowed: what the model has not reached is gone; its state starts afresh
-            // at the first whole hop after it (the schedule of due hops stays aligned). The
-            // resampler goes on through silence in its place, so that its host positions stay
-            // those of the stream; the audio thread counts them as missed (`valid`).
-            const long long o = e->workerOrigin, start = o + (gap - o + unit - 1) / unit * unit;
+            // the ring overflowed: the input the worker has not reached is gone. Silence takes its
+            // place in the input resampler, so that model positions stay those of the stream; the
+            // model's state starts afresh at the first whole hop after it (the schedule of due
+            // hops stays aligned), and the output resampler goes on through silence up to there,
+            // so that its host positions stay those of the stream too; the audio thread counts
+            // those as missed (`valid`).
+            for (long long at = taken; at < gap && !e->quit.load(std::memory_order_relaxed);) {
+                const int n = int(std::min<long long>(gap - at, e->hostStep));
+                e->workerRaw.clear();
+                e->workerRaw.appendZeros(n);
+                workerResample(e);
+                at += n;
+            }
+            const long long start = (e->modelAt + unit - 1) / unit * unit;
+            e->skipIn = start - e->modelAt;  // the resampled input before it
             resetModelSide(e, false);
             while (e->modelMade < start && !e->quit.load(std::memory_order_relaxed)) {
                 const int n = int(std::min<long long>(start - e->modelMade, kWorkerStep));
                 e->workerStems.appendZeros(n);
                 publishStems(e, false);
             }
-            e->taken.store(start, std::memory_order_release);
+            e->taken.store(gap, std::memory_order_release);
             continue;
         }
-        const int n = int(std::min<long long>((written - taken) / unit * unit, kWorkerStep / unit * unit));
+        const int n = int(std::min<long long>(written - taken, e->hostStep));
         if (n <= 0) return;
-        if (!e->modelIn.reserve(n)) throw std::runtime_error("internal error: the model's input buffer is full");
-        for (int k = 0; k < rows; ++k) w[size_t(k)] = e->modelIn.writePtr(k);
-        fromRing(e->inRing, e->capIn, rows, taken, w.data(), 0, n);
-        e->modelIn.commit(n);
-        e->taken.store(taken + n, std::memory_order_release);
-        runModel(e, n, e->workerStems);
+        e->workerRaw.clear();
+        if (!e->workerRaw.reserve(n)) throw std::runtime_error("internal error: the worker's input buffer is full");
+        for (int k = 0; k < ch; ++k) raw[k] = e->workerRaw.writePtr(k);
+        fromRing(e->inRing, e->capIn, ch, taken, raw, 0, n);
+        e->workerRaw.commit(n);
+        e->taken.store(taken + n, std::memory_order_release);  // the ring's samples are copied out
+        workerResample(e);
+        const int got = e->workerIn.size();
+        if (!e->modelIn.reserve(got)) throw std::runtime_error("internal error: the model's input buffer is full");
+        for (int r = 0; r < rows; ++r)
+            std::memcpy(e->modelIn.writePtr(r), e->workerIn.readPtr(r), sizeof(float) * size_t(got));
+        e->modelIn.commit(got);
+        runModel(e, got, e->workerStems);
         publishStems(e, true);
     }
 }
@@ -1122,25 +1197,25 @@ static void adoptPriority(sf_engine* e) {
     pthread_setschedparam(e->worker.native_handle(), policy, &param);
 }
 
-// Real time: the block's model-rate input (audioIn) into the input ring, the worker woken when
-// a hop is whole.
-static void feedWorker(sf_engine* e) {
+// Real time: the block's host-rate input into the input ring, the worker woken when its model-rate
+// input may complete a hop: when the host count crosses a hop's worth, and again once the input
+// resampler's worst hold-back has passed too (then the hop is surely whole).
+static void feedWorker(sf_engine* e, const float* const* in, int n) {
     const unsigned gen = e->resetGen.load(std::memory_order_relaxed);
     // a failure of the stream before the last reset is not this stream's
     if (e->workerFailed.load(std::memory_order_acquire) && e->failedGen.load(std::memory_order_relaxed) == gen)
         throw std::runtime_error(e->workerError);
     if (!e->adopted) adoptPriority(e);
-    const int rows = e->batch * e->modelChannels;
-    const int n = e->audioIn.size();
     const long long start = e->written.load(std::memory_order_relaxed), end = start + n;
-    for (int k = 0; k < rows; ++k) e->ptrs[size_t(k)] = e->audioIn.readPtr(k);
     if (end - e->taken.load(std::memory_order_acquire) > e->capIn)
         e->gapEnd.store(end, std::memory_order_release);  // the worker is a ring behind: lost to it
     else
-        toRing(e->inRing, e->capIn, rows, start, e->ptrs.data(), 0, n);
-    e->audioIn.clear();
+        toRing(e->inRing, e->capIn, e->hostChannels, start, in, 0, n);
     e->written.store(end, std::memory_order_release);
-    if ((end - e->origin) / e->hop != (start - e->origin) / e->hop) sem_post(&e->wake);
+    // hops of model input by a host position of this stream (offset by 4 hops: never negative)
+    const long long a = modelSamples(e, start - e->origin) + 4LL * e->hop;
+    const long long b = modelSamples(e, end - e->origin) + 4LL * e->hop;
+    if (a / e->hop != b / e->hop || (a - e->holdIn) / e->hop != (b - e->holdIn) / e->hop) sem_post(&e->wake);
 }
 
 // Real time: the host-rate stems due by the end of this block of n samples (those `latency`
@@ -1197,30 +1272,17 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
     }
     try {
         std::string error;
-        const int ch = e->hostChannels, c = e->modelChannels, S = e->stems;
+        const int ch = e->hostChannels, S = e->stems;
         // the input waits in the dry delay line for the stems it is added to
         if (!e->dry.reserve(n)) throw std::runtime_error("internal error: the dry delay line is full");
         for (int k = 0; k < ch; ++k) std::memcpy(e->dry.writePtr(k), in[k], sizeof(float) * size_t(n));
         e->dry.commit(n);
-        // host -> model rate, then Pipeline._to_model: the model's (batch, channels) layout
-        Fifo& f = e->realtime ? e->audioIn : e->modelIn;
-        const int before = f.size();
-        if (c == ch || c == 1) {
-            // c == ch: batch 1, channels as they are; c == 1: batch = host channels
-            if (!e->resampleIn.process(in, n, f, error)) throw std::runtime_error(error);
-        } else {
-            // mono host, stereo model: the resampled channel twice
-            const float* one[1] = {in[0]};
-            if (!e->resampleIn.process(one, n, f, error)) throw std::runtime_error(error);
-            // the resampler wrote channel 0 only: copy it to channel 1
-            const int added = f.size() - before;
-            std::memcpy(const_cast<float*>(f.readPtr(1)) + before, f.readPtr(0) + before,
-                        sizeof(float) * size_t(added));
-        }
         if (e->realtime) {
-            feedWorker(e);
+            feedWorker(e, in, n);
             deliverStems(e, n);
         } else {
+            const int before = e->modelIn.size();
+            toModel(e, in, n, e->modelIn);
             e->modelStems.clear();
             runModel(e, e->modelIn.size() - before, e->modelStems);
             // model -> host rate, into the delay line

@@ -40,9 +40,9 @@ typedef struct {
 typedef int (*sf_abi_fn)(void);
 typedef sf_model* (*sf_model_load_fn)(const char* path, sf_model_info* info, char* err, size_t errlen);
 typedef void (*sf_model_free_fn)(sf_model*);
-// realtime != 0: the model runs in a worker thread and sf_engine_process never waits for it:
-// a hop's stems are due a hop (at least max_block) after the hop is complete, which the latency
-// includes; a hop not ready in time is delivered with its input whole in `other` and counted
+// realtime != 0: the model and both resamplers run in a worker thread, sf_engine_process only
+// copies samples and never waits for it: a hop's stems are due a hop (at least max_block) after the hop is complete,
+// which the latency includes; a hop not ready in time is delivered with its input whole in `other` and counted
 // (sf_engine_misses). realtime == 0 (offline renders): the calling thread runs the model.
 typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
                                           char* err, size_t errlen);
@@ -69,7 +69,8 @@ typedef int (*sf_engine_process_fn)(sf_engine*, const float* const* in, int n, f
                                     char* err, size_t errlen);
 typedef void (*sf_engine_free_fn)(sf_engine*);
 // Real time only, for diagnostics and the tests (so that they do not depend on the machine's
-// speed): sync waits until the worker has run every whole hop it was given (0, or 1 after
+// speed): sync waits until the worker has taken all the input it was given and run every
+// whole hop of it (0, or 1 after
 // timeout_ms or if the model failed); hold(1) keeps the worker from running until hold(0)
 // from the same thread, so that every hop due meanwhile is a miss.
 typedef int (*sf_engine_sync_fn)(sf_engine*, int timeout_ms);
