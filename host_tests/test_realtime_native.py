@@ -99,6 +99,42 @@ def test_a_held_worker_misses_counts_keeps_the_sum_and_is_exact_again(models, ra
     np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
 
 
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
+def test_one_call_per_block_gives_the_general_paths_samples(models, layout):
+    """Once the stream runs, a float32 block of its layout takes one call into the engine (the
+    copies, the NaN check and the mix in C++; here channels-last blocks are strided views);
+    any other block the general path (here float64). The same samples either way, and a block
+    with NaN is refused by both with where it is, the stream going on as if it never came."""
+    rate, block, nan_at = 48000, 200, 4000
+    x = music(0.4, rate, 2, seed=47)
+    last = layout == "channels-last"
+
+    def stream(dtype):
+        sep = stemforge.StemSeparator(
+            models["fixture-stream"], gains={"vocals": 0.25, "drums": 1.5, "bass": 0.0}, realtime=True, engine="native"
+        )
+        sep.prepare(rate, 2, layout=layout, block_size=block)
+        out = []
+        for i in range(0, x.shape[1], block):
+            b = (x[:, i : i + block].T if last else x[:, i : i + block]).astype(dtype, copy=False)
+            if i == nan_at:
+                bad = b.copy()
+                bad[(7, 1) if last else (1, 7)] = np.nan
+                with pytest.raises(ValueError, match="first at sample 7, channel 1"):
+                    sep.process_block(bad, rate)
+            out.append(sep.process_block(b, rate))
+            assert out[-1].shape == b.shape and out[-1].dtype == np.float32
+            assert sep.wait_idle(timeout=60)
+            if dtype == np.float32:  # the stream is going: no float32 block takes the general path
+                sep._native_block = lambda x: pytest.fail("a float32 block took the general path")
+        assert sep.misses == 0
+        return np.concatenate(out, axis=0 if last else 1)
+
+    one_call, general = stream(np.float32), stream(np.float64)
+    assert np.abs(one_call).max() > 1e-3
+    np.testing.assert_array_equal(one_call, general)
+
+
 def test_reset_starts_a_new_stream(models):
     rate, block = 48000, 256
     x, other = music(0.3, rate, 2, seed=43), music(0.3, rate, 2, seed=44)

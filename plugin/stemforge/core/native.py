@@ -23,8 +23,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-ENGINE_ABI = 3  # EngineApi.h's SF_ENGINE_ABI
+ENGINE_ABI = 4  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
+NOT_FINITE = 3  # EngineApi.h's SF_NOT_FINITE
 ERROR_CHARS = 1024
 MAX_STEMS = 16
 LIBRARY = "libstemforge_engine.so"
@@ -82,6 +83,11 @@ _SIGNATURES = {
     "sf_engine_process": (
         ctypes.c_int,
         [ctypes.c_void_p, _FLOATS, ctypes.c_int, _FLOATS, _FLOATS, ctypes.c_char_p, ctypes.c_size_t],
+    ),
+    "sf_engine_process_mixed": (
+        ctypes.c_int,
+        [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_int, ctypes.c_void_p]
+        + [ctypes.c_float, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_char_p, ctypes.c_size_t],
     ),
     "sf_engine_free": (None, [ctypes.c_void_p]),
     "sf_engine_sync": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
@@ -206,6 +212,37 @@ class NativeEngine:
         ):
             raise RuntimeError(self._err.value.decode(errors="replace"))
         return self._stems[:, :n].reshape(self.stems, self.channels, n), self._dry[:, :n]
+
+    def process_mixed(
+        self, block: np.ndarray, channel_axis: int, gains: np.ndarray, direct: float
+    ) -> Optional[np.ndarray]:
+        """One float32 block of `channels` along `channel_axis` (n <= max_block samples along the
+        other) in, one signal of its shape out: direct * the input + the sum of gains[s] * stem s,
+        delayed by `latency`, in one call (the copies and the mix in C++, where the interpreter
+        would cost more than they do). `gains`: float32, one per stem, alive while the engine is.
+        None if the block holds NaN or Inf (nothing processed)."""
+        out = np.empty(block.shape, np.float32)
+        i, o = block.strides, out.strides
+        sample_axis = 1 - channel_axis
+        code = self._lib.sf_engine_process_mixed(
+            self._engine,
+            block.ctypes.data,
+            i[channel_axis] // 4,
+            i[sample_axis] // 4,
+            block.shape[sample_axis],
+            gains.ctypes.data,
+            direct,
+            out.ctypes.data,
+            o[channel_axis] // 4,
+            o[sample_axis] // 4,
+            self._err,
+            ERROR_CHARS,
+        )
+        if code == NOT_FINITE:
+            return None
+        if code:
+            raise RuntimeError(self._err.value.decode(errors="replace"))
+        return out
 
     def reset(self) -> None:
         """A new stream (off the audio thread: it prepares the spare state first)."""

@@ -35,6 +35,7 @@ import numpy as np
 from .fifo import SampleFifo
 from .layout import (
     CHANNELS_FIRST,
+    CHANNELS_LAST,
     MONO_1D,
     check_array,
     check_channels,
@@ -423,6 +424,10 @@ class StemSeparator:
     @_one_thread_at_a_time
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
+        if self._native is not None and self._mode == "block":
+            y = self._native_fast(block, sample_rate)
+            if y is not None:
+                return y
         check_array(block)
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
@@ -436,6 +441,34 @@ class StemSeparator:
         if len(self._delay_line) < x.shape[1]:  # would mean latency_samples is wrong
             raise RuntimeError("internal error: the engine fell behind its reported latency")
         return from_channels_first(self._delay_line.pop(x.shape[1]), layout)
+
+    def _native_fast(self, block, sample_rate: float) -> Optional[np.ndarray]:
+        """process_block through the plugin's engine in one call, for the block a real-time host
+        gives once its stream is going: float32, 2-D, in the stream's layout, channels and rate,
+        finite, no longer than the engine's longest block. None for any other (the general path
+        then takes it, and checks it as for the first block): the same samples either way."""
+        native = self._native
+        if (
+            not isinstance(block, np.ndarray)
+            or block.dtype != np.float32
+            or block.ndim != 2
+            or sample_rate != native.rate
+            or block.strides[0] % 4
+            or block.strides[1] % 4
+        ):
+            return None
+        layout, channels = self._hint  # to_channels_first's rules with the stream's hint
+        rows, cols = block.shape
+        if rows == channels and (cols != channels or layout == CHANNELS_FIRST):
+            axis = 0
+        elif cols == channels:
+            axis = 1
+        else:
+            return None
+        if not 0 < block.shape[1 - axis] <= native.max_block:
+            return None
+        self._layout = CHANNELS_FIRST if axis == 0 else CHANNELS_LAST
+        return native.process_mixed(block, axis, self._weights, self._direct)
 
     def _native_block(self, x: np.ndarray) -> np.ndarray:
         """process_block through the plugin's engine: its stems and delayed input, weighted as

@@ -448,6 +448,8 @@ struct sf_engine {
     std::mutex work;          // held by the worker while it runs; free and sf_engine_hold take it
     sem_t wake;
     bool wakeReady = false, adopted = false;
+    // sf_engine_process_mixed's planar buffers: the input, and the stems and input delayed
+    std::vector<float> mixIn, mixStems, mixDry;
     std::thread worker;
 };
 
@@ -813,6 +815,9 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->hopBuf.assign(size_t(e->batch) * info.channels * info.hop, 0.0f);
         e->hopTensor = torch::from_blob(e->hopBuf.data(), {e->batch, info.channels, info.hop}, torch::kFloat32);
         e->ptrs.resize(size_t(std::max(e->batch * info.channels, 2 * SF_MAX_STEMS)));
+        e->mixIn.assign(size_t(hostChannels) * e->maxBlock, 0.0f);
+        e->mixStems.assign(size_t(e->stems * hostChannels) * e->maxBlock, 0.0f);
+        e->mixDry.assign(size_t(hostChannels) * e->maxBlock, 0.0f);
         if (e->windowed) {
             OneThread one;
             c10::InferenceMode guard;
@@ -1304,6 +1309,53 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
     } catch (...) { setError(err, errlen, e->model->info.name + ": the model failed"); }
     silence(e, n, stems, dry);
     return 1;
+}
+
+int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long long iss, int n, const float* gains,
+                            float direct, float* out, long long ocs, long long oss, char* err, size_t errlen) {
+    if (n <= 0) return 0;
+    const int ch = e->hostChannels, S = e->stems, cap = e->maxBlock;
+    auto silent = [&] {
+        for (int c = 0; c < ch; ++c)
+            for (int i = 0; i < n; ++i) out[c * ocs + i * oss] = 0.0f;
+    };
+    if (n > cap) {
+        setError(err, errlen,
+                 "a block of " + std::to_string(n) + " samples exceeds the prepared " + std::to_string(cap));
+        silent();
+        return 1;
+    }
+    float* inRows[2];
+    float* dryRows[2];
+    float* stemRows[2 * SF_MAX_STEMS];
+    for (int c = 0; c < ch; ++c) {
+        inRows[c] = e->mixIn.data() + size_t(c) * cap;
+        dryRows[c] = e->mixDry.data() + size_t(c) * cap;
+        for (int i = 0; i < n; ++i) {
+            const float v = in[c * ics + i * iss];
+            if (!std::isfinite(v)) return SF_NOT_FINITE;
+            inRows[c][i] = v;
+        }
+    }
+    for (int k = 0; k < S * ch; ++k) stemRows[k] = e->mixStems.data() + size_t(k) * cap;
+    if (sf_engine_process(e, inRows, n, stemRows, dryRows, err, errlen) != 0) {
+        silent();
+        return 1;
+    }
+    for (int c = 0; c < ch; ++c) {
+        for (int i = 0; i < n; ++i) {
+            float y = direct != 0.0f ? direct * dryRows[c][i] : 0.0f;
+            for (int s = 0; s < S; ++s) {
+                const float g = gains[s];
+                if (g == 1.0f)
+                    y += stemRows[s * ch + c][i];
+                else if (g != 0.0f)
+                    y += g * stemRows[s * ch + c][i];
+            }
+            out[c * ocs + i * oss] = y;
+        }
+    }
+    return 0;
 }
 
 void sf_engine_free(sf_engine* e) {

@@ -13,8 +13,9 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 3
+#define SF_ENGINE_ABI 4
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
+#define SF_NOT_FINITE 3       // sf_engine_process_mixed: the input holds NaN or Inf
 #define SF_MAX_STEMS 16
 #define SF_ERROR_CHARS 1024
 
@@ -67,6 +68,18 @@ typedef int (*sf_engine_refresh_fn)(sf_engine*, char* err, size_t errlen);
 // real time, on the worker thread only).
 typedef int (*sf_engine_process_fn)(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry,
                                     char* err, size_t errlen);
+// sf_engine_process with one weighted sum out, for a caller that wants one signal in one call
+// (Python's StemSeparator.process_block, whose interpreter costs more per call than the copies):
+// out = direct * input + the sum over stems s with gains[s] != 0 of gains[s] * stem s, in float32
+// and in that order (numpy's, so that Python's own mix gives the same samples), delayed by
+// sf_engine_latency. Sample i of channel c is in[c * in_channel_stride + i * in_sample_stride]
+// (strides in floats, so either layout), written to out at its own strides. Returns 0; 1 with a
+// message in err (out is then silence); SF_NOT_FINITE if the input holds NaN or Inf (nothing
+// processed, out not written).
+typedef int (*sf_engine_process_mixed_fn)(sf_engine*, const float* in, long long in_channel_stride,
+                                          long long in_sample_stride, int n, const float* gains, float direct,
+                                          float* out, long long out_channel_stride, long long out_sample_stride,
+                                          char* err, size_t errlen);
 typedef void (*sf_engine_free_fn)(sf_engine*);
 // Real time only, for diagnostics and the tests (so that they do not depend on the machine's
 // speed): sync waits until the worker has taken all the input it was given and run every
@@ -88,6 +101,9 @@ int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
                       size_t errlen);
+int sf_engine_process_mixed(sf_engine*, const float* in, long long in_channel_stride, long long in_sample_stride, int n,
+                            const float* gains, float direct, float* out, long long out_channel_stride,
+                            long long out_sample_stride, char* err, size_t errlen);
 void sf_engine_free(sf_engine*);
 int sf_engine_sync(sf_engine*, int timeout_ms);
 void sf_engine_hold(sf_engine*, int hold);
