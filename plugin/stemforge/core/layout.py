@@ -17,6 +17,22 @@ def _ambiguous(shape: tuple) -> str:
     )
 
 
+def hinted_layout(rows: int, cols: int, hint: Optional[Tuple[str, int]]) -> Optional[str]:
+    """The layout of a (rows, cols) block by the stream's `hint` (layout, channel count): the
+    dimension that equals the channel count holds the channels, a square block takes the hinted
+    layout; None if neither dimension is the channel count (or there is no hint)."""
+    if hint is None:
+        return None
+    layout, channels = hint
+    if rows == channels and cols == channels:
+        return layout
+    if rows == channels:
+        return CHANNELS_FIRST
+    if cols == channels:
+        return CHANNELS_LAST
+    return None
+
+
 def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None) -> Tuple[np.ndarray, str]:
     """Return (float32 array of shape (channels, samples), layout of the input).
 
@@ -34,15 +50,7 @@ def to_channels_first(audio: np.ndarray, hint: Optional[Tuple[str, int]] = None)
     if audio.ndim != 2:
         raise RuntimeError(f"Number of input dimensions must be 1 or 2 (got {audio.ndim}).")
     rows, cols = audio.shape
-    layout = None
-    if hint is not None:
-        hinted_layout, channels = hint
-        if rows == channels and cols == channels:
-            layout = hinted_layout
-        elif rows == channels:
-            layout = CHANNELS_FIRST
-        elif cols == channels:
-            layout = CHANNELS_LAST
+    layout = hinted_layout(rows, cols, hint)
     if layout is None:
         if rows < cols:
             layout = CHANNELS_FIRST

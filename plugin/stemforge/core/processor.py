@@ -35,13 +35,13 @@ import numpy as np
 from .fifo import SampleFifo
 from .layout import (
     CHANNELS_FIRST,
-    CHANNELS_LAST,
     MONO_1D,
     check_array,
     check_channels,
     check_finite,
     check_layout,
     from_channels_first,
+    hinted_layout,
     to_channels_first,
 )
 from .loading import Model, check_threads, load_model
@@ -457,17 +457,13 @@ class StemSeparator:
             or block.strides[1] % 4
         ):
             return None
-        layout, channels = self._hint  # to_channels_first's rules with the stream's hint
-        rows, cols = block.shape
-        if rows == channels and (cols != channels or layout == CHANNELS_FIRST):
-            axis = 0
-        elif cols == channels:
-            axis = 1
-        else:
+        layout = hinted_layout(*block.shape, self._hint)
+        if layout is None:
             return None
+        axis = 0 if layout == CHANNELS_FIRST else 1
         if not 0 < block.shape[1 - axis] <= native.max_block:
             return None
-        self._layout = CHANNELS_FIRST if axis == 0 else CHANNELS_LAST
+        self._layout = layout
         return native.process_mixed(block, axis, self._weights, self._direct)
 
     def _native_block(self, x: np.ndarray) -> np.ndarray:
