@@ -320,7 +320,8 @@ def main() -> None:
         "--headroom",
         type=int,
         default=None,
-        help="Python only: model samples the worker has per hop (default: StemSeparator's)",
+        help="Python's rows: model samples the worker has per hop (default: StemSeparator's, one hop; "
+        "the plugin's row keeps it)",
     )
     parser.add_argument("--skip", default="", help="vst3, python or native: leave those rows out")
     args = parser.parse_args()
@@ -364,8 +365,8 @@ def main() -> None:
                 rows.append(("VST3", vst3_real_time(exe, name, x, rate, block, args.realtime_priority)))
             if "python" not in args.skip:
                 rows.append(("Python", python_real_time(name, x, rate, block, args.headroom)))
-            if "native" not in args.skip and exe is not None and args.headroom is None:
-                rows.append(("Python, native", python_real_time(name, x, rate, block, None, engine="native")))
+            if "native" not in args.skip and (exe is not None or "vst3" in args.skip):
+                rows.append(("Python, native", python_real_time(name, x, rate, block, args.headroom, engine="native")))
             for what, row in rows:
                 print(
                     f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {row_cells(row, budget, rate, block, calls[name]['one'])} |",

@@ -50,7 +50,7 @@ class Engine:
     ) -> Tuple[int, np.ndarray]:
         """(latency, (stems, channels, n) stems) of x through a fresh engine, in blocks of `sizes`."""
         err = ctypes.create_string_buffer(ERROR_CHARS)
-        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, err, ERROR_CHARS)  # offline
+        engine = self.lib.sf_engine_create(model, rate, channels, max(sizes), 0, 0, err, ERROR_CHARS)  # offline
         assert engine, err.value
         try:
             out = np.zeros((stems * channels, x.shape[1]), np.float32)

@@ -58,7 +58,7 @@ class Costing:
     def process_block(self, block, sample_rate):
         out = self.processor.process_block(block, sample_rate)
         if self.keep_up:  # a real-time separator's worker finishes its hops between blocks
-            assert self.processor._pipeline.decoupled.wait_idle(timeout=60)
+            assert self.processor.wait_idle(timeout=60)
         self.clock.spend(self.cost(self.calls))
         self.calls += 1
         return out
@@ -146,7 +146,7 @@ def test_live_counts_and_reports_the_hops_its_model_missed(models):
 
     model.step = held_step
     x = music(1.0, seed=15)
-    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True, engine="python")  # its step patched
     device, costing, _ = simulated(x, processor=sep)
     half = x.shape[1] // 256 // 2
 
@@ -154,7 +154,7 @@ def test_live_counts_and_reports_the_hops_its_model_missed(models):
         if k == half:
             gate.set()
         if k >= half:
-            assert sep._pipeline.decoupled.wait_idle(timeout=60)
+            assert sep.wait_idle(timeout=60)
         return 0.0
 
     costing.cost = cost
@@ -395,3 +395,35 @@ def test_cli_simulate_refuses_more_than_two_channels_clearly(tmp_path):
     # the library says the same before any audio is played
     with pytest.raises(ValueError, match="6 channels.*mono or stereo"):
         SimulatedDevice(np.zeros((6, 1024), np.float32), RATE)
+
+
+def test_cli_headroom_trades_latency(tmp_path, monkeypatch, capsys):
+    """`stemforge live --headroom 64` at 64-sample buffers: the model has 64 samples for a hop
+    instead of a hop's 256, and the latency it prints is that much lower."""
+    from stemforge.cli import main
+    from stemforge.core.processor import StemSeparator
+
+    clock = SimulatedTime()
+    monkeypatch.setattr(
+        live_app,
+        "SimulatedDevice",
+        lambda audio, rate, buffer_size, queue, **kw: SimulatedDevice(
+            audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw
+        ),
+    )
+    process_block = StemSeparator.process_block
+
+    def keeping_up(self, block, sample_rate):
+        out = process_block(self, block, sample_rate)
+        assert self.wait_idle(timeout=60)  # the simulated clock does not wait for the worker
+        return out
+
+    monkeypatch.setattr(StemSeparator, "process_block", keeping_up)
+    path, adds = song(tmp_path / "song.wav", 0.5), {}
+    for headroom in ([], ["--headroom", "64"]):
+        args = ["live", "--model", str(MODELS / "fixture-stream.ts"), "--stem", "vocals", "--buffer-size", "64"]
+        assert main([*args, *headroom, "--simulate", str(path)]) == 0
+        out = capsys.readouterr().out
+        adds[bool(headroom)] = int(out.split(" engine: adds ")[1].split()[0])
+    hop = stemforge.load_model(MODELS / "fixture-stream.ts").info.hop
+    assert adds[False] - adds[True] == hop - 64 > 0

@@ -1,4 +1,4 @@
-"""Issue 22: StemSeparator(realtime=True).process_block never runs the model itself.
+"""Issue 22: StemSeparator(realtime=True, engine="python").process_block never runs the model itself.
 
 The model runs in a worker thread; a hop's stems are due a headroom after the hop is
 complete. None of these tests depends on the machine's speed: "the worker keeps up" is
@@ -68,7 +68,7 @@ def gated(models):
 def test_without_a_miss_the_output_is_the_offline_output_delayed(models, name, rate, block):
     x = music(0.4, rate, 2, seed=21)
     expected = stemforge.StemSeparator(models[name], gains={"vocals": 0.25})(x, rate)
-    sep = stemforge.StemSeparator(models[name], gains={"vocals": 0.25}, realtime=True)
+    sep = stemforge.StemSeparator(models[name], gains={"vocals": 0.25}, realtime=True, engine="python")
     sep.prepare(rate, 2, block_size=block)
     got = run_realtime(sep, x, rate, block)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
@@ -81,7 +81,7 @@ def test_real_time_latency_of_live(live, rate, block):
     """The price of the worker: each hop's stems are due one hop (live: 256 samples at
     44.1 kHz, 5.8 ms) after the hop is complete, whatever the block up to a hop: live
     within 30 ms at 44.1, 48 and 96 kHz (23.2-23.7 ms when the model runs in the block)."""
-    sep = stemforge.StemSeparator(live, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(live, stem="vocals", realtime=True, engine="python")
     sep.prepare(rate, 2, block_size=block)
     blocking = stemforge.StemSeparator(live, stem="vocals")
     blocking.prepare(rate, 2)
@@ -98,7 +98,7 @@ def test_a_block_longer_than_the_headroom_moves_the_due_time_past_it(live, rate,
     measured in model samples, with the input resampler's hold-back."""
     headroom = realtime_headroom(live.info, rate, block)
     assert headroom >= block * live.info.sample_rate / rate
-    sep = stemforge.StemSeparator(live, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(live, stem="vocals", realtime=True, engine="python")
     sep.prepare(rate, 2, block_size=block)
     # the most model samples one block brought, observed: a hop is never due in its own block
     pipe, most = sep._pipeline, 0
@@ -111,7 +111,7 @@ def test_a_block_longer_than_the_headroom_moves_the_due_time_past_it(live, rate,
 
 def test_the_caller_never_runs_the_model(gated):
     model, gate = gated
-    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True, engine="python")
     sep.prepare(44100, 2, block_size=128)
     run_realtime(sep, music(0.3, 44100, 2, seed=23), 44100, 128)
     assert gate.threads == {"stemforge-model"}
@@ -129,7 +129,7 @@ def test_a_late_hop_is_delivered_on_time_with_its_input_in_other(gated):
     rate, block, hop = 44100, 128, model.info.hop
     x = music(1.0, rate, 2, seed=24)
     seps = {
-        name: stemforge.StemSeparator(model, realtime=True, **kw)
+        name: stemforge.StemSeparator(model, realtime=True, engine="python", **kw)
         for name, kw in (("sum", {"gains": {}}), ("other", {"stem": "other"}), ("vocals", {"stem": "vocals"}))
     }
     expected = {
@@ -187,12 +187,12 @@ def test_a_worker_a_whole_ring_behind_starts_afresh(gated):
         if i == release:
             gate.open.set()
 
-    total = stemforge.StemSeparator(model, gains={}, realtime=True)
+    total = stemforge.StemSeparator(model, gains={}, realtime=True, engine="python")
     total.prepare(rate, 2, block_size=block)
     np.testing.assert_allclose(
         run_realtime(total, x, rate, block, keep_up=False, before_block=hold), x, atol=1e-6, rtol=0
     )
-    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True, engine="python")
     sep.prepare(rate, 2, block_size=block)
     got = run_realtime(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
     assert sep._pipeline.decoupled._worker.gap_end > 0  # the ring did overflow
@@ -228,7 +228,7 @@ def test_a_worker_that_wakes_a_whole_ring_late_counts_what_it_skipped_as_misses(
         if i == release:
             first_run.set()
 
-    sep = stemforge.StemSeparator(model, stem=stem, realtime=True)
+    sep = stemforge.StemSeparator(model, stem=stem, realtime=True, engine="python")
     sep.prepare(rate, 2, block_size=block)
     got = run_realtime(sep, x, rate, block, keep_up=lambda i: i >= release, before_block=hold)
     fresh = sep._pipeline.decoupled._worker.fresh  # where the worker started afresh
@@ -246,7 +246,7 @@ def test_a_model_error_in_the_worker_reaches_the_caller(gated):
         raise RuntimeError("boom: the model broke")
 
     model.step = fails
-    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True)
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True, engine="python")
     sep.prepare(44100, 2, block_size=256)
     with pytest.raises(RuntimeError, match="boom: the model broke"):
         for _ in range(50):
@@ -258,7 +258,7 @@ def test_offline_calls_of_a_real_time_separator_stay_exact(models):
     """sep(x) and process(reset=False) never miss: they run the model themselves."""
     x = music(0.5, 48000, 2, seed=26)
     expected = stemforge.StemSeparator(models["fixture-stream"], stem="bass")(x, 48000)
-    sep = stemforge.StemSeparator(models["fixture-stream"], stem="bass", realtime=True)
+    sep = stemforge.StemSeparator(models["fixture-stream"], stem="bass", realtime=True, engine="python")
     sep.prepare(48000, 2, block_size=128)
     np.testing.assert_array_equal(sep(x, 48000), expected)
     sep.reset()
@@ -270,7 +270,7 @@ def test_offline_calls_of_a_real_time_separator_stay_exact(models):
 
 def test_bad_real_time_settings_are_refused(models):
     with pytest.raises(ValueError, match="headroom must be"):
-        stemforge.StemSeparator(models["fixture-stream"], realtime=True, headroom=0)
-    sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True)
+        stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="python", headroom=0)
+    sep = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="python")
     with pytest.raises(ValueError, match="block_size must be"):
         sep.prepare(44100, 2, block_size=0)

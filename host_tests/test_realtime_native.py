@@ -21,25 +21,34 @@ pytestmark = pytest.mark.skipif(WHY is not None, reason=f"{WHY}")  # CI builds t
 
 
 @pytest.mark.parametrize(
-    "name,rate,channels,block,prepared",
+    "name,rate,channels,block,prepared,headroom",
     [
-        ("fixture-stream", 44100, 2, 128, 128),
-        ("fixture-stream", 48000, 2, 333, 333),
-        ("fixture-stream", 44100, 1, 64, 64),  # a mono host
-        ("fixture-mono-22k", 44100, 2, 64, 64),
-        ("fixture-window", 48000, 2, 512, 512),
-        ("fixture-stream", 96000, 2, 1, None),
+        ("fixture-stream", 44100, 2, 128, 128, None),
+        ("fixture-stream", 48000, 2, 333, 333, None),
+        ("fixture-stream", 44100, 1, 64, 64, None),  # a mono host
+        ("fixture-mono-22k", 44100, 2, 64, 64, None),
+        ("fixture-window", 48000, 2, 512, 512, None),
+        ("fixture-stream", 96000, 2, 1, None, None),
+        # less latency than a hop's headroom, and more
+        ("fixture-stream", 44100, 2, 64, 64, 64),
+        ("fixture-stream", 48000, 2, 100, 100, 150),
+        ("fixture-stream", 96000, 2, 37, None, 40),
+        ("fixture-stream", 48000, 2, 256, 256, 700),
     ],
 )
-def test_the_native_engine_gives_the_offline_output_delayed(models, name, rate, channels, block, prepared):
+def test_the_native_engine_gives_the_offline_output_delayed(models, name, rate, channels, block, prepared, headroom):
     x = music(0.4, rate, channels, seed=41)
     gains = {"vocals": 0.25, "drums": 1.5}
     expected = stemforge.StemSeparator(models[name], gains=gains)(x, rate)
-    sep = stemforge.StemSeparator(models[name], gains=gains, realtime=True, engine="native")
+    sep = stemforge.StemSeparator(models[name], gains=gains, realtime=True, engine="native", headroom=headroom)
     sep.prepare(rate, channels, block_size=prepared)
-    python = stemforge.StemSeparator(models[name], gains=gains, realtime=True)
+    python = stemforge.StemSeparator(models[name], gains=gains, realtime=True, engine="python", headroom=headroom)
     python.prepare(rate, channels, block_size=prepared)
     assert sep.latency_samples == python.latency_samples  # one latency, whichever engine
+    if headroom is not None:  # the headroom asked for is the latency's part beyond the default's
+        default = stemforge.StemSeparator(models[name], realtime=True, engine="native")
+        default.prepare(rate, channels, block_size=prepared)
+        assert (sep.latency_samples < default.latency_samples) == (headroom < models[name].info.hop)
     got = run_realtime(sep, x, rate, block)
     assert np.abs(expected).max() > 1e-3
     np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
@@ -159,9 +168,8 @@ def test_process_and_offline_calls_stay_in_python_and_exact(models):
 @pytest.mark.parametrize(
     "kwargs,says",
     [
-        ({"engine": "rust"}, "engine must be one of python, native"),
+        ({"engine": "rust"}, "engine must be one of auto, python, native"),
         ({"engine": "native"}, "needs realtime=True"),
-        ({"engine": "native", "realtime": True, "headroom": 512}, "the default headroom"),
         ({"engine": "native", "realtime": True, "resampling": "hq"}, "resampling='low-delay'"),
     ],
 )
@@ -176,6 +184,24 @@ def test_without_a_built_plugin_native_says_what_to_do(models, monkeypatch, tmp_
     with pytest.raises(FileNotFoundError, match="python build.py plugin"):
         stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
     assert "python build.py plugin" in native.unavailable()
+    # the default then runs Python's engine, which needs nothing built
+    sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True)
+    assert sep.engine == "python"
+    sep.prepare(44100, 2, block_size=128)
+    assert run_realtime(sep, music(0.2, 44100, 2, seed=48), 44100, 128).shape == (2, 8820)
+
+
+@pytest.mark.parametrize(
+    "kwargs,engine",
+    [
+        ({"realtime": True}, "native"),
+        ({"realtime": True, "headroom": 100}, "native"),
+        ({}, "python"),  # offline: the model runs in the calling thread, in Python
+        ({"realtime": True, "resampling": "hq"}, "python"),
+    ],
+)
+def test_the_default_engine_is_native_where_it_can_run(models, kwargs, engine):
+    assert stemforge.StemSeparator(models["fixture-stream"], **kwargs).engine == engine
 
 
 def test_the_binding_matches_the_engines_header():

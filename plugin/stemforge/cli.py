@@ -586,6 +586,13 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
         help="native: the VST3's C++ engine (a built plugin: python build.py plugin), no GIL shared "
         "with a Python worker; python: stemforge's Python engine; auto (default): native where it is built",
     )
+    p.add_argument(
+        "--headroom",
+        type=positive_int,
+        metavar="SAMPLES",
+        help="model samples the model has for each hop before its stems are due (default: one hop, "
+        "256 for live, 5.8 ms): less is less latency, and more missed hops on a slow or busy machine",
+    )
     add_threads_flag(p)
     p.add_argument("--seconds", type=positive_seconds, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -617,7 +624,6 @@ def parse_gains(text: str) -> Dict[str, float]:
 
 def live_command(args: argparse.Namespace) -> int:
     from .apps import live
-    from .core import native
     from .core.contract import ModelError
     from .core.processor import StemSeparator
     from .io.reading import open_audio
@@ -626,16 +632,14 @@ def live_command(args: argparse.Namespace) -> int:
         print(live.list_devices())
         return 0
     try:
-        engine = args.engine
-        if engine == "auto":  # the plugin's engine where it is built and fits this torch
-            engine = "python" if native.unavailable() else "native"
         separator = StemSeparator(
             chosen_model(args),
             stem=args.stem,
             gains=parse_gains(args.gains) if args.gains else None,
             threads=args.threads,
             realtime=True,
-            engine=engine,
+            headroom=args.headroom,
+            engine=args.engine,
         )
         if args.simulate:
             with open_audio(args.simulate) as source:

@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-ENGINE_ABI = 4  # EngineApi.h's SF_ENGINE_ABI
+ENGINE_ABI = 5  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
 NOT_FINITE = 3  # EngineApi.h's SF_NOT_FINITE
 ERROR_CHARS = 1024
@@ -73,11 +73,11 @@ _SIGNATURES = {
     "sf_model_free": (None, [ctypes.c_void_p]),
     "sf_engine_create": (
         ctypes.c_void_p,
-        [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t],
+        [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_char_p, ctypes.c_size_t],
     ),
     "sf_engine_latency": (ctypes.c_int, [ctypes.c_void_p]),
     "sf_engine_misses": (ctypes.c_longlong, [ctypes.c_void_p]),
-    "sf_model_latency": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
+    "sf_model_latency": (ctypes.c_int, [ctypes.c_void_p] + [ctypes.c_int] * 4),
     "sf_engine_reset": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
     "sf_engine_refresh": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
     "sf_engine_process": (
@@ -162,10 +162,20 @@ def rows(array: np.ndarray) -> ctypes.Array:
 class NativeEngine:
     """One stream of a model file at a host rate and channel count in the plugin's engine, in
     blocks of up to `max_block` samples. Real time (the default): the model in its worker thread,
-    `process` never waits for it; a hop not ready in time goes whole to `other` and is counted
-    in `misses`. realtime=False: each block runs the model itself (as an offline render does)."""
+    `process` never waits for it; a hop's stems are due `headroom` model samples after the hop is
+    complete (0: one hop; at least a block's worth), and a hop not ready in time goes whole to
+    `other` and is counted in `misses`. realtime=False: each block runs the model itself (as an
+    offline render does)."""
 
-    def __init__(self, model_path: Path, host_rate: int, channels: int, max_block: int, realtime: bool = True):
+    def __init__(
+        self,
+        model_path: Path,
+        host_rate: int,
+        channels: int,
+        max_block: int,
+        realtime: bool = True,
+        headroom: int = 0,
+    ):
         self._model = self._engine = None  # before anything can fail: close() reads them
         self._lib = lib = engine_library()
         err = ctypes.create_string_buffer(ERROR_CHARS)
@@ -174,12 +184,12 @@ class NativeEngine:
         if not self._model:
             raise RuntimeError(err.value.decode(errors="replace") or f"the engine cannot load {model_path}")
         self._engine = lib.sf_engine_create(
-            self._model, host_rate, channels, max_block, int(realtime), err, ERROR_CHARS
+            self._model, host_rate, channels, max_block, int(realtime), headroom, err, ERROR_CHARS
         )
         if not self._engine:
             raise RuntimeError(err.value.decode(errors="replace") or "the engine cannot set up the model")
         self.info, self.stems = info, info.num_stems
-        self.rate, self.channels, self.max_block = host_rate, channels, max_block
+        self.rate, self.channels, self.max_block, self.headroom = host_rate, channels, max_block, headroom
         self._err = err
         # preallocated once: the audio thread's calls then only copy
         self._in = np.zeros((channels, max_block), np.float32)
@@ -193,9 +203,9 @@ class NativeEngine:
         """Host samples between a sample's arrival and its stems' (the worker's headroom included)."""
         return self._lib.sf_engine_latency(self._engine)
 
-    def model_latency(self, host_rate: int, max_block: int, realtime: bool) -> int:
+    def model_latency(self, host_rate: int, max_block: int, realtime: bool, headroom: int = 0) -> int:
         """The latency an engine of this model would have at these settings (-1: not possible)."""
-        return self._lib.sf_model_latency(self._model, host_rate, max_block, int(realtime))
+        return self._lib.sf_model_latency(self._model, host_rate, max_block, int(realtime), headroom)
 
     @property
     def misses(self) -> int:

@@ -46,6 +46,7 @@ from .layout import (
 )
 from .loading import Model, check_threads, load_model
 from .native import NativeEngine, engine_library
+from .native import unavailable as native_unavailable
 from .pipeline import Pipeline, realtime_headroom
 from .policy import OFFLINE, REALTIME
 from .resample import check_rate, check_resampling
@@ -77,39 +78,42 @@ def _one_thread_at_a_time(method: Callable) -> Callable:
     return call
 
 
-ENGINES = ("python", "native")
+ENGINES = ("auto", "python", "native")
 
 
-def one_hop_block(info, host_rate: int) -> int:
-    """The longest host block whose real-time headroom is one hop: the native engine's block
-    size when none was prepared (Python's engine then takes one hop, `realtime_headroom`)."""
-    n = int(np.ceil(info.hop * host_rate / info.sample_rate))
-    while n > 1 and realtime_headroom(info, host_rate, n) > info.hop:
+def one_hop_block(info, host_rate: int, headroom: Optional[int] = None) -> int:
+    """The longest host block whose real-time headroom is `headroom` (None: one hop): the native
+    engine's block size when none was prepared (Python's engine then takes `headroom` as it is,
+    `realtime_headroom`), so that both engines have one latency."""
+    wanted = info.hop if headroom is None else headroom
+    n = max(1, int(np.ceil(wanted * host_rate / info.sample_rate)))
+    while n > 1 and realtime_headroom(info, host_rate, n, headroom) > wanted:
         n -= 1
     return n
 
 
-def check_engine(engine: str, realtime: bool, headroom: Optional[int], resampling: str, device: str) -> str:
-    """`engine` if this processor's settings allow it (the native engine has one headroom,
-    one resampling policy and the CPU)."""
+def check_engine(engine: str, realtime: bool, resampling: str, device: str) -> str:
+    """The engine this processor runs: `engine` if its settings allow it (the native engine
+    has one resampling policy and the CPU, and needs a built plugin); "auto" resolves to
+    "native" where it can run, else "python"."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "native":
-        unsupported = [
-            what
-            for what, bad in (
-                ("realtime=True", not realtime),
-                ("the default headroom (headroom=None)", headroom is not None),
-                (f"resampling={REALTIME!r}", resampling != REALTIME),
-                ("device='cpu'", device != "cpu"),
-            )
-            if bad
-        ]
-        if unsupported:
-            raise ValueError(
-                f"engine='native' (the plugin's real-time engine) needs {', '.join(unsupported)}; "
-                "use engine='python' for other settings"
-            )
+    unsupported = [
+        what
+        for what, bad in (
+            ("realtime=True", not realtime),
+            (f"resampling={REALTIME!r}", resampling != REALTIME),
+            ("device='cpu'", device != "cpu"),
+        )
+        if bad
+    ]
+    if engine == "auto":
+        return "python" if unsupported or native_unavailable() else "native"
+    if engine == "native" and unsupported:
+        raise ValueError(
+            f"engine='native' (the plugin's real-time engine) needs {', '.join(unsupported)}; "
+            "use engine='python' for other settings"
+        )
     return engine
 
 
@@ -193,12 +197,15 @@ class StemSeparator:
         latency; a hop not ready in time is delivered with its input whole in `other`
         (the stems still sum to the input) and counted in `misses`.
     headroom: real time only: model samples the worker has for a hop (None: one hop).
-    engine: real time only: "python" (`realtime.DecoupledEngine`), or "native": the VST3's
-        C++ engine (`native.NativeEngine`, libstemforge_engine.so from a built plugin,
-        `python build.py plugin`), the same stems and latency, no GIL shared with a Python
-        worker, a lower p99 per block (docs/performance.md). Native takes the
-        default headroom and the REALTIME resampling, on the CPU; `process` and offline calls
-        still run in Python.
+        Less headroom is less latency and more misses on a slow or busy machine
+        (docs/performance.md measures the trade).
+    engine: real time only: "native": the VST3's C++ engine (`native.NativeEngine`,
+        libstemforge_engine.so from a built plugin, `python build.py plugin`): the same stems
+        and latency as Python's, no GIL shared with a Python worker, and an audio thread
+        that costs a fraction of Python's per block (docs/performance.md); it takes the
+        REALTIME resampling, on the CPU. "python": `realtime.DecoupledEngine`, which runs
+        anywhere. "auto" (the default): native where it can run, else python; `engine`
+        then says which. `process` and offline calls run in Python whichever engine.
 
     One processor is one stream: a call made while another thread's call on the same
     processor is running raises RuntimeError (`BUSY`); threads each use their own.
@@ -219,7 +226,7 @@ class StemSeparator:
         resampling: str = REALTIME,
         realtime: bool = False,
         headroom: Optional[int] = None,
-        engine: str = "python",
+        engine: str = "auto",
     ):
         check_threads(threads)
         if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 1):
@@ -227,7 +234,7 @@ class StemSeparator:
         self.realtime, self.headroom = bool(realtime), headroom
         self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
-        self.engine = check_engine(engine, self.realtime, headroom, self.resampling, device)
+        self.engine = check_engine(engine, self.realtime, self.resampling, device)
         self.model = as_model(model, device)
         if self.engine == "native":
             engine_library()  # now, not in the first block: a missing or stale build says so here
@@ -293,12 +300,12 @@ class StemSeparator:
         if self.engine == "native":
             # process_block's stream; unprepared, the longest block that keeps Python's default
             # headroom (one hop, so one latency whichever engine), longer ones split
-            longest = self._block_size or one_hop_block(self.model.info, rate)
+            longest = self._block_size or one_hop_block(self.model.info, rate, self.headroom)
             n = self._native
             if n is None or n.rate != rate or n.channels != channels or n.max_block != longest:
                 if n is not None:
                     n.close()
-                self._native = NativeEngine(self.model.path, rate, channels, longest)
+                self._native = NativeEngine(self.model.path, rate, channels, longest, headroom=self.headroom or 0)
         headroom = None
         if self.realtime and self.engine == "python":
             headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom, self.resampling)

@@ -344,13 +344,14 @@ int latencyFor(const Info& info, int hostRate, int headroom = 0) {
 }
 
 // pipeline.realtime_headroom: model samples between a hop's completion and the moment its
-// stems are due in real time: a hop (the model's time per hop anyway), and at least the most
-// model samples one host block of maxBlock brings (a hop completed by a block's first samples
-// would otherwise be due in that same block, before the worker could run it).
-int realtimeHeadroom(const Info& info, int hostRate, int maxBlock) {
-    if (hostRate == info.sample_rate) return std::max(info.hop, maxBlock);
+// stems are due in real time: `wanted` (<= 0: a hop, the model's time per hop anyway), and at
+// least the most model samples one host block of maxBlock brings (a hop completed by a block's
+// first samples would otherwise be due in that same block, before the worker could run it).
+int realtimeHeadroom(const Info& info, int hostRate, int maxBlock, int wanted) {
+    if (wanted <= 0) wanted = info.hop;
+    if (hostRate == info.sample_rate) return std::max(wanted, maxBlock);
     const double hIn = resampling(hostRate, info.sample_rate).holdbacks.first;
-    return std::max(info.hop, int(std::ceil(double(maxBlock) * info.sample_rate / hostRate + hIn)) + 1);
+    return std::max(wanted, int(std::ceil(double(maxBlock) * info.sample_rate / hostRate + hIn)) + 1);
 }
 
 // torch's intra-op thread count is process-wide: one thread around each call, then the
@@ -718,8 +719,8 @@ int sf_engine_refresh(sf_engine* e, char* err, size_t errlen) {
 static void workerLoop(sf_engine* e);
 static void startWorkerStream(sf_engine* e, long long origin, long long hostOrigin);
 
-sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime, char* err,
-                            size_t errlen) {
+sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int maxBlock, int realtime, int headroom,
+                            char* err, size_t errlen) {
     try {
         if (!model) {
             setError(err, errlen, "no model");
@@ -747,7 +748,7 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         e->hop = info.hop;
         e->lookahead = info.lookahead;
         e->realtime = realtime != 0;
-        e->headroom = e->realtime ? realtimeHeadroom(info, hostRate, e->maxBlock) : 0;
+        e->headroom = e->realtime ? realtimeHeadroom(info, hostRate, e->maxBlock, headroom) : 0;
         e->latency = latencyFor(info, hostRate, e->headroom);
         e->fallback = int(info.stems.size()) - 1;  // processor.StemSeparator: `other`, else the last
         for (size_t k = 0; k < info.stems.size(); ++k)
@@ -887,11 +888,11 @@ void sf_engine_hold(sf_engine* e, int hold) {
         e->work.unlock();
 }
 
-int sf_model_latency(sf_model* m, int hostRate, int maxBlock, int realtime) {
+int sf_model_latency(sf_model* m, int hostRate, int maxBlock, int realtime, int headroom) {
     if (!m || hostRate < kMinRate || hostRate > kMaxRate) return -1;
     try {
-        const int headroom = realtime ? realtimeHeadroom(m->info, hostRate, std::max(maxBlock, 1)) : 0;
-        return latencyFor(m->info, hostRate, headroom);
+        const int h = realtime ? realtimeHeadroom(m->info, hostRate, std::max(maxBlock, 1), headroom) : 0;
+        return latencyFor(m->info, hostRate, h);
     } catch (...) { return -1; }
 }
 

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 4
+#define SF_ENGINE_ABI 5
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_NOT_FINITE 3       // sf_engine_process_mixed: the input holds NaN or Inf
 #define SF_MAX_STEMS 16
@@ -42,16 +42,17 @@ typedef int (*sf_abi_fn)(void);
 typedef sf_model* (*sf_model_load_fn)(const char* path, sf_model_info* info, char* err, size_t errlen);
 typedef void (*sf_model_free_fn)(sf_model*);
 // realtime != 0: the model and both resamplers run in a worker thread, sf_engine_process only
-// copies samples and never waits for it: a hop's stems are due a hop (at least max_block) after the hop is complete,
-// which the latency includes; a hop not ready in time is delivered with its input whole in `other` and counted
-// (sf_engine_misses). realtime == 0 (offline renders): the calling thread runs the model.
+// copies samples and never waits for it: a hop's stems are due `headroom` model samples (<= 0: one hop; at
+// least what one block of max_block brings) after the hop is complete, which the latency includes; a hop not
+// ready in time is delivered with its input whole in `other` and counted (sf_engine_misses). realtime == 0
+// (offline renders): the calling thread runs the model, and headroom is not used.
 typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
-                                          char* err, size_t errlen);
+                                          int headroom, char* err, size_t errlen);
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
 // hops delivered without the model's stems since the engine was built or reset
 typedef long long (*sf_engine_misses_fn)(const sf_engine*);
 // the latency an engine of this model would have (-1 on error), without building it
-typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime);
+typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime, int headroom);
 // A new stream (the state, the resamplers and the delay lines as created). Real-time safe: it
 // neither allocates, frees nor blocks; it swaps in what sf_engine_refresh prepared and returns
 // 0, or SF_RESET_NOT_READY (and changes nothing) if that is not ready yet. In real time it does
@@ -92,11 +93,11 @@ typedef void (*sf_engine_hold_fn)(sf_engine*, int hold);
 int sf_abi(void);
 sf_model* sf_model_load(const char* path, sf_model_info* info, char* err, size_t errlen);
 void sf_model_free(sf_model*);
-sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, int realtime, char* err,
-                            size_t errlen);
+sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max_block, int realtime, int headroom,
+                            char* err, size_t errlen);
 int sf_engine_latency(const sf_engine*);
 long long sf_engine_misses(const sf_engine*);
-int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime);
+int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime, int headroom);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_refresh(sf_engine*, char* err, size_t errlen);
 int sf_engine_process(sf_engine*, const float* const* in, int n, float* const* stems, float* const* dry, char* err,

@@ -282,7 +282,7 @@ void StemforgeProcessor::anticipateLatency() {
     }
     if (!model) return;
     const int latency =
-        EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32), isNonRealtime() ? 0 : 1);
+        EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32), isNonRealtime() ? 0 : 1, 0);
     if (latency >= 0 && latency != getLatencySamples() && onHostsThread()) tellHostLatency(latency);
 }
 
@@ -419,7 +419,8 @@ void StemforgeProcessor::build() {
     next->channels = ch;
     next->maxBlock = block;
     next->realtime = realtime;
-    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, err, sizeof(err));
+    next->engine =
+        lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, 0, err, sizeof(err));
     if (!next->engine) {
         next.reset();
         return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));

@@ -45,7 +45,7 @@ struct EngineLibrary {
         char err[SF_ERROR_CHARS] = {0};
         sf_model* model = load(path, &info, err, sizeof(err));
         if (modelOut) *modelOut = model;
-        sf_engine* engine = model ? create(model, rate, channels, block, realtime, err, sizeof(err)) : nullptr;
+        sf_engine* engine = model ? create(model, rate, channels, block, realtime, 0, err, sizeof(err)) : nullptr;
         if (!engine) std::fprintf(stderr, "%s\n", err);
         return engine;
     }

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
             for (auto& v : stems) afterReset.insert(afterReset.end(), v.begin(), v.end());
     }
     if (resetAt >= 0) {
-        sf_engine* again = create(model, rate, channels, block, realtime, err, sizeof(err));
+        sf_engine* again = create(model, rate, channels, block, realtime, 0, err, sizeof(err));
         if (!again) {
             std::fprintf(stderr, "%s\n", err);
             return 1;
