@@ -298,8 +298,9 @@ class StemSeparator:
         rate = check_rate(sample_rate)
         check_channels(channels)
         if self.engine == "native":
-            # process_block's stream; unprepared, the longest block that keeps Python's default
-            # headroom (one hop, so one latency whichever engine), longer ones split
+            # process_block's stream; unprepared, the longest block that keeps the headroom asked
+            # for (one hop by default), as Python's engine does: one latency whichever engine.
+            # Longer blocks are split.
             longest = self._block_size or one_hop_block(self.model.info, rate, self.headroom)
             n = self._native
             if n is None or n.rate != rate or n.channels != channels or n.max_block != longest:
