@@ -228,14 +228,8 @@ def song(path, seconds: float, rate: int = RATE):
     return path
 
 
-@pytest.mark.parametrize("stall", [None, 3.5])
-def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch, capsys, stall):
-    """`stemforge live --simulate` on a simulated clock: a stall of 3.5 buffers inside block
-    100 (as when another process takes the core) is one under-run, reported when it happens
-    and in the summary, and the exit status is 3; without it, 0 under-runs and status 0."""
-    from stemforge.cli import main
-    from stemforge.core.processor import StemSeparator
-
+def simulated_cli_clock(monkeypatch) -> SimulatedTime:
+    """`stemforge live --simulate` plays on the returned simulated clock, not the wall clock."""
     clock = SimulatedTime()
     monkeypatch.setattr(
         live_app,
@@ -244,6 +238,18 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
             audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw
         ),
     )
+    return clock
+
+
+@pytest.mark.parametrize("stall", [None, 3.5])
+def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch, capsys, stall):
+    """`stemforge live --simulate` on a simulated clock: a stall of 3.5 buffers inside block
+    100 (as when another process takes the core) is one under-run, reported when it happens
+    and in the summary, and the exit status is 3; without it, 0 under-runs and status 0."""
+    from stemforge.cli import main
+    from stemforge.core.processor import StemSeparator
+
+    clock = simulated_cli_clock(monkeypatch)
     process_block, calls = StemSeparator.process_block, []
 
     def stalling(self, block, sample_rate):
@@ -403,14 +409,7 @@ def test_cli_headroom_trades_latency(tmp_path, monkeypatch, capsys):
     from stemforge.cli import main
     from stemforge.core.processor import StemSeparator
 
-    clock = SimulatedTime()
-    monkeypatch.setattr(
-        live_app,
-        "SimulatedDevice",
-        lambda audio, rate, buffer_size, queue, **kw: SimulatedDevice(
-            audio, rate, buffer_size, queue, clock=clock, sleep=clock.sleep, **kw
-        ),
-    )
+    simulated_cli_clock(monkeypatch)
     process_block = StemSeparator.process_block
 
     def keeping_up(self, block, sample_rate):
