@@ -449,8 +449,8 @@ struct sf_engine {
     std::mutex work;          // held by the worker while it runs; free and sf_engine_hold take it
     sem_t wake;
     bool wakeReady = false, adopted = false;
-    // sf_engine_process_mixed's planar buffers: the input, and the stems and input delayed
-    std::vector<float> mixIn, mixStems, mixDry;
+    // sf_engine_process_mixed's planar buffers: the input, and one channel of the sum
+    std::vector<float> mixIn, mixSum;
     std::thread worker;
 };
 
@@ -812,13 +812,15 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         }
         const int hostCap = e->latency + e->maxBlock + int(std::ceil(modelCap / ratio)) + 65536;
         e->hostStems.init(e->stems * hostChannels, hostCap);
-        e->dry.init(hostChannels, e->latency + e->maxBlock + 1);
+        // The dry line always holds `latency` samples; a Fifo moves what it holds to its front
+        // when a block would not fit behind it, so room for many blocks behind the latency makes
+        // that move rare (at the line's old size, latency + one block, it came on every block).
+        e->dry.init(hostChannels, e->latency + e->maxBlock + 65536);
         e->hopBuf.assign(size_t(e->batch) * info.channels * info.hop, 0.0f);
         e->hopTensor = torch::from_blob(e->hopBuf.data(), {e->batch, info.channels, info.hop}, torch::kFloat32);
         e->ptrs.resize(size_t(std::max(e->batch * info.channels, 2 * SF_MAX_STEMS)));
         e->mixIn.assign(size_t(hostChannels) * e->maxBlock, 0.0f);
-        e->mixStems.assign(size_t(e->stems * hostChannels) * e->maxBlock, 0.0f);
-        e->mixDry.assign(size_t(hostChannels) * e->maxBlock, 0.0f);
+        e->mixSum.assign(size_t(e->maxBlock), 0.0f);
         if (e->windowed) {
             OneThread one;
             c10::InferenceMode guard;
@@ -1267,6 +1269,34 @@ static void deliverStems(sf_engine* e, int n) {
     e->consumed.store(due, std::memory_order_release);
 }
 
+// One block of n <= maxBlock host samples in: afterwards the first n samples of hostStems and of
+// dry are the block's output (stems and input, delayed by `latency`), to be read and dropped.
+static void advance(sf_engine* e, const float* const* in, int n) {
+    std::string error;
+    const int ch = e->hostChannels, S = e->stems;
+    // the input waits in the dry delay line for the stems it is added to
+    if (!e->dry.reserve(n)) throw std::runtime_error("internal error: the dry delay line is full");
+    for (int k = 0; k < ch; ++k) std::memcpy(e->dry.writePtr(k), in[k], sizeof(float) * size_t(n));
+    e->dry.commit(n);
+    if (e->realtime) {
+        feedWorker(e, in, n);
+        deliverStems(e, n);
+    } else {
+        const int before = e->modelIn.size();
+        toModel(e, in, n, e->modelIn);
+        e->modelStems.clear();
+        runModel(e, e->modelIn.size() - before, e->modelStems);
+        // model -> host rate, into the delay line
+        const int got = e->modelStems.size();
+        if (got > 0 || !e->resampleOut.identity()) {
+            for (int k = 0; k < S * ch; ++k) e->ptrs[size_t(k)] = e->modelStems.readPtr(k);
+            if (!e->resampleOut.process(e->ptrs.data(), got, e->hostStems, error)) throw std::runtime_error(error);
+        }
+    }
+    if (e->hostStems.size() < n)
+        throw std::runtime_error("internal error: the engine fell behind its reported latency");
+}
+
 int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
                       size_t errlen) {
     if (n <= 0) return 0;
@@ -1277,29 +1307,8 @@ int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const*
         return 1;
     }
     try {
-        std::string error;
+        advance(e, in, n);
         const int ch = e->hostChannels, S = e->stems;
-        // the input waits in the dry delay line for the stems it is added to
-        if (!e->dry.reserve(n)) throw std::runtime_error("internal error: the dry delay line is full");
-        for (int k = 0; k < ch; ++k) std::memcpy(e->dry.writePtr(k), in[k], sizeof(float) * size_t(n));
-        e->dry.commit(n);
-        if (e->realtime) {
-            feedWorker(e, in, n);
-            deliverStems(e, n);
-        } else {
-            const int before = e->modelIn.size();
-            toModel(e, in, n, e->modelIn);
-            e->modelStems.clear();
-            runModel(e, e->modelIn.size() - before, e->modelStems);
-            // model -> host rate, into the delay line
-            const int got = e->modelStems.size();
-            if (got > 0 || !e->resampleOut.identity()) {
-                for (int k = 0; k < S * ch; ++k) e->ptrs[size_t(k)] = e->modelStems.readPtr(k);
-                if (!e->resampleOut.process(e->ptrs.data(), got, e->hostStems, error)) throw std::runtime_error(error);
-            }
-        }
-        if (e->hostStems.size() < n)
-            throw std::runtime_error("internal error: the engine fell behind its reported latency");
         for (int k = 0; k < S * ch; ++k) std::memcpy(stems[k], e->hostStems.readPtr(k), sizeof(float) * size_t(n));
         e->hostStems.drop(n);
         for (int k = 0; k < ch; ++k) std::memcpy(dry[k], e->dry.readPtr(k), sizeof(float) * size_t(n));
@@ -1326,36 +1335,47 @@ int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long l
         silent();
         return 1;
     }
-    float* inRows[2];
-    float* dryRows[2];
-    float* stemRows[2 * SF_MAX_STEMS];
+    float* inRows[2] = {nullptr, nullptr};
     for (int c = 0; c < ch; ++c) {
         inRows[c] = e->mixIn.data() + size_t(c) * cap;
-        dryRows[c] = e->mixDry.data() + size_t(c) * cap;
         for (int i = 0; i < n; ++i) {
             const float v = in[c * ics + i * iss];
             if (!std::isfinite(v)) return SF_NOT_FINITE;
             inRows[c][i] = v;
         }
     }
-    for (int k = 0; k < S * ch; ++k) stemRows[k] = e->mixStems.data() + size_t(k) * cap;
-    if (sf_engine_process(e, inRows, n, stemRows, dryRows, err, errlen) != 0) {
+    try {
+        advance(e, inRows, n);
+    } catch (const std::exception& ex) {
+        setError(err, errlen, e->model->info.name + ": the model failed (" + lastLine(ex.what()) + ")");
+        silent();
+        return 1;
+    } catch (...) {
+        setError(err, errlen, e->model->info.name + ": the model failed");
         silent();
         return 1;
     }
+    // the sum straight from the delay lines, stem by stem, only the stems that count: the
+    // audio thread reads a quarter of the stems for an acapella or a stem's solo
+    float* sum = e->mixSum.data();
     for (int c = 0; c < ch; ++c) {
-        for (int i = 0; i < n; ++i) {
-            float y = direct != 0.0f ? direct * dryRows[c][i] : 0.0f;
-            for (int s = 0; s < S; ++s) {
-                const float g = gains[s];
-                if (g == 1.0f)
-                    y += stemRows[s * ch + c][i];
-                else if (g != 0.0f)
-                    y += g * stemRows[s * ch + c][i];
-            }
-            out[c * ocs + i * oss] = y;
+        const float* d = e->dry.readPtr(c);
+        if (direct != 0.0f)
+            for (int i = 0; i < n; ++i) sum[i] = direct * d[i];
+        else
+            std::fill(sum, sum + n, 0.0f);
+        for (int s = 0; s < S; ++s) {
+            const float g = gains[s], *x = e->hostStems.readPtr(s * ch + c);
+            if (g == 1.0f)
+                for (int i = 0; i < n; ++i) sum[i] += x[i];
+            else if (g != 0.0f)
+                for (int i = 0; i < n; ++i) sum[i] += g * x[i];
         }
+        float* o = out + c * ocs;
+        for (int i = 0; i < n; ++i) o[i * oss] = sum[i];
     }
+    e->hostStems.drop(n);
+    e->dry.drop(n);
     return 0;
 }
 
