@@ -41,7 +41,6 @@ from .layout import (
     check_finite,
     check_layout,
     from_channels_first,
-    hinted_layout,
     to_channels_first,
 )
 from .loading import Model, check_threads, load_model
@@ -239,6 +238,7 @@ class StemSeparator:
         if self.engine == "native":
             engine_library()  # now, not in the first block: a missing or stale build says so here
         self._native: Optional[NativeEngine] = None  # engine="native": process_block's stream
+        self._mixed: Optional[Callable[[np.ndarray], Optional[np.ndarray]]] = None  # its one call a block
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
         # a missed hop's input goes to `other` (with the residual, the stems sum to the input)
@@ -307,6 +307,7 @@ class StemSeparator:
                 if n is not None:
                     n.close()
                 self._native = NativeEngine(self.model.path, rate, channels, longest, headroom=self.headroom or 0)
+                self._mixed = self._native.mixer(self._weights, self._direct)
         headroom = None
         if self.realtime and self.engine == "python":
             headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom, self.resampling)
@@ -432,8 +433,10 @@ class StemSeparator:
     @_one_thread_at_a_time
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
-        if self._native is not None and self._mode == "block":
-            y = self._native_fast(block, sample_rate)
+        # a float32 block of the stream in progress, at its rate: one call into the plugin's
+        # engine (`NativeEngine.mixer`), the same samples as the general path below gives
+        if self._mixed is not None and self._mode == "block" and sample_rate == self._native.rate:
+            y = self._mixed(block)
             if y is not None:
                 return y
         check_array(block)
@@ -449,30 +452,6 @@ class StemSeparator:
         if len(self._delay_line) < x.shape[1]:  # would mean latency_samples is wrong
             raise RuntimeError("internal error: the engine fell behind its reported latency")
         return from_channels_first(self._delay_line.pop(x.shape[1]), layout)
-
-    def _native_fast(self, block, sample_rate: float) -> Optional[np.ndarray]:
-        """process_block through the plugin's engine in one call, for the block a real-time host
-        gives once its stream is going: float32, 2-D, in the stream's layout, channels and rate,
-        finite, no longer than the engine's longest block. None for any other (the general path
-        then takes it, and checks it as for the first block): the same samples either way."""
-        native = self._native
-        if (
-            not isinstance(block, np.ndarray)
-            or block.dtype != np.float32
-            or block.ndim != 2
-            or sample_rate != native.rate
-            or block.strides[0] % 4
-            or block.strides[1] % 4
-        ):
-            return None
-        layout = hinted_layout(*block.shape, self._hint)
-        if layout is None:
-            return None
-        axis = 0 if layout == CHANNELS_FIRST else 1
-        if not 0 < block.shape[1 - axis] <= native.max_block:
-            return None
-        self._layout = layout
-        return native.process_mixed(block, axis, self._weights, self._direct)
 
     def _native_block(self, x: np.ndarray) -> np.ndarray:
         """process_block through the plugin's engine: its stems and delayed input, weighted as
