@@ -9,6 +9,8 @@ up" is made true by waiting for it between blocks, "the worker is late" by holdi
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -142,6 +144,89 @@ def test_one_call_per_block_gives_the_general_paths_samples(models, layout):
     one_call, general = stream(np.float32), stream(np.float64)
     assert np.abs(one_call).max() > 1e-3
     np.testing.assert_array_equal(one_call, general)
+
+
+def test_the_mixer_takes_only_what_the_engine_can_take_as_it_is(models):
+    """NativeEngine.mixer, process_block's one call a block (PythonMixer.cpp): the mix for a
+    float32 block of the engine's channels and rate in either layout; None for anything else
+    (process_block's general path then converts it, or says what is wrong with it); refused
+    while another thread holds the separator's lock; refused once its engine is closed."""
+    rate, block = 44100, 128
+    engine = native.NativeEngine(models["fixture-stream"].path, rate, 2, block)
+    lock = threading.RLock()
+    mix = engine.mixer(np.array([0.0, 0.0, 0.0, 1.0]), 0.5, lock, "held elsewhere")
+    assert mix is not None, "build.py plugin builds the mixer for the Python that runs it"
+    x = music(0.1, rate, 2, seed=49)[:, :block].astype(np.float32)
+    nan = x.copy()
+    nan[1, 7] = np.nan
+
+    class Subclass(np.ndarray):
+        pass
+
+    for declined in (
+        x.astype(np.float64),
+        x.astype(">f4"),
+        x[None],
+        x[0],
+        x[:, :2].copy(),  # square: the stream's layout says which axis is which
+        x[:, :0],
+        np.concatenate([x, x], axis=1),  # longer than the engine's blocks
+        np.concatenate([x, x, x]),  # three channels
+        x.view(Subclass),
+        x.tolist(),
+        nan,
+    ):
+        assert mix(declined, rate) is None
+    assert mix(x, 48000) is None and mix(x, "44100") is None and mix(x, None) is None
+    assert mix(x, rate).shape == (2, block) and mix(x, float(rate)).dtype == np.float32
+    assert mix(np.ascontiguousarray(x.T), np.float64(rate)).shape == (block, 2)
+    assert mix(x[:, ::2], rate).shape == (2, block // 2)  # strided
+    with pytest.raises(TypeError, match="block, sample_rate"):
+        mix(x)
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            inside.set()
+            leave.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(60)
+    with pytest.raises(RuntimeError, match="held elsewhere"):
+        mix(x, rate)
+    leave.set()
+    holder.join()
+    with lock:  # the thread inside a call may call on
+        assert mix(x, rate) is not None
+    engine.close()
+    with pytest.raises(RuntimeError, match="engine was closed"):
+        mix(x, rate)
+
+
+def test_a_block_while_another_thread_is_inside_is_refused(models):
+    rate, block = 48000, 256
+    sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+    sep.prepare(rate, 2, block_size=block)
+    x = music(0.1, rate, 2, seed=50)[:, :block]
+    sep.process_block(x, rate)  # the stream runs: the next float32 blocks take the one call
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with sep._busy:  # as a reset() in another thread holds it
+            inside.set()
+            leave.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(60)
+    for b in (x, x.astype(np.float64)):  # the one call and the general path
+        with pytest.raises(RuntimeError, match="already processing a call in another thread"):
+            sep.process_block(b, rate)
+    leave.set()
+    holder.join()
+    assert sep.process_block(x, rate).shape == x.shape
 
 
 def test_reset_starts_a_new_stream(models):

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import List, Tuple
 
@@ -21,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BUILD = ROOT / "build" / "vst3"
 BUNDLE = BUILD / "stemforge.vst3"
+MIXER = "stemforge_mixer" + sysconfig.get_config_var("EXT_SUFFIX")
 APT = ["juce-modules-source", "libsoxr-dev", "pkg-config", "cmake", "g++"]
 
 
@@ -42,6 +44,10 @@ def missing_prerequisites() -> list:
     if not (Path("/usr/include/soxr.h").is_file() or glob.glob("/usr/lib/*/pkgconfig/soxr.pc")):
         apt.append("libsoxr-dev")
         missing.append("libsoxr (headers)")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        # StemSeparator's per-block call is an extension module of this Python (PythonMixer.cpp)
+        apt.append(f"python{sys.version_info.major}.{sys.version_info.minor}-dev")
+        missing.append(f"the headers of this Python ({sys.executable})")
     how = [apt_line(apt)] if apt else []
     try:
         import torch.utils  # noqa: F401
@@ -73,6 +79,7 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
         f"-DCMAKE_BUILD_TYPE={build_type}",
         f"-DTorch_DIR={torch_cmake_dir()}",
         f"-DSTEMFORGE_MODELS_DIR={ROOT / 'models'}",
+        f"-DPython3_EXECUTABLE={sys.executable}",
         "-Wno-dev",
     ]
     print("build.py plugin: configuring (cmake)", flush=True)
@@ -84,6 +91,8 @@ def build(jobs: int = 2, build_type: str = "Release") -> Path:
         raise SystemExit(f"build.py plugin: the build did not produce {built} with its engine")
     # the engine beside the plugin binary: CMake copies it only when the plugin itself relinks
     shutil.copy2(cmake_dir / "libstemforge_engine.so", built / "Contents" / "x86_64-linux")
+    # and Python's per-block call into it, for this Python (core/native.py loads it from there)
+    shutil.copy2(cmake_dir / MIXER, built / "Contents" / "x86_64-linux")
     shutil.copytree(built, BUNDLE, dirs_exist_ok=True)
     carry_libraries(BUNDLE, torch_lib_dir())
     sync_presets(BUNDLE)

@@ -19,7 +19,7 @@ import ctypes
 import os
 import weakref
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -95,6 +95,7 @@ _SIGNATURES = {
     "sf_engine_hold": (None, [ctypes.c_void_p, ctypes.c_int]),
 }
 _LOADED: Optional[ctypes.CDLL] = None
+_MIXER: Optional[type] = None  # stemforge_mixer.Mixer from the same bundle, if built for this Python
 _OPEN: "weakref.WeakSet[NativeEngine]" = weakref.WeakSet()
 
 
@@ -139,7 +140,27 @@ def engine_library() -> ctypes.CDLL:
             f"{lib.sf_abi()}, expected {ENGINE_ABI}); rebuild the plugin (`python build.py plugin`)"
         )
     _LOADED = lib
+    global _MIXER
+    _MIXER = load_mixer_type(bundle / BINARIES)
     return lib
+
+
+def load_mixer_type(folder: Path) -> Optional[type]:
+    """PythonMixer.cpp's Mixer, the per-block call into the engine, from `folder` (built by
+    build.py plugin for the Python that ran it): None if there is none for this Python (a bundle
+    built by another one; process_block then takes its general path, the same samples)."""
+    import importlib.machinery
+    import importlib.util
+    import sysconfig
+
+    path = folder / ("stemforge_mixer" + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not path.is_file():
+        return None
+    loader = importlib.machinery.ExtensionFileLoader("stemforge_mixer", str(path))
+    spec = importlib.util.spec_from_file_location("stemforge_mixer", str(path), loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module.Mixer
 
 
 def unavailable() -> Optional[str]:
@@ -178,6 +199,7 @@ class NativeEngine:
         headroom: int = 0,
     ):
         self._model = self._engine = None  # before anything can fail: close() reads them
+        self._mixers: List = []
         self._lib = lib = engine_library()
         err = ctypes.create_string_buffer(ERROR_CHARS)
         info = EngineModelInfo()
@@ -224,49 +246,31 @@ class NativeEngine:
             raise RuntimeError(self._err.value.decode(errors="replace"))
         return self._stems[:, :n].reshape(self.stems, self.channels, n), self._dry[:, :n]
 
-    def mixer(self, gains: np.ndarray, direct: float) -> Callable[[np.ndarray], Optional[np.ndarray]]:
-        """The audio thread's call, bound once: a function of one block that returns
-        direct * the block + the sum of gains[s] * stem s, delayed by `latency`, in one call into
-        the engine (the copies, the NaN check and the mix in C++). The block: a float32 ndarray
-        with this engine's channels along one axis and 1 to `max_block` samples along the other;
-        the function returns None for any other block (a square one included: its layout is the
-        stream's to say), or one that holds NaN or Inf (nothing processed then).
+    def mixer(self, gains: np.ndarray, direct: float, lock: Any, busy: str) -> Optional[Callable]:
+        """The audio thread's call, bound once: `mixer(block, sample_rate)` returns direct * the
+        block + the sum of gains[s] * stem s, delayed by `latency`, in one call into the engine
+        (the copies, the NaN check and the mix in C++). The block: a float32 ndarray with this
+        engine's channels along one axis and 1 to `max_block` samples along the other, at this
+        engine's rate; the call returns None for any other block (a square one included: its
+        layout is the stream's to say), or one that holds NaN or Inf (nothing processed then),
+        and raises RuntimeError(busy) while another thread holds `lock` (an RLock).
 
-        Everything the call needs is looked up here rather than on every block: between two
-        blocks' sleeps each step of the interpreter runs with cold caches, and on a 2-core VM the
-        checks and lookups of a general call took a third of the audio thread's p99 (issue 22)."""
-        gains = np.array(gains, np.float32).reshape(-1)  # the function's own: the engine reads it
+        A CPython extension type (PythonMixer.cpp): between two blocks' sleeps every step of the
+        interpreter runs with cold caches, and through ctypes the call alone took a fifth of the
+        model's time per hop on a 2-core VM (issue 22). None if the bundle has none for this
+        Python (process_block then takes its general path)."""
+        if _MIXER is None:
+            return None
+        gains = np.array(gains, np.float32).reshape(-1)  # the mixer's own: the engine reads it
         if gains.shape != (self.stems,):
             raise ValueError(f"internal error: {len(gains)} gains for a model of {self.stems} stems")
-        call, err, at, direct = self._lib.sf_engine_process_mixed, self._err, gains.ctypes.data, float(direct)
-        channels, longest, f32, ndarray, empty = self.channels, self.max_block, F32, np.ndarray, np.empty
-
-        def mixed(block: np.ndarray, _keep: np.ndarray = gains) -> Optional[np.ndarray]:  # _keep: `at` is in it
-            if block.__class__ is not ndarray or block.dtype is not f32 or block.ndim != 2:
-                return None
-            rows, cols = block.shape
-            along_rows, along_cols = block.strides
-            if (along_rows | along_cols) & 3 or rows == cols:
-                return None
-            engine = self._engine
-            if engine is None:
-                raise RuntimeError("internal error: the engine was closed")
-            out = empty((rows, cols), f32)
-            if rows == channels and 0 < cols <= longest:  # channels first
-                code = call(engine, block.ctypes.data, along_rows >> 2, along_cols >> 2, cols, at, direct,
-                            out.ctypes.data, cols, 1, err, ERROR_CHARS)  # fmt: skip
-            elif cols == channels and 0 < rows <= longest:  # channels last
-                code = call(engine, block.ctypes.data, along_cols >> 2, along_rows >> 2, rows, at, direct,
-                            out.ctypes.data, 1, cols, err, ERROR_CHARS)  # fmt: skip
-            else:
-                return None
-            if code == 0:
-                return out
-            if code == NOT_FINITE:
-                return None
-            raise RuntimeError(err.value.decode(errors="replace"))
-
-        return mixed
+        process = ctypes.cast(self._lib.sf_engine_process_mixed, ctypes.c_void_p).value
+        mixer = _MIXER(
+            process, self._engine, gains, float(direct), self.channels, self.max_block, float(self.rate),
+            np.ndarray, np.empty, F32, lock, busy,
+        )  # fmt: skip
+        self._mixers.append(mixer)
+        return mixer
 
     def reset(self) -> None:
         """A new stream (off the audio thread: it prepares the spare state first)."""
@@ -290,6 +294,8 @@ class NativeEngine:
 
     def close(self) -> None:
         """Stop the worker and free the engine and its model (the engine first: it uses the model)."""
+        for mixer in self._mixers:
+            mixer.close()  # before the engine it calls is freed
         if self._engine:
             self._lib.sf_engine_free(self._engine)
             self._engine = None

@@ -238,7 +238,9 @@ class StemSeparator:
         if self.engine == "native":
             engine_library()  # now, not in the first block: a missing or stale build says so here
         self._native: Optional[NativeEngine] = None  # engine="native": process_block's stream
-        self._mixed: Optional[Callable[[np.ndarray], Optional[np.ndarray]]] = None  # its one call a block
+        # NativeEngine.mixer: the engine's one call a block; `_fast` is it while a block stream runs
+        self._mixer: Optional[Callable[[np.ndarray, float], Optional[np.ndarray]]] = None
+        self._fast: Optional[Callable[[np.ndarray, float], Optional[np.ndarray]]] = None
         self.stem, self.gains, self.threads = stem, dict(gains) if gains else None, threads
         self._weights, self._direct = output_weights(self.model, stem, gains, residual)
         # a missed hop's input goes to `other` (with the residual, the stems sum to the input)
@@ -307,7 +309,7 @@ class StemSeparator:
                 if n is not None:
                     n.close()
                 self._native = NativeEngine(self.model.path, rate, channels, longest, headroom=self.headroom or 0)
-                self._mixed = self._native.mixer(self._weights, self._direct)
+                self._mixer = self._native.mixer(self._weights, self._direct, self._busy, BUSY)
         headroom = None
         if self.realtime and self.engine == "python":
             headroom = realtime_headroom(self.model.info, rate, self._block_size, self.headroom, self.resampling)
@@ -335,7 +337,7 @@ class StemSeparator:
             self._pipeline.reset()
         if self._native is not None:
             self._native.reset()
-        self._hint, self._mode, self._delay_line = self._prepared, None, None
+        self._hint, self._mode, self._delay_line, self._fast = self._prepared, None, None, None
 
     @property
     def misses(self) -> int:
@@ -384,6 +386,8 @@ class StemSeparator:
             self._pipeline.set_realtime(mode == "block")
             self._pipeline.set_track_stats(self.track_stats)
             self._mode = mode
+            # the next blocks of this stream go straight to the engine (the mixer checks the rate)
+            self._fast = self._mixer if mode == "block" else None
         elif p.host_rate != rate or p.host_channels != x.shape[0]:
             raise ValueError(
                 f"the stream in progress is {p.host_channels} ch at {p.host_rate} Hz; "
@@ -430,15 +434,21 @@ class StemSeparator:
         self.reset()
         return from_channels_first(y, self._layout)
 
-    @_one_thread_at_a_time
     def process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         """Real-time call: exactly len(block) samples out, delayed by latency_samples."""
-        # a float32 block of the stream in progress, at its rate: one call into the plugin's
-        # engine (`NativeEngine.mixer`), the same samples as the general path below gives
-        if self._mixed is not None and self._mode == "block" and sample_rate == self._native.rate:
-            y = self._mixed(block)
+        # A float32 block of the stream in progress, at its rate: one call into the plugin's
+        # engine (`NativeEngine.mixer`, which takes `_busy` as the general path does), the same
+        # samples as the general path gives. Nothing else runs here: on the audio thread, after
+        # each block's sleep, every step of the interpreter is slow (issue 22).
+        fast = self._fast
+        if fast is not None:
+            y = fast(block, sample_rate)
             if y is not None:
                 return y
+        return self._process_block(block, sample_rate)
+
+    @_one_thread_at_a_time
+    def _process_block(self, block: np.ndarray, sample_rate: float) -> np.ndarray:
         check_array(block)
         if block.size == 0:
             return np.zeros(block.shape, np.float32)
