@@ -140,7 +140,7 @@ def test_build_says_what_to_install(monkeypatch):
     monkeypatch.setattr(build_plugin.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(build_plugin.Path, "is_file", lambda self: False)
     ((what, how),) = build_plugin.missing_prerequisites()
-    assert "cmake" in what and "JUCE" in what and "libsoxr" in what
+    assert "cmake" in what and "JUCE" in what and "libsoxr" in what and "headers of this Python" in what
     assert "apt-get install -y --no-install-recommends cmake juce-modules-source libsoxr-dev" in how[0]
     with pytest.raises(SystemExit, match="missing cmake"):
         build_plugin.build()

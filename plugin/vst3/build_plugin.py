@@ -44,11 +44,15 @@ def missing_prerequisites() -> list:
     if not (Path("/usr/include/soxr.h").is_file() or glob.glob("/usr/lib/*/pkgconfig/soxr.pc")):
         apt.append("libsoxr-dev")
         missing.append("libsoxr (headers)")
+    other = []
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
         # StemSeparator's per-block call is an extension module of this Python (PythonMixer.cpp)
-        apt.append(f"python{sys.version_info.major}.{sys.version_info.minor}-dev")
-        missing.append(f"the headers of this Python ({sys.executable})")
-    how = [apt_line(apt)] if apt else []
+        missing.append(f"the headers of this Python ({sys.base_prefix})")
+        if sys.base_prefix == "/usr":  # Debian's own Python
+            apt.append(f"python{sys.version_info.major}.{sys.version_info.minor}-dev")
+        else:
+            other.append(f"a build of Python {sys.version.split()[0]} with its headers (Python.h)")
+    how = ([apt_line(apt)] if apt else []) + other
     try:
         import torch.utils  # noqa: F401
     except ImportError:
