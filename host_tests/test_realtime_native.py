@@ -205,6 +205,24 @@ def test_the_mixer_takes_only_what_the_engine_can_take_as_it_is(models):
         mix(x, rate)
 
 
+def test_a_bundle_without_this_pythons_mixer_gives_the_same_samples(models, monkeypatch):
+    """A bundle built by another Python has no mixer for this one: every block then takes the
+    general path, with the same samples."""
+    rate, block = 44100, 128
+    x = music(0.2, rate, 2, seed=51)
+
+    def stream():
+        sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+        sep.prepare(rate, 2, block_size=block)
+        out = run_realtime(sep, x, rate, block)
+        assert (sep._fast is None) == (native._MIXER is None)  # which path the blocks took
+        return out
+
+    with_mixer = stream()
+    monkeypatch.setattr(native, "_MIXER", None)
+    np.testing.assert_array_equal(stream(), with_mixer)
+
+
 def test_a_block_while_another_thread_is_inside_is_refused(models):
     rate, block = 48000, 256
     sep = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
