@@ -4,8 +4,9 @@
 //
 // Why not ctypes: between two blocks' sleeps every step of the interpreter runs with cold caches,
 // and ctypes converts each of sf_engine_process_mixed's 12 arguments on every call. On a 2-core
-// AMD EPYC VM the ctypes call alone had a p99 of 0.080 ms a block, this one 0.042 ms, the whole
-// engine call included (issue 22: the audio thread's p99 within 30 % of a 0.39 ms model call).
+// AMD EPYC VM process_block's p99 went from 0.17-0.22 ms a block through ctypes to 0.08-0.12 ms
+// through this, below the bare ctypes call's 0.11-0.18 ms (docs/performance.md; issue 22 asks for
+// the audio thread's p99 within 30 % of the model's call, 0.39 ms there).
 //
 // It links neither the engine nor libtorch: NativeEngine hands it sf_engine_process_mixed's
 // address (EngineApi.h's type) and the engine, and closes it before it frees the engine.
@@ -170,6 +171,14 @@ int mixerInit(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyErr_SetString(PyExc_ValueError, "internal error: a mixer's gains are float32");
         return -1;
     }
+    PyObject* acquire = PyObject_GetAttrString(lock, "acquire");
+    PyObject* release = acquire ? PyObject_GetAttrString(lock, "release") : nullptr;
+    if (release == nullptr) {
+        Py_XDECREF(acquire);
+        return -1;
+    }
+    Py_XSETREF(m->acquire, acquire);
+    Py_XSETREF(m->release, release);
     m->process = reinterpret_cast<sf_engine_process_mixed_fn>(static_cast<uintptr_t>(process));
     m->engine = reinterpret_cast<sf_engine*>(static_cast<uintptr_t>(engine));
     Py_INCREF(gains);
@@ -183,14 +192,6 @@ int mixerInit(PyObject* self, PyObject* args, PyObject* kwargs) {
     Py_XSETREF(m->empty, empty);
     Py_INCREF(float32);
     Py_XSETREF(m->float32, float32);
-    PyObject* acquire = PyObject_GetAttrString(lock, "acquire");
-    PyObject* release = acquire ? PyObject_GetAttrString(lock, "release") : nullptr;
-    if (release == nullptr) {
-        Py_XDECREF(acquire);
-        return -1;
-    }
-    Py_XSETREF(m->acquire, acquire);
-    Py_XSETREF(m->release, release);
     Py_INCREF(busy);
     Py_XSETREF(m->busy, busy);
     return 0;
