@@ -1297,28 +1297,39 @@ static void advance(sf_engine* e, const float* const* in, int n) {
         throw std::runtime_error("internal error: the engine fell behind its reported latency");
 }
 
-int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
-                      size_t errlen) {
-    if (n <= 0) return 0;
-    if (n > e->maxBlock) {
-        setError(err, errlen,
-                 "a block of " + std::to_string(n) + " samples exceeds the prepared " + std::to_string(e->maxBlock));
-        silence(e, n, stems, dry);
-        return 1;
-    }
+// Both process calls: false with the reason in err for a block longer than the engine was
+// created for (nothing processed: the caller writes silence).
+static bool blockFits(const sf_engine* e, int n, char* err, size_t errlen) {
+    if (n <= e->maxBlock) return true;
+    setError(err, errlen,
+             "a block of " + std::to_string(n) + " samples exceeds the prepared " + std::to_string(e->maxBlock));
+    return false;
+}
+
+// advance, with a failure as both process calls report it: false with the reason in err.
+static bool advanced(sf_engine* e, const float* const* in, int n, char* err, size_t errlen) {
     try {
         advance(e, in, n);
-        const int ch = e->hostChannels, S = e->stems;
-        for (int k = 0; k < S * ch; ++k) std::memcpy(stems[k], e->hostStems.readPtr(k), sizeof(float) * size_t(n));
-        e->hostStems.drop(n);
-        for (int k = 0; k < ch; ++k) std::memcpy(dry[k], e->dry.readPtr(k), sizeof(float) * size_t(n));
-        e->dry.drop(n);
-        return 0;
+        return true;
     } catch (const std::exception& ex) {
         setError(err, errlen, e->model->info.name + ": the model failed (" + lastLine(ex.what()) + ")");
     } catch (...) { setError(err, errlen, e->model->info.name + ": the model failed"); }
-    silence(e, n, stems, dry);
-    return 1;
+    return false;
+}
+
+int sf_engine_process(sf_engine* e, const float* const* in, int n, float* const* stems, float* const* dry, char* err,
+                      size_t errlen) {
+    if (n <= 0) return 0;
+    if (!blockFits(e, n, err, errlen) || !advanced(e, in, n, err, errlen)) {
+        silence(e, n, stems, dry);
+        return 1;
+    }
+    const int ch = e->hostChannels, S = e->stems;
+    for (int k = 0; k < S * ch; ++k) std::memcpy(stems[k], e->hostStems.readPtr(k), sizeof(float) * size_t(n));
+    e->hostStems.drop(n);
+    for (int k = 0; k < ch; ++k) std::memcpy(dry[k], e->dry.readPtr(k), sizeof(float) * size_t(n));
+    e->dry.drop(n);
+    return 0;
 }
 
 int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long long iss, int n, const float* gains,
@@ -1329,9 +1340,7 @@ int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long l
         for (int c = 0; c < ch; ++c)
             for (int i = 0; i < n; ++i) out[c * ocs + i * oss] = 0.0f;
     };
-    if (n > cap) {
-        setError(err, errlen,
-                 "a block of " + std::to_string(n) + " samples exceeds the prepared " + std::to_string(cap));
+    if (!blockFits(e, n, err, errlen)) {
         silent();
         return 1;
     }
@@ -1344,14 +1353,7 @@ int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long l
             inRows[c][i] = v;
         }
     }
-    try {
-        advance(e, inRows, n);
-    } catch (const std::exception& ex) {
-        setError(err, errlen, e->model->info.name + ": the model failed (" + lastLine(ex.what()) + ")");
-        silent();
-        return 1;
-    } catch (...) {
-        setError(err, errlen, e->model->info.name + ": the model failed");
+    if (!advanced(e, inRows, n, err, errlen)) {
         silent();
         return 1;
     }
