@@ -25,7 +25,6 @@ import numpy as np
 
 ENGINE_ABI = 5  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
-NOT_FINITE = 3  # EngineApi.h's SF_NOT_FINITE
 ERROR_CHARS = 1024
 F32 = np.dtype(np.float32)
 MAX_STEMS = 16
