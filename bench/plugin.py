@@ -2,7 +2,7 @@
 block in the VST3 and in Python's StemSeparator(realtime=True), apart from the model.
 
     python -m bench.plugin [--seconds 20] [--models live] [--blocks 128,256] [--rates 44100,48000]
-                           [--realtime-priority] [--headroom N[,N...]]
+                           [--realtime-priority] [--headroom N[,N...]] [--device-periods 2]
 
 First the CPU model and the bare model call per hop (TorchScript forward, one torch thread):
 one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
@@ -11,7 +11,7 @@ paced at the device's rate: the VST3 played in real-time mode by a JUCE host
 (plugin/vst3/tests/rt_bench.cpp, `stemforge_rt_bench --bench`, built on demand in the plugin's
 CMake tree), and Python's
 `StemSeparator(realtime=True).process_block` with each engine: engine="python" (the worker a
-Python thread) and engine="native" (the plugin's C++ engine through ctypes); for each the audio thread's time per block (mean,
+Python thread) and engine="native" (the plugin's C++ engine); for each the audio thread's time per block (mean,
 p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
 thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Python's row
 also gives the model's time per call in its worker thread, measured apart.
@@ -21,7 +21,10 @@ after their place on the device's clock, and the latest. Between blocks that thr
 so a late start is the machine holding it back (on a VM, the hypervisor stopping the virtual
 CPUs), which no engine can prevent; the late blocks and misses within 50 ms after such a start
 are counted apart from the rest (Python's misses per block; the plugin reports its misses for the
-whole stream, which are told apart only when no block started late). `--realtime-priority`
+whole stream, which are told apart only when no block started late). A start later than the
+device's buffer allows (`--device-periods`, 2 blocks) means the device ran dry, as a sound card
+does when its host is held back that long: that lost time is not played back later, the stream
+goes on from the next block, and the row counts how often. `--realtime-priority`
 runs the audio threads at SCHED_FIFO, as a DAW does (root or an rtprio limit); the worker follows
 one step below. Build the plugin first: python build.py plugin.
 """
@@ -45,6 +48,9 @@ RATE = 44100
 # STALL_WINDOW after one (the headroom of one hop, 5.8 ms, and the catch-up) are counted apart.
 STALL = 1e-3
 STALL_WINDOW = 0.05
+# Blocks a device's buffer holds (JACK's ALSA driver's default, `jackd -d alsa -n 2`): how late a
+# block may start before the device runs dry (see paced).
+DEVICE_PERIODS = 2
 
 
 def timed(call, x: np.ndarray, block: int, warm: int = 20) -> np.ndarray:
@@ -58,13 +64,24 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20) -> np.ndarray:
     return np.array(times)
 
 
-def paced(call, x: np.ndarray, block: int, rate: int, observe=None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def paced(
+    call, x: np.ndarray, block: int, rate: int, observe=None, periods: int = DEVICE_PERIODS
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`call` on each block of `x` at the times a device clock of `rate` gives them, as a real
     callback runs: (seconds per call, seconds each call started after its place on the clock,
-    `observe()` after each call, or zeros). After a late start the next blocks follow back to
-    back until the clock is caught up, as rt_bench.cpp does. (Back to back at SCHED_FIFO a loop
-    would use its whole core, and Linux throttles real-time threads that do: 50 ms of every
-    second by default, kernel.sched_rt_runtime_us.)
+    `observe()` after each call, or zeros, and whether the device had run dry before each block).
+
+    The device holds `periods` blocks, as a sound card's buffer does (JACK's ALSA driver: 2 by
+    default). A block that starts up to `periods - 1` blocks late finds that many blocks free,
+    and the blocks owed follow back to back until the clock is caught up, as rt_bench.cpp does.
+    A block that starts later than that finds the device run dry (an xrun): what should have
+    played meanwhile is lost whatever the plugin does, the host does not play it back later, and
+    the clock starts again from this block, as hosts restart a stream after an xrun. `periods=0`
+    is a device that never runs dry: every block owed is played back to back (this bench before
+    2026-12-05, which after a long stall of the machine asked the worker for hops no host would
+    have asked for). (Back to back at SCHED_FIFO a loop would use its whole core, and Linux
+    throttles real-time threads that do: 50 ms of every second by default,
+    kernel.sched_rt_runtime_us.)
 
     The blocks are cut out of `x` before the clock starts, as rt_bench.cpp fills the host's
     buffer before it times the plugin: handing over the buffer is the host's work. (Cut inside
@@ -72,7 +89,7 @@ def paced(call, x: np.ndarray, block: int, rate: int, observe=None) -> Tuple[np.
     the bare model call there, after each block's sleep.)"""
     n = x.shape[1] // block
     blocks = [x[:, b * block : (b + 1) * block] for b in range(n)]
-    times, late, seen = np.zeros(n), np.zeros(n), np.zeros(n)
+    times, late, seen, dry = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, bool)
     period, origin = block / rate, time.perf_counter()
     for b in range(n):
         given = blocks[b]
@@ -80,12 +97,14 @@ def paced(call, x: np.ndarray, block: int, rate: int, observe=None) -> Tuple[np.
         call(given)
         t1 = time.perf_counter()
         times[b], late[b] = t1 - t0, max(0.0, t0 - (origin + b * period))
+        if periods > 0 and late[b] > (periods - 1) * period:
+            dry[b], origin = True, t0 - b * period  # the stream starts again with this block
         if observe is not None:
             seen[b] = observe()
         wait = origin + (b + 1) * period - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-    return times, late, seen
+    return times, late, seen, dry
 
 
 def after_stall(late: np.ndarray, block: int, rate: int, within: float = STALL_WINDOW) -> np.ndarray:
@@ -220,11 +239,12 @@ def rt_bench() -> Path:
 
 @dataclass
 class RealTimeRow:
-    """One face played in real time: per block the audio thread's seconds (`times`) and how late
-    it started (`late`); the hops missed, in all and (where the face says when) per block."""
+    """One face played in real time: per block the audio thread's seconds (`times`), how late
+    it started (`late`) and whether the device had run dry (`dry`); the hops missed, in all and (where the face says when) per block."""
 
     times: np.ndarray
     late: np.ndarray
+    dry: np.ndarray  # per block: the device had run dry before it (see paced)
     missed: int
     latency: int
     missed_per_block: Optional[np.ndarray] = None
@@ -232,7 +252,14 @@ class RealTimeRow:
 
 
 def vst3_real_time(
-    exe: Path, name: str, x: np.ndarray, rate: int, block: int, priority: bool, warm: float = 2.0
+    exe: Path,
+    name: str,
+    x: np.ndarray,
+    rate: int,
+    block: int,
+    priority: bool,
+    warm: float = 2.0,
+    periods: int = DEVICE_PERIODS,
 ) -> RealTimeRow:
     """The plugin in real-time mode, paced at the device's rate by rt_bench.cpp (the plugin says
     its misses for the whole stream only)."""
@@ -258,6 +285,7 @@ def vst3_real_time(
                 "1",
                 "1" if priority else "0",
                 str(warm),
+                str(periods),
             ],
             capture_output=True,
             text=True,
@@ -267,17 +295,24 @@ def vst3_real_time(
             raise SystemExit(f"rt_bench failed: {run.stderr}")
         missed = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln]
         lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
-        per_block = np.fromfile(times).reshape(-1, 2)
+        per_block = np.fromfile(times).reshape(-1, 3)
         return RealTimeRow(
             times=per_block[:, 0],
             late=per_block[:, 1],
+            dry=per_block[:, 2] > 0,
             missed=int(missed[-1].split("stemforge: ")[1].split()[0]),
             latency=int(lines["latency"]),
         )
 
 
 def python_real_time(
-    name: str, x: np.ndarray, rate: int, block: int, headroom: Optional[int], engine: str = "python"
+    name: str,
+    x: np.ndarray,
+    rate: int,
+    block: int,
+    headroom: Optional[int],
+    engine: str = "python",
+    periods: int = DEVICE_PERIODS,
 ) -> RealTimeRow:  # "python" unless asked: StemSeparator's default is native where it is built
     """StemSeparator(realtime=True, engine=engine) paced at the device's rate, its misses read
     after each block; with the Python engine, the model's time per call in the worker thread
@@ -300,10 +335,13 @@ def python_real_time(
     paced(lambda c: sep.process_block(c, rate), silence, block, rate)
     sep.reset()
     calls.clear()
-    times, late, seen = paced(lambda c: sep.process_block(c, rate), x, block, rate, observe=lambda: sep.misses)
+    times, late, seen, dry = paced(
+        lambda c: sep.process_block(c, rate), x, block, rate, observe=lambda: sep.misses, periods=periods
+    )
     return RealTimeRow(
         times=times,
         late=late,
+        dry=dry,
         missed=sep.misses,
         latency=sep.latency_samples,
         missed_per_block=np.diff(seen, prepend=0.0),
@@ -329,6 +367,14 @@ def main() -> None:
         help="Python's rows: model samples the worker has per hop, or several (64,128: a row each; "
         "the latency against the misses); default: StemSeparator's, one hop, which the plugin's row keeps",
     )
+    parser.add_argument(
+        "--device-periods",
+        type=int,
+        default=DEVICE_PERIODS,
+        help="blocks the device's buffer holds: a block that starts later than that less one has found "
+        "it run dry, and the stream starts again (0: it never runs dry, every block owed is played "
+        "back to back)",
+    )
     parser.add_argument("--skip", default="", help="vst3, python or native: leave those rows out")
     args = parser.parse_args()
     headrooms = [None] if args.headroom is None else [int(h) for h in args.headroom.split(",")]
@@ -341,7 +387,8 @@ def main() -> None:
     torch.set_num_threads(1)
     priority = raise_priority() if args.realtime_priority else "normal priority"
     print(
-        f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate; "
+        f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate, "
+        f"{args.device_periods or 'unlimited'} blocks in its buffer; "
         f"{args.seconds:g} s per row; times in ms\n"
     )
     print("bare model call per hop (TorchScript forward, one thread):\n")
@@ -359,7 +406,7 @@ def main() -> None:
     print("\naudio thread per block (the model runs in a worker thread):\n")
     print(
         "| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
-        f"started > {1e3 * STALL:g} ms late: blocks, max | late, missed away from those | "
+        f"started > {1e3 * STALL:g} ms late: blocks, max; device ran dry | late, missed away from those | "
         "p99 / one-hop call, away from those | worker's model call: mean, p99 |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -369,14 +416,29 @@ def main() -> None:
         for name in args.models.split(","):
             rows = []
             if exe is not None:
-                rows.append(("VST3", vst3_real_time(exe, name, x, rate, block, args.realtime_priority)))
+                rows.append(
+                    (
+                        "VST3",
+                        vst3_real_time(exe, name, x, rate, block, args.realtime_priority, periods=args.device_periods),
+                    )
+                )
             for headroom in headrooms:
                 also = "" if headroom is None else f", headroom {headroom}"
                 if "python" not in args.skip:
-                    rows.append((f"Python{also}", python_real_time(name, x, rate, block, headroom)))
+                    rows.append(
+                        (
+                            f"Python{also}",
+                            python_real_time(name, x, rate, block, headroom, periods=args.device_periods),
+                        )
+                    )
                 if "native" not in args.skip:
                     rows.append(
-                        (f"Python, native{also}", python_real_time(name, x, rate, block, headroom, engine="native"))
+                        (
+                            f"Python, native{also}",
+                            python_real_time(
+                                name, x, rate, block, headroom, engine="native", periods=args.device_periods
+                            ),
+                        )
                     )
             for what, row in rows:
                 print(
@@ -402,7 +464,7 @@ def row_cells(row: RealTimeRow, budget: float, rate: int, block: int, one_hop: f
     return (
         f"{row.latency} ({1e3 * row.latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
         f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed} | "
-        f"{int(stalled.sum())}, {1e3 * row.late.max():.2f} | {late_away}, {missed_away} | "
+        f"{int(stalled.sum())}, {1e3 * row.late.max():.2f}; {int(row.dry.sum())} | {late_away}, {missed_away} | "
         f"{100 * p99 / one_hop:.0f} %, {100 * np.percentile(t[~near], 99) / one_hop if (~near).any() else np.nan:.0f} % | "
         f"{worker}"
     )

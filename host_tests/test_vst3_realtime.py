@@ -184,31 +184,50 @@ class Slow(torch.nn.Module):
         return x.unsqueeze(1).repeat(1, 4, 1, 1) * 0.25 + 0.0 * z.mean(), state
 
 
-def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
-    """The plugin in a real-time host, its blocks back to back, with a model much slower than
-    them: the model misses hops, and the plugin says how many (its window shows the count,
-    STEMFORGE_VERBOSE prints it)."""
+def bench_slow_model(tmp_path, rt_host, pace: str, *more: str) -> subprocess.CompletedProcess:
+    """rt_bench (rt_host --bench) playing a second of music through the plugin with the Slow model,
+    at PACE, without real-time priority; its block times in tmp_path / "t.f64"."""
     from stemforge.io.model_files import save_model
 
     info = untrained_streaming_info("slow", "slow on purpose")
     models = tmp_path / "models"
-    models.mkdir()
+    models.mkdir(exist_ok=True)
     save_model(Slow(), info, models / "slow.ts")
     audio = tmp_path / "in.f32"
     music(1.0, 44100, 2, seed=33).astype(np.float32).tofile(audio)
     env = dict(os.environ, STEMFORGE_MODELS=str(models), STEMFORGE_VERBOSE="1")
-    run = subprocess.run(
-        [str(rt_host), "--bench", str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64"), "0", "0"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    command = [str(rt_host), "--bench", str(BUNDLE), "slow", "44100", "128", str(audio), str(tmp_path / "t.f64")]
+    run = subprocess.run(command + [pace, "0", *more], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_the_bench_host_starts_its_clock_again_when_the_device_has_run_dry(tmp_path, rt_host):
+    """rt_bench paced far faster than any block can be played (a block every 29 ns): every block,
+    the first too, starts more than a block late. A device of 2 blocks has run dry before each, and the
+    clock starts again each time, so a block is late by about one call; a device that never runs
+    dry has the lateness pile up, each block later than the one before."""
+    bench_slow_model(tmp_path, rt_host, "100000", "0", "2")
+    restarted = np.fromfile(tmp_path / "t.f64").reshape(-1, 3)
+    assert restarted.shape == (44100 // 128, 3)
+    assert np.all(restarted[:, 2] == 1)
+    bench_slow_model(tmp_path, rt_host, "100000", "0", "0")
+    piled = np.fromfile(tmp_path / "t.f64").reshape(-1, 3)
+    assert not piled[:, 2].any()
+    assert np.all(np.diff(piled[:, 1]) > 0)
+    # piled up, the middle block is late by the calls of half the stream; restarted, by about one
+    assert np.median(restarted[1:, 1]) < np.median(piled[1:, 1]) / 4
+
+
+def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
+    """The plugin in a real-time host, its blocks back to back, with a model much slower than
+    them: the model misses hops, and the plugin says how many (its window shows the count,
+    STEMFORGE_VERBOSE prints it)."""
+    run = bench_slow_model(tmp_path, rt_host, "0")
     line = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln][-1]
     missed = int(line.split("stemforge: ")[1].split()[0])
     hops = 44100 // 128 * 128 // 256
     assert hops // 2 < missed <= hops
-    times = np.fromfile(tmp_path / "t.f64").reshape(-1, 2)  # per block: seconds taken, started late
-    assert times.shape == (44100 // 128, 2)
-    assert np.all(times[:, 0] > 0) and np.all(times[:, 1] == 0)  # back to back: no clock to be late for
+    times = np.fromfile(tmp_path / "t.f64").reshape(-1, 3)  # per block: seconds taken, started late, ran dry
+    assert times.shape == (44100 // 128, 3)
+    assert np.all(times[:, 0] > 0) and np.all(times[:, 1:] == 0)  # back to back: no clock to be late for

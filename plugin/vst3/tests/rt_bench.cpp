@@ -3,16 +3,19 @@
 // thread paced like a device, each call timed.
 // SPDX-License-Identifier: GPL-3.0-or-later
 //
-//   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]
+//   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM [PERIODS]]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
-// TIMES: written as raw float64, two per block: the seconds its processBlock call took, and how
+// TIMES: written as raw float64, three per block: the seconds its processBlock call took, how
 // many seconds after its place on the device's clock it started (the audio thread woken late: the
-// machine held it back, as the engine cannot).
+// machine held it back, as the engine cannot), and 1 if the device had run dry before it, else 0.
 // PACE: blocks start at PACE x real time (0: back to back). PRIORITY: 1 runs the audio thread
 // at SCHED_FIFO 50, as JACK and DAWs do where the system allows it. WARM: seconds of silence
 // played first, untimed (the model loads and its first calls settle), then the plugin is reset
-// so that its miss count starts with the timed input.
+// so that its miss count starts with the timed input. PERIODS: the blocks the device's buffer holds
+// (default 2, JACK's): a block up to PERIODS - 1 blocks late is followed by the blocks owed back to
+// back; one later than that finds the device run dry, and the clock starts again from it, as a
+// host restarts its stream after an xrun (the time lost is not played back). 0: never runs dry.
 // Prints the latency the plugin reports once it has played and what the audio thread got;
 // with STEMFORGE_VERBOSE set, the plugin says on stderr how many hops its model missed.
 #include <JuceHeader.h>
@@ -29,9 +32,10 @@
 
 // Called by rt_host.cpp's main with argv[0] = "--bench".
 int benchMain(int argc, char** argv) {
-    if (argc != 9 && argc != 10) {
+    if (argc < 9 || argc > 11) {
         std::fprintf(stderr,
-                     "usage: stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM]\n");
+                     "usage: stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY "
+                     "[WARM [PERIODS]]\n");
         return 2;
     }
     juce::ScopedJuceInitialiser_GUI juce;
@@ -39,7 +43,8 @@ int benchMain(int argc, char** argv) {
     const int block = std::atoi(argv[4]);
     const double pace = std::atof(argv[7]);
     const bool priority = std::atoi(argv[8]) != 0;
-    const double warm = argc == 10 ? std::atof(argv[9]) : 0.0;
+    const double warm = argc >= 10 ? std::atof(argv[9]) : 0.0;
+    const int periods = argc == 11 ? std::atoi(argv[10]) : 2;
 
     std::ifstream in(argv[5], std::ios::binary | std::ios::ate);
     if (!in) {
@@ -72,7 +77,7 @@ int benchMain(int argc, char** argv) {
     plugin->prepareToPlay(rate, block);
 
     const size_t blocks = total / size_t(block);
-    std::vector<double> times(2 * blocks);
+    std::vector<double> times(3 * blocks);
     std::string priorityNote = "normal priority";
     std::thread audioThread([&] {
         if (priority) {
@@ -104,9 +109,14 @@ int benchMain(int argc, char** argv) {
                 buffer.copyFrom(c, 0, audio.data() + size_t(c) * total + b * size_t(block), block);
             const auto t0 = std::chrono::steady_clock::now();
             plugin->processBlock(buffer, midi);
-            times[2 * b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            // after a late start the next blocks follow back to back until the clock is caught up
-            times[2 * b + 1] = pace > 0 ? std::max(0.0, std::chrono::duration<double>(t0 - next).count()) : 0.0;
+            times[3 * b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            // after a late start the next blocks follow back to back until the clock is caught up,
+            // unless the start was too late for the device's buffer: then the clock starts again
+            const double late = pace > 0 ? std::max(0.0, std::chrono::duration<double>(t0 - next).count()) : 0.0;
+            const bool dry = periods > 0 && late > (periods - 1) * period.count();
+            times[3 * b + 1] = late;
+            times[3 * b + 2] = dry ? 1.0 : 0.0;
+            if (dry) next = t0;
             if (pace > 0) {
                 next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
                 std::this_thread::sleep_until(next);
