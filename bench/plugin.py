@@ -13,8 +13,12 @@ CMake tree), and Python's
 `StemSeparator(realtime=True).process_block` with each engine: engine="python" (the worker a
 Python thread) and engine="native" (the plugin's C++ engine); for each the audio thread's time per block (mean,
 p99, max), the blocks over their duration ("late"), the hops the worker missed, and the audio
-thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Python's row
-also gives the model's time per call in its worker thread, measured apart.
+thread's p99 as a share of the bare one-hop call (issue 22's target: at most 30 %). Apart from
+the audio thread, each row gives the worker's model call (mean, p99), and for the plugin's engine
+(the VST3 and engine="native") the worker's own account (`StemSeparator.worker_times`, the
+plugin's STEMFORGE_VERBOSE line): its runs that ended more than the headroom after the audio
+thread woke it (each such run is a miss or more), how long after that call they started
+(waited: the machine not running the worker's CPU) and how long they took (ran).
 
 The machine's part, in the same run: how many blocks the audio thread *started* more than 1 ms
 after their place on the device's clock, and the latest. Between blocks that thread only sleeps,
@@ -161,6 +165,21 @@ def design() -> None:
     )
 
 
+def hold_wakeup_latency(microseconds: int):
+    """Ask the kernel to keep every CPU able to wake up within `microseconds` (PM QoS through
+    /dev/cpu_dma_latency, as cyclictest does by default and real-time audio setups do): idle CPUs
+    then poll instead of halting. Held while the returned file stays open; (file or None, what
+    happened)."""
+    import struct
+
+    try:
+        held = open("/dev/cpu_dma_latency", "wb", buffering=0)
+        held.write(struct.pack("i", microseconds))
+    except OSError as error:
+        return None, f"CPU wake-up latency not held ({error.strerror}: /dev/cpu_dma_latency needs root)"
+    return held, f"CPU wake-up latency held at {microseconds} us"
+
+
 def cpu_model() -> str:
     """The CPU's name as the kernel reports it, and the cores this process may use."""
     import os
@@ -248,7 +267,8 @@ class RealTimeRow:
     missed: int
     latency: int
     missed_per_block: Optional[np.ndarray] = None
-    worker_calls: Optional[np.ndarray] = None
+    worker_calls: Optional[np.ndarray] = None  # the Python engine's model calls, timed around its step
+    worker: Optional[dict] = None  # the native engine's own account (native.WorkerTimes)
 
 
 def vst3_real_time(
@@ -294,6 +314,7 @@ def vst3_real_time(
         if run.returncode != 0:
             raise SystemExit(f"rt_bench failed: {run.stderr}")
         missed = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln]
+        said = [ln for ln in run.stderr.splitlines() if "the worker in this stream" in ln]
         lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
         per_block = np.fromfile(times).reshape(-1, 3)
         return RealTimeRow(
@@ -302,7 +323,20 @@ def vst3_real_time(
             dry=per_block[:, 2] > 0,
             missed=int(missed[-1].split("stemforge: ")[1].split()[0]),
             latency=int(lines["latency"]),
+            worker=worker_account(said[-1]) if said else None,
         )
+
+
+def worker_account(line: str) -> dict:
+    """The plugin's line "stemforge: the worker in this stream: ..." (STEMFORGE_VERBOSE, on
+    releasing its resources) as native.WorkerTimes' fields, in seconds."""
+    import re
+
+    numbers = [float(v) for v in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", line.split("stream:", 1)[1])]
+    names = ["runs", "wait_mean", "wait_p99", "wait_max", "run_mean", "run_p99", "run_max", "late_runs", "calls"]
+    names += ["call_mean", "call_p99", "call_max"]
+    account = dict(zip(names, numbers))
+    return {k: (v if k in ("runs", "late_runs", "calls") else v / 1e3) for k, v in account.items()}
 
 
 def python_real_time(
@@ -342,6 +376,7 @@ def python_real_time(
         times=times,
         late=late,
         dry=dry,
+        worker=sep.worker_times(),
         missed=sep.misses,
         latency=sep.latency_samples,
         missed_per_block=np.diff(seen, prepend=0.0),
@@ -375,6 +410,14 @@ def main() -> None:
         "it run dry, and the stream starts again (0: it never runs dry, every block owed is played "
         "back to back)",
     )
+    parser.add_argument(
+        "--cpu-wakeup-latency",
+        type=int,
+        default=None,
+        metavar="US",
+        help="hold every CPU's wake-up latency at US microseconds for the run (/dev/cpu_dma_latency, "
+        "root): idle CPUs poll instead of halting, which on a VM keeps the hypervisor from parking them",
+    )
     parser.add_argument("--skip", default="", help="vst3, python or native: leave those rows out")
     args = parser.parse_args()
     headrooms = [None] if args.headroom is None else [int(h) for h in args.headroom.split(",")]
@@ -386,6 +429,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     priority = raise_priority() if args.realtime_priority else "normal priority"
+    if args.cpu_wakeup_latency is not None:
+        held, wakeup = hold_wakeup_latency(args.cpu_wakeup_latency)  # held until the process ends
+        priority += f"; {wakeup}"
     print(
         f"CPU: {cpu_model()}; one torch thread; {priority}; blocks paced at the device's rate, "
         f"{args.device_periods or 'unlimited'} blocks in its buffer; "
@@ -407,9 +453,10 @@ def main() -> None:
     print(
         "| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
         f"started > {1e3 * STALL:g} ms late: blocks, max; device ran dry | late, missed away from those | "
-        "p99 / one-hop call, away from those | worker's model call: mean, p99 |"
+        "p99 / one-hop call, away from those | worker's model call: mean, p99 | "
+        "worker's runs: late; waited p99, max; ran p99, max |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for rate, block in ((int(r), int(b)) for r in args.rates.split(",") for b in args.blocks.split(",")):
         x = music(args.seconds, rate, seed=1)
         budget = block / rate
@@ -458,15 +505,22 @@ def row_cells(row: RealTimeRow, budget: float, rate: int, block: int, one_hop: f
         missed_away = str(int(np.sum(row.missed_per_block[~near])))
     else:  # the plugin gives one count for the stream: all of it is away from a stall if none was
         missed_away = str(row.missed) if not stalled.any() else "not told apart"
-    worker = ""
+    worker, runs = "", ""
     if row.worker_calls is not None and len(row.worker_calls):
         worker = f"{1e3 * row.worker_calls.mean():.3f}, {1e3 * np.percentile(row.worker_calls, 99):.3f}"
+    if row.worker is not None:  # the native engine's account: model calls, and the runs around them
+        w = {k: (v if k in ("runs", "late_runs", "calls") else 1e3 * v) for k, v in row.worker.items()}
+        worker = f"{w['call_mean']:.3f}, {w['call_p99']:.3f} (max {w['call_max']:.3f})"
+        runs = (
+            f"{int(w['late_runs'])} of {int(w['runs'])}; {w['wait_p99']:.3f}, {w['wait_max']:.3f}; "
+            f"{w['run_p99']:.3f}, {w['run_max']:.3f}"
+        )
     return (
         f"{row.latency} ({1e3 * row.latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
         f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed} | "
         f"{int(stalled.sum())}, {1e3 * row.late.max():.2f}; {int(row.dry.sum())} | {late_away}, {missed_away} | "
         f"{100 * p99 / one_hop:.0f} %, {100 * np.percentile(t[~near], 99) / one_hop if (~near).any() else np.nan:.0f} % | "
-        f"{worker}"
+        f"{worker} | {runs}"
     )
 
 

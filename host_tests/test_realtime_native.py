@@ -320,3 +320,63 @@ def test_the_binding_matches_the_engines_header():
     struct = header[header.index("typedef struct {") : header.index("} sf_model_info;")]
     fields = re.findall(r"\b(?:char|int) (\w+)", struct)
     assert fields == [name for name, _ in native.EngineModelInfo._fields_]
+    struct = header[
+        header.index("typedef struct {", header.index("} sf_model_info;")) : header.index("} sf_worker_times;")
+    ]
+    fields = [name for line in re.findall(r"(?:long long|double) ([\w, ]+);", struct) for name in line.split(", ")]
+    assert fields == [name for name, _ in native.WorkerTimes._fields_]
+
+
+def test_a_library_of_another_interface_says_rebuild(monkeypatch):
+    """A bundle built before an upgrade: its library lacks the newer functions, and loading it
+    says to rebuild instead of failing on the first function it lacks."""
+    monkeypatch.setattr(native, "_LOADED", None)
+    monkeypatch.setattr(native, "ENGINE_ABI", native.ENGINE_ABI + 1)
+    monkeypatch.setitem(native._SIGNATURES, "sf_engine_of_a_later_interface", (None, []))
+    with pytest.raises(RuntimeError, match="rebuild the plugin"):
+        native.engine_library()
+
+
+def test_the_worker_gives_an_account_of_its_time(models):
+    """StemSeparator.worker_times, the worker's own account: a model call a hop; a worker held
+    after the audio thread woke it says how long it waited, and that its run ended past the
+    headroom; a reset starts the account afresh; without a worker there is none."""
+    rate, block = 44100, 128
+    model = models["fixture-stream"]
+    hop = model.info.hop
+    assert model.sample_rate == rate  # so that host samples are model samples
+    sep = stemforge.StemSeparator(model, stem="vocals", realtime=True, engine="native")
+    sep.prepare(rate, 2, block_size=block)
+    x = music(0.5, rate, 2, seed=47)
+    start = x.shape[1] - 8 * hop
+    for i in range(0, start, block):
+        sep.process_block(x[:, i : i + block], rate)
+    assert sep.wait_idle(timeout=60)
+    before = sep.worker_times()
+    for i in range(start, x.shape[1], block):  # 8 hops more, a block at a time, waited for
+        sep.process_block(x[:, i : i + block], rate)
+        assert sep.wait_idle(timeout=60)
+    times = sep.worker_times()
+    assert times["calls"] - before["calls"] == 8
+    assert 0 < times["runs"] <= x.shape[1] // block
+    assert 0 <= times["late_runs"] <= times["runs"]
+    for what in ("wait", "run", "call"):
+        assert 0 <= times[f"{what}_mean"] <= times[f"{what}_max"]
+        assert times[f"{what}_p99"] <= times[f"{what}_max"]
+
+    sep.reset()
+    sep._native.hold(True)  # the worker cannot start while held
+    for i in range(0, 4 * hop, block):  # hops complete: the audio thread wakes it
+        sep.process_block(x[:, i : i + block], rate)
+    held = 0.05
+    threading.Event().wait(held)
+    sep._native.hold(False)
+    assert sep.wait_idle(timeout=60)
+    times = sep.worker_times()
+    assert 4 <= times["calls"] < before["calls"]  # the new stream's hops only
+    assert times["wait_max"] >= held and times["late_runs"] >= 1  # a hop's headroom is 5.8 ms
+
+    assert stemforge.StemSeparator(model, stem="vocals").worker_times() is None
+    offline = native.NativeEngine(model.path, rate, 2, block, realtime=False)
+    assert offline.worker_times() is None
+    offline.close()

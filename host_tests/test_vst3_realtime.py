@@ -228,6 +228,15 @@ def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
     missed = int(line.split("stemforge: ")[1].split()[0])
     hops = 44100 // 128 * 128 // 256
     assert hops // 2 < missed <= hops
+    # and its worker's account: its runs ended past the headroom, each after calls of the model
+    from bench.plugin import worker_account
+
+    said = [ln for ln in run.stderr.splitlines() if "the worker in this stream" in ln]
+    worker = worker_account(said[-1].split(" (still behind")[0])
+    assert 0 < worker["calls"] <= hops and 0 < worker["late_runs"] <= worker["runs"]
+    if "still behind" not in said[-1]:  # the plugin waits (10 s at most) for the worker to catch up
+        assert worker["calls"] == hops
+    assert 0 < worker["call_mean"] <= worker["call_p99"] <= worker["call_max"] <= worker["run_max"]
     times = np.fromfile(tmp_path / "t.f64").reshape(-1, 3)  # per block: seconds taken, started late, ran dry
     assert times.shape == (44100 // 128, 3)
     assert np.all(times[:, 0] > 0) and np.all(times[:, 1:] == 0)  # back to back: no clock to be late for

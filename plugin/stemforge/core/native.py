@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
-ENGINE_ABI = 5  # EngineApi.h's SF_ENGINE_ABI
+ENGINE_ABI = 6  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
 ERROR_CHARS = 1024
 F32 = np.dtype(np.float32)
@@ -63,6 +63,32 @@ class EngineModelInfo(ctypes.Structure):
     ]
 
 
+class WorkerTimes(ctypes.Structure):
+    """EngineApi.h's sf_worker_times: the real-time worker's account of its time since it took up
+    the last reset, in seconds: the runs the audio thread woke it for, how long after that call
+    each started (`wait_*`) and how long it took (`run_*`), the runs that ended more than the
+    headroom after the call (`late_runs`), and its model calls, one hop each (`call_*`). Means and
+    maxima exact, p99s to 6 %."""
+
+    _fields_ = [
+        ("runs", ctypes.c_longlong),
+        ("wait_mean", ctypes.c_double),
+        ("wait_p99", ctypes.c_double),
+        ("wait_max", ctypes.c_double),
+        ("run_mean", ctypes.c_double),
+        ("run_p99", ctypes.c_double),
+        ("run_max", ctypes.c_double),
+        ("late_runs", ctypes.c_longlong),
+        ("calls", ctypes.c_longlong),
+        ("call_mean", ctypes.c_double),
+        ("call_p99", ctypes.c_double),
+        ("call_max", ctypes.c_double),
+    ]
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name, _ in self._fields_}
+
+
 _FLOATS = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))
 _SIGNATURES = {
     "sf_abi": (ctypes.c_int, []),
@@ -77,6 +103,7 @@ _SIGNATURES = {
     ),
     "sf_engine_latency": (ctypes.c_int, [ctypes.c_void_p]),
     "sf_engine_misses": (ctypes.c_longlong, [ctypes.c_void_p]),
+    "sf_engine_worker_times": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(WorkerTimes)]),
     "sf_model_latency": (ctypes.c_int, [ctypes.c_void_p] + [ctypes.c_int] * 4),
     "sf_engine_reset": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
     "sf_engine_refresh": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
@@ -130,14 +157,16 @@ def engine_library() -> ctypes.CDLL:
             f"({torch.__version__}); rebuild the plugin (`python build.py plugin`), or use engine='python'"
         )
     lib = ctypes.CDLL(str(bundle / BINARIES / LIBRARY), mode=os.RTLD_NOW | os.RTLD_LOCAL)
-    for name, (result, arguments) in _SIGNATURES.items():
-        function = getattr(lib, name)
-        function.restype, function.argtypes = result, arguments
+    # the interface's number first: a library of another interface may lack functions bound below
+    lib.sf_abi.restype, lib.sf_abi.argtypes = _SIGNATURES["sf_abi"]
     if lib.sf_abi() != ENGINE_ABI:
         raise RuntimeError(
             f"the engine library in {bundle} does not match this stemforge (interface "
             f"{lib.sf_abi()}, expected {ENGINE_ABI}); rebuild the plugin (`python build.py plugin`)"
         )
+    for name, (result, arguments) in _SIGNATURES.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = result, arguments
     _LOADED = lib
     global _MIXER
     _MIXER = load_mixer_type(bundle / BINARIES)
@@ -233,6 +262,15 @@ class NativeEngine:
     def misses(self) -> int:
         """Hops delivered without the model's stems since the engine was built or reset."""
         return self._lib.sf_engine_misses(self._engine)
+
+    def worker_times(self) -> Optional[dict]:
+        """Real time: the worker's account of its time since it took up the last reset (see
+        WorkerTimes), so that a miss can be told apart: the worker started late, ran long, or
+        neither. None for an offline engine (no worker)."""
+        times = WorkerTimes()
+        if self._lib.sf_engine_worker_times(self._engine, ctypes.byref(times)):
+            return None
+        return times.as_dict()
 
     def process(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(channels, n <= max_block) in: views of the stems (stems, channels, n) and of the input

@@ -347,6 +347,14 @@ class StemSeparator:
             return self._native.misses
         return 0 if self._pipeline is None else self._pipeline.misses
 
+    def worker_times(self) -> Optional[dict]:
+        """realtime=True with the native engine: its worker's account of its time in the stream
+        in progress, in seconds (`native.WorkerTimes`: how long after the audio thread woke it each
+        run started and how long it took, the runs that ended past the headroom, its model calls),
+        to tell a miss's cause apart: the worker started late (on a VM, its CPU not run), ran long,
+        or neither. None otherwise (the Python engine's worker keeps no such account)."""
+        return None if self._native is None else self._native.worker_times()
+
     def wait_idle(self, timeout: Optional[float] = 60.0) -> bool:
         """realtime=True: wait until the model's worker has run every whole hop it was given,
         whichever engine (a host that pauses, and a test that must not depend on the machine's

@@ -54,6 +54,52 @@ constexpr const char* kMetadataFile = "stemforge.json";
 constexpr int kMinRate = 8000, kMaxRate = 192000;  // stemforge.core.resample
 constexpr int kWorkerStep = 32768;                 // the most model-rate input the worker takes per run
 
+// Durations in bins a twelfth of a factor of two wide (1 us to 4 s), with one writer and readers
+// at any time (sf_engine_worker_times): the count, mean and maximum exact, quantiles to a bin (6 %).
+struct TimeBins {
+    static constexpr int kBins = 12 * 22;
+    std::atomic<long long> bins[kBins];
+    std::atomic<long long> count;
+    std::atomic<double> sum, max;
+
+    TimeBins() { clear(); }
+    void clear() {
+        for (auto& b : bins) b.store(0, std::memory_order_relaxed);
+        count.store(0, std::memory_order_relaxed);
+        sum.store(0.0, std::memory_order_relaxed);
+        max.store(0.0, std::memory_order_relaxed);
+    }
+    void add(double seconds) {  // the one writer's
+        const double us = seconds * 1e6;
+        const int bin = us <= 1.0 ? 0 : std::min(kBins - 1, int(12.0 * std::log2(us)));
+        bins[bin].store(bins[bin].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        sum.store(sum.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed);
+        if (seconds > max.load(std::memory_order_relaxed)) max.store(seconds, std::memory_order_relaxed);
+        count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    // the upper edge of the bin that holds the q-quantile (never more than the maximum)
+    double quantile(double q) const {
+        const long long n = count.load(std::memory_order_acquire);
+        if (n == 0) return 0.0;
+        const long long rank = std::max(1LL, (long long)std::ceil(q * double(n)));
+        long long seen = 0;
+        for (int b = 0; b < kBins; ++b) {
+            seen += bins[b].load(std::memory_order_relaxed);
+            if (seen >= rank) return std::min(std::exp2((b + 1) / 12.0) * 1e-6, max.load(std::memory_order_relaxed));
+        }
+        return max.load(std::memory_order_relaxed);
+    }
+    double mean() const {
+        const long long n = count.load(std::memory_order_acquire);
+        return n ? sum.load(std::memory_order_relaxed) / double(n) : 0.0;
+    }
+};
+
+long long steadyNanoseconds() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 void setError(char* err, size_t errlen, const std::string& message) {
     if (err == nullptr || errlen == 0) return;
     std::snprintf(err, errlen, "%s", message.c_str());
@@ -444,6 +490,13 @@ struct sf_engine {
     // overflow), and how far the stems fed to the output resampler reach (modelMade).
     long long modelAt = 0, skipIn = 0, modelMade = 0;
     std::atomic<long long> misses{0};
+    // The worker's account of its time (sf_engine_worker_times) since it took up the last reset,
+    // written by the worker only: how long after the audio thread woke it each run started
+    // (waits), how long the run took (runs), its model calls, and the runs that ended more than
+    // the headroom after the wake-up (lateRuns). wokenAt: the steady clock (ns) when the audio
+    // thread first woke the worker after its last run (0: not since); the worker takes it.
+    std::atomic<long long> wokenAt{0}, lateRuns{0};
+    TimeBins waits, runs, calls;
     std::atomic<bool> workerFailed{false}, quit{false};
     std::string workerError;  // written before workerFailed is set
     std::mutex work;          // held by the worker while it runs; free and sf_engine_hold take it
@@ -862,6 +915,25 @@ int sf_engine_latency(const sf_engine* e) { return e ? e->latency : 0; }
 
 long long sf_engine_misses(const sf_engine* e) { return e ? e->misses.load(std::memory_order_relaxed) : 0; }
 
+int sf_engine_worker_times(const sf_engine* e, sf_worker_times* out) {
+    if (out == nullptr) return 1;
+    *out = sf_worker_times{};
+    if (!e || !e->realtime) return 1;
+    out->runs = e->runs.count.load(std::memory_order_acquire);
+    out->wait_mean = e->waits.mean();
+    out->wait_p99 = e->waits.quantile(0.99);
+    out->wait_max = e->waits.max.load(std::memory_order_relaxed);
+    out->run_mean = e->runs.mean();
+    out->run_p99 = e->runs.quantile(0.99);
+    out->run_max = e->runs.max.load(std::memory_order_relaxed);
+    out->late_runs = e->lateRuns.load(std::memory_order_relaxed);
+    out->calls = e->calls.count.load(std::memory_order_acquire);
+    out->call_mean = e->calls.mean();
+    out->call_p99 = e->calls.quantile(0.99);
+    out->call_max = e->calls.max.load(std::memory_order_relaxed);
+    return 0;
+}
+
 int sf_engine_sync(sf_engine* e, int timeoutMs) {
     if (!e || !e->realtime) return 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
@@ -1000,7 +1072,10 @@ static void runModel(sf_engine* e, int added, Fifo& out) {
         {
             OneThread one;
             c10::InferenceMode guard;
+            const auto called = std::chrono::steady_clock::now();
             auto result = e->model->module.forward({e->hopTensor, e->state}).toTuple();
+            if (e->realtime)
+                e->calls.add(std::chrono::duration<double>(std::chrono::steady_clock::now() - called).count());
             y = result->elements()[0].toTensor().contiguous();
             auto next = result->elements()[1].toTensorList();
             // A state that views the model's input (x[..., -1:]) would see the next hop
@@ -1091,6 +1166,10 @@ static void startWorkerStream(sf_engine* e, long long origin, long long hostOrig
     e->valid.store(hostOrigin, std::memory_order_relaxed);
     e->produced.store(hostOrigin, std::memory_order_relaxed);
     e->taken.store(origin, std::memory_order_relaxed);
+    e->waits.clear();
+    e->runs.clear();
+    e->calls.clear();
+    e->lateRuns.store(0, std::memory_order_relaxed);
 }
 
 // The worker's host-rate input of this run (workerRaw) at the model rate into workerIn; what a
@@ -1179,8 +1258,16 @@ static void workerLoop(sf_engine* e) {
         if (e->workerFailed.load(std::memory_order_relaxed)
             && e->resetGen.load(std::memory_order_acquire) == e->ackGen.load(std::memory_order_relaxed))
             continue;  // until the next reset
+        const long long woken = e->wokenAt.exchange(0, std::memory_order_relaxed), start = steadyNanoseconds();
         try {
             workerRun(e);
+            if (woken > 0) {  // a run the audio thread asked for (not sf_engine_sync's)
+                const long long end = steadyNanoseconds();
+                e->waits.add(1e-9 * double(start - woken));
+                e->runs.add(1e-9 * double(end - start));
+                if (1e-9 * double(end - woken) > double(e->headroom) / e->model->info.sample_rate)
+                    e->lateRuns.store(e->lateRuns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            }
         } catch (const std::exception& ex) {
             e->workerError = lastLine(ex.what());
             e->failedGen.store(e->ackGen.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -1223,7 +1310,11 @@ static void feedWorker(sf_engine* e, const float* const* in, int n) {
     // hops of model input by a host position of this stream (offset by 4 hops: never negative)
     const long long a = modelSamples(e, start - e->origin) + 4LL * e->hop;
     const long long b = modelSamples(e, end - e->origin) + 4LL * e->hop;
-    if (a / e->hop != b / e->hop || (a - e->holdIn) / e->hop != (b - e->holdIn) / e->hop) sem_post(&e->wake);
+    if (a / e->hop != b / e->hop || (a - e->holdIn) / e->hop != (b - e->holdIn) / e->hop) {
+        long long none = 0;  // the first wake-up since the worker's last run is the one it answers
+        e->wokenAt.compare_exchange_strong(none, steadyNanoseconds(), std::memory_order_relaxed);
+        sem_post(&e->wake);
+    }
 }
 
 // Real time: the host-rate stems due by the end of this block of n samples (those `latency`

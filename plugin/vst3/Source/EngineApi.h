@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 5
+#define SF_ENGINE_ABI 6
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_NOT_FINITE 3       // sf_engine_process_mixed: the input holds NaN or Inf
 #define SF_MAX_STEMS 16
@@ -38,6 +38,18 @@ typedef struct {
     int untrained;
 } sf_model_info;
 
+// Real time: the worker's account of its time since it took up the last reset, in seconds (sf_engine_worker_times),
+// so that a miss can be told apart: the worker started late (on a VM, a virtual CPU that the hypervisor did not
+// run), its run took long, or neither. Means and maxima exact, p99s to 6 %.
+typedef struct {
+    long long runs;                        // the runs the audio thread woke the worker for
+    double wait_mean, wait_p99, wait_max;  // from that wake-up call to the run's start
+    double run_mean, run_p99, run_max;     // the run: the input resampled, the model, the stems resampled
+    long long late_runs;                   // runs that ended more than the headroom after their wake-up call
+    long long calls;                       // model calls, one hop each
+    double call_mean, call_p99, call_max;
+} sf_worker_times;
+
 typedef int (*sf_abi_fn)(void);
 typedef sf_model* (*sf_model_load_fn)(const char* path, sf_model_info* info, char* err, size_t errlen);
 typedef void (*sf_model_free_fn)(sf_model*);
@@ -51,6 +63,8 @@ typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_cha
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
 // hops delivered without the model's stems since the engine was built or reset
 typedef long long (*sf_engine_misses_fn)(const sf_engine*);
+// 0, and `out` filled; 1 (`out` zeroed) if the engine is not real time. Reads only: safe from any thread.
+typedef int (*sf_engine_worker_times_fn)(const sf_engine*, sf_worker_times* out);
 // the latency an engine of this model would have (-1 on error), without building it
 typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime, int headroom);
 // A new stream (the state, the resamplers and the delay lines as created). Real-time safe: it
@@ -97,6 +111,7 @@ sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max
                             char* err, size_t errlen);
 int sf_engine_latency(const sf_engine*);
 long long sf_engine_misses(const sf_engine*);
+int sf_engine_worker_times(const sf_engine*, sf_worker_times* out);
 int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime, int headroom);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
 int sf_engine_refresh(sf_engine*, char* err, size_t errlen);

@@ -72,13 +72,16 @@ EngineLibrary::EngineLibrary() {
     engineCreate = reinterpret_cast<sf_engine_create_fn>(dlsym(handle, "sf_engine_create"));
     engineLatency = reinterpret_cast<sf_engine_latency_fn>(dlsym(handle, "sf_engine_latency"));
     engineMisses = reinterpret_cast<sf_engine_misses_fn>(dlsym(handle, "sf_engine_misses"));
+    engineWorkerTimes = reinterpret_cast<sf_engine_worker_times_fn>(dlsym(handle, "sf_engine_worker_times"));
+    engineSync = reinterpret_cast<sf_engine_sync_fn>(dlsym(handle, "sf_engine_sync"));
     modelLatency = reinterpret_cast<sf_model_latency_fn>(dlsym(handle, "sf_model_latency"));
     engineReset = reinterpret_cast<sf_engine_reset_fn>(dlsym(handle, "sf_engine_reset"));
     engineRefresh = reinterpret_cast<sf_engine_refresh_fn>(dlsym(handle, "sf_engine_refresh"));
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
     if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency || !engineMisses
-        || !modelLatency || !engineReset || !engineRefresh || !engineProcess || !engineFree) {
+        || !engineWorkerTimes || !engineSync || !modelLatency || !engineReset || !engineRefresh || !engineProcess
+        || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -545,6 +548,22 @@ void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
 void StemforgeProcessor::releaseResources() {
     if (std::getenv("STEMFORGE_VERBOSE")) {  // the stream's figure, for benches and logs
         std::fprintf(stderr, "stemforge: %lld hop(s) missed in this stream\n", misses.load());
+        // the worker's account, so that a bench can tell whether it started late or ran long, once
+        // it has run what it was given (the host has stopped playing; 10 s at most)
+        std::lock_guard<std::mutex> hold(streamLock);
+        sf_worker_times t{};
+        const auto& lib = EngineLibrary::get();
+        if (stream && stream->realtime && stream->engine) {
+            const bool behind = lib.engineSync(stream->engine, 10000) != 0;
+            if (lib.engineWorkerTimes(stream->engine, &t) == 0)
+                std::fprintf(stderr,
+                             "stemforge: the worker in this stream: %lld runs, waited ms mean %.3f p99 %.3f max %.3f, "
+                             "ran ms mean %.3f p99 %.3f max %.3f, %lld ended past the headroom; %lld model calls, "
+                             "ms mean %.3f p99 %.3f max %.3f%s\n",
+                             t.runs, 1e3 * t.wait_mean, 1e3 * t.wait_p99, 1e3 * t.wait_max, 1e3 * t.run_mean,
+                             1e3 * t.run_p99, 1e3 * t.run_max, t.late_runs, t.calls, 1e3 * t.call_mean,
+                             1e3 * t.call_p99, 1e3 * t.call_max, behind ? " (still behind after 10 s)" : "");
+        }
         std::fflush(stderr);
     }
 }

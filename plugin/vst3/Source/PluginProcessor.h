@@ -29,6 +29,8 @@ struct EngineLibrary {
     sf_engine_create_fn engineCreate = nullptr;
     sf_engine_latency_fn engineLatency = nullptr;
     sf_engine_misses_fn engineMisses = nullptr;
+    sf_engine_worker_times_fn engineWorkerTimes = nullptr;
+    sf_engine_sync_fn engineSync = nullptr;
     sf_model_latency_fn modelLatency = nullptr;
     sf_engine_reset_fn engineReset = nullptr;
     sf_engine_refresh_fn engineRefresh = nullptr;
