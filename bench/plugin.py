@@ -3,6 +3,7 @@ block in the VST3 and in Python's StemSeparator(realtime=True), apart from the m
 
     python -m bench.plugin [--seconds 20] [--models live] [--blocks 128,256] [--rates 44100,48000]
                            [--realtime-priority] [--headroom N[,N...]] [--device-periods 2]
+                           [--cpu-wakeup-latency US]
 
 First the CPU model and the bare model call per hop (TorchScript forward, one torch thread):
 one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
