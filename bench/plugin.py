@@ -40,7 +40,7 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -70,7 +70,14 @@ def timed(call, x: np.ndarray, block: int, warm: int = 20) -> np.ndarray:
 
 
 def paced(
-    call, x: np.ndarray, block: int, rate: int, observe=None, periods: int = DEVICE_PERIODS
+    call,
+    x: np.ndarray,
+    block: int,
+    rate: int,
+    observe=None,
+    periods: int = DEVICE_PERIODS,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`call` on each block of `x` at the times a device clock of `rate` gives them, as a real
     callback runs: (seconds per call, seconds each call started after its place on the clock,
@@ -86,7 +93,8 @@ def paced(
     2026-12-05, which after a long stall of the machine asked the worker for hops no host would
     have asked for). (Back to back at SCHED_FIFO a loop would use its whole core, and Linux
     throttles real-time threads that do: 50 ms of every second by default,
-    kernel.sched_rt_runtime_us.)
+    kernel.sched_rt_runtime_us.) `clock` and `sleep` are the device's time (the tests give a
+    simulated one).
 
     The blocks are cut out of `x` before the clock starts, as rt_bench.cpp fills the host's
     buffer before it times the plugin: handing over the buffer is the host's work. (Cut inside
@@ -95,20 +103,20 @@ def paced(
     n = x.shape[1] // block
     blocks = [x[:, b * block : (b + 1) * block] for b in range(n)]
     times, late, seen, dry = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, bool)
-    period, origin = block / rate, time.perf_counter()
+    period, origin = block / rate, clock()
     for b in range(n):
         given = blocks[b]
-        t0 = time.perf_counter()
+        t0 = clock()
         call(given)
-        t1 = time.perf_counter()
+        t1 = clock()
         times[b], late[b] = t1 - t0, max(0.0, t0 - (origin + b * period))
         if periods > 0 and late[b] > (periods - 1) * period:
             dry[b], origin = True, t0 - b * period  # the stream starts again with this block
         if observe is not None:
             seen[b] = observe()
-        wait = origin + (b + 1) * period - time.perf_counter()
+        wait = origin + (b + 1) * period - clock()
         if wait > 0:
-            time.sleep(wait)
+            sleep(wait)
     return times, late, seen, dry
 
 
@@ -317,7 +325,7 @@ def vst3_real_time(
         missed = [ln for ln in run.stderr.splitlines() if "missed in this stream" in ln]
         said = [ln for ln in run.stderr.splitlines() if "the worker in this stream" in ln]
         lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
-        per_block = np.fromfile(times).reshape(-1, 3)
+        per_block = np.fromfile(times).reshape(-1, 4)
         return RealTimeRow(
             times=per_block[:, 0],
             late=per_block[:, 1],

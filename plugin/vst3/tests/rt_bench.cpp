@@ -6,9 +6,10 @@
 //   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM [PERIODS]]
 //
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
-// TIMES: written as raw float64, three per block: the seconds its processBlock call took, how
+// TIMES: written as raw float64, four per block: the seconds its processBlock call took, how
 // many seconds after its place on the device's clock it started (the audio thread woken late: the
-// machine held it back, as the engine cannot), and 1 if the device had run dry before it, else 0.
+// machine held it back, as the engine cannot), 1 if the device had run dry before it, else 0, and
+// the second it started at, from the timed stream's start.
 // PACE: blocks start at PACE x real time (0: back to back). PRIORITY: 1 runs the audio thread
 // at SCHED_FIFO 50, as JACK and DAWs do where the system allows it. WARM: seconds of silence
 // played first, untimed (the model loads and its first calls settle), then the plugin is reset
@@ -77,7 +78,7 @@ int benchMain(int argc, char** argv) {
     plugin->prepareToPlay(rate, block);
 
     const size_t blocks = total / size_t(block);
-    std::vector<double> times(3 * blocks);
+    std::vector<double> times(4 * blocks);
     std::string priorityNote = "normal priority";
     std::thread audioThread([&] {
         if (priority) {
@@ -92,6 +93,7 @@ int benchMain(int argc, char** argv) {
         juce::MidiBuffer midi;
         const auto period = std::chrono::duration<double>(pace > 0 ? block / rate / pace : 0.0);
         auto next = std::chrono::steady_clock::now();
+        auto origin = next;
         if (warm > 0) {
             const auto warmPeriod = std::chrono::duration<double>(block / rate);
             for (long b = 0; b < long(warm * rate / block); ++b) {
@@ -101,7 +103,7 @@ int benchMain(int argc, char** argv) {
                 std::this_thread::sleep_until(next);
             }
             plugin->reset();
-            next = std::chrono::steady_clock::now();
+            next = origin = std::chrono::steady_clock::now();
         }
         for (size_t b = 0; b < blocks; ++b) {
             buffer.clear();
@@ -109,13 +111,14 @@ int benchMain(int argc, char** argv) {
                 buffer.copyFrom(c, 0, audio.data() + size_t(c) * total + b * size_t(block), block);
             const auto t0 = std::chrono::steady_clock::now();
             plugin->processBlock(buffer, midi);
-            times[3 * b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            times[4 * b] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             // after a late start the next blocks follow back to back until the clock is caught up,
             // unless the start was too late for the device's buffer: then the clock starts again
             const double late = pace > 0 ? std::max(0.0, std::chrono::duration<double>(t0 - next).count()) : 0.0;
             const bool dry = periods > 0 && late > (periods - 1) * period.count();
-            times[3 * b + 1] = late;
-            times[3 * b + 2] = dry ? 1.0 : 0.0;
+            times[4 * b + 1] = late;
+            times[4 * b + 2] = dry ? 1.0 : 0.0;
+            times[4 * b + 3] = std::chrono::duration<double>(t0 - origin).count();
             if (dry) next = t0;
             if (pace > 0) {
                 next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
