@@ -342,10 +342,10 @@ def worker_account(line: str) -> dict:
     import re
 
     numbers = [float(v) for v in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", line.split("stream:", 1)[1])]
-    names = ["runs", "wait_mean", "wait_p99", "wait_max", "run_mean", "run_p99", "run_max", "late_runs", "calls"]
-    names += ["call_mean", "call_p99", "call_max"]
-    account = dict(zip(names, numbers))
-    return {k: (v if k in ("runs", "late_runs", "calls") else v / 1e3) for k, v in account.items()}
+    from stemforge.core.native import WorkerTimes
+
+    names = [name for name, _ in WorkerTimes._fields_]  # the line gives them in the struct's order
+    return {k: (v if k in WorkerTimes.COUNTS else v / 1e3) for k, v in zip(names, numbers)}
 
 
 def python_real_time(
@@ -518,7 +518,9 @@ def row_cells(row: RealTimeRow, budget: float, rate: int, block: int, one_hop: f
     if row.worker_calls is not None and len(row.worker_calls):
         worker = f"{1e3 * row.worker_calls.mean():.3f}, {1e3 * np.percentile(row.worker_calls, 99):.3f}"
     if row.worker is not None:  # the native engine's account: model calls, and the runs around them
-        w = {k: (v if k in ("runs", "late_runs", "calls") else 1e3 * v) for k, v in row.worker.items()}
+        from stemforge.core.native import WorkerTimes
+
+        w = {k: (v if k in WorkerTimes.COUNTS else 1e3 * v) for k, v in row.worker.items()}
         worker = f"{w['call_mean']:.3f}, {w['call_p99']:.3f} (max {w['call_max']:.3f})"
         runs = (
             f"{int(w['late_runs'])} of {int(w['runs'])}; {w['wait_p99']:.3f}, {w['wait_max']:.3f}; "

@@ -85,6 +85,8 @@ class WorkerTimes(ctypes.Structure):
         ("call_max", ctypes.c_double),
     ]
 
+    COUNTS = ("runs", "late_runs", "calls")  # the fields that are counts; the rest are seconds
+
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name, _ in self._fields_}
 
