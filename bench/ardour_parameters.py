@@ -1,4 +1,4 @@
-"""What Ardour shows for the plugin's choice parameters (`model`, `stem`, `output`).
+"""What Ardour shows for the plugin's choice parameters (`model`, `stem`, `output`, `margin`).
 
     python -m bench.ardour_parameters [--bundle PATH]
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ARDOUR = Path("/usr/lib/ardour7")
-NAMES = ("model", "stem", "output")
+NAMES = ("model", "stem", "output", "margin")
 
 SHIM = r"""
 #include <dlfcn.h>

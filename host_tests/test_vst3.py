@@ -124,10 +124,13 @@ def close(y: np.ndarray, ref: np.ndarray, tol_db: float = TOL_DB) -> None:
     assert db(y - ref, ref) < tol_db, f"plugin differs from Python by {db(y - ref, ref):.1f} dB"
 
 
-def python_latency(name: str, rate: int, channels: int = 2, realtime_block: int = 0) -> int:
+def python_latency(name: str, rate: int, channels: int = 2, realtime_block: int = 0, margin: int = 1) -> int:
     """StemSeparator's latency; with realtime_block, that of StemSeparator(realtime=True) for
-    that block size: what the plugin reports to a host that plays in real time."""
-    sep = stemforge.StemSeparator(loaded_model(str(model_file(name))), realtime=bool(realtime_block))
+    that block size, its worker's headroom `margin` hops: what the plugin reports to a host that
+    plays in real time with that margin."""
+    model = loaded_model(str(model_file(name)))
+    headroom = margin * model.info.hop if realtime_block else None
+    sep = stemforge.StemSeparator(model, realtime=bool(realtime_block), headroom=headroom)
     sep.prepare(rate, channels, block_size=realtime_block or None)
     return sep.latency_samples
 
@@ -364,7 +367,7 @@ def test_state_restores_the_values_the_host_set(model_dir):
 
 
 def test_choices_are_published_as_lists_with_their_names(model_dir, tmp_path):
-    """model, stem and output reach a VST3 host as list parameters (kIsList) with a name per
+    """model, stem, output and margin reach a VST3 host as list parameters (kIsList) with a name per
     value, read as hosts read them (plugin/vst3/tests/param_info.cpp: the SDK's interfaces), so
     that Ardour shows names, not 0-1 numbers; the gains stay continuous."""
     if shutil.which("g++") is None:
@@ -394,9 +397,10 @@ def test_choices_are_published_as_lists_with_their_names(model_dir, tmp_path):
     for r in rows:
         if r[0] == "value":
             values.setdefault(r[1], []).append(r[3])
-    assert lists["output"] == lists["stem"] == lists["model"] == 1
+    assert lists["output"] == lists["stem"] == lists["model"] == lists["margin"] == 1
     assert lists["drums gain"] == 0
     assert values["output"] == ["stem", "mix"]
+    assert values["margin"] == ["1 hop", "2 hops"]
     assert values["stem"] == list(STEMS)
     menu = list(load().parameters["model"].valid_values)
     assert values["model"] == menu and "fixture-stream" in menu and menu[-1] == "file"
@@ -564,8 +568,14 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     transport stopped and started from the audio thread at each step. The host, built to log
     JUCE's assertions, logs none: the plugin tells it of every latency change on its message
     thread, which JUCE's hosting code checks; the host learns each model's latency at each rate;
-    the plugin's reset() (the transport's stop) allocates nothing on the audio thread."""
-    steps = {44100: ["live", "studio", "fixture-stream"], 48000: ["studio", "live"], 96000: ["live", "fixture-window"]}
+    the plugin's reset() (the transport's stop) allocates nothing on the audio thread. The
+    margin (MODEL/2: two hops of headroom) is switched while playing too, alone and with the
+    model: the host learns the latency of one hop more."""
+    steps = {
+        44100: ["live", "live/2", "studio/2", "fixture-stream"],
+        48000: ["studio", "live"],
+        96000: ["live/2", "live", "fixture-window"],
+    }
     args = [f"{rate}:{','.join(models)}" for rate, models in steps.items()]
     run = subprocess.run(
         [str(rt_host), "--scenario", BUNDLE, "128", "0.6", *args], capture_output=True, text=True, timeout=900
@@ -576,11 +586,12 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     played = [(int(w[1]), w[3], int(w[5]), int(w[7]), int(w[9])) for w in lines if w[0] == "rate"]
     assert [(r, m) for r, m, *_ in played] == [(r, m) for r, ms in steps.items() for m in ms]
     block = 128
-    for rate, name, latency, count, silent in played:
-        assert latency == python_latency(name, rate, realtime_block=block), (rate, name)
+    for rate, step, latency, count, silent in played:
+        name, _, margin = step.partition("/")
+        assert latency == python_latency(name, rate, realtime_block=block, margin=int(margin or 1)), (rate, step)
         # from the transport's restart: silence while the delay line fills, then the model plays
         # (the mix, as above)
-        assert silent <= latency // block + 2 and count - silent >= 50, (rate, name, count, silent)
+        assert silent <= latency // block + 2 and count - silent >= 50, (rate, step, count, silent)
     resets = [int(w[1]) for w in lines if w[0] == "reset_allocations"]
     assert len(resets) == len(played) and resets == [0] * len(resets), resets
 

@@ -169,6 +169,11 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
                                                juce::String(kStemNames[s]) + " mute", false));
     }
     layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"model", 1}, "model", choices, 0));
+    // The real-time worker's headroom: one hop (the default, the least latency), or two hops on a
+    // machine whose stalls outlast one hop (a VM, a busy or power-saving CPU), which the misses in
+    // the plugin's window show. Offline renders wait for the model and do not use it.
+    layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"margin", 1}, "margin",
+                                             juce::StringArray{"1 hop", "2 hops"}, 0));
     return layout;
 }
 
@@ -188,12 +193,14 @@ StemforgeProcessor::StemforgeProcessor() : AudioProcessor(buses()), params(*this
         muteParams[s] = params.getRawParameterValue(juce::String(kStemNames[s]) + "_mute");
     }
     params.addParameterListener("model", this);
+    params.addParameterListener("margin", this);
     loader = std::thread([this] { loaderLoop(); });
 }
 
 StemforgeProcessor::~StemforgeProcessor() {
     cancelPendingUpdate();
     params.removeParameterListener("model", this);
+    params.removeParameterListener("margin", this);
     quitting = true;
     loaderWake.notify_all();
     if (loader.joinable()) loader.join();
@@ -222,9 +229,10 @@ double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
 
 // ------------------------------------------------------------------------------ the loader
 void StemforgeProcessor::parameterChanged(const juce::String& id, float value) {
-    if (id != "model") return;
-    // the host may set any value between two choices: only another choice is another model
-    if (modelIndex.exchange(juce::roundToInt(value)) == juce::roundToInt(value)) return;
+    auto* built = id == "model" ? &modelIndex : id == "margin" ? &marginIndex : nullptr;
+    if (built == nullptr) return;
+    // the host may set any value between two choices: only another choice is another stream
+    if (built->exchange(juce::roundToInt(value)) == juce::roundToInt(value)) return;
     requestBuild();  // may be the audio thread (automation): only a counter and a wake-up
     // On the host's message thread (its UI, or a headless host's calls), wait for the model, so
     // that the host is told the new latency at once, where it may be told.
@@ -284,8 +292,8 @@ void StemforgeProcessor::anticipateLatency() {
         model = currentModel;
     }
     if (!model) return;
-    const int latency =
-        EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32), isNonRealtime() ? 0 : 1, 0);
+    const int latency = EngineLibrary::get().modelLatency(model->model, r, std::max(getBlockSize(), 32),
+                                                          isNonRealtime() ? 0 : 1, headroomFor(model->info));
     if (latency >= 0 && latency != getLatencySamples() && onHostsThread()) tellHostLatency(latency);
 }
 
@@ -422,8 +430,9 @@ void StemforgeProcessor::build() {
     next->channels = ch;
     next->maxBlock = block;
     next->realtime = realtime;
+    const int headroom = headroomFor(model->info);
     next->engine =
-        lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, 0, err, sizeof(err));
+        lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, headroom, err, sizeof(err));
     if (!next->engine) {
         next.reset();
         return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
@@ -473,7 +482,9 @@ void StemforgeProcessor::build() {
                   + juce::String(info.num_stems) + " stems at " + juce::String(info.sample_rate) + " Hz; latency "
                   + juce::String(latency) + " samples (" + juce::String(1000.0 * latency / r, 1) + " ms) at "
                   + juce::String(juce::roundToInt(r)) + " Hz"
-                  + (realtime ? " (the model runs beside the audio thread: a hop of that is its time)"
+                  + (realtime ? " (the model runs beside the audio thread: "
+                                    + (headroom > info.hop ? juce::String(headroom / info.hop) + " hops" : "a hop")
+                                    + " of that is its time, the margin)"
                               : " (offline render: each block waits for the model)")
                   + (missing.isEmpty() ? juce::String()
                                        : "\nno " + missing.joinIntoString(", ")
@@ -502,7 +513,8 @@ juce::String StemforgeProcessor::getStatus() const {
     std::lock_guard<std::mutex> lock(statusLock);
     if (missed == 0) return status;
     return status + "\n" + juce::String(missed) + " hop(s) missed: the model was late, and their input played "
-           "in other (a lapse of the separation, not a dropout)";
+           "in other (a lapse of the separation, not a dropout); if they recur, set margin to 2 hops (a hop "
+           "more latency)";
 }
 
 void StemforgeProcessor::setModelFile(const juce::File& file) {

@@ -150,6 +150,8 @@ private:
     void tellHostLatency(int latency);
     bool applyReset(Stream& s);
     void requestBuild();
+    // Model samples the real-time worker has for a hop: the margin's hops of this model.
+    int headroomFor(const sf_model_info& info) const { return (marginIndex.load() + 1) * info.hop; }
     void waitForBuild();
     // Once prepared, wait for the requested model and tell the host its latency at once.
     void settleIfPrepared();
@@ -178,7 +180,8 @@ private:
     std::condition_variable loaderWake, loaderDone;
     std::atomic<bool> quitting{false};
     std::atomic<int> requested{0}, done{0};
-    std::atomic<int> modelIndex{0};  // the model choice last built for (the parameter's default)
+    std::atomic<int> modelIndex{0};   // the model choice last built for (the parameter's default)
+    std::atomic<int> marginIndex{0};  // the margin choice last built for: hops of headroom less one
 
     // the stream the audio thread runs; swapped under streamLock (the audio thread only try_locks)
     std::mutex streamLock;

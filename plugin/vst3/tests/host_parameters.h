@@ -24,3 +24,11 @@ static bool choose(juce::AudioProcessorParameter* param, const juce::String& tex
     }
     return false;
 }
+
+// Sets the model and the margin from "MODEL" (a margin of 1 hop) or "MODEL/N" (N hops), as a DAW's
+// menus would; false if the plugin has no such model or margin.
+static bool chooseModelAndMargin(juce::AudioPluginInstance& p, const juce::String& step) {
+    const int hops = step.contains("/") ? step.fromLastOccurrenceOf("/", false, false).getIntValue() : 1;
+    return choose(findParameter(p, "model"), step.upToLastOccurrenceOf("/", false, false))
+           && choose(findParameter(p, "margin"), juce::String(hops) + (hops == 1 ? " hop" : " hops"));
+}

@@ -5,6 +5,7 @@
 //
 //   stemforge_rt_bench --bench BUNDLE MODEL RATE BLOCK INPUT TIMES PACE PRIORITY [WARM [PERIODS]]
 //
+// MODEL: a model of the plugin's menu, or MODEL/N to give its worker a margin of N hops.
 // INPUT: raw float32, two planar channels of equal length (the audio played, block by block).
 // TIMES: written as raw float64, four per block: the seconds its processBlock call took, how
 // many seconds after its place on the device's clock it started (the audio thread woken late: the
@@ -70,7 +71,7 @@ int benchMain(int argc, char** argv) {
         std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8());
         return 1;
     }
-    if (!choose(findParameter(*plugin, "model"), argv[2]) || !choose(findParameter(*plugin, "stem"), "vocals")) {
+    if (!chooseModelAndMargin(*plugin, argv[2]) || !choose(findParameter(*plugin, "stem"), "vocals")) {
         std::fprintf(stderr, "no model %s\n", argv[2]);
         return 1;
     }

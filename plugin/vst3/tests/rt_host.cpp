@@ -17,7 +17,8 @@
 //   stemforge_rt_host --scenario BUNDLE BLOCK SECONDS RATE:MODEL,MODEL... [RATE:MODEL,...]...
 //
 // A session: for each rate in turn the host prepares the plugin with the first model, plays,
-// switches to each next model while playing (from its message thread, whose loop it runs), and
+// switches to each next model while playing (from its message thread, whose loop it runs; a
+// model written MODEL/N also sets the margin to N hops, MODEL alone to 1), and
 // stops and starts the transport from the audio thread (IAudioProcessor::setProcessing, which
 // JUCE's wrapper turns into reset()), counting the heap allocations made in those calls. Prints
 // one line per model ("rate R model M latency L blocks B silent S", the blocks played since the
@@ -236,11 +237,6 @@ static int scenario(int argc, char** argv) {
         std::fprintf(stderr, "cannot load: %s\n", error.toRawUTF8());
         return 1;
     }
-    auto* model = findParameter(*plugin, "model");
-    if (!model) {
-        std::fprintf(stderr, "no model parameter\n");
-        return 1;
-    }
     if (auto* output = findParameter(*plugin, "output"); !output || !choose(output, "mix")) {
         std::fprintf(stderr, "no output mix\n");
         return 1;
@@ -259,7 +255,7 @@ static int scenario(int argc, char** argv) {
         const auto spec = juce::StringArray::fromTokens(juce::String(argv[a]), ":", "");
         const double rate = spec[0].getDoubleValue();
         const auto models = juce::StringArray::fromTokens(spec[1], ",", "");
-        if (!choose(model, models[0])) {
+        if (!chooseModelAndMargin(*plugin, models[0])) {
             std::fprintf(stderr, "no model %s\n", models[0].toRawUTF8());
             return 1;
         }
@@ -298,7 +294,7 @@ static int scenario(int argc, char** argv) {
         for (int m = 0; m < models.size(); ++m) {
             if (m > 0) {
                 const int old = plugin->getLatencySamples();
-                if (!choose(model, models[m])) {
+                if (!chooseModelAndMargin(*plugin, models[m])) {
                     std::fprintf(stderr, "no model %s\n", models[m].toRawUTF8());
                     stop = true;
                     audio.join();
