@@ -8,6 +8,7 @@ machine, busy or not."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -166,6 +167,11 @@ def test_live_counts_and_reports_the_hops_its_model_missed(models):
     hop = model.info.hop
     assert (half * 256 - sep.latency_samples) // hop <= stats.misses <= half * 256 // hop + 1
     assert f"{stats.misses} missed hop(s)" in stats.summary()
+    # what to do about them: a hop more headroom than the one it had (None: one hop)
+    ms = 1000 * hop / model.info.sample_rate
+    advice = live_app.miss_advice(stats, sep)
+    assert f"give it a hop more with --headroom {2 * hop} ({ms:.1f} ms more latency)" in advice, advice
+    assert live_app.miss_advice(dataclasses.replace(stats, misses=0), sep) == ""
     # the held half played no vocals (their input went to other); the second half does
     late = (half + 4) * 256 + sep.latency_samples
     assert not np.any(device.output[:, sep.latency_samples : half * 256])

@@ -687,6 +687,8 @@ def live_command(args: argparse.Namespace) -> int:
         except (ValueError, RuntimeError) as e:  # e.g. a device that delivers NaN
             return fail(str(e))
     print(stats.summary())
+    if advice := live.miss_advice(stats, separator):
+        print(advice)
     return 0 if stats.underruns == 0 else 3
 
 

@@ -272,6 +272,21 @@ def raise_priority(priority: int = 50) -> str:
     return f"real-time priority: SCHED_FIFO {priority}"
 
 
+def miss_advice(stats: LiveStats, separator) -> str:
+    """What to do about a run's missed hops ("" without any): a machine that holds the model's
+    worker back for longer than its headroom misses hops, and only a longer headroom, one hop
+    more latency, keeps them whole (as the plugin's margin of 2 hops does)."""
+    if not stats.misses:
+        return ""
+    info = separator.model.info
+    more = (separator.headroom or info.hop) + info.hop
+    return (
+        f"{stats.misses} hop(s) were missed: this machine held the model back longer than its headroom. "
+        f"If that recurs here, give it a hop more with --headroom {more} "
+        f"({1000 * info.hop / info.sample_rate:.1f} ms more latency)."
+    )
+
+
 def run_live(
     separator,
     device,
