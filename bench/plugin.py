@@ -20,6 +20,8 @@ the audio thread, each row gives the worker's model call (mean, p99), and for th
 plugin's STEMFORGE_VERBOSE line): its runs that ended more than the headroom after the audio
 thread woke it (each such run is a miss or more), how long after that call they started
 (waited: the machine not running the worker's CPU) and how long they took (ran).
+`--headroom` gives the worker more or less time per hop (the plugin's rows where it is 1 or 2
+hops: its `margin`).
 
 The machine's part, in the same run: how many blocks the audio thread *started* more than 1 ms
 after their place on the device's clock, and the latest. Between blocks that thread only sleeps,
@@ -29,7 +31,9 @@ are counted apart from the rest (Python's misses per block; the plugin reports i
 whole stream, which are told apart only when no block started late). A start later than the
 device's buffer allows (`--device-periods`, 2 blocks) means the device ran dry, as a sound card
 does when its host is held back that long: that lost time is not played back later, the stream
-goes on from the next block, and the row counts how often. `--realtime-priority`
+goes on from the next block, and the row counts how often. On a VM whose kernel counts it, the
+row also gives the CPU time the hypervisor took from the virtual CPUs while it played
+(/proc/stat's steal, summed over the CPUs, in 10 ms ticks). `--realtime-priority`
 runs the audio threads at SCHED_FIFO, as a DAW does (root or an rtprio limit); the worker follows
 one step below. Build the plugin first: python build.py plugin.
 """
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
@@ -408,8 +413,8 @@ def main() -> None:
     parser.add_argument(
         "--headroom",
         default=None,
-        help="Python's rows: model samples the worker has per hop, or several (64,128: a row each; "
-        "the latency against the misses); default: StemSeparator's, one hop, which the plugin's row keeps",
+        help="model samples the worker has per hop, or several (64,128: a row each; the latency against "
+        "the misses); default: one hop. The plugin's rows only where it is 1 or 2 hops (its margin)",
     )
     parser.add_argument(
         "--device-periods",
@@ -461,7 +466,8 @@ def main() -> None:
     print("\naudio thread per block (the model runs in a worker thread):\n")
     print(
         "| what | rate | block (lasts) | latency (ms) | mean | p99 | max | late | missed hops | "
-        f"started > {1e3 * STALL:g} ms late: blocks, max; device ran dry | late, missed away from those | "
+        f"started > {1e3 * STALL:g} ms late: blocks, max; device ran dry; CPU ms stolen by the hypervisor | "
+        "late, missed away from those | "
         "p99 / one-hop call, away from those | worker's model call: mean, p99 | "
         "worker's runs: late; waited p99, max; ran p99, max |"
     )
@@ -470,42 +476,88 @@ def main() -> None:
         x = music(args.seconds, rate, seed=1)
         budget = block / rate
         for name in args.models.split(","):
-            rows = []
-            if exe is not None:
-                rows.append(
-                    (
-                        "VST3",
-                        vst3_real_time(exe, name, x, rate, block, args.realtime_priority, periods=args.device_periods),
-                    )
-                )
+            faces = []  # (label, a function that plays the row)
             for headroom in headrooms:
                 also = "" if headroom is None else f", headroom {headroom}"
-                if "python" not in args.skip:
-                    rows.append(
+                margin = plugin_margin(headroom, calls[name]["hop"])
+                if exe is not None and margin is not None:
+                    faces.append(
                         (
-                            f"Python{also}",
-                            python_real_time(name, x, rate, block, headroom, periods=args.device_periods),
-                        )
-                    )
-                if "native" not in args.skip:
-                    rows.append(
-                        (
-                            f"Python, native{also}",
-                            python_real_time(
-                                name, x, rate, block, headroom, engine="native", periods=args.device_periods
+                            f"VST3{also}",
+                            partial(
+                                vst3_real_time,
+                                exe,
+                                f"{name}/{margin}",
+                                x,
+                                rate,
+                                block,
+                                args.realtime_priority,
+                                periods=args.device_periods,
                             ),
                         )
                     )
-            for what, row in rows:
+                if "python" not in args.skip:
+                    faces.append(
+                        (
+                            f"Python{also}",
+                            partial(python_real_time, name, x, rate, block, headroom, periods=args.device_periods),
+                        )
+                    )
+                if "native" not in args.skip:
+                    faces.append(
+                        (
+                            f"Python, native{also}",
+                            partial(
+                                python_real_time,
+                                name,
+                                x,
+                                rate,
+                                block,
+                                headroom,
+                                engine="native",
+                                periods=args.device_periods,
+                            ),
+                        )
+                    )
+            for what, play in faces:
+                before = stolen_seconds()
+                row = play()
+                after = stolen_seconds()
+                stolen = None if before is None or after is None else after - before
                 print(
-                    f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | {row_cells(row, budget, rate, block, calls[name]['one'])} |",
+                    f"| {name}: {what} | {rate} | {block} ({1e3 * budget:.2f}) | "
+                    f"{row_cells(row, budget, rate, block, calls[name]['one'], stolen)} |",
                     flush=True,
                 )
 
 
-def row_cells(row: RealTimeRow, budget: float, rate: int, block: int, one_hop: float) -> str:
+def plugin_margin(headroom: Optional[int], hop: int) -> Optional[int]:
+    """The plugin's margin (hops of headroom, 1 or 2) for a headroom in model samples; None where
+    the plugin offers none (its margin is whole hops)."""
+    if headroom is None:
+        return 1
+    hops, rest = divmod(headroom, hop)
+    return hops if rest == 0 and hops in (1, 2) else None
+
+
+def stolen_seconds() -> Optional[float]:
+    """CPU time the hypervisor has taken from this VM's virtual CPUs since boot, summed over them
+    (/proc/stat's steal, in the kernel's ticks); None where the kernel does not count it."""
+    import os
+
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def row_cells(
+    row: RealTimeRow, budget: float, rate: int, block: int, one_hop: float, stolen: Optional[float] = None
+) -> str:
     """A real-time row's cells after its block: latency, the audio thread's times, what was late
-    or missed, and how much of it followed a block the machine started late."""
+    or missed, how much of it followed a block the machine started late, and the CPU time the
+    hypervisor took meanwhile (`stolen`, seconds)."""
     t, p99 = row.times, np.percentile(row.times, 99)
     stalled = row.late > STALL
     near = after_stall(row.late, block, rate)
@@ -529,7 +581,8 @@ def row_cells(row: RealTimeRow, budget: float, rate: int, block: int, one_hop: f
     return (
         f"{row.latency} ({1e3 * row.latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
         f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed} | "
-        f"{int(stalled.sum())}, {1e3 * row.late.max():.2f}; {int(row.dry.sum())} | {late_away}, {missed_away} | "
+        f"{int(stalled.sum())}, {1e3 * row.late.max():.2f}; {int(row.dry.sum())}; "
+        f"{'not counted' if stolen is None else f'{1e3 * stolen:.0f}'} | {late_away}, {missed_away} | "
         f"{100 * p99 / one_hop:.0f} %, {100 * np.percentile(t[~near], 99) / one_hop if (~near).any() else np.nan:.0f} % | "
         f"{worker} | {runs}"
     )

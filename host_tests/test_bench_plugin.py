@@ -3,7 +3,7 @@ blocks follow such a start (so that a VM's stalls are told apart from the engine
 
 import numpy as np
 
-from bench.plugin import STALL, after_stall, paced
+from bench.plugin import STALL, RealTimeRow, after_stall, paced, plugin_margin, row_cells, stolen_seconds
 
 
 def test_after_stall_marks_the_window_after_a_late_start():
@@ -68,3 +68,24 @@ def test_paced_starts_the_clock_again_when_the_device_has_run_dry():
     starts, (_, late, _, dry) = paced_with({2: 6 * period}, periods=0, block=block, rate=rate, blocks=8)
     assert not dry.any()
     assert late[4] >= 3 * period
+
+
+def test_the_plugins_rows_are_the_headrooms_its_margin_offers():
+    """--headroom in model samples: the plugin's row where it is 1 or 2 whole hops (its margin),
+    none where the plugin offers no such margin."""
+    hop = 256
+    assert [plugin_margin(h, hop) for h in (None, 256, 512, 384, 768, 64)] == [1, 1, 2, None, None, None]
+
+
+def test_a_row_says_the_cpu_time_the_hypervisor_took():
+    """The machine's cell ends with the CPU time stolen while the row played, or says the kernel
+    does not count it."""
+    rate, block = 44100, 128
+    t = np.full(100, 1e-4)
+    row = RealTimeRow(times=t, late=np.zeros(100), dry=np.zeros(100, bool), missed=0, latency=1279)
+    cells = [c.strip() for c in row_cells(row, block / rate, rate, block, 4e-4, 0.04).split("|")]
+    assert cells[6] == "0, 0.00; 0; 40"
+    cells = [c.strip() for c in row_cells(row, block / rate, rate, block, 4e-4, None).split("|")]
+    assert cells[6] == "0, 0.00; 0; not counted"
+    stolen = stolen_seconds()  # this machine's count since boot, where Linux keeps one
+    assert stolen is None or stolen >= 0
