@@ -19,7 +19,9 @@ the audio thread, each row gives the worker's model call (mean, p99), and for th
 (the VST3 and engine="native") the worker's own account (`StemSeparator.worker_times`, the
 plugin's STEMFORGE_VERBOSE line): its runs that ended more than the headroom after the audio
 thread woke it (each such run is a miss or more), how long after that call they started
-(waited: the machine not running the worker's CPU) and how long they took (ran).
+(waited: the machine not running the worker's CPU) and how long they took (ran); for the late
+runs, their time summed, how much of it the system's own scheduler kept the worker waiting,
+and its page faults in them (neither: the VM's hypervisor held it).
 `--headroom` gives the worker more or less time per hop (the plugin's rows where it is 1 or 2
 hops: its `margin`).
 
@@ -578,6 +580,9 @@ def row_cells(
             f"{int(w['late_runs'])} of {int(w['runs'])}; {w['wait_p99']:.3f}, {w['wait_max']:.3f}; "
             f"{w['run_p99']:.3f}, {w['run_max']:.3f}"
         )
+        if w["late_runs"]:  # what the system saw of them: its scheduler's delay, page faults
+            delay = "not known" if w["late_sched_delay"] < 0 else f"{w['late_sched_delay']:.1f}"
+            runs += f" (late: {w['late_span']:.1f} ms, the OS's delay {delay}, {int(w['late_faults'])} faults)"
     return (
         f"{row.latency} ({1e3 * row.latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
         f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed} | "

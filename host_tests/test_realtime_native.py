@@ -10,6 +10,7 @@ up" is made true by waiting for it between blocks, "the worker is late" by holdi
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,8 +340,9 @@ def test_a_library_of_another_interface_says_rebuild(monkeypatch):
 
 def test_the_worker_gives_an_account_of_its_time(models):
     """StemSeparator.worker_times, the worker's own account: a model call a hop; a worker held
-    after the audio thread woke it says how long it waited, and that its run ended past the
-    headroom; a reset starts the account afresh; without a worker there is none."""
+    after the audio thread woke it says how long it waited, that its run ended past the
+    headroom, and what the system saw of that run; a reset starts the account afresh; without a
+    worker there is none."""
     rate, block = 44100, 128
     model = models["fixture-stream"]
     hop = model.info.hop
@@ -375,6 +377,13 @@ def test_the_worker_gives_an_account_of_its_time(models):
     times = sep.worker_times()
     assert 4 <= times["calls"] < before["calls"]  # the new stream's hops only
     assert times["wait_max"] >= held and times["late_runs"] >= 1  # a hop's headroom is 5.8 ms
+    # what the system saw of the late runs: the hold in their span; the worker blocked on the
+    # hold (asleep), so the scheduler's delay is within the span, and no fault is negative
+    assert times["late_span"] >= held
+    delay = times["late_sched_delay"]
+    assert (delay != -1) == Path("/proc/thread-self/schedstat").exists()  # -1: not known here
+    assert delay == -1 or 0 <= delay <= times["late_span"] + 1e-3, times
+    assert times["late_faults"] >= 0
 
     assert stemforge.StemSeparator(model, stem="vocals").worker_times() is None
     offline = native.NativeEngine(model.path, rate, 2, block, realtime=False)

@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
-ENGINE_ABI = 6  # EngineApi.h's SF_ENGINE_ABI
+ENGINE_ABI = 7  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
 ERROR_CHARS = 1024
 F32 = np.dtype(np.float32)
@@ -68,7 +68,11 @@ class WorkerTimes(ctypes.Structure):
     the last reset, in seconds: the runs the audio thread woke it for, how long after that call
     each started (`wait_*`) and how long it took (`run_*`), the runs that ended more than the
     headroom after the call (`late_runs`), and its model calls, one hop each (`call_*`). Means and
-    maxima exact, p99s to 6 %."""
+    maxima exact, p99s to 6 %. What the system saw of the late runs, summed: their time from the
+    wake-up call to their end (`late_span`), of it the time the system's scheduler kept the worker
+    runnable but not running (`late_sched_delay`, -1 where not known), and the worker's page
+    faults (`late_faults`): a late run with neither was held back outside the system (on a VM,
+    the hypervisor)."""
 
     _fields_ = [
         ("runs", ctypes.c_longlong),
@@ -83,9 +87,12 @@ class WorkerTimes(ctypes.Structure):
         ("call_mean", ctypes.c_double),
         ("call_p99", ctypes.c_double),
         ("call_max", ctypes.c_double),
+        ("late_span", ctypes.c_double),
+        ("late_sched_delay", ctypes.c_double),
+        ("late_faults", ctypes.c_longlong),
     ]
 
-    COUNTS = ("runs", "late_runs", "calls")  # the fields that are counts; the rest are seconds
+    COUNTS = ("runs", "late_runs", "calls", "late_faults")  # the fields that are counts; the rest are seconds
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name, _ in self._fields_}

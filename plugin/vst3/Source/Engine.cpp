@@ -29,8 +29,11 @@
 #include <torch/script.h>
 #include <ATen/Parallel.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -497,6 +500,10 @@ struct sf_engine {
     // thread first woke the worker after its last run (0: not since); the worker takes it.
     std::atomic<long long> wokenAt{0}, lateRuns{0};
     TimeBins waits, runs, calls;
+    // what the system saw of the late runs (sf_worker_times' late_*), written by the worker only
+    std::atomic<double> lateSpan{0.0}, lateSchedDelay{0.0};
+    std::atomic<long long> lateFaults{0};
+    std::atomic<bool> schedKnown{false};  // the worker can read its scheduler's delays
     std::atomic<bool> workerFailed{false}, quit{false};
     std::string workerError;  // written before workerFailed is set
     std::mutex work;          // held by the worker while it runs; free and sf_engine_hold take it
@@ -931,6 +938,10 @@ int sf_engine_worker_times(const sf_engine* e, sf_worker_times* out) {
     out->call_mean = e->calls.mean();
     out->call_p99 = e->calls.quantile(0.99);
     out->call_max = e->calls.max.load(std::memory_order_relaxed);
+    out->late_span = e->lateSpan.load(std::memory_order_relaxed);
+    out->late_sched_delay =
+        e->schedKnown.load(std::memory_order_relaxed) ? e->lateSchedDelay.load(std::memory_order_relaxed) : -1.0;
+    out->late_faults = e->lateFaults.load(std::memory_order_relaxed);
     return 0;
 }
 
@@ -1170,6 +1181,9 @@ static void startWorkerStream(sf_engine* e, long long origin, long long hostOrig
     e->runs.clear();
     e->calls.clear();
     e->lateRuns.store(0, std::memory_order_relaxed);
+    e->lateSpan.store(0.0, std::memory_order_relaxed);
+    e->lateSchedDelay.store(0.0, std::memory_order_relaxed);
+    e->lateFaults.store(0, std::memory_order_relaxed);
 }
 
 // The worker's host-rate input of this run (workerRaw) at the model rate into workerIn; what a
@@ -1250,10 +1264,38 @@ static void workerRun(sf_engine* e) {
     }
 }
 
+// What the system counts of the calling thread: the time its scheduler kept it runnable but not
+// running (ns, from /proc/thread-self/schedstat, open as `schedstat`; -1 if not known) and its page
+// faults. Read by the worker around each run, so that a late run says whether this system held it.
+struct ThreadCounts {
+    long long schedDelay = -1, faults = 0;
+};
+
+static ThreadCounts threadCounts(int schedstat) {
+    ThreadCounts c;
+    char text[128];
+    if (schedstat >= 0) {
+        const ssize_t n = pread(schedstat, text, sizeof(text) - 1, 0);  // "ran_ns waited_ns slices"
+        unsigned long long ran = 0, waited = 0;
+        text[std::max<ssize_t>(n, 0)] = 0;
+        if (std::sscanf(text, "%llu %llu", &ran, &waited) == 2) c.schedDelay = (long long)waited;
+    }
+    rusage usage{};
+    if (getrusage(RUSAGE_THREAD, &usage) == 0) c.faults = usage.ru_minflt + usage.ru_majflt;
+    return c;
+}
+
 static void workerLoop(sf_engine* e) {
+    const int schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    e->schedKnown.store(schedstat >= 0, std::memory_order_relaxed);
     for (;;) {
+        // before the wait: a wake-up the scheduler delays counts in this run's
+        const ThreadCounts before = threadCounts(schedstat);
         while (sem_wait(&e->wake) != 0 && errno == EINTR) {}
-        if (e->quit.load()) return;
+        if (e->quit.load()) {
+            if (schedstat >= 0) close(schedstat);
+            return;
+        }
         std::lock_guard<std::mutex> hold(e->work);
         if (e->workerFailed.load(std::memory_order_relaxed)
             && e->resetGen.load(std::memory_order_acquire) == e->ackGen.load(std::memory_order_relaxed))
@@ -1265,8 +1307,17 @@ static void workerLoop(sf_engine* e) {
                 const long long end = steadyNanoseconds();
                 e->waits.add(1e-9 * double(start - woken));
                 e->runs.add(1e-9 * double(end - start));
-                if (1e-9 * double(end - woken) > double(e->headroom) / e->model->info.sample_rate)
-                    e->lateRuns.store(e->lateRuns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+                if (1e-9 * double(end - woken) > double(e->headroom) / e->model->info.sample_rate) {
+                    const ThreadCounts after = threadCounts(schedstat);
+                    auto add = [](auto& total, auto more) {
+                        total.store(total.load(std::memory_order_relaxed) + more, std::memory_order_relaxed);
+                    };
+                    add(e->lateRuns, 1LL);
+                    add(e->lateSpan, 1e-9 * double(end - woken));
+                    if (after.schedDelay >= 0 && before.schedDelay >= 0)
+                        add(e->lateSchedDelay, 1e-9 * double(after.schedDelay - before.schedDelay));
+                    add(e->lateFaults, after.faults - before.faults);
+                }
             }
         } catch (const std::exception& ex) {
             e->workerError = lastLine(ex.what());

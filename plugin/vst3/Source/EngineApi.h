@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 6
+#define SF_ENGINE_ABI 7
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_NOT_FINITE 3       // sf_engine_process_mixed: the input holds NaN or Inf
 #define SF_MAX_STEMS 16
@@ -48,6 +48,13 @@ typedef struct {
     long long late_runs;                   // runs that ended more than the headroom after their wake-up call
     long long calls;                       // model calls, one hop each
     double call_mean, call_p99, call_max;
+    // What this system saw of the late runs, summed over them: their time from the wake-up call to
+    // their end (late_span); of it, the time its scheduler kept the worker runnable but not running
+    // (late_sched_delay, from /proc/thread-self/schedstat; -1 where not known); and the worker's
+    // page faults in them. A late run with neither was held back outside the system: on a VM, its
+    // virtual CPU not run by the hypervisor.
+    double late_span, late_sched_delay;
+    long long late_faults;
 } sf_worker_times;
 
 typedef int (*sf_abi_fn)(void);

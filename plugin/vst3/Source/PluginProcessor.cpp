@@ -571,10 +571,12 @@ void StemforgeProcessor::releaseResources() {
                 std::fprintf(stderr,
                              "stemforge: the worker in this stream: %lld runs, waited ms mean %.3f p99 %.3f max %.3f, "
                              "ran ms mean %.3f p99 %.3f max %.3f, %lld ended past the headroom; %lld model calls, "
-                             "ms mean %.3f p99 %.3f max %.3f%s\n",
+                             "ms mean %.3f p99 %.3f max %.3f; the late runs: ms %.3f, of which the scheduler's "
+                             "delay ms %.3f (-1000: not known), %lld page faults%s\n",
                              t.runs, 1e3 * t.wait_mean, 1e3 * t.wait_p99, 1e3 * t.wait_max, 1e3 * t.run_mean,
                              1e3 * t.run_p99, 1e3 * t.run_max, t.late_runs, t.calls, 1e3 * t.call_mean,
-                             1e3 * t.call_p99, 1e3 * t.call_max, behind ? " (still behind after 10 s)" : "");
+                             1e3 * t.call_p99, 1e3 * t.call_max, 1e3 * t.late_span, 1e3 * t.late_sched_delay,
+                             t.late_faults, behind ? " (still behind after 10 s)" : "");
         }
         std::fflush(stderr);
     }
