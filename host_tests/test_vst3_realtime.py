@@ -240,6 +240,9 @@ def test_the_plugin_counts_and_reports_misses(tmp_path, rt_host):
     if "still behind" not in said[-1]:  # the plugin waits (10 s at most) for the worker to catch up
         assert worker["calls"] == hops
     assert 0 < worker["call_mean"] <= worker["call_p99"] <= worker["call_max"] <= worker["run_max"]
+    # what the system saw of the late runs, every field in its place
+    assert worker["late_span"] > 0 and worker["late_faults"] >= 0, worker
+    assert worker["late_sched_delay"] == -1 or 0 <= worker["late_sched_delay"] <= worker["late_span"] + 1e-3, worker
     times = np.fromfile(tmp_path / "t.f64").reshape(-1, 4)  # per block: seconds taken, late, ran dry, start
     assert times.shape == (44100 // 128, 4)
     assert np.all(times[:, 0] > 0) and np.all(times[:, 1:3] == 0)  # back to back: no clock to be late for

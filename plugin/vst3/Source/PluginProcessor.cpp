@@ -561,7 +561,9 @@ void StemforgeProcessor::releaseResources() {
     if (std::getenv("STEMFORGE_VERBOSE")) {  // the stream's figure, for benches and logs
         std::fprintf(stderr, "stemforge: %lld hop(s) missed in this stream\n", misses.load());
         // the worker's account, so that a bench can tell whether it started late or ran long, once
-        // it has run what it was given (the host has stopped playing; 10 s at most)
+        // it has run what it was given (the host has stopped playing; 10 s at most). Its numbers
+        // come in sf_worker_times' order (bench/plugin.py reads them so): counts as they are, times
+        // in ms (the scheduler's delay -1000 where not known). No other number may come between.
         std::lock_guard<std::mutex> hold(streamLock);
         sf_worker_times t{};
         const auto& lib = EngineLibrary::get();
@@ -572,7 +574,7 @@ void StemforgeProcessor::releaseResources() {
                              "stemforge: the worker in this stream: %lld runs, waited ms mean %.3f p99 %.3f max %.3f, "
                              "ran ms mean %.3f p99 %.3f max %.3f, %lld ended past the headroom; %lld model calls, "
                              "ms mean %.3f p99 %.3f max %.3f; the late runs: ms %.3f, of which the scheduler's "
-                             "delay ms %.3f (-1000: not known), %lld page faults%s\n",
+                             "delay ms %.3f, %lld page faults%s\n",
                              t.runs, 1e3 * t.wait_mean, 1e3 * t.wait_p99, 1e3 * t.wait_max, 1e3 * t.run_mean,
                              1e3 * t.run_p99, 1e3 * t.run_max, t.late_runs, t.calls, 1e3 * t.call_mean,
                              1e3 * t.call_p99, 1e3 * t.call_max, 1e3 * t.late_span, 1e3 * t.late_sched_delay,
