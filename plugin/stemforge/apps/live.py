@@ -281,7 +281,8 @@ def miss_advice(stats: LiveStats, separator) -> str:
     info = separator.model.info
     more = (separator.headroom or info.hop) + info.hop
     return (
-        f"{stats.misses} hop(s) were missed: this machine held the model back longer than its headroom. "
+        f"{stats.misses} hop(s) were missed: the model was later than its headroom allows (this machine "
+        "held it back, or is too slow for it). "
         f"If that recurs here, give it a hop more with --headroom {more} "
         f"({1000 * info.hop / info.sample_rate:.1f} ms more latency)."
     )
