@@ -46,6 +46,23 @@ def test_vocals_count_w_times_each_other_stem_where_all_four_are_known(examples)
     assert five == pytest.approx((rest + 5 * vocals) / 8, rel=1e-5)
 
 
+def test_other_counts_w_times_drums_and_bass_where_all_four_are_known(examples):
+    """(drums + bass + w other + v vocals) / (2 + w + v), beside the vocals' own weight."""
+    net, stems, cutoff = examples
+    known = torch.full((stems.shape[0],), True)
+    with torch.no_grad():
+        loss = {
+            (wo, wv): loss_fn(net, stems, known, cutoff, vocals_weight=wv, other_weight=wo).item()
+            for wo, wv in ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (3.0, 2.0))
+        }
+    # Solve for the three terms from three of the losses; the fourth must fit.
+    vocals = 5 * loss[1.0, 2.0] - 4 * loss[1.0, 1.0]
+    other = 5 * loss[2.0, 1.0] - 4 * loss[1.0, 1.0]
+    drums_bass = 4 * loss[1.0, 1.0] - vocals - other
+    assert vocals > 0 and other > 0 and drums_bass > 0
+    assert loss[3.0, 2.0] == pytest.approx((drums_bass + 3 * other + 2 * vocals) / 7, rel=1e-5)
+
+
 def test_where_only_the_accompaniment_is_known_the_weight_cannot_matter(examples):
     """Masks sum to one and stems to the mix, so the accompaniment's error is minus the
     vocals' error: (w vocals + accompaniment) / (1 + w) is the same for every w."""

@@ -403,7 +403,12 @@ def lowpass_gains(cutoff_hz: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 def loss_fn(
-    net: MaskNet, stems: torch.Tensor, split_known: torch.Tensor, cutoff_hz: torch.Tensor, vocals_weight: float = 1.0
+    net: MaskNet,
+    stems: torch.Tensor,
+    split_known: torch.Tensor,
+    cutoff_hz: torch.Tensor,
+    vocals_weight: float = 1.0,
+    other_weight: float = 1.0,
 ) -> torch.Tensor:
     """L1 distance between the masked mixture spectra and the true stems' spectra, in
     the network's own STFT frames: the same objective as comparing waveforms (the
@@ -414,7 +419,10 @@ def loss_fn(
     `vocals_weight` counts the vocals stem that many times the others (run 3: the
     acapella is the product's first job and studio's vocals the target it missed). It
     matters only where all four stems are known: with masks summing to one and stems
-    to the mix, the accompaniment's error is minus the vocals' error."""
+    to the mix, the accompaniment's error is minus the vocals' error. `other_weight` does
+    the same for `other` where all four are known (run 16: more real multitracks among the
+    bands moved drums and bass and cost `other`); where only the accompaniment is known it is
+    the whole accompaniment, and weighs 1."""
     mix = stems.sum(1)
     k = net.lookahead_frames
     gains = lowpass_gains(cutoff_hz, net.n_bins)  # (B, bins)
@@ -428,8 +436,8 @@ def loss_fn(
     level = spec_mix.abs().mean(dim=(1, 2, 3)) + 1e-6  # (B,)
     per_stem = (est - ref).abs().mean(dim=(2, 3, 4))  # (B, S)
     whole = (est[:, :3].sum(1) - ref[:, :3].sum(1)).abs().mean(dim=(1, 2, 3))  # (B,)
-    w = vocals_weight
-    known = (per_stem[:, :3].sum(1) + w * per_stem[:, 3]) / (3 + w)
+    w, wo = vocals_weight, other_weight
+    known = (per_stem[:, :2].sum(1) + wo * per_stem[:, 2] + w * per_stem[:, 3]) / (2 + wo + w)
     partial = (w * per_stem[:, 3] + whole) / (1 + w)
     return (torch.where(split_known, known, partial) / level).mean()
 
@@ -629,6 +637,7 @@ def train(
     seed: int = 0,
     hpss: "tuple | None" = None,
     loss_sharpness: "list | None" = None,
+    other_weight: float = 0.0,
 ) -> None:
     """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
     after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
@@ -638,7 +647,8 @@ def train(
     1 for a new one), `mix` overrides the remixer's DEFAULT_MIX for a new run, `seed` seeds
     a new run's random state, `hpss` (time frames, frequency bins) adds the HPSS inputs and
     skip to a new run's network (models/masknet.py), `loss_sharpness` (one exponent or one per
-    stem) trains and validates a new run through those mask exponents, as `calibrate` ships them."""
+    stem) trains and validates a new run through those mask exponents, as `calibrate` ships them;
+    `other_weight` weighs `other` as `vocals_weight` weighs the vocals."""
     keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -704,11 +714,16 @@ def train(
         averaged.load_state_dict(ckpt["averaged"])
     state.setdefault("averaged_since", state["step"])
     # A resumed run keeps its loss unless told otherwise; the change is logged with its step.
-    if vocals_weight and vocals_weight != state.get("vocals_weight", 1.0):
-        state.setdefault("changes", []).append({"step": state["step"], "vocals_weight": vocals_weight})
-        state["vocals_weight"] = vocals_weight
-    state.setdefault("vocals_weight", 1.0)
-    print(f"{run}: vocals weigh {state['vocals_weight']} in the loss; mix {json.dumps(run_config['mix'])}", flush=True)
+    for name, weight in (("vocals_weight", vocals_weight), ("other_weight", other_weight)):
+        if weight and weight != state.get(name, 1.0):
+            state.setdefault("changes", []).append({"step": state["step"], name: weight})
+            state[name] = weight
+        state.setdefault(name, 1.0)
+    print(
+        f"{run}: vocals weigh {state['vocals_weight']}, other {state['other_weight']} in the loss; "
+        f"mix {json.dumps(run_config['mix'])}",
+        flush=True,
+    )
     data = Remixer(seed=run_config.get("seed", 0), mix=run_config["mix"])
     if ckpt is not None and "random" in ckpt:  # the remixer and torch carry on where they stopped
         data.rng.setstate(ckpt["random"]["remixer"])
@@ -747,7 +762,7 @@ def train(
         rate = lr_at(state["step"], steps, lr)
         for group in opt.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
-        loss = loss_fn(net, *data.batch(batch, length), vocals_weight=state["vocals_weight"])
+        loss = loss_fn(net, *data.batch(batch, length), vocals_weight=state["vocals_weight"], other_weight=state["other_weight"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -793,6 +808,7 @@ def train(
                 "data": state["data"],
                 "averaged": {"decay": EMA_DECAY, "since_step": state["averaged_since"]},
                 "vocals_weight": state["vocals_weight"],
+                "other_weight": state["other_weight"],
                 "changes": state.get("changes", []),
                 "init": state.get("init"),
                 "log": state["log"],
@@ -902,6 +918,12 @@ def main(argv=None) -> None:
         default=0.0,
         help="weigh the vocals stem this many times the others in the loss (default: the resumed run's, else 1)",
     )
+    parser.add_argument(
+        "--other-weight",
+        type=float,
+        default=0.0,
+        help="weigh the `other` stem this many times drums and bass in the loss (default: the resumed run's, else 1)",
+    )
     args = parser.parse_args(argv)
     mix = {
         k: v
@@ -947,6 +969,7 @@ def main(argv=None) -> None:
         args.seed,
         tuple(int(v) for v in args.hpss.split(",")) if args.hpss else None,
         [float(v) for v in args.loss_sharpness.split(",")] if args.loss_sharpness else None,
+        args.other_weight,
     )
 
 
