@@ -762,7 +762,9 @@ def train(
         rate = lr_at(state["step"], steps, lr)
         for group in opt.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
-        loss = loss_fn(net, *data.batch(batch, length), vocals_weight=state["vocals_weight"], other_weight=state["other_weight"])
+        loss = loss_fn(
+            net, *data.batch(batch, length), vocals_weight=state["vocals_weight"], other_weight=state["other_weight"]
+        )
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
