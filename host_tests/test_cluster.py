@@ -340,8 +340,8 @@ class FlakyRayClient:
     """Ray as a driver sees it when the head's Ray Client proxy fails to start the
     per-client server `failures` times (it happens on a loaded head)."""
 
-    def __init__(self, failures: int):
-        self.failures, self.inits, self.shutdowns = failures, 0, 0
+    def __init__(self, failures: int, why: str):
+        self.failures, self.why, self.inits, self.shutdowns = failures, why, 0, 0
 
     def is_initialized(self) -> bool:
         return False
@@ -349,20 +349,28 @@ class FlakyRayClient:
     def init(self, **kwargs) -> None:
         self.inits += 1
         if self.inits <= self.failures:
-            raise ConnectionAbortedError(
-                "Initialization failure from server:\nRuntimeError: Starting Ray "
-                "client server failed. See ray_client_server_23000.err"
-            )
+            raise ConnectionAbortedError(f"Initialization failure from server:\n{self.why}")
 
     def shutdown(self) -> None:
         self.shutdowns += 1
 
 
+# What Ray 2.60's proxy sends back when the client's server process fails to start: its own
+# check, or psutil's, when the process died between the proxy's poll and its next look.
+SERVER_START_FAILURES = [
+    "RuntimeError: Starting Ray client server failed. See ray_client_server_23000.err",
+    "psutil.ZombieProcess: PID still exists but it's a zombie (pid=30663)",
+]
+
+
+@pytest.mark.parametrize("why", SERVER_START_FAILURES)
 @pytest.mark.parametrize("failures, joins", [(2, True), (3, False)])
-def test_a_ray_client_server_that_fails_to_start_is_tried_again_a_bounded_number_of_times(monkeypatch, failures, joins):
+def test_a_ray_client_server_that_fails_to_start_is_tried_again_a_bounded_number_of_times(
+    monkeypatch, failures, joins, why
+):
     from stemforge.apps import cluster as cluster_app
 
-    ray_client = FlakyRayClient(failures)
+    ray_client = FlakyRayClient(failures, why)
     monkeypatch.setattr(cluster_app, "import_ray", lambda: ray_client)
     monkeypatch.setattr(cluster_app.time, "sleep", lambda seconds: None)
     if joins:
@@ -371,3 +379,20 @@ def test_a_ray_client_server_that_fails_to_start_is_tried_again_a_bounded_number
         with pytest.raises(ExportError, match="cannot join the Ray cluster at 'ray://127.0.0.1:10001'"):
             cluster_app.connect("ray://127.0.0.1:10001")
     assert ray_client.inits == min(failures + 1, cluster_app.CLIENT_ATTEMPTS)
+
+
+def test_a_cluster_that_is_not_there_is_not_tried_again(monkeypatch):
+    """Only the proxy's failure to start a client's server is retried, not a wrong address."""
+    from stemforge.apps import cluster as cluster_app
+
+    class NoCluster(FlakyRayClient):
+        def init(self, **kwargs) -> None:
+            self.inits += 1
+            raise ConnectionError("ray client connection timeout")
+
+    ray_client = NoCluster(0, "")
+    monkeypatch.setattr(cluster_app, "import_ray", lambda: ray_client)
+    monkeypatch.setattr(cluster_app.time, "sleep", lambda seconds: None)
+    with pytest.raises(ExportError, match="start one with `ray start --head`"):
+        cluster_app.connect("ray://127.0.0.1:10001")
+    assert ray_client.inits == 1

@@ -120,8 +120,11 @@ def connect(address: str) -> Tuple[ModuleType, bool]:
             break
         except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
             # Ray Client's proxy on the head starts one server process per client; on a
-            # loaded head that start can fail once and work the next time.
-            if "Starting Ray client server failed" in str(e) and attempt < CLIENT_ATTEMPTS:
+            # loaded head that start can fail once and work the next time. Ray 2.60 words it
+            # "Starting Ray client server failed", or, when the process died between two of
+            # the proxy's checks, passes on psutil's ZombieProcess: both come back as an
+            # initialization failure from the server.
+            if "Initialization failure from server" in str(e) and attempt < CLIENT_ATTEMPTS:
                 ray.shutdown()  # whatever the failed attempt left, before the next one
                 time.sleep(2.0 * attempt)
                 continue
