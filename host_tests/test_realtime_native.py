@@ -111,6 +111,66 @@ def test_a_held_worker_misses_counts_keeps_the_sum_and_is_exact_again(models, ra
     np.testing.assert_allclose(outs["vocals"][:, after:], expected[:, after:], atol=2e-6, rtol=0)
 
 
+@pytest.mark.parametrize("rate,block,channels", [(44100, 128, 2), (48000, 200, 1)])
+def test_a_spare_worker_delivers_what_a_held_worker_misses_exactly(models, rate, block, channels):
+    """With a spare worker, the first held for a while: no hop is missed, those due meanwhile
+    come from the spare (counted), and the output is the offline output throughout, the same
+    samples. Waiting between blocks for the worker that is not held keeps it up, so nothing
+    depends on the machine's speed."""
+    x = music(1.5, rate, channels, seed=48)
+    held = (40 * block, 200 * block)
+    sep = stemforge.StemSeparator(
+        models["fixture-stream"], stem="vocals", realtime=True, engine="native", spare_worker=True
+    )
+    sep.prepare(rate, channels, block_size=block)
+
+    def hold(i):
+        if i == held[0]:
+            sep._native.hold(True, spare=False)
+        if i == held[1]:
+            sep._native.hold(False)
+
+    got = run_realtime(sep, x, rate, block, before_block=hold)
+    expected = stemforge.StemSeparator(models["fixture-stream"], stem="vocals")(x, rate)
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
+    assert sep.misses == 0
+    hop = models["fixture-stream"].info.hop
+    assert sep.rescued >= (held[1] - held[0]) * 44100 // rate // hop - (sep.latency_samples // hop + 2)
+    sep.reset()
+    assert sep.rescued == 0  # a new stream's count
+
+
+def test_with_both_workers_held_the_hops_are_missed_and_the_sum_kept(models):
+    rate, block = 44100, 128
+    x = music(1.0, rate, 2, seed=49)
+    held = (40 * block, 160 * block)
+    sep = stemforge.StemSeparator(models["fixture-stream"], gains={}, realtime=True, engine="native", spare_worker=True)
+    sep.prepare(rate, 2, block_size=block)
+
+    def hold(i):
+        if i == held[0]:
+            sep._native.hold(True)  # the spare too
+        if i == held[1]:
+            sep._native.hold(False)
+
+    got = run_realtime(sep, x, rate, block, keep_up=lambda i: not held[0] <= i < held[1], before_block=hold)
+    np.testing.assert_allclose(got, x, atol=1e-5, rtol=0)  # the stems still sum to the input
+    hop = models["fixture-stream"].info.hop
+    assert sep.misses >= (held[1] - held[0]) // hop - (sep.latency_samples // hop + 2)
+
+
+def test_a_spare_worker_keeps_the_latency_and_needs_the_native_engine(models):
+    one = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
+    two = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", spare_worker=True)
+    for sep in (one, two):
+        sep.prepare(48000, 2, block_size=256)
+    assert one.latency_samples == two.latency_samples and one.rescued == 0
+    for kwargs in ({"realtime": True, "engine": "python"}, {}):
+        with pytest.raises(ValueError, match="spare_worker=True needs realtime=True and the native engine"):
+            stemforge.StemSeparator(models["fixture-stream"], spare_worker=True, **kwargs)
+
+
 @pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
 def test_one_call_per_block_gives_the_general_paths_samples(models, layout):
     """Once the stream runs, a float32 block of its layout takes one call into the engine (the

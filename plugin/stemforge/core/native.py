@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
-ENGINE_ABI = 7  # EngineApi.h's SF_ENGINE_ABI
+ENGINE_ABI = 8  # EngineApi.h's SF_ENGINE_ABI
 RESET_NOT_READY = 2  # EngineApi.h's SF_RESET_NOT_READY
 ERROR_CHARS = 1024
 F32 = np.dtype(np.float32)
@@ -112,6 +112,7 @@ _SIGNATURES = {
     ),
     "sf_engine_latency": (ctypes.c_int, [ctypes.c_void_p]),
     "sf_engine_misses": (ctypes.c_longlong, [ctypes.c_void_p]),
+    "sf_engine_rescued": (ctypes.c_longlong, [ctypes.c_void_p]),
     "sf_engine_worker_times": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(WorkerTimes)]),
     "sf_model_latency": (ctypes.c_int, [ctypes.c_void_p] + [ctypes.c_int] * 4),
     "sf_engine_reset": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
@@ -223,8 +224,10 @@ class NativeEngine:
     blocks of up to `max_block` samples. Real time (the default): the model in its worker thread,
     `process` never waits for it; a hop's stems are due `headroom` model samples after the hop is
     complete (0: one hop; at least a block's worth), and a hop not ready in time goes whole to
-    `other` and is counted in `misses`. realtime=False: each block runs the model itself (as an
-    offline render does)."""
+    `other` and is counted in `misses`. spare=True adds a spare worker that runs every hop too, on
+    its own copy of the model's state (twice the model's CPU time): a hop the first worker has
+    not made in time comes from the spare's if it has made it, counted in `rescued`.
+    realtime=False: each block runs the model itself (as an offline render does)."""
 
     def __init__(
         self,
@@ -234,6 +237,7 @@ class NativeEngine:
         max_block: int,
         realtime: bool = True,
         headroom: int = 0,
+        spare: bool = False,
     ):
         self._model = self._engine = None  # before anything can fail: close() reads them
         self._mixers: List = []
@@ -243,13 +247,17 @@ class NativeEngine:
         self._model = lib.sf_model_load(str(model_path).encode(), ctypes.byref(info), err, ERROR_CHARS)
         if not self._model:
             raise RuntimeError(err.value.decode(errors="replace") or f"the engine cannot load {model_path}")
+        if spare and not realtime:
+            raise ValueError("a spare worker is for real time only (realtime=True)")
+        mode = 2 if spare else int(realtime)  # EngineApi.h: 0 offline, 1 a worker, 2 a worker and a spare
         self._engine = lib.sf_engine_create(
-            self._model, host_rate, channels, max_block, int(realtime), headroom, err, ERROR_CHARS
+            self._model, host_rate, channels, max_block, mode, headroom, err, ERROR_CHARS
         )
         if not self._engine:
             raise RuntimeError(err.value.decode(errors="replace") or "the engine cannot set up the model")
         self.info, self.stems = info, info.num_stems
         self.rate, self.channels, self.max_block, self.headroom = host_rate, channels, max_block, headroom
+        self.spare = bool(spare)
         self._err = err
         # preallocated once: the audio thread's calls then only copy
         self._in = np.zeros((channels, max_block), np.float32)
@@ -272,8 +280,14 @@ class NativeEngine:
         """Hops delivered without the model's stems since the engine was built or reset."""
         return self._lib.sf_engine_misses(self._engine)
 
+    @property
+    def rescued(self) -> int:
+        """With a spare worker: hops it delivered because the first was late, since the engine was
+        built or reset (0 without one)."""
+        return self._lib.sf_engine_rescued(self._engine)
+
     def worker_times(self) -> Optional[dict]:
-        """Real time: the worker's account of its time since it took up the last reset (see
+        """Real time: the (first) worker's account of its time since it took up the last reset (see
         WorkerTimes), so that a miss can be told apart: the worker started late, ran long, or
         neither. None for an offline engine (no worker)."""
         times = WorkerTimes()
@@ -334,9 +348,11 @@ class NativeEngine:
         """For tests and diagnostics: wait until the worker has run every whole hop it was given."""
         return self._lib.sf_engine_sync(self._engine, timeout_ms) == 0
 
-    def hold(self, held: bool) -> None:
-        """For tests: keep the worker from running (every hop due meanwhile is a miss) until released."""
-        self._lib.sf_engine_hold(self._engine, int(held))
+    def hold(self, held: bool, spare: Optional[bool] = None) -> None:
+        """For tests: keep the worker from running until released: every hop due meanwhile is a
+        miss, or, with a spare worker that is not held too (`spare`: as `held` if None), comes from it."""
+        spare = held if spare is None else spare
+        self._lib.sf_engine_hold(self._engine, int(bool(held)) | (2 if spare else 0))
 
     def close(self) -> None:
         """Stop the worker and free the engine and its model (the engine first: it uses the model)."""

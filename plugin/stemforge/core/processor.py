@@ -205,6 +205,12 @@ class StemSeparator:
         REALTIME resampling, on the CPU. "python": `realtime.DecoupledEngine`, which runs
         anywhere. "auto" (the default): native where it can run, else python; `engine`
         then says which. `process` and offline calls run in Python whichever engine.
+    spare_worker: real time with the native engine only: a second worker runs every hop too,
+        on its own copy of the model's state (twice the model's CPU time, no more latency); a
+        hop the first worker has not made in time comes from the spare if it has made it
+        (counted in `rescued`), so a miss is a hop neither made in time. It helps where one
+        worker is held back now and then while the other CPUs run (a virtual machine whose
+        hypervisor stops one virtual CPU at a time; docs/performance.md).
 
     One processor is one stream: a call made while another thread's call on the same
     processor is running raises RuntimeError (`BUSY`); threads each use their own.
@@ -226,6 +232,7 @@ class StemSeparator:
         realtime: bool = False,
         headroom: Optional[int] = None,
         engine: str = "auto",
+        spare_worker: bool = False,
     ):
         check_threads(threads)
         if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 1):
@@ -234,6 +241,12 @@ class StemSeparator:
         self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
         self.engine = check_engine(engine, self.realtime, self.resampling, device)
+        self.spare_worker = bool(spare_worker)
+        if self.spare_worker and self.engine != "native":
+            raise ValueError(
+                "spare_worker=True needs realtime=True and the native engine (engine='native' "
+                f"or 'auto' with a built plugin); this processor's engine is {self.engine!r}"
+            )
         self.model = as_model(model, device)
         if self.engine == "native":
             engine_library()  # now, not in the first block: a missing or stale build says so here
@@ -308,7 +321,9 @@ class StemSeparator:
             if n is None or n.rate != rate or n.channels != channels or n.max_block != longest:
                 if n is not None:
                     n.close()
-                self._native = NativeEngine(self.model.path, rate, channels, longest, headroom=self.headroom or 0)
+                self._native = NativeEngine(
+                    self.model.path, rate, channels, longest, headroom=self.headroom or 0, spare=self.spare_worker
+                )
                 self._mixer = self._native.mixer(self._weights, self._direct, self._busy, BUSY)
         headroom = None
         if self.realtime and self.engine == "python":
@@ -346,6 +361,12 @@ class StemSeparator:
         if self._native is not None:
             return self._native.misses
         return 0 if self._pipeline is None else self._pipeline.misses
+
+    @property
+    def rescued(self) -> int:
+        """spare_worker=True: hops of the stream in progress the first worker had not made in
+        time and the spare had, delivered from it (0 otherwise)."""
+        return 0 if self._native is None else self._native.rescued
 
     def worker_times(self) -> Optional[dict]:
         """realtime=True with the native engine: its worker's account of its time in the stream

@@ -17,7 +17,10 @@
 // single-producer, single-consumer rings: the audio thread never calls the model, allocates
 // nothing and never waits; it resamples only its own input, and stems that are not ready when
 // due are the input, delayed, in `other` and counted by the model hops they touch
-// (sf_engine_misses).
+// (sf_engine_misses). With a spare (realtime == 2), a second engine of the same model is fed
+// the same input and runs every hop too, on its own worker: a hop the first worker has not
+// made in time is taken from the spare's if it has (sf_engine_rescued). On a VM, whose virtual
+// CPUs the hypervisor stops one at a time, the two workers are rarely held at once.
 // Built for offline renders (realtime == 0), the calling thread runs the model when a hop is
 // complete, exactly as before. The model's own forward (TorchScript) allocates its
 // intermediates through torch's allocator: that cannot be avoided with libtorch.
@@ -512,6 +515,13 @@ struct sf_engine {
     // sf_engine_process_mixed's planar buffers: the input, and one channel of the sum
     std::vector<float> mixIn, mixSum;
     std::thread worker;
+    // realtime == 2: the spare engine (real time, no spare of its own), fed the same blocks, so
+    // that its stream positions are this one's; the audio thread reads its output ring where
+    // this engine's worker is late. rescued: hops delivered from it (written by the audio thread)
+    sf_engine* spare = nullptr;
+    std::atomic<long long> rescued{0};
+    long long lastRescuedHop = -1;
+    int held = 0;  // the workers sf_engine_hold holds (bit 0: this engine's, bit 1: the spare's)
 };
 
 extern "C" {
@@ -626,6 +636,7 @@ void sf_model_free(sf_model* m) {
 // Off the audio thread: the fresh resamplers and state the next reset swaps in (offline only:
 // in real time the worker makes its own).
 static void refreshSpares(sf_engine* e) {
+    if (e->spare) refreshSpares(e->spare);
     std::lock_guard<std::mutex> one(e->refreshing);
     if (e->sparesReady.load(std::memory_order_acquire)) return;
     if (!e->realtime) {  // in real time the worker restarts its own
@@ -685,6 +696,7 @@ static long long modelSamples(const sf_engine* e, long long host) {
 // which may be running the old stream's last hops meanwhile.
 static bool resetEngine(sf_engine* e) {
     if (!e->sparesReady.load(std::memory_order_acquire)) return false;
+    if (e->spare && !e->spare->sparesReady.load(std::memory_order_acquire)) return false;
     if (!e->realtime) {
         e->resampleIn.useSpare();
         e->resampleOut.useSpare();
@@ -705,8 +717,11 @@ static bool resetEngine(sf_engine* e) {
         e->origin = written;
         e->hostOrigin = e->emitted = hostOrigin;
         e->hostIn = 0;
-        e->lastMissedHop = -1;
+        e->lastMissedHop = e->lastRescuedHop = -1;
         e->misses.store(0, std::memory_order_relaxed);
+        e->rescued.store(0, std::memory_order_relaxed);
+        // fed the same blocks, the spare computes the same origins
+        if (e->spare) resetEngine(e->spare);
         e->consumed.store(hostOrigin, std::memory_order_release);
         e->resetOrigin.store(written, std::memory_order_relaxed);
         e->resetHostOrigin.store(hostOrigin, std::memory_order_relaxed);
@@ -902,6 +917,11 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
         refreshSpares(e.get());
         resetEngine(e.get());
         refreshSpares(e.get());
+        if (realtime == 2) {
+            // made as this engine was, up to its first reset included: the same stream positions
+            e->spare = sf_engine_create(model, hostRate, hostChannels, maxBlock, 1, headroom, err, errlen);
+            if (!e->spare) return nullptr;  // err says why
+        }
         if (e->realtime) {
             // the worker's side of the first stream (resetEngine left it to the worker)
             startWorkerStream(e.get(), e->origin, e->hostOrigin);
@@ -921,6 +941,8 @@ sf_engine* sf_engine_create(sf_model* model, int hostRate, int hostChannels, int
 int sf_engine_latency(const sf_engine* e) { return e ? e->latency : 0; }
 
 long long sf_engine_misses(const sf_engine* e) { return e ? e->misses.load(std::memory_order_relaxed) : 0; }
+
+long long sf_engine_rescued(const sf_engine* e) { return e ? e->rescued.load(std::memory_order_relaxed) : 0; }
 
 int sf_engine_worker_times(const sf_engine* e, sf_worker_times* out) {
     if (out == nullptr) return 1;
@@ -947,6 +969,9 @@ int sf_engine_worker_times(const sf_engine* e, sf_worker_times* out) {
 
 int sf_engine_sync(sf_engine* e, int timeoutMs) {
     if (!e || !e->realtime) return 0;
+    // a worker sf_engine_hold holds is not waited for: it cannot run
+    if (e->spare && !(e->held & 2) && sf_engine_sync(e->spare, timeoutMs) != 0) return 1;
+    if (e->held & 1) return 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
     while (!(e->workerFailed.load(std::memory_order_acquire)
              && e->failedGen.load(std::memory_order_relaxed) == e->resetGen.load(std::memory_order_relaxed))) {
@@ -967,10 +992,16 @@ int sf_engine_sync(sf_engine* e, int timeoutMs) {
 
 void sf_engine_hold(sf_engine* e, int hold) {
     if (!e || !e->realtime) return;
-    if (hold)
-        e->work.lock();
-    else
-        e->work.unlock();
+    if (!e->spare) hold &= 1;
+    for (int bit = 0; bit < 2; ++bit) {
+        std::mutex& work = bit == 0 ? e->work : e->spare->work;
+        const int mask = 1 << bit;
+        if ((hold & mask) && !(e->held & mask))
+            work.lock();
+        else if (!(hold & mask) && (e->held & mask))
+            work.unlock();
+    }
+    e->held = hold;
 }
 
 int sf_model_latency(sf_model* m, int hostRate, int maxBlock, int realtime, int headroom) {
@@ -1391,24 +1422,45 @@ static void deliverStems(sf_engine* e, int n) {
     float* dst[2 * SF_MAX_STEMS];
     for (int k = 0; k < S * ch; ++k) dst[k] = e->hostStems.writePtr(k);
     if (ready > 0) fromRing(e->outRing, e->capOut, S * ch, e->emitted + lead, dst, lead, ready);
+    // the model hops of the new stems' positions [first, last), each counted once in `counter`
+    auto countHops = [&](int first, int last, long long& lastHop, std::atomic<long long>& counter) {
+        const long long mr = e->model->info.sample_rate, per = (long long)e->hostRate * e->hop;
+        const long long a = e->emitted + first - e->hostOrigin, b = e->emitted + last - 1 - e->hostOrigin;
+        const long long h0 = std::max(a * mr / per, lastHop + 1), h1 = b * mr / per;
+        if (h1 >= h0) counter.fetch_add(h1 - h0 + 1, std::memory_order_relaxed);
+        lastHop = std::max(lastHop, h1);
+    };
     auto fallBack = [&](int first, int last) {  // positions [first, last) of the new stems
         if (last <= first) return;
         for (int k = 0; k < S * ch; ++k) std::fill(dst[k] + first, dst[k] + last, 0.0f);
         for (int h = 0; h < ch; ++h)
             std::memcpy(dst[e->fallback * ch + h] + first, e->dry.readPtr(h) + at + first,
                         sizeof(float) * size_t(last - first));
-        // the model hops of these host positions, each counted once
-        const long long mr = e->model->info.sample_rate, per = (long long)e->hostRate * e->hop;
-        const long long a = e->emitted + first - e->hostOrigin, b = e->emitted + last - 1 - e->hostOrigin;
-        const long long h0 = std::max(a * mr / per, e->lastMissedHop + 1), h1 = b * mr / per;
-        if (h1 >= h0) e->misses.fetch_add(h1 - h0 + 1, std::memory_order_relaxed);
-        e->lastMissedHop = std::max(e->lastMissedHop, h1);
+        countHops(first, last, e->lastMissedHop, e->misses);
     };
-    fallBack(0, lead);
-    fallBack(lead + ready, count);
+    // positions [first, last) this engine's worker has not made: the spare's where it has made them
+    auto cover = [&](int first, int last) {
+        sf_engine* s = e->spare;
+        if (last <= first || !s
+            || s->ackGen.load(std::memory_order_acquire) != s->resetGen.load(std::memory_order_relaxed))
+            return fallBack(first, last);
+        const long long sMade = s->produced.load(std::memory_order_acquire);
+        const long long sFrom = s->valid.load(std::memory_order_relaxed);  // stored before produced
+        const int a = int(std::clamp(sFrom - e->emitted, (long long)first, (long long)last));
+        const int b = int(std::clamp(sMade - e->emitted, (long long)a, (long long)last));
+        fallBack(first, a);
+        if (b > a) {
+            fromRing(s->outRing, s->capOut, S * ch, e->emitted + a, dst, a, b - a);
+            countHops(a, b, e->lastRescuedHop, e->rescued);
+        }
+        fallBack(b, last);
+    };
+    cover(0, lead);
+    cover(lead + ready, count);
     e->hostStems.commit(count);
     e->emitted = due;
     e->consumed.store(due, std::memory_order_release);
+    if (e->spare) e->spare->consumed.store(due, std::memory_order_release);
 }
 
 // One block of n <= maxBlock host samples in: afterwards the first n samples of hostStems and of
@@ -1422,6 +1474,7 @@ static void advance(sf_engine* e, const float* const* in, int n) {
     e->dry.commit(n);
     if (e->realtime) {
         feedWorker(e, in, n);
+        if (e->spare) feedWorker(e->spare, in, n);
         deliverStems(e, n);
     } else {
         const int before = e->modelIn.size();
@@ -1525,6 +1578,7 @@ int sf_engine_process_mixed(sf_engine* e, const float* in, long long ics, long l
 
 void sf_engine_free(sf_engine* e) {
     if (!e) return;
+    sf_engine_free(e->spare);
     try {
         if (e->worker.joinable()) {
             e->quit = true;

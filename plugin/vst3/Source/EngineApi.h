@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define SF_ENGINE_ABI 7
+#define SF_ENGINE_ABI 8
 #define SF_RESET_NOT_READY 2  // sf_engine_reset: call sf_engine_refresh (off the audio thread) first
 #define SF_NOT_FINITE 3       // sf_engine_process_mixed: the input holds NaN or Inf
 #define SF_MAX_STEMS 16
@@ -63,14 +63,20 @@ typedef void (*sf_model_free_fn)(sf_model*);
 // realtime != 0: the model and both resamplers run in a worker thread, sf_engine_process only
 // copies samples and never waits for it: a hop's stems are due `headroom` model samples (<= 0: one hop; at
 // least what one block of max_block brings) after the hop is complete, which the latency includes; a hop not
-// ready in time is delivered with its input whole in `other` and counted (sf_engine_misses). realtime == 0
-// (offline renders): the calling thread runs the model, and headroom is not used.
+// ready in time is delivered with its input whole in `other` and counted (sf_engine_misses). realtime == 2: the
+// same, with a spare worker that runs every hop as well, on its own copy of the model's state (twice the model's
+// CPU time): a hop the first worker has not made in time is taken from the spare if it has made it, and counted
+// (sf_engine_rescued); a miss is then a hop neither made in time. realtime == 0 (offline renders): the calling
+// thread runs the model, and headroom is not used.
 typedef sf_engine* (*sf_engine_create_fn)(sf_model*, int host_rate, int host_channels, int max_block, int realtime,
                                           int headroom, char* err, size_t errlen);
 typedef int (*sf_engine_latency_fn)(const sf_engine*);
 // hops delivered without the model's stems since the engine was built or reset
 typedef long long (*sf_engine_misses_fn)(const sf_engine*);
-// 0, and `out` filled; 1 (`out` zeroed) if the engine is not real time. Reads only: safe from any thread.
+// realtime == 2: hops delivered from the spare worker since the engine was built or reset (else 0)
+typedef long long (*sf_engine_rescued_fn)(const sf_engine*);
+// 0, and `out` filled (the first worker's account); 1 (`out` zeroed) if the engine is not real time. Reads only:
+// safe from any thread.
 typedef int (*sf_engine_worker_times_fn)(const sf_engine*, sf_worker_times* out);
 // the latency an engine of this model would have (-1 on error), without building it
 typedef int (*sf_model_latency_fn)(sf_model*, int host_rate, int max_block, int realtime, int headroom);
@@ -104,10 +110,11 @@ typedef int (*sf_engine_process_mixed_fn)(sf_engine*, const float* in, long long
                                           char* err, size_t errlen);
 typedef void (*sf_engine_free_fn)(sf_engine*);
 // Real time only, for diagnostics and the tests (so that they do not depend on the machine's
-// speed): sync waits until the worker has taken all the input it was given and run every
-// whole hop of it (0, or 1 after
-// timeout_ms or if the model failed); hold(1) keeps the worker from running until hold(0)
-// from the same thread, so that every hop due meanwhile is a miss.
+// speed): sync waits until the workers not held have taken all the input they were given and run
+// every whole hop of it (0, or 1 after timeout_ms or if the model failed); hold(mask) keeps the
+// workers in mask from running (1: the first, 2: the spare, 3: both) and lets the others run,
+// called from one thread, so that every hop due while all are held is a miss and one due while
+// only the first is held comes from the spare.
 typedef int (*sf_engine_sync_fn)(sf_engine*, int timeout_ms);
 typedef void (*sf_engine_hold_fn)(sf_engine*, int hold);
 
@@ -118,6 +125,7 @@ sf_engine* sf_engine_create(sf_model*, int host_rate, int host_channels, int max
                             char* err, size_t errlen);
 int sf_engine_latency(const sf_engine*);
 long long sf_engine_misses(const sf_engine*);
+long long sf_engine_rescued(const sf_engine*);
 int sf_engine_worker_times(const sf_engine*, sf_worker_times* out);
 int sf_model_latency(sf_model*, int host_rate, int max_block, int realtime, int headroom);
 int sf_engine_reset(sf_engine*, char* err, size_t errlen);
