@@ -3,7 +3,7 @@ block in the VST3 and in Python's StemSeparator(realtime=True), apart from the m
 
     python -m bench.plugin [--seconds 20] [--models live] [--blocks 128,256] [--rates 44100,48000]
                            [--realtime-priority] [--headroom N[,N...]] [--device-periods 2]
-                           [--cpu-wakeup-latency US]
+                           [--cpu-wakeup-latency US] [--spare-worker off|on|both]
 
 First the CPU model and the bare model call per hop (TorchScript forward, one torch thread):
 one hop per call, as real time runs it, and 16 hops in one call (batched, as file renders run it);
@@ -23,7 +23,8 @@ thread woke it (each such run is a miss or more), how long after that call they 
 runs, their time summed, how much of it the system's own scheduler kept the worker waiting,
 and its page faults in them (neither: the VM's hypervisor held it).
 `--headroom` gives the worker more or less time per hop (the plugin's rows where it is 1 or 2
-hops: its `margin`).
+hops: its `margin`). `--spare-worker` gives the native engine a second worker that runs every
+hop too (StemSeparator(spare_worker=True)); its rows say how many hops came from it.
 
 The machine's part, in the same run: how many blocks the audio thread *started* more than 1 ms
 after their place on the device's clock, and the latest. Between blocks that thread only sleeps,
@@ -285,6 +286,7 @@ class RealTimeRow:
     missed_per_block: Optional[np.ndarray] = None
     worker_calls: Optional[np.ndarray] = None  # the Python engine's model calls, timed around its step
     worker: Optional[dict] = None  # the native engine's own account (native.WorkerTimes)
+    rescued: Optional[int] = None  # with a spare worker: hops it delivered (the first was late)
 
 
 def vst3_real_time(
@@ -363,6 +365,7 @@ def python_real_time(
     headroom: Optional[int],
     engine: str = "python",
     periods: int = DEVICE_PERIODS,
+    spare: bool = False,
 ) -> RealTimeRow:  # "python" unless asked: StemSeparator's default is native where it is built
     """StemSeparator(realtime=True, engine=engine) paced at the device's rate, its misses read
     after each block; with the Python engine, the model's time per call in the worker thread
@@ -379,7 +382,9 @@ def python_real_time(
         return out
 
     model.step = timed_step
-    sep = stemforge.StemSeparator(model, stem="vocals", threads=1, realtime=True, headroom=headroom, engine=engine)
+    sep = stemforge.StemSeparator(
+        model, stem="vocals", threads=1, realtime=True, headroom=headroom, engine=engine, spare_worker=spare
+    )
     sep.prepare(rate, 2, block_size=block)
     silence = np.zeros((2, int(2.0 * rate)), np.float32)  # the first calls settle, untimed
     paced(lambda c: sep.process_block(c, rate), silence, block, rate)
@@ -394,6 +399,7 @@ def python_real_time(
         dry=dry,
         worker=sep.worker_times(),
         missed=sep.misses,
+        rescued=sep.rescued if spare else None,
         latency=sep.latency_samples,
         missed_per_block=np.diff(seen, prepend=0.0),
         worker_calls=np.array(calls),
@@ -435,6 +441,13 @@ def main() -> None:
         "root): idle CPUs poll instead of halting, which on a VM keeps the hypervisor from parking them",
     )
     parser.add_argument("--skip", default="", help="vst3, python or native: leave those rows out")
+    parser.add_argument(
+        "--spare-worker",
+        choices=("off", "on", "both"),
+        default="off",
+        help="the native engine's rows with a spare worker that runs every hop too (on), or a row "
+        "without and one with it (both); the missed-hops cell then says how many the spare delivered",
+    )
     args = parser.parse_args()
     headrooms = [None] if args.headroom is None else [int(h) for h in args.headroom.split(",")]
     if args.design:
@@ -505,10 +518,12 @@ def main() -> None:
                             partial(python_real_time, name, x, rate, block, headroom, periods=args.device_periods),
                         )
                     )
-                if "native" not in args.skip:
+                for spare in {"off": [False], "on": [True], "both": [False, True]}[args.spare_worker]:
+                    if "native" in args.skip:
+                        break
                     faces.append(
                         (
-                            f"Python, native{also}",
+                            f"Python, native{also}{', spare worker' if spare else ''}",
                             partial(
                                 python_real_time,
                                 name,
@@ -518,6 +533,7 @@ def main() -> None:
                                 headroom,
                                 engine="native",
                                 periods=args.device_periods,
+                                spare=spare,
                             ),
                         )
                     )
@@ -583,9 +599,10 @@ def row_cells(
         if w["late_runs"]:  # what the system saw of them: its scheduler's delay, page faults
             delay = "not known" if w["late_sched_delay"] < 0 else f"{w['late_sched_delay']:.1f}"
             runs += f" (late: {w['late_span']:.1f} ms, the OS's delay {delay}, {int(w['late_faults'])} faults)"
+    rescued = "" if row.rescued is None else f" ({row.rescued} from the spare)"
     return (
         f"{row.latency} ({1e3 * row.latency / rate:.1f}) | {1e3 * t.mean():.3f} | {1e3 * p99:.3f} | "
-        f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed} | "
+        f"{1e3 * t.max():.3f} | {int(np.sum(t > budget))} | {row.missed}{rescued} | "
         f"{int(stalled.sum())}, {1e3 * row.late.max():.2f}; {int(row.dry.sum())}; "
         f"{'not counted' if stolen is None else f'{1e3 * stolen:.0f}'} | {late_away}, {missed_away} | "
         f"{100 * p99 / one_hop:.0f} %, {100 * np.percentile(t[~near], 99) / one_hop if (~near).any() else np.nan:.0f} % | "

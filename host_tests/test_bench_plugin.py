@@ -89,3 +89,12 @@ def test_a_row_says_the_cpu_time_the_hypervisor_took():
     assert cells[6] == "0, 0.00; 0; not counted"
     stolen = stolen_seconds()  # this machine's count since boot, where Linux keeps one
     assert stolen is None or stolen >= 0
+
+
+def test_a_row_with_a_spare_worker_says_how_many_hops_came_from_it():
+    rate, block = 44100, 128
+    t = np.full(100, 1e-4)
+    row = RealTimeRow(times=t, late=np.zeros(100), dry=np.zeros(100, bool), missed=2, latency=1279, rescued=7)
+    assert [c.strip() for c in row_cells(row, block / rate, rate, block, 4e-4).split("|")][5] == "2 (7 from the spare)"
+    row.rescued = None  # no spare worker: the count alone
+    assert [c.strip() for c in row_cells(row, block / rate, rate, block, 4e-4).split("|")][5] == "2"
