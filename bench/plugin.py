@@ -23,8 +23,9 @@ thread woke it (each such run is a miss or more), how long after that call they 
 runs, their time summed, how much of it the system's own scheduler kept the worker waiting,
 and its page faults in them (neither: the VM's hypervisor held it).
 `--headroom` gives the worker more or less time per hop (the plugin's rows where it is 1 or 2
-hops: its `margin`). `--spare-worker` gives the native engine a second worker that runs every
-hop too (StemSeparator(spare_worker=True)); its rows say how many hops came from it.
+hops: its `margin`). `--spare-worker` gives the plugin and the native engine a second worker
+that runs every hop too (the plugin's `spare worker`, StemSeparator(spare_worker=True)); their
+rows say how many hops came from it.
 
 The machine's part, in the same run: how many blocks the audio thread *started* more than 1 ms
 after their place on the device's clock, and the latest. Between blocks that thread only sleeps,
@@ -298,10 +299,13 @@ def vst3_real_time(
     priority: bool,
     warm: float = 2.0,
     periods: int = DEVICE_PERIODS,
+    spare: bool = False,
 ) -> RealTimeRow:
     """The plugin in real-time mode, paced at the device's rate by rt_bench.cpp (the plugin says
-    its misses for the whole stream only)."""
+    its misses for the whole stream only); `name` is MODEL/N (a margin of N hops), and with
+    `spare` the plugin's spare worker is on."""
     import os
+    import re
     import subprocess
     import tempfile
 
@@ -315,7 +319,7 @@ def vst3_real_time(
                 str(exe),
                 "--bench",
                 str(stemforge.plugin_path()),
-                name,
+                name + ("+spare" if spare else ""),
                 str(rate),
                 str(block),
                 str(audio),
@@ -335,11 +339,13 @@ def vst3_real_time(
         said = [ln for ln in run.stderr.splitlines() if "the worker in this stream" in ln]
         lines = dict(ln.split(" ", 1) for ln in run.stdout.splitlines() if " " in ln)
         per_block = np.fromfile(times).reshape(-1, 4)
+        counts = [int(v) for v in re.findall(r"\d+", missed[-1])]  # missed, then from the spare
         return RealTimeRow(
             times=per_block[:, 0],
             late=per_block[:, 1],
             dry=per_block[:, 2] > 0,
-            missed=int(missed[-1].split("stemforge: ")[1].split()[0]),
+            missed=counts[0],
+            rescued=counts[1] if spare else None,
             latency=int(lines["latency"]),
             worker=worker_account(said[-1]) if said else None,
         )
@@ -445,8 +451,8 @@ def main() -> None:
         "--spare-worker",
         choices=("off", "on", "both"),
         default="off",
-        help="the native engine's rows with a spare worker that runs every hop too (on), or a row "
-        "without and one with it (both); the missed-hops cell then says how many the spare delivered",
+        help="the plugin's and the native engine's rows with a spare worker that runs every hop too (on), "
+        "or a row without and one with it (both); the missed-hops cell then says how many came from it",
     )
     args = parser.parse_args()
     headrooms = [None] if args.headroom is None else [int(h) for h in args.headroom.split(",")]
@@ -492,13 +498,14 @@ def main() -> None:
         budget = block / rate
         for name in args.models.split(","):
             faces = []  # (label, a function that plays the row)
+            spares = {"off": [False], "on": [True], "both": [False, True]}[args.spare_worker]
             for headroom in headrooms:
                 also = "" if headroom is None else f", headroom {headroom}"
                 margin = plugin_margin(headroom, calls[name]["hop"])
-                if exe is not None and margin is not None:
+                for spare in spares if exe is not None and margin is not None else []:
                     faces.append(
                         (
-                            f"VST3{also}",
+                            f"VST3{also}{', spare worker' if spare else ''}",
                             partial(
                                 vst3_real_time,
                                 exe,
@@ -508,6 +515,7 @@ def main() -> None:
                                 block,
                                 args.realtime_priority,
                                 periods=args.device_periods,
+                                spare=spare,
                             ),
                         )
                     )
@@ -518,9 +526,7 @@ def main() -> None:
                             partial(python_real_time, name, x, rate, block, headroom, periods=args.device_periods),
                         )
                     )
-                for spare in {"off": [False], "on": [True], "both": [False, True]}[args.spare_worker]:
-                    if "native" in args.skip:
-                        break
+                for spare in spares if "native" not in args.skip else []:
                     faces.append(
                         (
                             f"Python, native{also}{', spare worker' if spare else ''}",

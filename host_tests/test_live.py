@@ -68,6 +68,10 @@ class Costing:
     def misses(self) -> int:
         return getattr(self.processor, "misses", 0)
 
+    @property
+    def rescued(self) -> int:
+        return getattr(self.processor, "rescued", 0)
+
 
 class Passthrough:
     """The input as it is, at no latency: what the device plays is then the input itself."""
@@ -88,6 +92,37 @@ def simulated(x, queue=3, cost=lambda k: 0.0, processor=None, keep_up=False):
     clock = SimulatedTime()
     device = SimulatedDevice(x, RATE, buffer_size=256, queue=queue, clock=clock, sleep=clock.sleep)
     return device, Costing(processor or Passthrough(), clock, cost, keep_up), clock
+
+
+@pytest.mark.skipif(native.unavailable() is not None, reason=f"{native.unavailable()}")
+def test_a_spare_worker_plays_the_hops_the_first_is_late_for_and_the_summary_says_so(models):
+    """The native engine with a spare worker, its first worker held for half the run: no hop is
+    missed, the spare's are counted in the summary; without a spare, the advice after misses
+    offers one."""
+    x = music(1.0, seed=16)
+    sep = stemforge.StemSeparator(
+        models["fixture-stream"], stem="vocals", realtime=True, engine="native", spare_worker=True
+    )
+    device, costing, _ = simulated(x, processor=sep, keep_up=True)
+    half = x.shape[1] // 256 // 2
+
+    def cost(k):
+        if k == 4:
+            sep._native.hold(True, spare=False)
+        if k == half:
+            sep._native.hold(False)
+        return 0.0
+
+    costing.cost = cost
+    stats = run_live(costing, device)
+    assert stats.misses == 0 and stats.rescued >= half - 4 - sep.latency_samples // 256 - 2
+    assert f"0 missed hop(s) (the model late: the input passed to other), {stats.rescued} from the spare worker" in (
+        stats.summary()
+    )
+    one = stemforge.StemSeparator(models["fixture-stream"], stem="vocals", realtime=True, engine="native")
+    missed = dataclasses.replace(stats, misses=3)
+    assert "--spare-worker" in live_app.miss_advice(missed, one)
+    assert "--spare-worker" not in live_app.miss_advice(missed, sep)  # it has one
 
 
 def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):

@@ -401,6 +401,7 @@ def test_choices_are_published_as_lists_with_their_names(model_dir, tmp_path):
     assert lists["drums gain"] == 0
     assert values["output"] == ["stem", "mix"]
     assert values["margin"] == ["1 hop", "2 hops"]
+    assert "spare worker" in lists  # a switch, as the mutes are
     assert values["stem"] == list(STEMS)
     menu = list(load().parameters["model"].valid_values)
     assert values["model"] == menu and "fixture-stream" in menu and menu[-1] == "file"
@@ -570,11 +571,12 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     thread, which JUCE's hosting code checks; the host learns each model's latency at each rate;
     the plugin's reset() (the transport's stop) allocates nothing on the audio thread. The
     margin (MODEL/2: two hops of headroom) is switched while playing too, alone and with the
-    model: the host learns the latency of one hop more."""
+    model: the host learns the latency of one hop more; and the spare worker (MODEL/N+spare), which
+    keeps the latency."""
     steps = {
         44100: ["live", "live/2", "studio/2", "fixture-stream"],
-        48000: ["studio", "live"],
-        96000: ["live/2", "live", "fixture-window"],
+        48000: ["studio", "live", "live/1+spare"],
+        96000: ["live/2+spare", "live/2", "live", "fixture-window"],
     }
     args = [f"{rate}:{','.join(models)}" for rate, models in steps.items()]
     run = subprocess.run(
@@ -588,7 +590,8 @@ def test_a_session_switching_models_and_rates_keeps_to_the_hosts_threads(rt_host
     block = 128
     for rate, step, latency, count, silent in played:
         name, _, margin = step.partition("/")
-        assert latency == python_latency(name, rate, realtime_block=block, margin=int(margin or 1)), (rate, step)
+        margin = int(margin.removesuffix("+spare") or 1)
+        assert latency == python_latency(name, rate, realtime_block=block, margin=margin), (rate, step)
         # from the transport's restart: silence while the delay line fills, then the model plays
         # (the mix, as above)
         assert silent <= latency // block + 2 and count - silent >= 50, (rate, step, count, silent)

@@ -593,6 +593,12 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
         help="model samples the model has for each hop before its stems are due (default: one hop, "
         "256 for live, 5.8 ms): less is less latency, and more missed hops on a slow or busy machine",
     )
+    p.add_argument(
+        "--spare-worker",
+        action="store_true",
+        help="native engine: a second worker runs every hop too, for twice the model's CPU time and no "
+        "more latency; a hop the first is late for comes from it (where one CPU at a time stalls, as on a VM)",
+    )
     add_threads_flag(p)
     p.add_argument("--seconds", type=positive_seconds, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -640,6 +646,7 @@ def live_command(args: argparse.Namespace) -> int:
             realtime=True,
             headroom=args.headroom,
             engine=args.engine,
+            spare_worker=args.spare_worker,
         )
         if args.simulate:
             with open_audio(args.simulate) as source:

@@ -59,6 +59,9 @@ class LiveStats:
     # time with their input whole in `other`, so they sound like a short lapse of the
     # separation, not a dropout.
     misses: int = 0
+    # With a spare worker (spare_worker=True): hops the first worker was late for and the spare
+    # delivered in time, so they were not missed.
+    rescued: int = 0
 
     def add(self, seconds: float) -> None:
         self.blocks += 1
@@ -81,7 +84,8 @@ class LiveStats:
         return (
             f"{self.blocks} buffers of {self.buffer_size}: {self.underruns} under-run(s), "
             f"{self.late_blocks} late block(s) (processed in longer than a buffer lasts), "
-            f"{self.misses} missed hop(s) (the model late: the input passed to other), "
+            f"{self.misses} missed hop(s) (the model late: the input passed to other)"
+            f"{f', {self.rescued} from the spare worker' if self.rescued else ''}, "
             f"{self.dropped_input} input sample(s) dropped; processing {mean:.2f} ms mean, "
             f"{1000 * self.worst_seconds:.2f} ms worst of "
             f"{1000 * self.buffer_size / self.sample_rate:.2f} ms per buffer"
@@ -280,11 +284,14 @@ def miss_advice(stats: LiveStats, separator) -> str:
         return ""
     info = separator.model.info
     more = (separator.headroom or info.hop) + info.hop
+    spare = ""
+    if getattr(separator, "engine", "") == "native" and not getattr(separator, "spare_worker", False):
+        spare = " or, where it is one worker's CPU that stalls, a spare worker with --spare-worker (twice the model's CPU time)"
     return (
         f"{stats.misses} hop(s) were missed: the model was later than its headroom allows (this machine "
         "held it back, or is too slow for it). "
         f"If that recurs here, give it a hop more with --headroom {more} "
-        f"({1000 * info.hop / info.sample_rate:.1f} ms more latency)."
+        f"({1000 * info.hop / info.sample_rate:.1f} ms more latency){spare}."
     )
 
 
@@ -323,10 +330,12 @@ def run_live(
             device.write(out)
             stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
             stats.misses = getattr(separator, "misses", 0)
+            stats.rescued = getattr(separator, "rescued", 0)
             if report is not None and stats.blocks % every == 0:
                 report(stats)
     finally:
         device.close()
     stats.underruns, stats.dropped_input = device.underruns, device.dropped_input
     stats.misses = getattr(separator, "misses", 0)
+    stats.rescued = getattr(separator, "rescued", 0)
     return stats

@@ -72,6 +72,7 @@ EngineLibrary::EngineLibrary() {
     engineCreate = reinterpret_cast<sf_engine_create_fn>(dlsym(handle, "sf_engine_create"));
     engineLatency = reinterpret_cast<sf_engine_latency_fn>(dlsym(handle, "sf_engine_latency"));
     engineMisses = reinterpret_cast<sf_engine_misses_fn>(dlsym(handle, "sf_engine_misses"));
+    engineRescued = reinterpret_cast<sf_engine_rescued_fn>(dlsym(handle, "sf_engine_rescued"));
     engineWorkerTimes = reinterpret_cast<sf_engine_worker_times_fn>(dlsym(handle, "sf_engine_worker_times"));
     engineSync = reinterpret_cast<sf_engine_sync_fn>(dlsym(handle, "sf_engine_sync"));
     modelLatency = reinterpret_cast<sf_model_latency_fn>(dlsym(handle, "sf_model_latency"));
@@ -80,8 +81,8 @@ EngineLibrary::EngineLibrary() {
     engineProcess = reinterpret_cast<sf_engine_process_fn>(dlsym(handle, "sf_engine_process"));
     engineFree = reinterpret_cast<sf_engine_free_fn>(dlsym(handle, "sf_engine_free"));
     if (!abi || abi() != SF_ENGINE_ABI || !modelLoad || !modelFree || !engineCreate || !engineLatency || !engineMisses
-        || !engineWorkerTimes || !engineSync || !modelLatency || !engineReset || !engineRefresh || !engineProcess
-        || !engineFree) {
+        || !engineRescued || !engineWorkerTimes || !engineSync || !modelLatency || !engineReset || !engineRefresh
+        || !engineProcess || !engineFree) {
         error = "stemforge: the engine library " + engine.getFullPathName()
                 + " does not match the plugin; rebuild the plugin (python build.py plugin).";
         handle = nullptr;
@@ -174,6 +175,10 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
     // the plugin's window show. Offline renders wait for the model and do not use it.
     layout.add(std::make_unique<ExactChoice>(juce::ParameterID{"margin", 1}, "margin",
                                              juce::StringArray{"1 hop", "2 hops"}, 0));
+    // A second worker that runs every hop too, for no more latency and twice the model's CPU time:
+    // a hop the first has not made in time comes from it (on a VM, whose virtual CPUs the
+    // hypervisor stops one at a time, the two are rarely both late). Real time only.
+    layout.add(std::make_unique<ExactBool>(juce::ParameterID{"spare_worker", 1}, "spare worker", false));
     return layout;
 }
 
@@ -194,6 +199,7 @@ StemforgeProcessor::StemforgeProcessor() : AudioProcessor(buses()), params(*this
     }
     params.addParameterListener("model", this);
     params.addParameterListener("margin", this);
+    params.addParameterListener("spare_worker", this);
     loader = std::thread([this] { loaderLoop(); });
 }
 
@@ -201,6 +207,7 @@ StemforgeProcessor::~StemforgeProcessor() {
     cancelPendingUpdate();
     params.removeParameterListener("model", this);
     params.removeParameterListener("margin", this);
+    params.removeParameterListener("spare_worker", this);
     quitting = true;
     loaderWake.notify_all();
     if (loader.joinable()) loader.join();
@@ -229,7 +236,10 @@ double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
 
 // ------------------------------------------------------------------------------ the loader
 void StemforgeProcessor::parameterChanged(const juce::String& id, float value) {
-    auto* built = id == "model" ? &modelIndex : id == "margin" ? &marginIndex : nullptr;
+    auto* built = id == "model"          ? &modelIndex
+                  : id == "margin"       ? &marginIndex
+                  : id == "spare_worker" ? &spareIndex
+                                         : nullptr;
     if (built == nullptr) return;
     // the host may set any value between two choices: only another choice is another stream
     if (built->exchange(juce::roundToInt(value)) == juce::roundToInt(value)) return;
@@ -431,8 +441,13 @@ void StemforgeProcessor::build() {
     next->maxBlock = block;
     next->realtime = realtime;
     const int headroom = headroomFor(model->info);
-    next->engine =
-        lib.engineCreate(model->model, juce::roundToInt(r), ch, block, realtime ? 1 : 0, headroom, err, sizeof(err));
+    const bool spare = realtime && spareIndex.load() != 0;
+    // EngineApi.h: 0 offline, 1 real time, 2 real time with a spare worker
+    next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block,
+                                    spare      ? 2
+                                    : realtime ? 1
+                                               : 0,
+                                    headroom, err, sizeof(err));
     if (!next->engine) {
         next.reset();
         return fail("stemforge: " + juce::String(juce::CharPointer_UTF8(err)));
@@ -469,6 +484,7 @@ void StemforgeProcessor::build() {
         gainsValid = false;
         builtRealtime = realtime;
         misses = 0;
+        rescued = 0;
     }
     next.reset();  // the previous stream, freed off the audio thread
     {
@@ -484,7 +500,8 @@ void StemforgeProcessor::build() {
                   + juce::String(juce::roundToInt(r)) + " Hz"
                   + (realtime ? " (the model runs beside the audio thread: "
                                     + (headroom > info.hop ? juce::String(headroom / info.hop) + " hops" : "a hop")
-                                    + " of that is its time, the margin)"
+                                    + " of that is its time, the margin"
+                                    + (spare ? "; a spare worker runs every hop too)" : ")")
                               : " (offline render: each block waits for the model)")
                   + (missing.isEmpty() ? juce::String()
                                        : "\nno " + missing.joinIntoString(", ")
@@ -509,12 +526,15 @@ void StemforgeProcessor::setStatus(const juce::String& s, bool isError) {
 
 juce::String StemforgeProcessor::getStatus() const {
     if (failed) return juce::String(juce::CharPointer_UTF8(failure));
-    const long long missed = misses.load();
+    const long long missed = misses.load(), spared = rescued.load();
     std::lock_guard<std::mutex> lock(statusLock);
-    if (missed == 0) return status;
-    return status + "\n" + juce::String(missed) + " hop(s) missed: the model was late, and their input played "
+    juce::String text = status;
+    if (spared > 0)
+        text += "\n" + juce::String(spared) + " hop(s) from the spare worker: the first was late, the spare was not";
+    if (missed == 0) return text;
+    return text + "\n" + juce::String(missed) + " hop(s) missed: the model was late, and their input played "
            "in other (a lapse of the separation, not a dropout); if they recur, set margin to 2 hops (a hop "
-           "more latency)";
+           "more latency) or turn the spare worker on (twice the model's CPU time)";
 }
 
 void StemforgeProcessor::setModelFile(const juce::File& file) {
@@ -559,7 +579,8 @@ void StemforgeProcessor::prepareToPlay(double sampleRate, int samplesPerBlock) {
 
 void StemforgeProcessor::releaseResources() {
     if (std::getenv("STEMFORGE_VERBOSE")) {  // the stream's figure, for benches and logs
-        std::fprintf(stderr, "stemforge: %lld hop(s) missed in this stream\n", misses.load());
+        std::fprintf(stderr, "stemforge: %lld hop(s) missed in this stream, %lld from the spare worker\n",
+                     misses.load(), rescued.load());
         // the worker's account, so that a bench can tell whether it started late or ran long, once
         // it has run what it was given (the host has stopped playing; 10 s at most). Its numbers
         // come in sf_worker_times' order (bench/plugin.py reads them so): counts as they are, times
@@ -725,7 +746,10 @@ void StemforgeProcessor::processBlock(juce::AudioBuffer<float>& buffer, juce::Mi
         }
     }
     std::copy(gains, gains + S, lastGains);
-    if (s->realtime) misses.store(lib.engineMisses(s->engine), std::memory_order_relaxed);
+    if (s->realtime) {
+        misses.store(lib.engineMisses(s->engine), std::memory_order_relaxed);
+        rescued.store(lib.engineRescued(s->engine), std::memory_order_relaxed);
+    }
 }
 
 // The host's bypass: the input delayed by the reported latency on the main output, so that a

@@ -29,6 +29,7 @@ struct EngineLibrary {
     sf_engine_create_fn engineCreate = nullptr;
     sf_engine_latency_fn engineLatency = nullptr;
     sf_engine_misses_fn engineMisses = nullptr;
+    sf_engine_rescued_fn engineRescued = nullptr;
     sf_engine_worker_times_fn engineWorkerTimes = nullptr;
     sf_engine_sync_fn engineSync = nullptr;
     sf_model_latency_fn modelLatency = nullptr;
@@ -182,6 +183,7 @@ private:
     std::atomic<int> requested{0}, done{0};
     std::atomic<int> modelIndex{0};   // the model choice last built for (the parameter's default)
     std::atomic<int> marginIndex{0};  // the margin choice last built for: hops of headroom less one
+    std::atomic<int> spareIndex{0};   // the spare worker's switch last built for (1: on)
 
     // the stream the audio thread runs; swapped under streamLock (the audio thread only try_locks)
     std::mutex streamLock;
@@ -192,6 +194,7 @@ private:
     std::atomic<int> builtLatency{0};
     std::atomic<bool> builtRealtime{false};     // the mode of the stream the audio thread runs
     std::atomic<long long> misses{0};           // hops of the stream the model was late for (the audio thread's copy)
+    std::atomic<long long> rescued{0};          // of the others, hops the spare worker delivered (the same)
     std::atomic<std::thread::id> hostThread{};  // the VST3 host's message thread (see setIComponentHandler)
     // reset() on any thread only asks; the processing thread resets, from what the loader prepared
     std::atomic<bool> resetPending{false}, refreshWanted{false};
