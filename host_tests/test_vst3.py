@@ -479,7 +479,7 @@ def test_engine_allocates_only_inside_model_calls(rt_check, name, rate, channels
     assert sum(a == 0 for a in allocs) >= len(allocs) - calls
 
 
-@pytest.mark.parametrize("realtime", [0, 1])
+@pytest.mark.parametrize("realtime", [0, 1, 2])
 @pytest.mark.parametrize(
     "name,rate,channels,block",
     [("live", 48000, 2, 128), ("fixture-mono-22k", 44100, 2, 256), ("fixture-window", 44100, 1, 512)],
@@ -490,7 +490,8 @@ def test_engine_reset_allocates_nothing_and_starts_afresh(rt_check, name, rate, 
     is what a fresh engine makes of the same input. Built for real time, the reset neither waits
     for the model's worker nor allocates (the worker starts its side afresh itself), and nothing
     the worker made of the old stream plays in the new one (rt_check waits for the worker after
-    each block, so that no hop is missed and the comparison is exact)."""
+    each block, so that no hop is missed and the comparison is exact); the audio thread allocates
+    in no block. With a spare worker (realtime 2) the same: the spare is reset with it."""
     run = subprocess.run(
         [
             str(rt_check),
@@ -510,6 +511,9 @@ def test_engine_reset_allocates_nothing_and_starts_afresh(rt_check, name, rate, 
     assert run.returncode == 0, run.stderr
     said = dict(line.split() for line in run.stdout.splitlines() if line.startswith(("reset_", "misses")))
     assert said["reset_allocations"] == "0"
+    if realtime:  # the model runs in the workers: the audio thread allocates in no block
+        blocks = [int(line) for line in run.stdout.splitlines() if line.isdigit()]
+        assert len(blocks) == 160 and not any(blocks), blocks
     assert float(said["reset_difference"]) < 1e-6
     assert said.get("misses", "0") == "0"
 
