@@ -23,9 +23,10 @@ thread woke it (each such run is a miss or more), how long after that call they 
 runs, their time summed, how much of it the system's own scheduler kept the worker waiting,
 and its page faults in them (neither: the VM's hypervisor held it).
 `--headroom` gives the worker more or less time per hop (the plugin's rows where it is 1 or 2
-hops: its `margin`). `--spare-worker` gives the plugin and the native engine a second worker
-that runs every hop too (the plugin's `spare worker`, StemSeparator(spare_worker=True)); their
-rows say how many hops came from it.
+hops: its `margin`). The plugin and the native engine run a spare worker beside the first, as
+they do by default on 2 CPUs or more (the plugin's `spare worker`, StemSeparator(spare_worker=)):
+their rows say how many hops came from it; `--spare-worker off` plays them with one worker
+("one worker" rows), `both` each way.
 
 The machine's part, in the same run: how many blocks the audio thread *started* more than 1 ms
 after their place on the device's clock, and the latest. Between blocks that thread only sleeps,
@@ -319,7 +320,7 @@ def vst3_real_time(
                 str(exe),
                 "--bench",
                 str(stemforge.plugin_path()),
-                name + ("+spare" if spare else ""),
+                name + ("+spare" if spare else "-spare"),
                 str(rate),
                 str(block),
                 str(audio),
@@ -450,9 +451,10 @@ def main() -> None:
     parser.add_argument(
         "--spare-worker",
         choices=("off", "on", "both"),
-        default="off",
-        help="the plugin's and the native engine's rows with a spare worker that runs every hop too (on), "
-        "or a row without and one with it (both); the missed-hops cell then says how many came from it",
+        default="on",
+        help="the plugin's and the native engine's rows with a spare worker that runs every hop too (on, "
+        "their default on 2 CPUs or more), without (off), or a row of each (both); the missed-hops cell of "
+        "a row with it says how many hops came from it",
     )
     args = parser.parse_args()
     headrooms = [None] if args.headroom is None else [int(h) for h in args.headroom.split(",")]
@@ -505,7 +507,7 @@ def main() -> None:
                 for spare in spares if exe is not None and margin is not None else []:
                     faces.append(
                         (
-                            f"VST3{also}{', spare worker' if spare else ''}",
+                            f"VST3{also}{'' if spare else ', one worker'}",
                             partial(
                                 vst3_real_time,
                                 exe,
@@ -529,7 +531,7 @@ def main() -> None:
                 for spare in spares if "native" not in args.skip else []:
                     faces.append(
                         (
-                            f"Python, native{also}{', spare worker' if spare else ''}",
+                            f"Python, native{also}{'' if spare else ', one worker'}",
                             partial(
                                 python_real_time,
                                 name,

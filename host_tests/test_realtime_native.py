@@ -160,13 +160,20 @@ def test_with_both_workers_held_the_hops_are_missed_and_the_sum_kept(models):
     assert sep.misses >= (held[1] - held[0]) // hop - (sep.latency_samples // hop + 2)
 
 
-def test_a_spare_worker_keeps_the_latency_and_needs_the_native_engine(models):
-    one = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
+def test_a_spare_worker_keeps_the_latency_is_the_default_on_two_cpus_and_needs_the_native_engine(models):
+    from stemforge.core.processor import usable_cpus
+
+    one = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", spare_worker=False)
     two = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native", spare_worker=True)
     for sep in (one, two):
         sep.prepare(48000, 2, block_size=256)
     assert one.latency_samples == two.latency_samples and one.rescued == 0
+    assert (one.spare_worker, two.spare_worker, two._native.spare) == (False, True, True)
+    default = stemforge.StemSeparator(models["fixture-stream"], realtime=True, engine="native")
+    assert default.spare_worker == (usable_cpus() >= 2)
+    # where it cannot run, the default is none, and asking for one says why
     for kwargs in ({"realtime": True, "engine": "python"}, {}):
+        assert stemforge.StemSeparator(models["fixture-stream"], **kwargs).spare_worker is False
         with pytest.raises(ValueError, match="spare_worker=True needs realtime=True and the native engine"):
             stemforge.StemSeparator(models["fixture-stream"], spare_worker=True, **kwargs)
 

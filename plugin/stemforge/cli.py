@@ -595,9 +595,11 @@ def live_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--spare-worker",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="native engine: a second worker runs every hop too, for twice the model's CPU time and no "
-        "more latency; a hop the first is late for comes from it (where one CPU at a time stalls, as on a VM)",
+        "more latency; a hop the first is late for comes from it (where one CPU at a time stalls, as on a "
+        "VM). Default: on with the native engine on 2 CPUs or more",
     )
     add_threads_flag(p)
     p.add_argument("--seconds", type=positive_seconds, help="stop after this long (default: Ctrl-C)")
@@ -668,7 +670,7 @@ def live_command(args: argparse.Namespace) -> int:
     ms = 1000 * separator.latency_samples / device.sample_rate
     buffers = device.buffer_size * (1 + args.queue)
     print(
-        f"{separator!r}, {separator.engine} engine: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
+        f"{separator!r}, {separator.engine} engine{' and a spare worker' if separator.spare_worker else ''}: adds {separator.latency_samples} samples ({ms:.1f} ms) at "
         f"{device.sample_rate:g} Hz, plus {buffers} samples ({1000 * buffers / device.sample_rate:.1f} ms) "
         "of device buffers; Ctrl-C stops",
         flush=True,

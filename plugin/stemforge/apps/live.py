@@ -286,7 +286,7 @@ def miss_advice(stats: LiveStats, separator) -> str:
     more = (separator.headroom or info.hop) + info.hop
     spare = ""
     if getattr(separator, "engine", "") == "native" and not getattr(separator, "spare_worker", False):
-        spare = " or, where it is one worker's CPU that stalls, a spare worker with --spare-worker (twice the model's CPU time)"
+        spare = " or, where it is one worker's CPU that stalls, keep a spare worker on (--spare-worker)"
     return (
         f"{stats.misses} hop(s) were missed: the model was later than its headroom allows (this machine "
         "held it back, or is too slow for it). "

@@ -116,6 +116,13 @@ def check_engine(engine: str, realtime: bool, resampling: str, device: str) -> s
     return engine
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system tells it)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def as_model(model: ModelLike, device: str = "cpu") -> Model:
     return model if isinstance(model, Model) else load_model(model, device=device)
 
@@ -210,7 +217,9 @@ class StemSeparator:
         hop the first worker has not made in time comes from the spare if it has made it
         (counted in `rescued`), so a miss is a hop neither made in time. It helps where one
         worker is held back now and then while the other CPUs run (a virtual machine whose
-        hypervisor stops one virtual CPU at a time; docs/performance.md).
+        hypervisor stops one virtual CPU at a time; docs/performance.md). None (the default):
+        on with the native engine in real time where this process may run on 2 CPUs or more
+        (`spare_worker` then says which), as the plugin's `spare worker` switch is by default.
 
     One processor is one stream: a call made while another thread's call on the same
     processor is running raises RuntimeError (`BUSY`); threads each use their own.
@@ -232,7 +241,7 @@ class StemSeparator:
         realtime: bool = False,
         headroom: Optional[int] = None,
         engine: str = "auto",
-        spare_worker: bool = False,
+        spare_worker: Optional[bool] = None,
     ):
         check_threads(threads)
         if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 1):
@@ -241,6 +250,8 @@ class StemSeparator:
         self._block_size: Optional[int] = None
         self.resampling = check_resampling(resampling)
         self.engine = check_engine(engine, self.realtime, self.resampling, device)
+        if spare_worker is None:  # one CPU: the spare would only take the first worker's time
+            spare_worker = self.engine == "native" and usable_cpus() >= 2
         self.spare_worker = bool(spare_worker)
         if self.spare_worker and self.engine != "native":
             raise ValueError(

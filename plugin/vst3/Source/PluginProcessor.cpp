@@ -4,6 +4,7 @@
 #include "PluginProcessor.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <pluginterfaces/vst/ivsteditcontroller.h>
 
@@ -177,8 +178,10 @@ juce::AudioProcessorValueTreeState::ParameterLayout StemforgeProcessor::makeLayo
                                              juce::StringArray{"1 hop", "2 hops"}, 0));
     // A second worker that runs every hop too, for no more latency and twice the model's CPU time:
     // a hop the first has not made in time comes from it (on a VM, whose virtual CPUs the
-    // hypervisor stops one at a time, the two are rarely both late). Real time only.
-    layout.add(std::make_unique<ExactBool>(juce::ParameterID{"spare_worker", 1}, "spare worker", false));
+    // hypervisor stops one at a time, the two are rarely both late). On by default; real time
+    // only, and only where the plugin may run on 2 CPUs or more (on one it would only take the
+    // first worker's time).
+    layout.add(std::make_unique<ExactBool>(juce::ParameterID{"spare_worker", 1}, "spare worker", true));
     return layout;
 }
 
@@ -233,6 +236,14 @@ bool StemforgeProcessor::isBusesLayoutSupported(const BusesLayout& layouts) cons
 }
 
 double StemforgeProcessor::getTailLengthSeconds() const { return 0.0; }
+
+// The CPUs this process may run on (its affinity), as stemforge.core.processor.usable_cpus.
+static int usableCpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return int(std::max(1u, std::thread::hardware_concurrency()));
+    return CPU_COUNT(&set);
+}
 
 // ------------------------------------------------------------------------------ the loader
 void StemforgeProcessor::parameterChanged(const juce::String& id, float value) {
@@ -441,7 +452,7 @@ void StemforgeProcessor::build() {
     next->maxBlock = block;
     next->realtime = realtime;
     const int headroom = headroomFor(model->info);
-    const bool spare = realtime && spareIndex.load() != 0;
+    const bool spare = realtime && spareIndex.load() != 0 && usableCpus() >= 2;
     // EngineApi.h: 0 offline, 1 real time, 2 real time with a spare worker
     next->engine = lib.engineCreate(model->model, juce::roundToInt(r), ch, block,
                                     spare      ? 2

@@ -183,7 +183,7 @@ private:
     std::atomic<int> requested{0}, done{0};
     std::atomic<int> modelIndex{0};   // the model choice last built for (the parameter's default)
     std::atomic<int> marginIndex{0};  // the margin choice last built for: hops of headroom less one
-    std::atomic<int> spareIndex{0};   // the spare worker's switch last built for (1: on)
+    std::atomic<int> spareIndex{1};   // the spare worker's switch last built for (the default, on)
 
     // the stream the audio thread runs; swapped under streamLock (the audio thread only try_locks)
     std::mutex streamLock;

@@ -25,14 +25,14 @@ static bool choose(juce::AudioProcessorParameter* param, const juce::String& tex
     return false;
 }
 
-// Sets the model, the margin and the spare worker from "MODEL" (a margin of 1 hop), "MODEL/N" (N hops)
-// or "MODEL/N+spare" (and the spare worker on; off otherwise), as a DAW's menus would; false if the
-// plugin has no such model, margin or switch.
+// Sets the model, the margin and the spare worker from "MODEL" (a margin of 1 hop), "MODEL/N" (N hops),
+// "MODEL/N+spare" (the spare worker on) or "MODEL/N-spare" (off; neither: the switch as it is), as a
+// DAW's menus would; false if the plugin has no such model, margin or switch.
 static bool chooseModelAndMargin(juce::AudioPluginInstance& p, const juce::String& step) {
     const int hops = step.contains("/") ? step.fromLastOccurrenceOf("/", false, false).getIntValue() : 1;
     auto* spare = findParameter(p, "spare worker");
     if (spare == nullptr) return false;
-    spare->setValueNotifyingHost(step.endsWith("+spare") ? 1.0f : 0.0f);
+    if (step.endsWith("spare")) spare->setValueNotifyingHost(step.endsWith("+spare") ? 1.0f : 0.0f);
     return choose(findParameter(p, "model"), step.contains("/") ? step.upToLastOccurrenceOf("/", false, false) : step)
            && choose(findParameter(p, "margin"), juce::String(hops) + (hops == 1 ? " hop" : " hops"));
 }
