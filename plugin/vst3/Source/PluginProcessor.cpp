@@ -496,6 +496,7 @@ void StemforgeProcessor::build() {
         builtRealtime = realtime;
         misses = 0;
         rescued = 0;
+        builtSpare = spare;
     }
     next.reset();  // the previous stream, freed off the audio thread
     {
@@ -545,7 +546,11 @@ juce::String StemforgeProcessor::getStatus() const {
     if (missed == 0) return text;
     return text + "\n" + juce::String(missed) + " hop(s) missed: the model was late, and their input played "
            "in other (a lapse of the separation, not a dropout); if they recur, set margin to 2 hops (a hop "
-           "more latency) or turn the spare worker on (twice the model's CPU time)";
+           "more latency)"
+           // a spare worker helps only where there is none yet and a second CPU for it
+           + (builtSpare.load() || usableCpus() < 2
+                  ? juce::String()
+                  : juce::String(" or turn the spare worker on (twice the model's CPU time)"));
 }
 
 void StemforgeProcessor::setModelFile(const juce::File& file) {

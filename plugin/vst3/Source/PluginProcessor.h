@@ -195,6 +195,7 @@ private:
     std::atomic<bool> builtRealtime{false};     // the mode of the stream the audio thread runs
     std::atomic<long long> misses{0};           // hops of the stream the model was late for (the audio thread's copy)
     std::atomic<long long> rescued{0};          // of the others, hops the spare worker delivered (the same)
+    std::atomic<bool> builtSpare{false};        // the stream the audio thread runs has a spare worker
     std::atomic<std::thread::id> hostThread{};  // the VST3 host's message thread (see setIComponentHandler)
     // reset() on any thread only asks; the processing thread resets, from what the loader prepared
     std::atomic<bool> resetPending{false}, refreshWanted{false};
