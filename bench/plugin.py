@@ -201,8 +201,6 @@ def hold_wakeup_latency(microseconds: int):
 
 def cpu_model() -> str:
     """The CPU's name as the kernel reports it, and the cores this process may use."""
-    import os
-
     name = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -213,8 +211,9 @@ def cpu_model() -> str:
         import platform
 
         name = platform.processor() or name
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name}, {cores} core(s) usable"
+    from stemforge.core.processor import usable_cpus
+
+    return f"{name}, {usable_cpus()} core(s) usable"
 
 
 def model_call(name: str, repeats: int = 300) -> dict:
