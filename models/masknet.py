@@ -60,6 +60,42 @@ class CausalBlock(nn.Module):
         return h + torch.relu(y), z[:, z.shape[1] - self.pad :]
 
 
+def _windows(n_fft: int, hop: int, synthesis_length: int) -> Tuple[Tensor, Tensor]:
+    """The analysis window (n_fft samples) and the synthesis window (its last
+    `synthesis_length` samples, where it is not zero) whose product overlap-adds to one at
+    this hop, so analysis, synthesis and overlap-add are an identity.
+
+    With synthesis_length == n_fft both are Hann (the synthesis one divided by the constant
+    overlap-add of Hann squared). A shorter synthesis window is what makes the model's own
+    latency synthesis_length - hop instead of n_fft - hop: an output sample is final once the
+    last frame whose synthesis window covers it has been computed. The analysis window then
+    keeps the whole n_fft (the frequency resolution), rising as a square-root Hann over its
+    first n_fft - synthesis_length / 2 samples and falling as one over the last
+    synthesis_length / 2; the synthesis window is Hann(synthesis_length) divided by it, so
+    their product is Hann(synthesis_length) at the frame's end (the asymmetric windows of
+    Mauler and Martin, "A low delay, variable resolution, perfect reconstruction spectral
+    analysis-synthesis system for speech enhancement", EUSIPCO 2007).
+    """
+    n, h, m = n_fft, hop, synthesis_length
+    if m == n:
+        window = torch.hann_window(n, periodic=True, dtype=torch.float64)
+        product, synthesis = window**2, window
+    else:
+        half = m // 2
+        rise = torch.hann_window(2 * (n - half), periodic=True, dtype=torch.float64)[: n - half]
+        fall = torch.hann_window(2 * half, periodic=True, dtype=torch.float64)[half:]
+        window = torch.cat([rise, fall]).sqrt()
+        product = torch.hann_window(m, periodic=True, dtype=torch.float64)
+        synthesis = product / window[n - m :]
+        product = torch.nn.functional.pad(product, (n - m, 0))
+    # Overlap-add of the product at this hop is constant; dividing the synthesis window by it
+    # makes analysis+synthesis an identity.
+    overlap = product.reshape(n // h, h).sum(0)
+    if not torch.allclose(overlap, overlap[0].expand_as(overlap), rtol=1e-9, atol=0.0):
+        raise ValueError("the windows do not overlap-add to a constant at this hop")
+    return window, synthesis / overlap[0]
+
+
 def _power_of_3(n: int) -> int:
     """k where n == 3**k, else -1."""
     k = 0
@@ -118,12 +154,17 @@ class MaskNet(nn.Module):
         mask_sharpness: "float | Sequence[float]" = 1.0,
         front: str = "linear",
         hpss: Tuple[int, int] = (0, 0),
+        synthesis_length: int = 0,
     ):
         super().__init__()
         if n_fft % hop != 0:
             raise ValueError("n_fft must be a multiple of hop")
+        synthesis_length = synthesis_length or n_fft
+        if synthesis_length % hop or not 2 * hop <= synthesis_length <= n_fft:
+            raise ValueError(f"synthesis_length: a multiple of the hop from {2 * hop} to n_fft {n_fft}")
         self.n_fft = n_fft
         self.hop = hop
+        self.synthesis_length = synthesis_length
         self.n_stems = stems
         self.channels = channels
         self.n_bins = n_fft // 2 + 1
@@ -135,14 +176,9 @@ class MaskNet(nn.Module):
         # still sum to the mix.
         self.register_buffer("mask_sharpness", torch.zeros(stems), persistent=False)  # chosen, not trained
         self.set_sharpness(mask_sharpness)
-        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
-        # Overlap-add of window**2 at this hop is constant; dividing the synthesis
-        # window by it makes analysis+synthesis an identity.
-        overlap = (window**2).reshape(n_fft // hop, hop).sum(0)
-        if not torch.allclose(overlap, overlap[0].expand_as(overlap), rtol=1e-9, atol=0.0):
-            raise ValueError("window does not overlap-add to a constant at this hop")
+        window, synthesis = _windows(n_fft, hop, synthesis_length)
         self.register_buffer("window", window.float())
-        self.register_buffer("synthesis_window", (window / overlap[0]).float())
+        self.register_buffer("synthesis_window", synthesis.float())
         self.front = front
         # What the classic baseline knows (issue 19): median-filter HPSS magnitudes of the
         # frame each mask applies to, as extra input channels and as a per-bin, per-stem skip
@@ -182,7 +218,7 @@ class MaskNet(nn.Module):
 
     @property
     def lookahead_samples(self) -> int:
-        return self.n_fft - self.hop + self.lookahead_frames * self.hop
+        return self.synthesis_length - self.hop + self.lookahead_frames * self.hop
 
     @property
     def context_samples(self) -> int:
@@ -197,7 +233,7 @@ class MaskNet(nn.Module):
         state = [
             torch.zeros(batch, c, n - h),
             torch.zeros(batch, c, self.lookahead_frames, self.n_bins, dtype=torch.complex64),
-            torch.zeros(batch, self.n_stems, c, n - h),
+            torch.zeros(batch, self.n_stems, c, self.synthesis_length - h),
         ]
         for block in self.blocks:
             state.append(torch.zeros(batch, block.pad, self.hidden))
@@ -307,12 +343,15 @@ class MaskNet(nn.Module):
 
         new_state.append(delayed[:, :, frames_in:])
         grains = torch.fft.irfft(masks * delayed[:, :, :frames_in].unsqueeze(1), n=n, dim=-1)
-        grains = (grains * self.synthesis_window).reshape(b, s, c, frames_in, n // h, h)
+        synthesis = self.synthesis_length
+        if synthesis < n:  # the synthesis window is zero before the frame's last `synthesis` samples
+            grains = grains[..., n - synthesis :]
+        grains = (grains * self.synthesis_window).reshape(b, s, c, frames_in, synthesis // h, h)
 
         # Overlap-add: segment r of frame j lands on hop j + r. With the frames padded by
         # segments - 1 on each side, the segments landing on hop j are one strided view,
         # summed in one operator (shifted adds cost operators per segment; fold/col2im more).
-        segments = n // h
+        segments = synthesis // h
         rows = frames_in + segments - 1
         padded = torch.nn.functional.pad(grains, (0, 0, 0, 0, segments - 1, segments - 1)).contiguous()
         # view[..., j, q, :] = padded[..., j + q, segments - 1 - q, :]: segment r = segments - 1 - q of frame j - r
@@ -322,7 +361,7 @@ class MaskNet(nn.Module):
             (segments - 1) * h,
         )
         out = torch.nn.functional.pad(state[2], (0, t)).reshape(b, s, c, rows, h) + view.sum(dim=4)
-        out = out.reshape(b, s, c, t + n - h)
+        out = out.reshape(b, s, c, t + synthesis - h)
         new_state.append(out[:, :, :, t:])
         return out[:, :, :, :t], new_state + block_states + hpss_state
 

@@ -514,8 +514,10 @@ def load_matching(net: MaskNet, path: Path) -> list:
     """Load the tensors of a state_dict whose shapes match; return the names left as built.
     A weight that only has more inputs now (dimension 1: the HPSS channels added to the front
     end) keeps its saved part and starts at zero for the new inputs, so the widened network
-    computes exactly what the saved one did and learns from there."""
+    computes exactly what the saved one did and learns from there. The STFT windows are not
+    weights: they follow the new network's configuration (its synthesis length), never the file."""
     saved = torch.load(path, weights_only=True)
+    saved = {k: v for k, v in saved.items() if k not in ("window", "synthesis_window")}
     own = net.state_dict()
     usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
     for k, v in saved.items():
@@ -528,7 +530,7 @@ def load_matching(net: MaskNet, path: Path) -> list:
             usable[k] = widened
     net.load_state_dict(usable, strict=False)
     # A skip that starts at zero adds nothing yet: it is not counted as fresh.
-    return sorted(set(own) - set(usable) - {"hpss_skip"})
+    return sorted(set(own) - set(usable) - {"hpss_skip", "window", "synthesis_window"})
 
 
 WARMUP_STEPS = 40
@@ -638,6 +640,7 @@ def train(
     hpss: "tuple | None" = None,
     loss_sharpness: "list | None" = None,
     other_weight: float = 0.0,
+    synthesis_length: int = 0,
 ) -> None:
     """Train `preset` for `steps` steps (the learning-rate schedule's length), stopping
     after `minutes` of wall clock in this invocation (0: no limit) with a checkpoint that a
@@ -648,7 +651,9 @@ def train(
     a new run's random state, `hpss` (time frames, frequency bins) adds the HPSS inputs and
     skip to a new run's network (models/masknet.py), `loss_sharpness` (one exponent or one per
     stem) trains and validates a new run through those mask exponents, as `calibrate` ships them;
-    `other_weight` weighs `other` as `vocals_weight` weighs the vocals."""
+    `other_weight` weighs `other` as `vocals_weight` weighs the vocals; `synthesis_length`
+    shortens a new run's synthesis window (models/masknet.py: the model's own latency is that
+    minus the hop)."""
     keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -656,7 +661,12 @@ def train(
     folder = CORPUS.parent / "train" / run
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / "checkpoint.pt"
-    config = dict(PRESETS[preset], **({"front": front} if front else {}), **({"hpss": list(hpss)} if hpss else {}))
+    config = dict(
+        PRESETS[preset],
+        **({"front": front} if front else {}),
+        **({"hpss": list(hpss)} if hpss else {}),
+        **({"synthesis_length": synthesis_length} if synthesis_length else {}),
+    )
     ckpt = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
     if ckpt is not None:  # a resumed run keeps the network it was started with
         config = ckpt["state"]["config"]
@@ -926,6 +936,14 @@ def main(argv=None) -> None:
         default=0.0,
         help="weigh the `other` stem this many times drums and bass in the loss (default: the resumed run's, else 1)",
     )
+    parser.add_argument(
+        "--synthesis-length",
+        type=int,
+        default=0,
+        metavar="SAMPLES",
+        help="a new run's synthesis window, a multiple of the hop up to n_fft (default n_fft); "
+        "the model's own latency is this minus the hop",
+    )
     args = parser.parse_args(argv)
     mix = {
         k: v
@@ -972,6 +990,7 @@ def main(argv=None) -> None:
         tuple(int(v) for v in args.hpss.split(",")) if args.hpss else None,
         [float(v) for v in args.loss_sharpness.split(",")] if args.loss_sharpness else None,
         args.other_weight,
+        args.synthesis_length,
     )
 
 
