@@ -152,7 +152,7 @@ def test_the_live_preset_is_played_block_by_block_at_the_device_pace(live):
 def test_live_in_real_time_plays_the_separator_delayed_by_its_headroom(live):
     """`stemforge live`'s separator (realtime=True): the worker, kept up with between blocks,
     makes every hop in time, so nothing is missed and what is played is the block-by-block
-    output delayed by the headroom (a buffer of 256: 1279 samples, 29.0 ms)."""
+    output delayed by the headroom (a buffer of 256: a hop more than offline)."""
     x = music(2.0, seed=11)
     sep = stemforge.StemSeparator(live, stem="vocals", threads=1, realtime=True)
     device, costing, _ = simulated(x, cost=lambda k: 0.1 * PERIOD, processor=sep, keep_up=True)
@@ -165,7 +165,7 @@ def test_live_in_real_time_plays_the_separator_delayed_by_its_headroom(live):
         [reference.process_block(device.audio[:, i : i + 256], RATE) for i in range(0, x.shape[1], 256)], axis=1
     )
     shift = sep.latency_samples - reference.latency_samples
-    assert stats.latency_samples == sep.latency_samples == 1279 and shift == 256
+    assert stats.latency_samples == sep.latency_samples and shift == 256
     played = device.output[:, : expected.shape[1]]
     assert not np.any(played[:, :shift])
     np.testing.assert_allclose(played[:, shift:], expected[:, : expected.shape[1] - shift], atol=1e-5, rtol=0)
@@ -327,7 +327,7 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
         assert "so far" not in out and "259 buffers of 256: 0 under-run(s), 0 late block(s)" in out
 
 
-def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
+def test_cli_simulate_reports_latency_and_under_runs(tmp_path, live):
     """The real command at the wall clock's pace: how many under-runs this machine has is
     a measurement (it depends on the machine and its load); the report and the exit status
     agree with it."""
@@ -347,22 +347,26 @@ def test_cli_simulate_reports_latency_and_under_runs(tmp_path):
         timeout=300,
     )
     assert done.returncode in (0, 3), done.stdout + done.stderr
-    # the model in a worker thread given a buffer of 256: 256 samples more than 1023 (23.2 ms),
-    # in the plugin's engine where the plugin is built (auto), with a spare worker on 2 CPUs or
-    # more, else in Python's
+    # the model in a worker thread given a buffer of 256: 256 samples more than offline, in the
+    # plugin's engine where the plugin is built (auto), with a spare worker on 2 CPUs or more,
+    # else in Python's
     from stemforge.core.processor import usable_cpus
 
     engine = "python engine" if native.unavailable() else "native engine"
     engine += " and a spare worker" if engine == "native engine" and usable_cpus() >= 2 else ""
-    assert f"{engine}: adds 1279 samples (29.0 ms) at 44100 Hz" in done.stdout
+    offline = stemforge.StemSeparator(live, threads=1)
+    offline.prepare(RATE, 2)
+    added = offline.latency_samples + 256
+    assert f"{engine}: adds {added} samples ({1000 * added / RATE:.1f} ms) at 44100 Hz" in done.stdout
     underruns = int(re.search(r"173 buffers of 256: (\d+) under-run\(s\), \d+ late block\(s\)", done.stdout).group(1))
     assert done.returncode == (0 if underruns == 0 else 3), done.stdout
     assert "missed hop(s)" in done.stdout
 
 
-def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
+def test_cli_prints_the_latency_at_the_device_rate(tmp_path, live):
     """At 48 kHz (most interfaces) the latency printed is the one at 48 kHz: with the model
-    in a worker thread given a buffer, 29.5 ms (the low-delay resamplers add 0.5 ms)."""
+    in a worker thread given a buffer of 256, `live`'s 23.7 ms (the low-delay resamplers add
+    0.5 ms to its 23.2 ms at 44.1 kHz)."""
     done = subprocess.run(
         [
             sys.executable,
@@ -382,7 +386,13 @@ def test_cli_prints_the_latency_at_the_device_rate(tmp_path):
         timeout=300,
     )
     assert done.returncode in (0, 3), done.stdout + done.stderr
-    assert "python engine: adds 1417 samples (29.5 ms) at 48000 Hz" in done.stdout
+    from stemforge.core.pipeline import latency_of, realtime_headroom
+
+    info = live.info
+    at48 = latency_of(info, 48000, headroom=realtime_headroom(info, 48000, 256))
+    at44 = latency_of(info, RATE, headroom=realtime_headroom(info, RATE, 256))
+    assert at48 * RATE != at44 * 48000  # not the 44.1 kHz figure scaled: the resamplers add theirs
+    assert f"python engine: adds {at48} samples ({1000 * at48 / 48000:.1f} ms) at 48000 Hz" in done.stdout
     assert "real-time priority: " in done.stdout  # granted, or why not
     assert "late block(s)" in done.stdout
 
