@@ -69,3 +69,18 @@ def test_weights_trained_with_the_full_window_start_a_shorter_one_with_its_own_w
     assert load_matching(short, path) == []
     assert torch.equal(short.window, windows[0]) and torch.equal(short.synthesis_window, windows[1])
     assert torch.equal(short.encoder.weight, trained.encoder.weight)
+
+
+def test_a_run_trained_before_the_synthesis_window_builds_as_it_was_trained(tmp_path):
+    """shipped_network takes the run's own configuration: a live run whose json predates
+    `synthesis_length` keeps the whole-frame window (and its weights file loads), while the
+    preset's configuration today has the shorter one."""
+    from models.presets import PRESETS, shipped_network
+
+    before = {k: v for k, v in PRESETS["live"].items() if k != "synthesis_length"}
+    torch.manual_seed(4)
+    path = tmp_path / "live.pt"
+    torch.save(MaskNet(**before).state_dict(), path)
+    old = shipped_network("live", {"config": before, "mask_sharpness": 0.5}, path)
+    assert old.lookahead_samples == 1024 - 256
+    assert MaskNet(**PRESETS["live"]).lookahead_samples == 768 - 256 < old.lookahead_samples

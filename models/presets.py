@@ -41,8 +41,11 @@ PASSES = {"live": 1, "studio": 2}
 def shipped_network(preset: str, meta: dict, weights: Path) -> "MaskNet | Cascade":
     """The preset's separator as it ships: the run's MaskNet configuration (`meta` is
     weights/<preset>.json) with `weights` loaded and the json's mask exponents, in the
-    preset's number of passes. The one place that builds it: build.py, tune and calibrate."""
-    net = MaskNet(**dict(PRESETS[preset], **meta.get("config", {})))
+    preset's number of passes. The one place that builds it: build.py, tune and calibrate.
+    The json's configuration is the whole network's as it was trained (the trainer writes every
+    key), so an older run that predates a key, such as live's synthesis window, builds as it
+    was trained, not with the preset's value today."""
+    net = MaskNet(**(meta.get("config") or PRESETS[preset]))
     net.load_state_dict(torch.load(weights, weights_only=True))
     net.set_sharpness(meta.get("mask_sharpness", 1.0))
     return (Cascade(net) if PASSES[preset] == 2 else net).eval()
