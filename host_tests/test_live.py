@@ -327,6 +327,26 @@ def test_cli_exits_3_and_reports_under_runs_as_they_happen(tmp_path, monkeypatch
         assert "so far" not in out and "259 buffers of 256: 0 under-run(s), 0 late block(s)" in out
 
 
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_cli_says_why_python_plays_when_auto_finds_no_native_engine(tmp_path, monkeypatch, capsys, engine):
+    """Where the plugin's C++ engine cannot run (here: made unavailable), `--engine auto` plays
+    with Python's engine and says why, and what that costs; asked for by name, it says nothing."""
+    from stemforge.cli import main
+    from stemforge.core import native, processor
+
+    why = "no libstemforge_engine.so here; build it with `python build.py plugin`"
+    monkeypatch.setattr(native, "unavailable", lambda: why)
+    monkeypatch.setattr(processor, "native_unavailable", lambda: why)
+    simulated_cli_clock(monkeypatch)
+    args = ["live", "--model", str(MODELS / "fixture-stream.ts"), "--engine", engine, "--simulate"]
+    code = main(args + [str(song(tmp_path / "song.wav", 0.5))])
+    out = capsys.readouterr().out
+    assert code in (0, 3), out
+    assert "python engine" in out.splitlines()[0]
+    note = f"note: Python's engine plays this, as the plugin's C++ engine cannot run here ({why})"
+    assert (note in out) == (engine == "auto"), out
+
+
 def test_cli_simulate_reports_latency_and_under_runs(tmp_path, live):
     """The real command at the wall clock's pace: how many under-runs this machine has is
     a measurement (it depends on the machine and its load); the report and the exit status

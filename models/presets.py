@@ -25,7 +25,13 @@ from models.masknet import Cascade, MaskNet
 
 PRESETS = {
     "live": dict(
-        n_fft=1024, hop=256, hidden=128, dilations=(1, 2, 4, 8, 16), lookahead_frames=0, front="conv", synthesis_length=768
+        n_fft=1024,
+        hop=256,
+        hidden=128,
+        dilations=(1, 2, 4, 8, 16),
+        lookahead_frames=0,
+        front="conv",
+        synthesis_length=768,
     ),
     "studio": dict(
         n_fft=2048, hop=512, hidden=256, dilations=(1, 2, 4, 8, 16, 1, 2, 4, 8, 16), lookahead_frames=24, front="conv"

@@ -675,6 +675,16 @@ def live_command(args: argparse.Namespace) -> int:
         "of device buffers; Ctrl-C stops",
         flush=True,
     )
+    if separator.engine == "python" and args.engine == "auto":
+        # Said where the cause is known: auto fell back because the C++ engine cannot run here.
+        from .core.native import unavailable
+
+        print(
+            f"note: Python's engine plays this, as the plugin's C++ engine cannot run here ({unavailable()}). "
+            "Its audio thread shares the GIL with the model's worker: each buffer takes several times "
+            "the C++ engine's time and varies more, so a busy machine misses hops sooner",
+            flush=True,
+        )
     if args.realtime_priority:
         print(live.raise_priority(), flush=True)
     last = {"underruns": 0, "late": 0, "misses": 0}
