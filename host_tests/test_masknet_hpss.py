@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from host_tests.helpers import assert_scales_and_scripts, stream_network
+from host_tests.helpers import assert_scales_and_scripts, assert_streams_and_sums
 from models.masknet import MaskNet, _ninther
 from models.train import load_matching
 
@@ -29,12 +29,7 @@ def randomised(lookahead: int, front: str, hpss) -> MaskNet:
 @pytest.mark.parametrize("lookahead,front,hpss", CASES)
 def test_block_by_block_equals_one_call_and_stems_sum_to_the_input(lookahead, front, hpss):
     net = randomised(lookahead, front, hpss)
-    x = torch.randn(2, 2, 64 * 48)
-    with torch.no_grad():
-        whole, _ = net(x, net.initial_state(2))
-    assert torch.allclose(stream_network(net, x), whole, atol=1e-5)
-    delay = net.lookahead_samples
-    assert torch.allclose(whole.sum(1)[..., delay:], x[..., : x.shape[-1] - delay], atol=1e-5)
+    assert_streams_and_sums(net, torch.randn(2, 2, 64 * 48))
 
 
 @pytest.mark.parametrize("lookahead,front,hpss", CASES)
