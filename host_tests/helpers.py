@@ -72,10 +72,9 @@ def stream_network(net, x, sizes=(64, 192, 128, 64, 512)):
     return torch.cat(parts, dim=-1)
 
 
-def assert_streams_and_sums(net, x, sizes=(64, 192, 128, 64, 512)):
+def assert_streams_and_sums(net, x, sizes=(64, 192, 128, 64, 512)) -> None:
     """A streaming network run block by block (`sizes`, as stream_network) equals one call, and
-    its stems sum to the input delayed by exactly its reported lookahead; returns the one call's
-    output."""
+    its stems sum to the input delayed by exactly its reported lookahead."""
     import torch
 
     with torch.no_grad():
@@ -83,7 +82,6 @@ def assert_streams_and_sums(net, x, sizes=(64, 192, 128, 64, 512)):
     assert torch.allclose(stream_network(net, x, sizes), whole, atol=1e-5)
     delay = net.lookahead_samples
     assert torch.allclose(whole.sum(1)[..., delay:], x[..., : x.shape[-1] - delay], atol=1e-5)
-    return whole
 
 
 def assert_scales_and_scripts(net, x) -> None:
